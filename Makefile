@@ -1,0 +1,54 @@
+# Every target creates .venv on first use, so a fresh clone needs nothing but python3 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+REGION ?= us-east1
+FAULT ?= region-loss
+PLATFORM ?= sandbox
+MESH ?=
+MODE ?=
+RATE ?=
+ARGS ?=
+
+.PHONY: setup drill test lint typecheck layers unit bench down recover clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,chaos,kube]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+drill: $(STAMP)
+	$(BIN)/failover-drill drill --platform $(PLATFORM) --region $(REGION) --fault $(FAULT) \
+		$(if $(MESH),--mesh $(MESH)) $(if $(MODE),--mode $(MODE)) $(if $(RATE),--rate $(RATE)) $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck layers unit
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+down: $(STAMP)
+	$(BIN)/failover-drill down
+
+recover: $(STAMP)
+	$(BIN)/failover-drill recover
+
+clean:
+	rm -rf $(VENV) .failover-drill runs .mypy_cache .ruff_cache .pytest_cache

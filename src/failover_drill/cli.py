@@ -1,0 +1,324 @@
+"""The command line: parses, delegates to the core, maps errors to exit codes (DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from failover_drill import obs
+from failover_drill.config.scenario import load_scenario
+from failover_drill.config.topology import load_topology
+from failover_drill.drill import Drill, LiveView, build_scenario, resolve_faults
+from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError
+from failover_drill.platforms.sandbox.platform import SandboxPlatform
+from failover_drill.recovery import recover as run_recover
+from failover_drill.recovery import sandbox_dir
+from failover_drill.report.history import History
+from failover_drill.report.markdown import scorecard_rows
+from failover_drill.report.rundir import write_reports
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Rehearse multi-region failover and measure what users felt.",
+)
+out = Console()
+err = Console(stderr=True)
+
+StateOpt = Annotated[
+    Path,
+    typer.Option("--state-dir", envvar="FAILOVER_DRILL_STATE", help="where fleet state and the fault ledger live"),
+]
+TopoOpt = Annotated[
+    Path | None, typer.Option("--topology", "-t", help="topology YAML (default clusters/topology.yaml)")
+]
+MeshOpt = Annotated[str | None, typer.Option("--mesh", help="istio | istio-tuned | cilium | cilium-tuned")]
+PlatformOpt = Annotated[str, typer.Option("--platform", help="sandbox (default) | kind | kube")]
+DEFAULT_STATE = Path(".failover-drill")
+
+
+def _say(msg: str) -> None:
+    err.print(f"[dim]·[/dim] {msg}")
+
+
+def _platform_check(platform: str) -> None:
+    if platform != "sandbox":
+        if platform in ("kind", "kube"):
+            raise ConfigError(
+                f"platform {platform!r} cannot run drills from this command yet",
+                field="--platform",
+                hint="use `failover-drill plan --platform kind` for the kind bring-up plan; drills run on sandbox",
+            )
+        raise ConfigError(f"unknown platform {platform!r}", field="--platform", hint="choose sandbox, kind or kube")
+
+
+@app.command()
+def up(
+    state_dir: StateOpt = DEFAULT_STATE,
+    topology: TopoOpt = None,
+    mesh: MeshOpt = None,
+    platform: PlatformOpt = "sandbox",
+) -> None:
+    """Bring the fleet up (sandbox: real Envoy + payment-gateway processes on 127.0.0.1)."""
+    _platform_check(platform)
+    topo = load_topology(topology, mesh=mesh)
+    SandboxPlatform(sandbox_dir(state_dir), topo).up(progress=_say)
+
+
+@app.command()
+def down(state_dir: StateOpt = DEFAULT_STATE) -> None:
+    """Stop every process of the fleet."""
+    run_recover(state_dir, stop_orphans=False)
+    SandboxPlatform(sandbox_dir(state_dir)).down(progress=_say)
+
+
+@app.command()
+def status(
+    state_dir: StateOpt = DEFAULT_STATE,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+) -> None:
+    """Show the fleet: every process, its state and port."""
+    st = SandboxPlatform(sandbox_dir(state_dir)).status()
+    if as_json:
+        out.print_json(
+            json.dumps({"up": st.up, "mesh": st.mesh, "entrypoint": st.entrypoint, "components": st.components})
+        )
+        return
+    if not st.up:
+        out.print("sandbox is down")
+        return
+    t = Table(title=f"sandbox — mesh {st.mesh} — front door {st.entrypoint}")
+    for col in ("name", "kind", "region", "zone", "pid", "port", "state"):
+        t.add_column(col)
+    for c in st.components:
+        t.add_row(*(str(c.get(k) or "") for k in ("name", "kind", "region", "zone", "pid", "port", "state")))
+    out.print(t)
+
+
+def _parse_sets(values: list[str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r} is not key=value", field="--set", hint="e.g. --set phases.fault_s=30")
+        try:
+            overrides[key] = json.loads(raw)
+        except ValueError:
+            overrides[key] = raw
+    return overrides
+
+
+@app.command()
+def drill(
+    region: Annotated[str | None, typer.Option("--region", "-r", help="where the users are")] = None,
+    fault: Annotated[
+        str | None, typer.Option("--fault", "-f", help="region-loss, zone-loss, link-latency, ...")
+    ] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="kill (crash) or freeze (hang)")] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="region or zone to hit (default: the users' region)")
+    ] = None,
+    rate: Annotated[float | None, typer.Option("--rate", help="requests per second, open loop")] = None,
+    scenario: Annotated[Path | None, typer.Option("--scenario", "-s", help="scenario YAML")] = None,
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", help="override a scenario field: phases.fault_s=30")
+    ] = None,
+    mesh: MeshOpt = None,
+    platform: PlatformOpt = "sandbox",
+    topology: TopoOpt = None,
+    state_dir: StateOpt = DEFAULT_STATE,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where runs/<id>/ go")] = Path("runs"),
+    keep_up: Annotated[bool, typer.Option("--keep-up", help="leave a fleet the drill started running")] = False,
+) -> None:
+    """Run a drill: bring up if needed, baseline, inject, observe, revert, recover, verdict."""
+    _platform_check(platform)
+    base = load_scenario(scenario)[0] if scenario else None
+    sc = build_scenario(
+        base,
+        region=region,
+        fault=fault,
+        mode=mode,
+        target=target,
+        rate=rate,
+        overrides=_parse_sets(sets or []),
+    )
+    topo = load_topology(topology, mesh=mesh)
+    resolve_faults(sc, topo)
+    interactive = sys.stdout.isatty()
+    last_phase = [""]
+
+    def quiet_progress(v: LiveView) -> None:
+        if v.message:
+            _say(v.message)
+            v.message = ""
+        if v.phase != last_phase[0]:
+            last_phase[0] = v.phase
+            _say(f"phase {v.phase} at {v.elapsed_s:.1f}s")
+
+    live: Live | None = None
+
+    def live_progress(v: LiveView) -> None:
+        if v.message:
+            err.print(f"[dim]·[/dim] {v.message}")
+            v.message = ""
+        if live is not None:
+            ratio = "—" if v.ok_ratio is None else f"{v.ok_ratio:.2%}"
+            p99 = "—" if v.p99_ms is None else f"{v.p99_ms:.0f} ms"
+            served = ", ".join(f"{k} {s:.0%}" for k, s in v.served.items()) or "—"
+            live.update(
+                f"[bold]{v.phase:<9}[/bold] {v.elapsed_s:5.1f}/{v.total_s:.0f}s  sent {v.sent}  "
+                f"ok {ratio}  p99 {p99}  served by {served}"
+            )
+
+    runner = Drill(
+        sc,
+        topo,
+        state_dir=state_dir,
+        runs_dir=runs_dir,
+        keep_up=keep_up,
+        progress=live_progress if interactive else quiet_progress,
+    )
+    if interactive:
+        with Live("", console=err, refresh_per_second=5, transient=True) as lv:
+            live = lv
+            outcome = runner.run()
+    else:
+        outcome = runner.run()
+    _print_scorecard(outcome.result, outcome.run_dir)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
+    fo = result["failover"]
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    for k, v in scorecard_rows(result):
+        t.add_row(k, v)
+    out.print(t)
+    ttr = "not recovered" if fo["ttr_s"] is None else f"{fo['ttr_s']:.2f} s"
+    v = result["verdict"]
+    out.print(f"failover time: {ttr}")
+    out.print(
+        ("[green]PASSED[/green]" if v["passed"] else "[red]FAILED[/red]")
+        + (": " + "; ".join(v["reasons"]) if v["reasons"] else "")
+    )
+    out.print(f"report: {run_dir / 'report.html'}")
+
+
+@app.command()
+def plan(
+    region: Annotated[str | None, typer.Option("--region", "-r")] = None,
+    fault: Annotated[str | None, typer.Option("--fault", "-f")] = None,
+    mode: Annotated[str | None, typer.Option("--mode")] = None,
+    target: Annotated[str | None, typer.Option("--target")] = None,
+    scenario: Annotated[Path | None, typer.Option("--scenario", "-s")] = None,
+    mesh: MeshOpt = None,
+    topology: TopoOpt = None,
+    platform: PlatformOpt = "sandbox",
+) -> None:
+    """Validate a drill and print what it would do, without touching anything."""
+    base = load_scenario(scenario)[0] if scenario else None
+    sc = build_scenario(base, region=region, fault=fault, mode=mode, target=target, rate=None)
+    topo = load_topology(topology, mesh=mesh)
+    faults = resolve_faults(sc, topo)
+    if platform == "kind":
+        from failover_drill.platforms.kind.plan import kind_plan
+
+        for step in kind_plan(topo):
+            out.print(step)
+        return
+    _platform_check(platform)
+    ph = sc.phases
+    out.print(f"scenario {sc.name}: users in {sc.region}, {sc.traffic.rate_rps:g} req/s, mesh {topo.mesh}")
+    out.print(
+        f"phases: warm-up {ph.warmup_s:g}s, baseline {ph.baseline_s:g}s, fault {ph.fault_s:g}s, recovery {ph.recovery_s:g}s"
+    )
+    for f in faults:
+        end = f"{f.at_s + f.duration_s:g}s" if f.duration_s else "the end of the fault phase"
+        out.print(f"  inject {f.label()} (mode {f.mode}) at +{f.at_s:g}s, revert at {end}")
+
+
+@app.command()
+def report(run: Annotated[Path, typer.Argument(help="runs/<id> (a folder holding journal.jsonl)")]) -> None:
+    """Rebuild result.json, report.md and report.html from a run's journal alone."""
+    journal = run / "journal.jsonl"
+    if not journal.exists():
+        raise ConfigError("no journal.jsonl here", source=str(run), hint="pass a runs/<id> folder")
+    result = write_reports(run)
+    _print_scorecard(result, run)
+
+
+@app.command()
+def history(
+    scenario: Annotated[str | None, typer.Option("--scenario", help="only this scenario")] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir")] = Path("runs"),
+) -> None:
+    """TTR, budget and verdict over time; flags regressions against earlier runs' median."""
+    rows = History(runs_dir / "history.sqlite").rows(scenario)
+    if not rows:
+        out.print("no runs recorded yet")
+        return
+    t = Table()
+    for col in ("run", "scenario", "mesh", "TTR s", "budget %", "verdict", "regression"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            r.run_id,
+            r.scenario,
+            r.mesh,
+            "—" if r.ttr_s is None else f"{r.ttr_s:.2f}",
+            f"{r.budget_pct:.4f}",
+            "pass" if r.passed else "FAIL",
+            r.regression or "",
+        )
+    out.print(t)
+
+
+@app.command()
+def recover(state_dir: StateOpt = DEFAULT_STATE) -> None:
+    """Revert every fault the ledger still holds and stop fleets whose drill died."""
+    rep = run_recover(state_dir)
+    for label in rep.reverted:
+        out.print(f"reverted: {label}")
+    if rep.fleet_stopped:
+        out.print("stopped a sandbox left behind by a drill that died")
+    if rep.failed:
+        for f in rep.failed:
+            err.print(f"[red]could not revert[/red] {f}")
+        raise typer.Exit(3)
+    if not rep.reverted and not rep.fleet_stopped:
+        out.print("nothing to recover")
+
+
+def main() -> None:
+    obs.configure(os.environ.get("FAILOVER_DRILL_LOG", "warning"))
+    try:
+        app(standalone_mode=False)
+    except DrillError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(EXIT_BAD_INPUT)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""What a drill does: client region, faults, phase lengths, traffic, SLO and verdict limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from failover_drill.config.faultspec import FaultSpec
+from failover_drill.config.yamlio import load_one, validate
+from failover_drill.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Phases(Strict):
+    warmup_s: float = Field(default=2.0, ge=0, le=3600)
+    baseline_s: float = Field(default=5.0, gt=0, le=3600)
+    fault_s: float = Field(default=25.0, gt=0, le=86_400)
+    recovery_s: float = Field(default=12.0, gt=0, le=86_400)
+
+    def total_s(self) -> float:
+        return self.warmup_s + self.baseline_s + self.fault_s + self.recovery_s
+
+
+class RetryPolicy(Strict):
+    """The payment client's own retries (after the mesh's); the same Idempotency-Key each time."""
+
+    attempts: int = Field(default=1, ge=1, le=10)
+    backoff_ms: float = Field(default=50.0, ge=0, le=60_000)
+    backoff_max_ms: float = Field(default=1_000.0, ge=0, le=600_000)
+    on: tuple[str, ...] = ("connect", "timeout", "5xx")
+
+    @field_validator("on")
+    @classmethod
+    def _on(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        known = {"connect", "timeout", "5xx", "reset"}
+        bad = [x for x in v if x not in known]
+        if bad:
+            raise ValueError(f"cannot retry on {bad}; choose from {sorted(known)}")
+        return v
+
+
+class TrafficSpec(Strict):
+    rate_rps: float = Field(default=200.0, gt=0, le=50_000)
+    timeout_s: float = Field(default=2.0, gt=0, le=120)
+    workers: int = Field(default=1, ge=1, le=16)
+    max_in_flight: int = Field(default=4000, ge=1)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+class SLO(Strict):
+    target_pct: float = 99.9
+    period_days: float = Field(default=30.0, gt=0)
+    stability_s: float = Field(default=5.0, gt=0)
+    window_s: float = Field(default=1.0, gt=0)
+
+    @field_validator("target_pct")
+    @classmethod
+    def _target(cls, v: float) -> float:
+        if not 0 < v < 100:
+            raise ValueError(f"SLO target {v} must be between 0 and 100 (exclusive), e.g. 99.9")
+        return v
+
+    @property
+    def ratio(self) -> float:
+        return self.target_pct / 100.0
+
+
+class Limits(Strict):
+    """Verdict limits; None disables a check."""
+
+    rto_s: float | None = Field(default=30.0, gt=0)
+    failback_s: float | None = Field(default=30.0, gt=0)
+    max_budget_pct: float | None = Field(default=5.0, gt=0)
+    max_p99_ms: float | None = Field(default=None, gt=0)
+    max_lost: int | None = Field(default=0, ge=0)
+    max_duplicated: int | None = Field(default=0, ge=0)
+
+
+class Scenario(Strict):
+    name: str = "drill"
+    region: str = "us-east1"  # where the users are
+    faults: list[FaultSpec] = Field(default_factory=lambda: [FaultSpec(kind="region-loss")])
+    phases: Phases = Field(default_factory=Phases)
+    traffic: TrafficSpec = Field(default_factory=TrafficSpec)
+    slo: SLO = Field(default_factory=SLO)
+    limits: Limits = Field(default_factory=Limits)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.slo.stability_s >= self.phases.fault_s + self.phases.recovery_s:
+            raise ValueError("slo.stability_s must be shorter than the fault and recovery phases")
+        return self
+
+
+def load_scenario(path: Path) -> tuple[Scenario, str]:
+    data, lines = load_one(path)
+    if not isinstance(data, dict):
+        raise ConfigError("a scenario must be a mapping", source=str(path), line=1)
+    return validate(Scenario, data, lines, str(path), hint="see experiments/scenarios/ for examples"), str(path)

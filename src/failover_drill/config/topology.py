@@ -1,0 +1,163 @@
+"""The fleet's shape: regions, zones, replicas, inter-region latency, and the mesh profile."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from failover_drill.config.yamlio import load_one, validate
+from failover_drill.errors import ConfigError
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+MESH_PROFILES = ("istio", "istio-tuned", "cilium", "cilium-tuned")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Region(Strict):
+    name: str
+    zones: list[str] = Field(default_factory=lambda: ["a", "b", "c"], min_length=1, max_length=6)
+    # The zone whose locality the region's gateway has: Istio ranks endpoints by the caller's zone.
+    gateway_zone: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"region name {v!r} must be lower-case letters, digits and '-'")
+        return v
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("zone suffixes must be unique")
+        for z in v:
+            if not re.match(r"^[a-z0-9]{1,8}$", z):
+                raise ValueError(f"zone suffix {z!r} must be 1-8 lower-case letters or digits, e.g. 'a'")
+        return v
+
+    @model_validator(mode="after")
+    def _gateway_zone(self) -> Self:
+        if self.gateway_zone is not None and self.gateway_zone not in self.zones:
+            raise ValueError(f"gateway_zone {self.gateway_zone!r} is not one of zones {self.zones}")
+        return self
+
+    def zone_names(self) -> list[str]:
+        return [f"{self.name}-{z}" for z in self.zones]
+
+    def home_zone(self) -> str:
+        return f"{self.name}-{self.gateway_zone or self.zones[0]}"
+
+
+class SandboxSettings(Strict):
+    # 0 picks free ports; a fixed base makes ports predictable (and can collide: checked at `up`).
+    base_port: int = Field(default=0, ge=0, le=65000)
+    envoy_concurrency: int = Field(default=1, ge=1, le=8)
+
+
+class Topology(Strict):
+    name: str = "default"
+    mesh: str = "istio"
+    regions: list[Region] = Field(min_length=1, max_length=8)
+    replicas_per_zone: int = Field(default=2, ge=1, le=10)
+    # Round-trip time between regions in ms; symmetric, so one direction is enough.
+    latency_ms: dict[str, dict[str, float]] = Field(default_factory=dict)
+    manifests: Path = Path("manifests/payment-gateway")
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("mesh")
+    @classmethod
+    def _mesh(cls, v: str) -> str:
+        if v not in MESH_PROFILES:
+            raise ValueError(f"unknown mesh profile {v!r}; choose one of {', '.join(MESH_PROFILES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        names = [r.name for r in self.regions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"region names must be unique: {names}")
+        for a, row in self.latency_ms.items():
+            if a not in names:
+                raise ValueError(f"latency_ms names unknown region {a!r}; regions are {names}")
+            for b, ms in row.items():
+                if b not in names:
+                    raise ValueError(f"latency_ms.{a} names unknown region {b!r}; regions are {names}")
+                if ms < 0:
+                    raise ValueError(f"latency_ms.{a}.{b} is {ms}: latency cannot be negative")
+        return self
+
+    # -- queries -------------------------------------------------------------------------------
+
+    @property
+    def region_names(self) -> list[str]:
+        return [r.name for r in self.regions]
+
+    def region(self, name: str) -> Region:
+        for r in self.regions:
+            if r.name == name:
+                return r
+        raise ConfigError(
+            f"unknown region {name!r}",
+            field="region",
+            hint=f"choose one of: {', '.join(self.region_names)}",
+        )
+
+    def rtt_ms(self, a: str, b: str) -> float:
+        if a == b:
+            return 0.0
+        return self.latency_ms.get(a, {}).get(b, self.latency_ms.get(b, {}).get(a, 0.0))
+
+    def nearest(self, origin: str) -> list[str]:
+        """Regions ordered by RTT from origin, origin first; ties keep file order."""
+        order = {n: i for i, n in enumerate(self.region_names)}
+        return sorted(self.region_names, key=lambda n: (n != origin, self.rtt_ms(origin, n), order[n]))
+
+    def zone_region(self, zone: str) -> str | None:
+        for r in self.regions:
+            if zone in r.zone_names():
+                return r.name
+        return None
+
+    def all_zones(self) -> list[str]:
+        return [z for r in self.regions for z in r.zone_names()]
+
+    def manifests_dir(self) -> Path:
+        if self.manifests.is_absolute() or self.source is None:
+            return self.manifests
+        return (self.source.parent / self.manifests).resolve()
+
+
+def default_topology_path() -> Path:
+    """clusters/topology.yaml of this checkout, or the copy shipped inside the package."""
+    here = Path.cwd() / "clusters" / "topology.yaml"
+    if here.exists():
+        return here
+    return Path(__file__).resolve().parents[3] / "clusters" / "topology.yaml"
+
+
+def load_topology(path: Path | None = None, *, mesh: str | None = None) -> Topology:
+    path = path or default_topology_path()
+    data, lines = load_one(path)
+    if not isinstance(data, dict):
+        raise ConfigError("a topology must be a mapping", source=str(path), line=1)
+    if mesh is not None:
+        data = {**data, "mesh": mesh}
+    topo = validate(Topology, data, lines, str(path), hint="see clusters/topology.yaml for a valid example")
+    topo = topo.model_copy(update={"source": path.resolve()})
+    if not topo.manifests_dir().is_dir():
+        raise ConfigError(
+            f"manifests directory {topo.manifests_dir()} does not exist",
+            source=str(path),
+            field="manifests",
+            line=lines.get(("manifests",)),
+            hint="point 'manifests' at the folder holding the payment-gateway manifests",
+        )
+    return topo

@@ -1,0 +1,461 @@
+"""A drill, phase by phase: warm-up, baseline, inject, observe, revert, observe recovery, verdict.
+
+Faults are written to the ledger before injection and reverted on every way out (normal end,
+exception, Ctrl-C, SIGTERM); a watchdog process reverts them if this process dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import secrets
+import signal
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from failover_drill import obs, watchdog
+from failover_drill.clock import Anchor, Clock, MonotonicClock
+from failover_drill.config.faultspec import FaultSpec
+from failover_drill.config.scenario import Scenario
+from failover_drill.config.topology import Topology
+from failover_drill.errors import (
+    EXIT_INTERRUPTED,
+    ConfigError,
+    DrillError,
+    FaultError,
+    Interrupted,
+    PlatformError,
+)
+from failover_drill.faults.catalogue import check_schedule, resolve
+from failover_drill.faults.ledger import FaultLedger
+from failover_drill.measure.payments import reconcile
+from failover_drill.platforms.sandbox.platform import SandboxPlatform
+from failover_drill.recovery import ledger_path, revert_open_faults, sandbox_dir
+from failover_drill.report import journal as journal_mod
+from failover_drill.report.rundir import finish_run, new_run_dir
+from failover_drill.traffic.client import PaymentClient
+from failover_drill.traffic.generator import OpenLoopGenerator
+from failover_drill.traffic.samples import Sample
+from failover_drill.traffic.schedule import Schedule
+
+log = obs.get(__name__)
+
+
+@dataclass
+class LiveView:
+    """What the progress display shows; the CLI renders it."""
+
+    phase: str = "starting"
+    elapsed_s: float = 0.0
+    total_s: float = 0.0
+    sent: int = 0
+    ok_ratio: float | None = None
+    p99_ms: float | None = None
+    served: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass
+class DrillOutcome:
+    run_dir: Path
+    result: dict[str, Any]
+    exit_code: int
+
+
+Progress = Callable[[LiveView], None]
+
+
+def _noop(_: LiveView) -> None:
+    pass
+
+
+class _Recent:
+    """The last second of completed samples, for the live view only (not for measurement)."""
+
+    def __init__(self) -> None:
+        self.items: collections.deque[tuple[float, Sample]] = collections.deque()
+
+    def add(self, now: float, s: Sample) -> None:
+        self.items.append((now, s))
+        while self.items and self.items[0][0] < now - 1.0:
+            self.items.popleft()
+
+    def fill(self, view: LiveView) -> None:
+        xs = [s for _, s in self.items]
+        if not xs:
+            return
+        oks = [s for s in xs if s.ok]
+        view.ok_ratio = len(oks) / len(xs)
+        lat = sorted(s.lat_ms for s in xs)
+        view.p99_ms = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+        by: dict[str, int] = {}
+        for s in oks:
+            by[s.region or "?"] = by.get(s.region or "?", 0) + 1
+        view.served = {k: v / len(oks) for k, v in sorted(by.items())} if oks else {}
+
+
+def resolve_faults(scenario: Scenario, topo: Topology) -> list[FaultSpec]:
+    """Every name checked, every default filled, the schedule checked: before anything runs."""
+    topo.region(scenario.region)
+    faults = [resolve(f, topo, scenario.region) for f in scenario.faults]
+    check_schedule(faults, scenario.phases.fault_s)
+    return faults
+
+
+class Drill:
+    def __init__(
+        self,
+        scenario: Scenario,
+        topology: Topology,
+        *,
+        state_dir: Path,
+        runs_dir: Path,
+        keep_up: bool = False,
+        clock: Clock | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.topology = topology
+        self.state_dir = state_dir.resolve()
+        self.runs_dir = runs_dir
+        self.keep_up = keep_up
+        self.clock = clock or MonotonicClock()
+        self.progress = progress or _noop
+        self.platform = SandboxPlatform(sandbox_dir(self.state_dir), topology)
+        self.ledger = FaultLedger(ledger_path(self.state_dir))
+        self.view = LiveView(total_s=scenario.phases.total_s())
+        self._interrupted = False
+
+    def _say(self, msg: str) -> None:
+        self.view.message = msg
+        self.progress(self.view)
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self) -> DrillOutcome:
+        faults = resolve_faults(self.scenario, self.topology)
+        Schedule.constant(self.scenario.traffic.rate_rps, self.scenario.phases.total_s())
+        owned = not self.platform.is_up()
+        if owned:
+            self.platform.up(progress=self._say, owner_pid=os.getpid())
+        elif self.platform.mesh() != self.topology.mesh:
+            raise PlatformError(
+                f"the sandbox is up with mesh {self.platform.mesh()!r} but the drill asks for {self.topology.mesh!r}",
+                hint="run `failover-drill down` first, or drop --mesh",
+            )
+        run_dir: Path | None = None
+        watcher = None
+        try:
+            self._check_reachable()
+            run_dir = new_run_dir(self.runs_dir, self._run_id(faults))
+            lease = self.scenario.phases.total_s() + 30.0
+            watcher = watchdog.spawn(self.state_dir, os.getpid(), lease, self.state_dir / "logs" / "watchdog.log")
+            code = self._run_phases(run_dir, faults)
+        finally:
+            try:
+                revert_open_faults(self.state_dir, only_owner=os.getpid())
+            finally:
+                if watcher is not None:
+                    watcher.terminate()
+                    watcher.wait(5)
+                if owned and not self.keep_up:
+                    self._say("stopping the sandbox")
+                    self.platform.down()
+        assert run_dir is not None
+        result = json.loads((run_dir / "result.json").read_text())
+        if code == EXIT_INTERRUPTED:
+            raise Interrupted(f"drill interrupted; faults reverted; partial results in {run_dir}")
+        return DrillOutcome(run_dir, result, 0 if result["verdict"]["passed"] else 1)
+
+    def _run_id(self, faults: list[FaultSpec]) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        kind = faults[0].kind if len(faults) == 1 else "compound"
+        return f"{stamp}-{kind}-{self.scenario.region}-{secrets.token_hex(2)}"
+
+    def _check_reachable(self) -> None:
+        url = self.platform.entrypoint() + "/healthz"
+        req = urllib.request.Request(url, headers={"x-client-region": self.scenario.region})
+        try:
+            with urllib.request.urlopen(req, timeout=3) as resp:
+                resp.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise PlatformError(
+                f"the front door {url} is not reachable before the drill: {exc}",
+                hint="check `failover-drill status`; `failover-drill down` then retry",
+            ) from None
+
+    def _run_phases(self, run_dir: Path, faults: list[FaultSpec]) -> int:
+        sc = self.scenario
+        ph = sc.phases
+        w, b, f, r = ph.warmup_s, ph.baseline_s, ph.fault_s, ph.recovery_s
+        planned = [
+            {"name": "warmup", "start": 0.0, "end": w},
+            {"name": "baseline", "start": w, "end": w + b},
+            {"name": "fault", "start": w + b, "end": w + b + f},
+            {"name": "recovery", "start": w + b + f, "end": w + b + f + r},
+        ]
+        jr = journal_mod.JournalWriter(run_dir / "journal.jsonl")
+        anchor = Anchor(self.clock)
+        started = datetime.now(UTC).isoformat()
+        jr.write_now(
+            {
+                "t": "meta",
+                "run_id": run_dir.name,
+                "scenario": sc.model_dump(mode="json"),
+                "platform": self.platform.name,
+                "mesh": self.topology.mesh,
+                "phases": planned,
+                "started_at": started,
+                "origin_wall": anchor.wall,
+                "regions": self.topology.region_names,
+                "zones": self.topology.all_zones(),
+                "faults_resolved": [fs.model_dump(mode="json") for fs in faults],
+            }
+        )
+        code = 0
+        try:
+            code = asyncio.run(self._async_phases(jr, anchor, faults, planned))
+        finally:
+            self._finish(jr, anchor, run_dir)
+        return code
+
+    async def _async_phases(
+        self,
+        jr: journal_mod.JournalWriter,
+        anchor: Anchor,
+        faults: list[FaultSpec],
+        planned: list[dict[str, Any]],
+    ) -> int:
+        sc = self.scenario
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        assert main is not None
+
+        def on_signal(signame: str) -> None:
+            if not self._interrupted:
+                self._interrupted = True
+                log.warning("interrupted: reverting faults", signal=signame)
+                main.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, sig.name)
+        origin = anchor.mono
+        recent = _Recent()
+
+        def sink(s: Sample) -> None:
+            jr.write(s.to_json())
+            recent.add(s.sched + s.lat_ms / 1000, s)
+            self.view.sent += 1
+
+        client = PaymentClient(
+            self.platform.entrypoint(),
+            sc.region,
+            sc.traffic.timeout_s,
+            sc.traffic.retry,
+            max_connections=sc.traffic.max_in_flight,
+        )
+        gen = OpenLoopGenerator(
+            client,
+            Schedule.constant(sc.traffic.rate_rps, sc.phases.total_s()),
+            self.clock,
+            sink,
+            key_prefix=jr.path.parent.name,
+            max_in_flight=sc.traffic.max_in_flight,
+        )
+        gen_task = asyncio.create_task(gen.run(origin))
+
+        async def ticker() -> None:
+            while True:
+                await asyncio.sleep(0.2)
+                jr.flush()
+                self.view.elapsed_s = self.clock.now() - origin
+                recent.fill(self.view)
+                self.progress(self.view)
+
+        tick = asyncio.create_task(ticker())
+        active: dict[int, str] = {}
+        try:
+            self.view.phase = "warmup"
+            await self._until(origin + planned[1]["start"])
+            self.view.phase = "baseline"
+            jr.write_now({"t": "ev", "kind": "phase", "name": "baseline", "at": self.clock.now() - origin})
+            fault_start = origin + planned[2]["start"]
+            fault_end = origin + planned[2]["end"]
+            timeline = sorted(
+                [(fault_start + fs.at_s, "inject", i) for i, fs in enumerate(faults)]
+                + [
+                    (fault_start + fs.at_s + fs.duration_s if fs.duration_s else fault_end, "revert", i)
+                    for i, fs in enumerate(faults)
+                ],
+                key=lambda x: (x[0], x[1] == "inject"),
+            )
+            for at, action, i in timeline:
+                await self._until(at)
+                if action == "inject":
+                    self.view.phase = "fault"
+                    active[i] = await self._inject(jr, faults[i], origin)
+                else:
+                    await self._revert(jr, faults[i], active.pop(i), origin)
+            self.view.phase = "recovery"
+            await self._until(origin + planned[3]["end"])
+            gen.stop()
+            await asyncio.wait_for(gen_task, timeout=sc.traffic.timeout_s * sc.traffic.retry.attempts + 5)
+            jr.write_now({"t": "ev", "kind": "end", "at": self.clock.now() - origin})
+            return 0
+        except asyncio.CancelledError:
+            return EXIT_INTERRUPTED
+        finally:
+            for i, entry in list(active.items()):
+                try:
+                    await self._revert(jr, faults[i], entry, origin)
+                except DrillError as exc:
+                    log.error("revert failed; the watchdog and `failover-drill recover` will retry", error=str(exc))
+            gen.stop()
+            if not gen_task.done():
+                gen_task.cancel()
+            await asyncio.gather(gen_task, return_exceptions=True)
+            tick.cancel()
+            await client.aclose()
+            jr.write({"t": "gen", **vars(gen.stats)})
+            jr.flush(sync=True)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    async def _until(self, when: float) -> None:
+        delay = when - self.clock.now()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _inject(self, jr: journal_mod.JournalWriter, fault: FaultSpec, origin: float) -> str:
+        plan = await asyncio.to_thread(self.platform.plan_revert, fault)
+        lease = self.scenario.phases.total_s() + 30.0
+        entry = await asyncio.to_thread(self.ledger.record, self.platform.name, fault, plan, lease, os.getpid())
+        before = self.clock.now()
+        try:
+            await asyncio.to_thread(self.platform.inject, fault)
+        except DrillError as exc:
+            await asyncio.to_thread(self.ledger.update, entry, error=str(exc))
+            raise
+        after = self.clock.now()
+        await asyncio.to_thread(self.ledger.update, entry, state="active")
+        jr.write_now(
+            {
+                "t": "ev",
+                "kind": "fault_injected",
+                "at": (before + after) / 2 - origin,
+                "took_ms": round((after - before) * 1000, 3),
+                "fault": fault.model_dump(mode="json"),
+                "entry": entry,
+            }
+        )
+        self._say(f"injected {fault.label()}")
+        return entry
+
+    async def _revert(self, jr: journal_mod.JournalWriter, fault: FaultSpec, entry_id: str, origin: float) -> None:
+        entries = {e.id: e for e in await asyncio.to_thread(self.ledger.open_entries)}
+        entry = entries.get(entry_id)
+        if entry is None:
+            return
+        before = self.clock.now()
+        try:
+            await asyncio.to_thread(self.platform.revert, fault, entry.revert)
+        except DrillError as exc:
+            await asyncio.to_thread(self.ledger.update, entry_id, error=str(exc))
+            raise FaultError(f"could not revert {fault.label()}: {exc}") from None
+        after = self.clock.now()
+        await asyncio.to_thread(self.ledger.update, entry_id, state="reverted", reverted_wall=time.time())
+        jr.write_now(
+            {
+                "t": "ev",
+                "kind": "fault_reverted",
+                "at": (before + after) / 2 - origin,
+                "took_ms": round((after - before) * 1000, 3),
+                "fault": fault.model_dump(mode="json"),
+                "entry": entry_id,
+            }
+        )
+        self._say(f"reverted {fault.label()}")
+
+    def _finish(self, jr: journal_mod.JournalWriter, anchor: Anchor, run_dir: Path) -> None:
+        """Platform events and payment reconciliation go into the journal, then the reports."""
+        try:
+            for ev in self.platform.events(anchor.wall - 5):
+                jr.write(
+                    {
+                        "t": "pe",
+                        "at": round(anchor.to_mono(ev.wall) - anchor.mono, 4),
+                        "source": ev.source,
+                        "kind": ev.kind,
+                        "region": ev.region,
+                        "zone": ev.zone,
+                        "detail": ev.detail,
+                    }
+                )
+        except (DrillError, OSError) as exc:
+            log.warning("could not read platform events", error=str(exc))
+        jr.flush(sync=True)
+        try:
+            charges = [(c.key, c.region) for c in self.platform.ledger()]
+            outcomes = ((rec["k"], bool(rec.get("ack"))) for rec in journal_mod.read(jr.path) if rec.get("t") == "s")
+            rec = reconcile(outcomes, charges, workdir=run_dir)
+            jr.write({"t": "payments", **vars(rec)})
+        except (DrillError, OSError) as exc:
+            log.warning("could not reconcile payments", error=str(exc))
+        jr.close()
+        finish_run(run_dir)
+
+
+def build_scenario(
+    base: Scenario | None,
+    *,
+    region: str | None,
+    fault: str | None,
+    mode: str | None,
+    target: str | None,
+    rate: float | None,
+    overrides: dict[str, Any] | None = None,
+) -> Scenario:
+    """Scenario from a file (or defaults) with command-line flags on top; every field re-validated."""
+    data = (base or Scenario()).model_dump(mode="json")
+    if region:
+        data["region"] = region
+    if fault or mode or target:
+        faults = data["faults"] if not fault else [{"kind": fault}]
+        for fe in faults:
+            if mode:
+                fe["mode"] = mode
+            if target:
+                fe["target"] = target
+        data["faults"] = faults
+    if rate is not None:
+        data["traffic"]["rate_rps"] = rate
+    for path, value in (overrides or {}).items():
+        node = data
+        keys = path.split(".")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    if base is None or fault:
+        kinds = "-".join(fe["kind"] for fe in data["faults"])
+        data["name"] = f"{kinds}-{data['region']}"
+    try:
+        return Scenario.model_validate(data)
+    except Exception as exc:  # pydantic's ValidationError, named for the flag the user gave
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            err = exc.errors()[0]
+            field_name = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(
+                err["msg"].removeprefix("Value error, "),
+                field=field_name,
+                hint="see `failover-drill drill --help`",
+            ) from None
+        raise

@@ -1,0 +1,1 @@
+"""Samples into numbers: timeline buckets, failover times, error budget, payment reconciliation."""

@@ -1,0 +1,1 @@
+"""Where the fleet lives: sandbox (local processes), kind (Docker), kube (existing clusters)."""

@@ -1,0 +1,86 @@
+"""What every platform offers the drill: bring the fleet up, inject and revert faults, tell what
+it saw, and hand over the payment ledgers for reconciliation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from failover_drill.config.faultspec import FaultSpec
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PlatformEvent:
+    """Something the mesh or load balancer itself saw (an ejection, a health flip, an endpoint push)."""
+
+    wall: float
+    source: str
+    kind: str
+    region: str | None = None
+    zone: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LedgerCharge:
+    key: str
+    region: str
+    zone: str
+    replica: str
+    payment_id: str
+    amount_cents: int
+
+
+@dataclass
+class FleetStatus:
+    up: bool
+    platform: str
+    mesh: str | None = None
+    entrypoint: str | None = None
+    components: list[dict[str, Any]] = field(default_factory=list)
+    faults_active: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self.up and all(c.get("state") == "running" for c in self.components)
+
+
+class Platform(Protocol):
+    name: str
+
+    def up(self, progress: Progress | None = None) -> None: ...
+
+    def down(self, progress: Progress | None = None) -> None: ...
+
+    def is_up(self) -> bool: ...
+
+    def status(self) -> FleetStatus: ...
+
+    def entrypoint(self) -> str:
+        """URL of the multi-cluster service's front door."""
+        ...
+
+    def mesh(self) -> str: ...
+
+    def inject(self, fault: FaultSpec) -> dict[str, Any]:
+        """Inject; returns what revert needs (saved in the ledger before anything changes)."""
+        ...
+
+    def plan_revert(self, fault: FaultSpec) -> dict[str, Any]:
+        """What revert will need, computed before injecting (so a crash mid-inject is revertible)."""
+        ...
+
+    def revert(self, fault: FaultSpec, data: dict[str, Any]) -> None:
+        """Idempotent; a target that is gone already is not an error."""
+        ...
+
+    def events(self, since_wall: float) -> list[PlatformEvent]: ...
+
+    def ledger(self) -> list[LedgerCharge]: ...
+
+    def locations(self) -> dict[str, list[str]]:
+        """region -> zones, for labelling where requests were served."""
+        ...

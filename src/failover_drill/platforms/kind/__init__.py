@@ -1,0 +1,1 @@
+"""kind clusters per region (needs Docker): Cilium Cluster Mesh or Istio multi-primary."""

@@ -1,0 +1,1 @@
+"""The embedded default platform: real Envoy and payment-gateway processes on 127.0.0.1."""

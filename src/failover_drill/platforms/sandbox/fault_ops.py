@@ -1,0 +1,179 @@
+"""Sandbox fault mechanics: real signals to real processes, live Envoy runtime changes, replica
+gray-failure switches. plan() says what revert will need before anything is touched."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from failover_drill.config.faultspec import FRONT_DOOR, FaultSpec
+from failover_drill.errors import FaultError
+from failover_drill.platforms.sandbox import admin
+from failover_drill.platforms.sandbox import processes as procs
+from failover_drill.platforms.sandbox.envoy_config import PARTITION_DELAY_MS, link_key
+from failover_drill.platforms.sandbox.layout import Layout
+
+
+class FaultOps:
+    def __init__(
+        self, layout: Layout, specs: list[procs.ProcSpec], on_respawn: Callable[[procs.ProcSpec], None]
+    ) -> None:
+        self.layout = layout
+        self.specs = {s.name: s for s in specs}
+        self.on_respawn = on_respawn
+
+    # -- targets --------------------------------------------------------------------------------
+    def _procs_for(self, fault: FaultSpec) -> list[str]:
+        t = fault.target
+        if fault.kind == "region-loss":
+            # The whole region: replicas, its gateway and its control plane.
+            return [s.name for s in self.specs.values() if s.region == t]
+        if fault.kind == "zone-loss":
+            if t in self.layout.regions:
+                return [s.name for s in self.specs.values() if s.region == t and s.kind == "replica"]
+            return [s.name for s in self.specs.values() if s.zone == t]
+        if fault.kind == "control-plane-loss":
+            return [f"control-plane-{t}"]
+        return []
+
+    def _link_values(self, fault: FaultSpec) -> dict[str, dict[str, tuple[int, int]]]:
+        """gateway region -> runtime key prefix -> (percent, delay ms) while the fault is on."""
+        out: dict[str, dict[str, tuple[int, int]]] = {}
+        dst = fault.target
+        assert dst is not None
+        src = fault.source or "*"
+        if fault.kind == "link-latency":
+            sources = [*self.layout.regions, FRONT_DOOR] if src == "*" else [src]
+            for s in sources:
+                base = self._baseline(s, dst)
+                out.setdefault(dst, {})[link_key(s, dst)] = (100, round(base + fault.delay_ms))
+        elif fault.kind == "partition":
+            if src == FRONT_DOOR:
+                # Nothing from the front door gets through: health probes and every client's requests.
+                for s in [*self.layout.regions, FRONT_DOOR]:
+                    out.setdefault(dst, {})[link_key(s, dst)] = (100, PARTITION_DELAY_MS)
+            else:
+                # Both directions between two regions: users of one reaching the other, and mesh traffic.
+                out.setdefault(dst, {})[link_key(src, dst)] = (100, PARTITION_DELAY_MS)
+                out.setdefault(src, {})[link_key(dst, src)] = (100, PARTITION_DELAY_MS)
+        return out
+
+    def _baseline(self, src: str, dst: str) -> float:
+        if src in (FRONT_DOOR, dst):
+            return 0.0
+        return float(self.layout.rtt_ms.get(src, {}).get(dst, 0.0))
+
+    def _replicas_for(self, fault: FaultSpec) -> list[int]:
+        t = fault.target
+        return [r.port for r in self.layout.replicas if t in (r.zone, r.region)]
+
+    # -- plan / inject / revert -----------------------------------------------------------------
+    def plan(self, fault: FaultSpec) -> dict[str, Any]:
+        k = fault.kind
+        if k in ("region-loss", "zone-loss", "control-plane-loss"):
+            names = self._procs_for(fault)
+            if not names:
+                raise FaultError(f"{fault.label()}: no sandbox process matches target {fault.target!r}")
+            return {"processes": names, "mode": fault.mode}
+        if k in ("link-latency", "partition"):
+            links = self._link_values(fault)
+            baseline = {
+                gw: {
+                    key: (
+                        100 if self._baseline(*key.split(".")[1:3]) > 0 else 0,
+                        round(self._baseline(*key.split(".")[1:3])),
+                    )
+                    for key in keys
+                }
+                for gw, keys in links.items()
+            }
+            return {
+                "links": {gw: {k2: list(v) for k2, v in keys.items()} for gw, keys in links.items()},
+                "baseline": {gw: {k2: list(v) for k2, v in keys.items()} for gw, keys in baseline.items()},
+            }
+        if k == "brownout":
+            ports = self._replicas_for(fault)
+            if not ports:
+                raise FaultError(f"{fault.label()}: no replica in {fault.target!r}")
+            return {"replica_ports": ports}
+        if k == "blackout":
+            return {"frontdoor_admin": self.layout.frontdoor_admin_port}
+        raise FaultError(f"fault {k!r} is not implemented on the sandbox", hint="see `failover-drill plan --help`")
+
+    def inject(self, fault: FaultSpec, plan: dict[str, Any]) -> dict[str, Any]:
+        k = fault.kind
+        try:
+            if "processes" in plan:
+                sig = signal.SIGSTOP if plan["mode"] == "freeze" else signal.SIGKILL
+                for name in plan["processes"]:
+                    spec = self.specs[name]
+                    procs.signal_proc(spec, sig)
+                    if sig == signal.SIGKILL and spec.pid is not None:
+                        procs.reap(spec.pid)  # our own child becomes a zombie otherwise
+            elif "links" in plan:
+                for gw, keys in plan["links"].items():
+                    admin.runtime_modify(self.layout.gateways[gw].admin_port, _runtime_values(keys))
+            elif k == "brownout":
+                body = {"fail_pct": fault.fail_pct, "delay_ms": fault.delay_ms}
+                for port in plan["replica_ports"]:
+                    admin.request(f"http://127.0.0.1:{port}/_drill/faults", method="POST", body=body, timeout=1.0)
+            elif k == "blackout":
+                admin.runtime_modify(
+                    plan["frontdoor_admin"], {"blackout.abort_percent": 100, "blackout.http_status": 503}
+                )
+        except OSError as exc:
+            raise FaultError(f"could not inject {fault.label()}: {exc}", hint="check `failover-drill status`") from None
+        return plan
+
+    def revert(self, fault: FaultSpec, plan: dict[str, Any]) -> None:
+        k = fault.kind
+        errors: list[str] = []
+        if "processes" in plan:
+            for name in plan["processes"]:
+                spec = self.specs.get(name)
+                if spec is None:
+                    continue
+                if procs.alive(spec):
+                    procs.signal_proc(spec, signal.SIGCONT)
+                else:
+                    procs.spawn(spec)
+                    self.on_respawn(spec)
+        elif "links" in plan:
+            for gw, keys in plan["baseline"].items():
+                try:
+                    admin.runtime_modify(self.layout.gateways[gw].admin_port, _runtime_values(keys))
+                except OSError:
+                    # A gateway that is down lost its admin overrides with it: nothing to revert there.
+                    if procs.alive(self.specs[f"gateway-{gw}"]):
+                        errors.append(f"gateway-{gw}")
+        elif k == "brownout":
+            for port in plan["replica_ports"]:
+                try:
+                    admin.request(f"http://127.0.0.1:{port}/_drill/faults", method="POST", body={}, timeout=1.0)
+                except OSError:
+                    # A replica that is not answering lost its fault switch or is already down.
+                    if self._port_alive(port):
+                        errors.append(f"replica port {port}")
+        elif k == "blackout":
+            try:
+                admin.runtime_modify(plan["frontdoor_admin"], {"blackout.abort_percent": 0})
+            except OSError:
+                if procs.alive(self.specs["frontdoor"]):
+                    errors.append("frontdoor")
+        if errors:
+            raise FaultError(
+                f"could not revert {fault.label()} on {', '.join(errors)}",
+                hint="run `failover-drill recover` to retry",
+            )
+
+    def _port_alive(self, port: int) -> bool:
+        return any(s.port == port and procs.alive(s) for s in self.specs.values())
+
+
+def _runtime_values(keys: dict[str, list[int]]) -> dict[str, int]:
+    values: dict[str, int] = {}
+    for key, (pct, ms) in keys.items():
+        values[f"{key}.delay_percent"] = pct
+        values[f"{key}.delay_ms"] = max(1, ms)
+    return values

@@ -1,0 +1,136 @@
+"""Where every sandbox component lives: ports, files and names, derived once at `up` and saved."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from failover_drill.config.topology import Topology
+from failover_drill.platforms.sandbox.ports import allocate
+
+FRONT_DOOR = "front-door"
+
+
+@dataclass
+class ReplicaInfo:
+    name: str
+    region: str
+    zone: str
+    port: int
+
+
+@dataclass
+class GatewayInfo:
+    region: str
+    home_zone: str
+    ingress_port: int
+    eastwest_port: int
+    admin_port: int
+
+
+@dataclass
+class Layout:
+    state_dir: str
+    frontdoor_port: int
+    frontdoor_admin_port: int
+    regions: list[str]
+    gateways: dict[str, GatewayInfo]
+    replicas: list[ReplicaInfo]
+    # RTT between regions (ms) and the order each client region prefers.
+    rtt_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    nearest: dict[str, list[str]] = field(default_factory=dict)
+
+    # -- paths ----------------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return Path(self.state_dir)
+
+    def eds_dir(self, region: str) -> Path:
+        return self.root / "eds" / region
+
+    def sds_dir(self, region: str) -> Path:
+        return self.root / "sds" / region
+
+    def published(self, region: str) -> Path:
+        return self.root / "cp" / f"{region}.json"
+
+    def ledger(self, region: str) -> Path:
+        return self.root / "ledgers" / f"{region}.sqlite"
+
+    def events_dir(self) -> Path:
+        return self.root / "events"
+
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def envoy_dir(self) -> Path:
+        return self.root / "envoy"
+
+    def pki_dir(self) -> Path:
+        return self.root / "pki"
+
+    # -- queries --------------------------------------------------------------------------------
+    def region_replicas(self, region: str) -> list[ReplicaInfo]:
+        return [r for r in self.replicas if r.region == region]
+
+    def frontdoor_url(self) -> str:
+        return f"http://127.0.0.1:{self.frontdoor_port}"
+
+    def port_owner(self, port: int) -> tuple[str, str | None, str | None]:
+        """(component, region, zone) listening on port, for naming hosts in Envoy's event logs."""
+        for r in self.replicas:
+            if r.port == port:
+                return r.name, r.region, r.zone
+        for g in self.gateways.values():
+            if port in (g.ingress_port, g.eastwest_port):
+                return f"gateway-{g.region}", g.region, None
+        return f"127.0.0.1:{port}", None, None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Layout:
+        return cls(
+            state_dir=data["state_dir"],
+            frontdoor_port=data["frontdoor_port"],
+            frontdoor_admin_port=data["frontdoor_admin_port"],
+            regions=list(data["regions"]),
+            gateways={k: GatewayInfo(**v) for k, v in data["gateways"].items()},
+            replicas=[ReplicaInfo(**r) for r in data["replicas"]],
+            rtt_ms=data.get("rtt_ms", {}),
+            nearest=data.get("nearest", {}),
+        )
+
+
+def plan_layout(topo: Topology, state_dir: Path) -> Layout:
+    names = ["frontdoor", "frontdoor-admin"]
+    replica_keys: list[tuple[str, str, str]] = []
+    for region in topo.regions:
+        names += [f"gw-{region.name}-in", f"gw-{region.name}-ew", f"gw-{region.name}-admin"]
+        for zone in region.zone_names():
+            for i in range(topo.replicas_per_zone):
+                key = f"payment-gateway-{zone}-{i}"
+                replica_keys.append((key, region.name, zone))
+                names.append(key)
+    ports = allocate(names, topo.sandbox.base_port)
+    return Layout(
+        state_dir=str(state_dir),
+        frontdoor_port=ports["frontdoor"],
+        frontdoor_admin_port=ports["frontdoor-admin"],
+        regions=topo.region_names,
+        gateways={
+            r.name: GatewayInfo(
+                region=r.name,
+                home_zone=r.home_zone(),
+                ingress_port=ports[f"gw-{r.name}-in"],
+                eastwest_port=ports[f"gw-{r.name}-ew"],
+                admin_port=ports[f"gw-{r.name}-admin"],
+            )
+            for r in topo.regions
+        },
+        replicas=[ReplicaInfo(name=k, region=reg, zone=z, port=ports[k]) for k, reg, z in replica_keys],
+        rtt_ms={a: {b: topo.rtt_ms(a, b) for b in topo.region_names} for a in topo.region_names},
+        nearest={a: topo.nearest(a) for a in topo.region_names},
+    )

@@ -1,0 +1,545 @@
+"""The sandbox platform: brings up, inspects and tears down the local fleet, and injects faults."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from failover_drill import obs
+from failover_drill.config.faultspec import FaultSpec
+from failover_drill.config.manifests import MeshPolicy, load_policy
+from failover_drill.config.topology import Topology
+from failover_drill.errors import FaultError, PlatformError
+from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress
+from failover_drill.platforms.sandbox import admin, ledger_db
+from failover_drill.platforms.sandbox import processes as procs
+from failover_drill.platforms.sandbox.envoy_binary import resolve_envoy
+from failover_drill.platforms.sandbox.envoy_config import (
+    eds_response,
+    frontdoor_bootstrap,
+    gateway_bootstrap,
+    sds_cert,
+    sds_root,
+    write_atomic,
+)
+from failover_drill.platforms.sandbox.fault_ops import FaultOps
+from failover_drill.platforms.sandbox.layout import Layout, plan_layout
+from failover_drill.platforms.sandbox.pki import MeshCA
+
+log = obs.get(__name__)
+UP_TIMEOUT_S = 60.0
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+class SandboxPlatform:
+    name = "sandbox"
+
+    def __init__(self, state_dir: Path, topology: Topology | None = None) -> None:
+        self.state_dir = state_dir.resolve()
+        self.topology = topology
+
+    # -- state ----------------------------------------------------------------------------------
+    @property
+    def fleet_file(self) -> Path:
+        return self.state_dir / "fleet.json"
+
+    def _load(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.fleet_file.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise PlatformError(
+                f"sandbox state {self.fleet_file} is unreadable ({exc})",
+                hint="run `failover-drill recover` to stop what it can find, then `failover-drill up`",
+            ) from None
+        return data
+
+    def _save(self, data: dict[str, Any]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.fleet_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(self.fleet_file)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with (self.state_dir / "lock").open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _specs(self, data: dict[str, Any]) -> list[procs.ProcSpec]:
+        return [procs.ProcSpec(**p) for p in data["processes"]]
+
+    def layout(self) -> Layout:
+        data = self._load()
+        if data is None:
+            raise PlatformError("the sandbox is not up", hint="run `failover-drill up` first")
+        return Layout.from_json(data["layout"])
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def is_up(self) -> bool:
+        data = self._load()
+        return data is not None and any(procs.alive(s) for s in self._specs(data))
+
+    def mesh(self) -> str:
+        data = self._load()
+        if data is not None:
+            return str(data["mesh"])
+        return self.topology.mesh if self.topology else "unknown"
+
+    def entrypoint(self) -> str:
+        return self.layout().frontdoor_url()
+
+    def locations(self) -> dict[str, list[str]]:
+        lay = self.layout()
+        out: dict[str, list[str]] = {r: [] for r in lay.regions}
+        for rep in lay.replicas:
+            if rep.zone not in out[rep.region]:
+                out[rep.region].append(rep.zone)
+        return out
+
+    def up(self, progress: Progress | None = None, owner_pid: int | None = None) -> None:
+        say = progress or _noop
+        if self.topology is None:
+            raise PlatformError("no topology given", hint="pass --topology or run from the project folder")
+        with self._locked():
+            existing = self._load()
+            if existing is not None:
+                specs = self._specs(existing)
+                if all(procs.alive(s) for s in specs):
+                    if existing["mesh"] != self.topology.mesh:
+                        raise PlatformError(
+                            f"the sandbox is up with mesh {existing['mesh']!r}, not {self.topology.mesh!r}",
+                            hint="run `failover-drill down` first, or drop --mesh",
+                        )
+                    say("sandbox already up")
+                    return
+                say("cleaning up a sandbox that was left half-running")
+                self._teardown(existing)
+            envoy, version = resolve_envoy()
+            policy = load_policy(self.topology.manifests_dir(), self.topology.mesh)
+            layout = plan_layout(self.topology, self.state_dir)
+            self._prepare_files(layout, policy)
+            specs = self._process_specs(layout, policy, envoy)
+            data: dict[str, Any] = {
+                "version": 1,
+                "platform": "sandbox",
+                "mesh": self.topology.mesh,
+                "topology": str(self.topology.source or ""),
+                "envoy": {"path": str(envoy), "version": version},
+                "started_wall": time.time(),
+                "owner_pid": owner_pid,
+                "layout": layout.to_json(),
+                "processes": [],
+            }
+            # Saved before the first spawn, so `down` and `recover` can always find what started.
+            self._save(data)
+            try:
+                say(f"starting {len(specs)} processes (Envoy {version}, mesh {self.topology.mesh})")
+                for spec in specs:
+                    procs.spawn(spec)
+                    data["processes"].append(vars(spec))
+                    self._save(data)
+                self._wait_ready(layout, specs, say)
+            except BaseException:
+                self._teardown(data)
+                raise
+        say(f"sandbox up: front door {layout.frontdoor_url()}")
+
+    def _prepare_files(self, layout: Layout, policy: MeshPolicy) -> None:
+        for sub in ("eds", "sds", "cp", "events", "logs", "envoy", "pki", "ledgers"):
+            d = self.state_dir / sub
+            if d.exists() and sub in ("eds", "cp", "events", "ledgers"):
+                for f in d.rglob("*"):
+                    if f.is_file():
+                        f.unlink()
+            d.mkdir(parents=True, exist_ok=True)
+        ca = MeshCA(layout.pki_dir())
+        ca.create(layout.regions)
+        root = sds_root(ca.root_pem())
+        for region in layout.regions:
+            leaf = ca.issue_leaf(region)
+            write_atomic(layout.sds_dir(region) / "cert.json", sds_cert(leaf.cert_pem, leaf.key_pem))
+            write_atomic(layout.sds_dir(region) / "root.json", root)
+            eds = layout.eds_dir(region)
+            write_atomic(eds / "payment-gateway.json", eds_response("payment-gateway", 0, []))
+            write_atomic(eds / "pg-local.json", eds_response("pg-local", 0, []))
+            write_atomic(layout.envoy_dir() / f"gateway-{region}.json", gateway_bootstrap(layout, region, policy))
+        write_atomic(layout.envoy_dir() / "frontdoor.json", frontdoor_bootstrap(layout, policy))
+
+    def _process_specs(self, layout: Layout, policy: MeshPolicy, envoy: Path) -> list[procs.ProcSpec]:
+        py = sys.executable
+        logs = layout.logs_dir()
+        specs: list[procs.ProcSpec] = []
+        for rep in layout.replicas:
+            specs.append(
+                procs.ProcSpec(
+                    name=rep.name,
+                    kind="replica",
+                    region=rep.region,
+                    zone=rep.zone,
+                    port=rep.port,
+                    log=str(logs / f"{rep.name}.log"),
+                    argv=[
+                        py,
+                        "-m",
+                        "failover_drill.platforms.sandbox.replica",
+                        "--port",
+                        str(rep.port),
+                        "--region",
+                        rep.region,
+                        "--zone",
+                        rep.zone,
+                        "--name",
+                        rep.name,
+                        "--ledger",
+                        str(layout.ledger(rep.region)),
+                    ],
+                )
+            )
+        rd = policy.readiness
+        for region in layout.regions:
+            argv = [
+                py,
+                "-m",
+                "failover_drill.platforms.sandbox.control_plane",
+                "--state",
+                str(self.state_dir),
+                "--region",
+                region,
+                "--mesh",
+                policy.mesh,
+                "--period",
+                str(rd.period_s),
+                "--timeout",
+                str(rd.timeout_s),
+                "--failure-threshold",
+                str(rd.failure_threshold),
+                "--success-threshold",
+                str(rd.success_threshold),
+            ]
+            if not policy.locality_enabled:
+                argv.append("--no-locality")
+            specs.append(
+                procs.ProcSpec(
+                    name=f"control-plane-{region}",
+                    kind="control-plane",
+                    region=region,
+                    argv=argv,
+                    log=str(logs / f"control-plane-{region}.log"),
+                )
+            )
+        conc = str(self.topology.sandbox.envoy_concurrency if self.topology else 1)
+        for region, gw in layout.gateways.items():
+            specs.append(
+                procs.ProcSpec(
+                    name=f"gateway-{region}",
+                    kind="gateway",
+                    region=region,
+                    port=gw.admin_port,
+                    log=str(logs / f"gateway-{region}.log"),
+                    argv=[
+                        str(envoy),
+                        "-c",
+                        str(layout.envoy_dir() / f"gateway-{region}.json"),
+                        "--disable-hot-restart",
+                        "--concurrency",
+                        conc,
+                        "--log-level",
+                        "warning",
+                    ],
+                )
+            )
+        specs.append(
+            procs.ProcSpec(
+                name="frontdoor",
+                kind="frontdoor",
+                port=layout.frontdoor_admin_port,
+                log=str(logs / "frontdoor.log"),
+                argv=[
+                    str(envoy),
+                    "-c",
+                    str(layout.envoy_dir() / "frontdoor.json"),
+                    "--disable-hot-restart",
+                    "--concurrency",
+                    conc,
+                    "--log-level",
+                    "warning",
+                ],
+            )
+        )
+        return specs
+
+    def _check_exits(self, specs: list[procs.ProcSpec]) -> None:
+        for s in specs:
+            if not procs.alive(s):
+                tail = procs.log_tail(s.log)
+                hint = "see the log above"
+                if "Address already in use" in tail or "address already in use" in tail.lower():
+                    hint = "another process took one of the sandbox's ports; retry, or set sandbox.base_port"
+                raise PlatformError(f"{s.name} exited during start-up; last lines of {s.log}:\n{tail}", hint=hint)
+
+    def _wait_ready(self, layout: Layout, specs: list[procs.ProcSpec], say: Progress) -> None:
+        deadline = time.monotonic() + UP_TIMEOUT_S
+        stages: list[tuple[str, Callable[[], bool]]] = [
+            ("replicas answering /healthz", lambda: all(self._healthy(r.port) for r in layout.replicas)),
+            (
+                "Envoy gateways and front door live",
+                lambda: all(
+                    self._envoy_live(p)
+                    for p in [layout.frontdoor_admin_port, *[g.admin_port for g in layout.gateways.values()]]
+                ),
+            ),
+            (
+                "control planes pushed every endpoint",
+                lambda: all(self._published_count(layout, r) == len(layout.region_replicas(r)) for r in layout.regions),
+            ),
+            (
+                "gateways loaded every endpoint",
+                lambda: all(self._gateway_loaded(layout, r) for r in layout.regions),
+            ),
+            ("front door sees every region healthy", lambda: self._frontdoor_all_healthy(layout)),
+            # Envoy may still spread a new cluster's traffic over lower priorities for a moment after
+            # its health flags turn green: wait until every client region is served at home.
+            (
+                "every region serving its own users",
+                lambda: all(self._served_home(layout, r) for r in layout.regions),
+            ),
+        ]
+        for label, check in stages:
+            say(f"waiting: {label}")
+            while True:
+                self._check_exits(specs)
+                try:
+                    if check():
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise PlatformError(
+                        f"sandbox did not become ready within {UP_TIMEOUT_S:.0f}s (stuck at: {label})",
+                        hint=f"look at the logs in {layout.logs_dir()}",
+                    )
+                time.sleep(0.1)
+
+    @staticmethod
+    def _healthy(port: int) -> bool:
+        try:
+            return admin.request(f"http://127.0.0.1:{port}/healthz", timeout=0.5)[0] == 200
+        except OSError:
+            return False
+
+    @staticmethod
+    def _envoy_live(admin_port: int) -> bool:
+        try:
+            status, text = admin.request(f"http://127.0.0.1:{admin_port}/ready", timeout=0.5)
+        except OSError:
+            return False
+        return status == 200 and "LIVE" in text
+
+    @staticmethod
+    def _published_count(layout: Layout, region: str) -> int:
+        try:
+            return len(json.loads(layout.published(region).read_text())["ready"])
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    @staticmethod
+    def _gateway_loaded(layout: Layout, region: str) -> bool:
+        hosts = admin.cluster_hosts(layout.gateways[region].admin_port, timeout=0.5).get("payment-gateway", {})
+        want = {f"127.0.0.1:{r.port}" for r in layout.region_replicas(region)}
+        return want <= {h for h, flags in hosts.items() if flags == "healthy"}
+
+    @staticmethod
+    def _served_home(layout: Layout, region: str) -> bool:
+        for _ in range(3):
+            req = urllib.request.Request(layout.frontdoor_url() + "/healthz", headers={"x-client-region": region})
+            with urllib.request.urlopen(req, timeout=1.0) as resp:
+                if resp.headers.get("x-served-region") != region:
+                    return False
+        return True
+
+    @staticmethod
+    def _frontdoor_all_healthy(layout: Layout) -> bool:
+        hosts = admin.cluster_hosts(layout.frontdoor_admin_port, timeout=0.5)
+        clusters = [hosts.get(f"mcs-{r}", {}) for r in layout.regions]
+        return all(c and all(flags == "healthy" for flags in c.values()) for c in clusters)
+
+    def down(self, progress: Progress | None = None) -> None:
+        say = progress or _noop
+        with self._locked():
+            data = self._load()
+            if data is None:
+                say("sandbox is not up")
+                return
+            left = self._teardown(data)
+        if left:
+            raise PlatformError(f"could not stop: {', '.join(left)}", hint="stop them by hand (kill -9)")
+        say("sandbox down: every process stopped")
+
+    def _teardown(self, data: dict[str, Any]) -> list[str]:
+        specs = self._specs(data)
+        # Front door first so no new traffic enters while the rest stops.
+        order = {"frontdoor": 0, "gateway": 1, "control-plane": 2, "replica": 3}
+        specs.sort(key=lambda s: order.get(s.kind, 9))
+        left = procs.stop_all(specs)
+        if not left:
+            self.fleet_file.unlink(missing_ok=True)
+        return left
+
+    def status(self) -> FleetStatus:
+        data = self._load()
+        if data is None:
+            return FleetStatus(up=False, platform="sandbox")
+        layout = Layout.from_json(data["layout"])
+        comps = []
+        for s in self._specs(data):
+            state = "frozen" if procs.frozen(s) else ("running" if procs.alive(s) else "stopped")
+            comps.append(
+                {
+                    "name": s.name,
+                    "kind": s.kind,
+                    "region": s.region,
+                    "zone": s.zone,
+                    "pid": s.pid,
+                    "port": s.port,
+                    "state": state,
+                }
+            )
+        return FleetStatus(
+            up=any(c["state"] != "stopped" for c in comps),
+            platform="sandbox",
+            mesh=data["mesh"],
+            entrypoint=layout.frontdoor_url(),
+            components=comps,
+        )
+
+    def owner_pid(self) -> int | None:
+        data = self._load()
+        return None if data is None else data.get("owner_pid")
+
+    # -- faults ---------------------------------------------------------------------------------
+    def _ops(self) -> FaultOps:
+        data = self._load()
+        if data is None:
+            raise FaultError("the sandbox is not up, nothing to inject into", hint="run `failover-drill up` first")
+        return FaultOps(Layout.from_json(data["layout"]), self._specs(data), self._respawned)
+
+    def _respawned(self, spec: procs.ProcSpec) -> None:
+        """Record a restarted process's new pid in the state file."""
+        with self._locked():
+            data = self._load()
+            if data is None:
+                return
+            for p in data["processes"]:
+                if p["name"] == spec.name:
+                    p["pid"], p["start_ticks"] = spec.pid, spec.start_ticks
+            self._save(data)
+
+    def plan_revert(self, fault: FaultSpec) -> dict[str, Any]:
+        return self._ops().plan(fault)
+
+    def inject(self, fault: FaultSpec) -> dict[str, Any]:
+        ops = self._ops()
+        return ops.inject(fault, ops.plan(fault))
+
+    def revert(self, fault: FaultSpec, data: dict[str, Any]) -> None:
+        if self._load() is None:
+            return  # the fleet is gone, and every fault with it
+        self._ops().revert(fault, data)
+
+    # -- observations ---------------------------------------------------------------------------
+    def events(self, since_wall: float) -> list[PlatformEvent]:
+        data = self._load()
+        if data is None:
+            return []
+        layout = Layout.from_json(data["layout"])
+        out: list[PlatformEvent] = []
+        for f in sorted(layout.events_dir().glob("*.jsonl")):
+            for line in f.read_text(errors="replace").splitlines():
+                try:
+                    ev = _parse_event(json.loads(line), f.stem, layout)
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if ev is not None and ev.wall >= since_wall:
+                    out.append(ev)
+        out.sort(key=lambda e: e.wall)
+        return out
+
+    def ledger(self) -> list[LedgerCharge]:
+        layout = self.layout()
+        out = []
+        for region in layout.regions:
+            for c in ledger_db.read_all(layout.ledger(region)):
+                out.append(LedgerCharge(c.idempotency_key, c.region, c.zone, c.replica, c.payment_id, c.amount_cents))
+        return out
+
+
+def _ts(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+_HC_KINDS = {
+    "eject_unhealthy_event": "health_check_eject",
+    "add_healthy_event": "health_check_healthy",
+    "health_check_failure_event": "health_check_failure",
+    "degraded_healthy_host": "health_check_degraded",
+}
+
+
+def _parse_event(raw: dict[str, Any], stem: str, layout: Layout) -> PlatformEvent | None:
+    if stem.startswith("control-plane-"):
+        return PlatformEvent(
+            wall=float(raw["ts"]),
+            source=raw["source"],
+            kind=raw["event"],
+            region=raw.get("region") or stem.removeprefix("control-plane-"),
+            zone=raw.get("zone"),
+            detail=raw.get("replica") or json.dumps(raw.get("priorities", "")),
+        )
+    if stem == "frontdoor-hc":
+        kind = next((v for k, v in _HC_KINDS.items() if k in raw), None)
+        if kind is None:
+            return None
+        port = int(raw["host"]["socket_address"]["port_value"])
+        name, region, zone = layout.port_owner(port)
+        return PlatformEvent(
+            wall=_ts(raw["timestamp"]),
+            source="frontdoor",
+            kind=kind,
+            region=region,
+            zone=zone,
+            detail=f"{raw.get('cluster_name')} {name}",
+        )
+    if stem.endswith("-outlier"):
+        port = int(str(raw["upstream_url"]).rsplit(":", 1)[1])
+        name, region, zone = layout.port_owner(port)
+        action = str(raw.get("action", "")).lower()
+        enforced = raw.get("enforced", True)
+        kind = f"outlier_{action}" + ("" if enforced else "_not_enforced")
+        return PlatformEvent(
+            wall=_ts(raw["timestamp"]),
+            source=stem.removesuffix("-outlier"),
+            kind=kind,
+            region=region,
+            zone=zone,
+            detail=f"{raw.get('type')} {raw.get('cluster_name')} {name}",
+        )
+    return None

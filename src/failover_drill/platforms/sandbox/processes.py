@@ -1,0 +1,126 @@
+"""Starting and stopping the sandbox's processes, safely across shells and pid reuse."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class ProcSpec:
+    name: str
+    kind: str  # replica | gateway | frontdoor | control-plane
+    argv: list[str]
+    log: str
+    region: str | None = None
+    zone: str | None = None
+    port: int | None = None  # the port whose readiness tells the process is up
+    pid: int | None = None
+    start_ticks: int | None = None
+
+
+def start_ticks(pid: int) -> int | None:
+    """Kernel start time of pid (guards against pid reuse), None if gone or a zombie."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: split after the last ')'.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def state_of(pid: int) -> str | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()[0]
+
+
+def alive(spec: ProcSpec) -> bool:
+    if spec.pid is None:
+        return False
+    ticks = start_ticks(spec.pid)
+    return ticks is not None and ticks == spec.start_ticks
+
+
+def frozen(spec: ProcSpec) -> bool:
+    return alive(spec) and spec.pid is not None and state_of(spec.pid) == "T"
+
+
+def spawn(spec: ProcSpec, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    Path(spec.log).parent.mkdir(parents=True, exist_ok=True)
+    with open(spec.log, "ab") as log:
+        # A new session: Ctrl-C in the user's terminal reaches the drill, which reverts faults and
+        # stops these in order, instead of every process dying at once mid-measurement.
+        proc = subprocess.Popen(
+            spec.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+    spec.pid = proc.pid
+    for _ in range(100):
+        ticks = start_ticks(proc.pid)
+        if ticks is not None or proc.poll() is not None:
+            break
+        time.sleep(0.001)
+    spec.start_ticks = ticks
+    return proc
+
+
+def signal_proc(spec: ProcSpec, sig: signal.Signals) -> bool:
+    if not alive(spec) or spec.pid is None:
+        return False
+    try:
+        os.kill(spec.pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop_all(specs: list[ProcSpec], grace_s: float = 3.0) -> list[str]:
+    """SIGCONT (a frozen process cannot act on SIGTERM), SIGTERM, then SIGKILL; returns survivors."""
+    live = [s for s in specs if alive(s)]
+    for s in live:
+        signal_proc(s, signal.SIGCONT)
+        signal_proc(s, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        for s in live:
+            if s.pid is not None:
+                reap(s.pid)
+        live = [s for s in live if alive(s)]
+        if not live:
+            break
+        time.sleep(0.05)
+    for s in live:
+        signal_proc(s, signal.SIGKILL)
+    time.sleep(0.05)
+    for s in live:
+        if s.pid is not None:
+            reap(s.pid)
+    return [s.name for s in specs if alive(s)]
+
+
+def log_tail(path: str, lines: int = 8) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])

@@ -1,0 +1,92 @@
+"""Undo whatever the ledger still holds, and stop fleets whose owning drill is gone.
+
+Used by the drill's own finally, by the lease watchdog after a crash, and by `failover-drill recover`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from failover_drill import obs
+from failover_drill.errors import DrillError
+from failover_drill.faults.ledger import FaultLedger
+from failover_drill.platforms.sandbox.platform import SandboxPlatform
+
+log = obs.get(__name__)
+
+
+def ledger_path(state_dir: Path) -> Path:
+    return state_dir / "faults.json"
+
+
+def sandbox_dir(state_dir: Path) -> Path:
+    return state_dir / "sandbox"
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] not in "ZX"
+    except OSError:
+        return True
+
+
+@dataclass
+class RecoveryReport:
+    reverted: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    fleet_stopped: bool = False
+
+
+def revert_open_faults(state_dir: Path, *, only_owner: int | None = None, expired_only: bool = False) -> RecoveryReport:
+    report = RecoveryReport()
+    ledger = FaultLedger(ledger_path(state_dir))
+    platform = SandboxPlatform(sandbox_dir(state_dir))
+    now = time.time()
+    for entry in ledger.open_entries():
+        if only_owner is not None and entry.owner_pid != only_owner:
+            continue
+        if expired_only and entry.lease_expires_wall > now and pid_alive(entry.owner_pid):
+            continue
+        label = entry.spec().label()
+        try:
+            if entry.platform == "sandbox":
+                platform.revert(entry.spec(), entry.revert)
+            else:
+                raise DrillError(
+                    f"cannot revert a {entry.platform} fault from here",
+                    hint=f"run recover where the {entry.platform} fleet is reachable",
+                )
+        except DrillError as exc:
+            ledger.update(entry.id, error=str(exc))
+            report.failed.append(f"{label}: {exc}")
+            log.error("revert failed", fault=label, error=str(exc))
+            continue
+        ledger.update(entry.id, state="reverted", reverted_wall=time.time())
+        report.reverted.append(label)
+        log.info("fault reverted", fault=label, entry=entry.id)
+    ledger.prune()
+    return report
+
+
+def recover(state_dir: Path, *, stop_orphans: bool = True) -> RecoveryReport:
+    """Revert every open fault; stop a sandbox whose owning drill process is gone."""
+    report = revert_open_faults(state_dir)
+    if stop_orphans:
+        platform = SandboxPlatform(sandbox_dir(state_dir))
+        owner = platform.owner_pid()
+        if owner is not None and not pid_alive(owner) and platform.fleet_file.exists():
+            platform.down()
+            report.fleet_stopped = True
+    return report

@@ -1,0 +1,1 @@
+"""Run directories, the crash-safe journal, result.json, Markdown/HTML reports and run history."""

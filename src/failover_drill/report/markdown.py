@@ -1,0 +1,109 @@
+"""report.md: the scorecard and verdict in plain text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def fmt_s(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f} s"
+
+
+def fmt_ms(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f} ms"
+
+
+def fmt_share(d: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.0%}" for k, v in sorted(d.items(), key=lambda kv: -kv[1])) or "—"
+
+
+def scorecard_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    fo, eb, tr, pay = r["failover"], r["error_budget"], r["traffic"], r["payments"]
+    rows = [
+        ("Fault", f"{r['fault']['kind']} {r['fault']['target']} ({r['fault'].get('mode') or ''})"),
+        ("Time to detect (first user-visible error)", fmt_s(fo["ttd_s"])),
+        ("Mesh detected (first ejection / health flip)", fmt_s(fo.get("mesh_detected_s"))),
+        ("Failover time (TTR)", fmt_s(fo["ttr_s"]) + ("" if fo["recovered"] else " — not recovered")),
+        ("Traffic shift (>= 99% on survivors)", fmt_s(fo["shift_s"])),
+        ("Outage span", fmt_s(fo.get("outage_s"))),
+        ("Failback after revert", fmt_s(fo["failback_s"])),
+        ("Back home after revert", fmt_s(fo.get("return_s"))),
+        (
+            "Requests / failed",
+            f"{tr['requests']} / {tr['failed']} (raw attempt failures {tr['raw_failures']})",
+        ),
+        (
+            "Error budget consumed",
+            f"{eb['budget_consumed_pct']:.4f}% of {eb['period_days']:g} d at {eb['slo']}%",
+        ),
+        (
+            "Peak burn rate (1 min / 5 min / 1 h)",
+            f"{eb['burn_rate']['1m']:.1f}x / {eb['burn_rate']['5m']:.1f}x / {eb['burn_rate']['1h']:.1f}x"
+            + (" — page alert would fire" if eb["page_alert_fired"] else ""),
+        ),
+        (
+            "p99 baseline / fault / recovery",
+            " / ".join(fmt_ms(r["latency_ms"][p]["p99"]) for p in ("baseline", "fault", "recovery")),
+        ),
+        ("Served by, baseline", fmt_share(r["served_by"]["baseline"])),
+        ("Served by, during fault", fmt_share(r["served_by"]["fault"])),
+        ("Served by, after revert", fmt_share(r["served_by"]["recovery"])),
+    ]
+    if pay.get("reconciled"):
+        rows.append(
+            (
+                "Payments acknowledged / lost / charged twice / charged unacknowledged",
+                f"{pay['acknowledged']} / {pay['lost']} / {pay['duplicated']} / {pay['charged_unacknowledged']}",
+            )
+        )
+    return rows
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    v = r["verdict"]
+    lines = [
+        f"# Drill {r['run_id']}",
+        "",
+        f"Scenario **{r['scenario']}** on **{r['platform']}**, mesh **{r['mesh']}**, users in **{r['client_region']}**, "
+        f"{r['traffic']['rate_rps']:g} req/s open loop.",
+        "",
+        f"## Verdict: {'PASSED' if v['passed'] else 'FAILED'}",
+        "",
+    ]
+    lines += [f"- {reason}" for reason in v["reasons"]] or ["- every limit held"]
+    lines += ["", "## Scorecard", "", "| measure | value |", "|---|---|"]
+    lines += [f"| {k} | {val} |" for k, val in scorecard_rows(r)]
+    if r["traffic"]["errors"]:
+        lines += ["", "## Errors by class", "", "| class | count |", "|---|---|"]
+        lines += [f"| {k} | {n} |" for k, n in r["traffic"]["errors"].items()]
+    lines += [
+        "",
+        "## Latency by phase (ms, from scheduled send time)",
+        "",
+        "| phase | p50 | p90 | p99 | max |",
+        "|---|---|---|---|---|",
+    ]
+    for p in ("baseline", "fault", "recovery"):
+        lat = r["latency_ms"][p]
+        lines.append(f"| {p} | {lat['p50']} | {lat['p90']} | {lat['p99']} | {lat['max']} |")
+    ev = r.get("platform_events") or []
+    if ev:
+        lines += [
+            "",
+            "## What the platform saw (first 30 events after the fault)",
+            "",
+            "| t (s) | source | event | where |",
+            "|---|---|---|---|",
+        ]
+        t0 = r["fault"]["injected_at_s"]
+        for e in [e for e in ev if e["at"] >= t0 - 0.5][:30]:
+            lines.append(
+                f"| {e['at']:.2f} | {e['source']} | {e['kind']} | {e.get('zone') or e.get('region') or ''} {e.get('detail') or ''} |"
+            )
+    lines += [
+        "",
+        "Definitions: DESIGN.md (TTD, TTR with a "
+        "stability window, shift, failback; burn rate = error ratio / (1 - SLO)).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""The timeline plot: success ratio, latency, served-by share, with fault/revert and TTD/TTR marked."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from failover_drill.report.result import Replay
+
+
+def timeline_png(result: dict[str, Any], replay: Replay) -> bytes:
+    tl = replay.timeline
+    start = result["phases"]["baseline"]["start_s"]
+    end = result["phases"]["recovery"]["end_s"]
+    series = tl.series(start, end)
+    xs = [t for t, _ in series]
+    ratio = [(b.ok / b.count * 100) if b.count else math.nan for _, b in series]
+    p50 = [b.p50 for _, b in series]
+    p99 = [b.p99 for _, b in series]
+    regions = sorted({r for _, b in series for r in b.served})
+    shares = {r: [(b.served.get(r, 0) / b.ok * 100) if b.ok else 0.0 for _, b in series] for r in regions}
+
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(11, 8.5), sharex=True, gridspec_kw={"height_ratios": [3, 3, 2]})
+    ax1.plot(xs, ratio, color="#1f77b4", lw=1.2, label="success ratio (100 ms buckets)")
+    ax1.axhline(
+        result["error_budget"]["slo"],
+        color="#2ca02c",
+        ls=":",
+        lw=1,
+        label=f"SLO {result['error_budget']['slo']}%",
+    )
+    ax1.set_ylabel("success %")
+    ax1.set_ylim(-2, 102)
+    ax2.plot(xs, p50, color="#9467bd", lw=1, label="p50")
+    ax2.plot(xs, p99, color="#d62728", lw=1, label="p99")
+    ax2.set_ylabel("latency ms (from scheduled send)")
+    ax2.set_yscale("log")
+    bottom = [0.0] * len(xs)
+    palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
+    for i, r in enumerate(regions):
+        ax3.fill_between(
+            xs,
+            bottom,
+            [b + s for b, s in zip(bottom, shares[r], strict=True)],
+            step="post",
+            color=palette[i % len(palette)],
+            alpha=0.8,
+            label=r,
+        )
+        bottom = [b + s for b, s in zip(bottom, shares[r], strict=True)]
+    ax3.set_ylabel("served by %")
+    ax3.set_ylim(0, 100)
+    ax3.set_xlabel("seconds since the drill started")
+
+    t0 = result["fault"]["injected_at_s"]
+    tr = result["fault"]["reverted_at_s"]
+    fo = result["failover"]
+    for ax in (ax1, ax2, ax3):
+        ax.axvspan(t0, tr if tr is not None else end, color="#d62728", alpha=0.07)
+        ax.axvline(t0, color="#d62728", lw=1.2)
+        if tr is not None:
+            ax.axvline(tr, color="#2ca02c", lw=1.2)
+        ax.grid(alpha=0.3)
+    label = f"fault: {result['fault']['kind']} {result['fault']['target']}"
+    ax1.annotate(label, (t0, 101), xytext=(4, -12), textcoords="offset points", color="#d62728", fontsize=9)
+    if tr is not None:
+        ax1.annotate("revert", (tr, 101), xytext=(4, -12), textcoords="offset points", color="#2ca02c", fontsize=9)
+    marks = [("TTD", fo["ttd_s"], t0), ("TTR", fo["ttr_s"], t0), ("failback", fo["failback_s"], tr)]
+    for i, (name, v, base) in enumerate(marks):
+        if v is not None and base is not None:
+            ax1.axvline(base + v, color="black", ls="--", lw=0.8)
+            ax1.annotate(
+                f"{name} {v:.2f}s",
+                (base + v, 8 + 14 * i),
+                xytext=(4, 0),
+                textcoords="offset points",
+                fontsize=9,
+            )
+    ax1.legend(loc="center right", fontsize=8)
+    ax2.legend(loc="upper left", fontsize=8)
+    ax3.legend(loc="lower left", fontsize=8, ncol=len(regions) or 1)
+    fig.suptitle(
+        f"{result['scenario']} — {result['platform']} / {result['mesh']} — "
+        f"{'PASSED' if result['verdict']['passed'] else 'FAILED'}",
+        fontsize=12,
+    )
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,277 @@
+"""result.json, rebuilt from the journal alone: the drill and `failover-drill report` share this path."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from failover_drill.config.scenario import Scenario
+from failover_drill.errors import ConfigError
+from failover_drill.measure.budget import error_budget
+from failover_drill.measure.failover import measure
+from failover_drill.measure.timeline import Phase, Timeline
+from failover_drill.measure.verdict import judge
+from failover_drill.report import journal
+from failover_drill.traffic.samples import Sample
+
+TARGETED_KINDS = {"region-loss", "zone-loss", "brownout", "link-latency", "partition"}
+
+
+class Replay:
+    """Everything a journal holds, folded."""
+
+    def __init__(self, path: Path) -> None:
+        self.problems = journal.JournalProblems()
+        self.meta: dict[str, Any] = {}
+        self.events: list[dict[str, Any]] = []
+        self.platform_events: list[dict[str, Any]] = []
+        self.payments: dict[str, Any] | None = None
+        self.generator: dict[str, Any] | None = None
+        samples_seen = 0
+        records = journal.read(path, self.problems)
+        first = next(records, None)
+        if first is None or first.get("t") != "meta":
+            raise ConfigError(
+                "journal has no header line",
+                source=str(path),
+                line=1,
+                hint="a journal starts with the drill's meta record; this file is not one",
+            )
+        self.meta = first
+        sc = Scenario.model_validate(first["scenario"])
+        self.scenario = sc
+        horizon = sc.traffic.timeout_s * sc.traffic.retry.attempts + sc.traffic.retry.backoff_max_ms / 1000 + 1
+        self.timeline = Timeline(horizon_s=horizon)
+        planned = first["phases"]
+        self.timeline.set_phases([Phase(p["name"], p["start"], p["end"]) for p in planned])
+        pending: list[Sample] = []
+        phases_final = False
+        last_t = 0.0
+        for rec in records:
+            kind = rec["t"]
+            if kind == "s":
+                try:
+                    s = Sample.from_json(rec)
+                except (KeyError, TypeError, ValueError):
+                    continue
+                samples_seen += 1
+                last_t = max(last_t, s.sched)
+                if phases_final:
+                    self.timeline.add(s)
+                else:
+                    pending.append(s)
+                    if len(pending) > 50_000:
+                        # Phases are refined by events; until then fold with the planned ones.
+                        for p in pending:
+                            self.timeline.add(p)
+                        pending.clear()
+            elif kind == "ev":
+                self.events.append(rec)
+                if rec.get("kind") in ("fault_injected", "fault_reverted", "end"):
+                    self._refine_phases(planned)
+            elif kind == "pe":
+                self.platform_events.append(rec)
+            elif kind == "payments":
+                self.payments = rec
+            elif kind == "gen":
+                self.generator = rec
+        for p in pending:
+            self.timeline.add(p)
+        self.timeline.seal_all()
+        self.samples = samples_seen
+        self.last_t = last_t
+
+    def _refine_phases(self, planned: list[dict[str, Any]]) -> None:
+        self.timeline.set_phases(self.phases(planned_only=False))
+
+    def event_time(self, kind: str, which: str = "first") -> float | None:
+        times = [float(e["at"]) for e in self.events if e.get("kind") == kind]
+        if not times:
+            return None
+        return min(times) if which == "first" else max(times)
+
+    def phases(self, planned_only: bool = False) -> list[Phase]:
+        planned = {p["name"]: (p["start"], p["end"]) for p in self.meta["phases"]}
+        if planned_only:
+            return [Phase(n, s, e) for n, (s, e) in planned.items()]
+        t0 = self.event_time("fault_injected") or planned["fault"][0]
+        tr = self.event_time("fault_reverted", "last") or planned["recovery"][0]
+        end = self.event_time("end") or planned["recovery"][1]
+        return [
+            Phase("warmup", planned["warmup"][0], planned["warmup"][1]),
+            Phase("baseline", planned["baseline"][0], t0),
+            Phase("fault", t0, tr),
+            Phase("recovery", tr, end),
+        ]
+
+
+def _fault_targets(faults: list[dict[str, Any]], zones: set[str]) -> tuple[set[str], str]:
+    """Where the fault hit, and whether shift is measured between zones or regions."""
+    targets = {f["target"] for f in faults if f.get("target") and f.get("kind") in TARGETED_KINDS}
+    level = "zone" if targets and targets <= zones else "region"
+    return targets, level
+
+
+def build_result(path: Path) -> dict[str, Any]:
+    rp = Replay(path)
+    sc = rp.scenario
+    meta = rp.meta
+    phases = {p.name: p for p in rp.phases()}
+    injected = [e for e in rp.events if e.get("kind") == "fault_injected"]
+    reverted = [e for e in rp.events if e.get("kind") == "fault_reverted"]
+    complete = rp.event_time("end") is not None
+    t0 = phases["fault"].start
+    tr = phases["fault"].end
+    t_end = phases["recovery"].end if complete else max(rp.last_t, tr)
+    faults = [e["fault"] for e in injected] or [f for f in meta["scenario"]["faults"]]
+    targets, level = _fault_targets(faults, set(meta.get("zones", [])))
+    baseline_share = sum(v for k, v in rp.timeline.served_by("baseline", level).items() if k in targets)
+    fo = measure(
+        rp.timeline,
+        t0=t0,
+        t_revert=tr,
+        t_end=t_end,
+        slo=sc.slo.ratio,
+        window_s=sc.slo.window_s,
+        stability_s=sc.slo.stability_s,
+        targets=targets,
+        level=level,
+        baseline_share=baseline_share,
+        rate_rps=sc.traffic.rate_rps,
+    )
+    start = phases["baseline"].start
+    budget = error_budget(rp.timeline, start, t_end, sc.slo.target_pct, sc.slo.period_days, sc.traffic.rate_rps)
+    series = rp.timeline.series(start, t_end)
+    requests = sum(b.count for _, b in series)
+    ok = sum(b.ok for _, b in series)
+    raw_fail = sum(b.raw_failures for _, b in series)
+    attempts = sum(b.attempts for _, b in series)
+    dropped = sum(b.dropped for _, b in series)
+    errors: dict[str, int] = {}
+    for _, b in series:
+        for k, v in b.errors.items():
+            errors[k] = errors.get(k, 0) + v
+    latency = {name: rp.timeline.phase_latency(name) for name in ("baseline", "fault", "recovery")}
+    served = {name: rp.timeline.served_by(name, "region") for name in ("baseline", "fault", "recovery")}
+    served_zone = {name: rp.timeline.served_by(name, "zone") for name in ("baseline", "fault", "recovery")}
+    pay = rp.payments or {}
+    verdict = judge(
+        sc.limits,
+        ttr_s=fo.ttr_s,
+        recovered=fo.recovered,
+        failback_s=fo.failback_s,
+        failed_back=fo.failed_back,
+        budget_pct=budget.budget_consumed_pct,
+        fault_p99_ms=latency["fault"]["p99"],
+        lost=int(pay.get("lost", 0)),
+        duplicated=int(pay.get("duplicated", 0)),
+    )
+    if not complete:
+        verdict.passed = False
+        verdict.reasons.append("the drill did not finish (the journal ends early): numbers cover what was recorded")
+    if rp.payments is None:
+        verdict.reasons.append("payments were not reconciled for this run")
+    mesh_events = _mesh_detection(rp.platform_events, t0, tr, targets)
+    return {
+        "schema": 1,
+        "run_id": meta["run_id"],
+        "scenario": sc.name,
+        "platform": meta["platform"],
+        "mesh": meta["mesh"],
+        "client_region": sc.region,
+        "started_at": meta.get("started_at"),
+        "complete": complete,
+        "fault": {
+            "kind": "+".join(sorted({f["kind"] for f in faults})),
+            "target": ",".join(sorted({f.get("target") or "all" for f in faults})),
+            "mode": faults[0].get("mode") if faults else None,
+            "faults": faults,
+            "injected_at_s": round(t0, 4),
+            "reverted_at_s": round(tr, 4) if reverted or complete else None,
+        },
+        "phases": {p.name: {"start_s": round(p.start, 4), "end_s": round(p.end, 4)} for p in phases.values()},
+        "traffic": {
+            "requests": requests,
+            "ok": ok,
+            "failed": requests - ok,
+            "rate_rps": sc.traffic.rate_rps,
+            "achieved_rps": round(requests / (t_end - start), 2) if t_end > start else 0.0,
+            "dropped": dropped,
+            "attempts": attempts,
+            "raw_failures": raw_fail,
+            "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+            "generator": rp.generator,
+        },
+        "failover": {
+            "ttd_s": fo.ttd_s,
+            "ttr_s": fo.ttr_s,
+            "shift_s": fo.shift_s,
+            "failback_s": fo.failback_s,
+            "return_s": fo.return_s,
+            "outage_s": fo.outage_s,
+            "recovered": fo.recovered,
+            "failed_back": fo.failed_back,
+            "measured_at": level,
+            "targets": sorted(targets),
+            "mesh_detected_s": mesh_events["detected_s"],
+            "mesh_restored_s": mesh_events["restored_s"],
+        },
+        "error_budget": {
+            "slo": sc.slo.target_pct,
+            "period_days": sc.slo.period_days,
+            "bad_requests": budget.bad_requests,
+            "budget_requests": budget.budget_requests,
+            "budget_consumed_pct": budget.budget_consumed_pct,
+            "peak_burn_rate": budget.burn_rate_1m,
+            "burn_rate": {
+                "1m": budget.burn_rate_1m,
+                "5m": budget.burn_rate_5m,
+                "30m": budget.burn_rate_30m,
+                "1h": budget.burn_rate_1h,
+                "6h": budget.burn_rate_6h,
+            },
+            "page_alert_fired": budget.page_alert,
+            "ticket_alert_fired": budget.ticket_alert,
+            "minutes_to_exhaust_at_peak": budget.minutes_to_exhaust_at_peak,
+        },
+        "latency_ms": latency,
+        "served_by": served,
+        "served_by_zone": served_zone,
+        "payments": {
+            "reconciled": rp.payments is not None,
+            "acknowledged": pay.get("acknowledged"),
+            "charged": pay.get("charged"),
+            "lost": pay.get("lost"),
+            "duplicated": pay.get("duplicated"),
+            "charged_unacknowledged": pay.get("charged_unacknowledged"),
+            "examples": {k: pay.get(k, []) for k in ("lost_keys", "duplicated_keys", "unacknowledged_keys")},
+        },
+        "platform_events": [
+            {k: e.get(k) for k in ("at", "source", "kind", "region", "zone", "detail")} for e in rp.platform_events
+        ][:500],
+        "verdict": {"passed": verdict.passed, "reasons": verdict.reasons, "checks": verdict.checks},
+        "journal": {"samples": rp.samples, "skipped_lines": rp.problems.skipped[:50]},
+    }
+
+
+def _mesh_detection(events: list[dict[str, Any]], t0: float, tr: float, targets: set[str]) -> dict[str, float | None]:
+    """When the platform itself first reacted to the fault (ejection, health flip, endpoint removal)."""
+    detect_kinds = {"health_check_eject", "health_check_failure", "outlier_eject", "not_ready"}
+    restore_kinds = {"health_check_healthy", "outlier_uneject", "ready"}
+
+    def hits(kinds: set[str], lo: float, hi: float) -> list[float]:
+        return sorted(
+            float(e["at"])
+            for e in events
+            if e.get("kind") in kinds
+            and lo <= float(e["at"]) < hi
+            and (not targets or e.get("region") in targets or e.get("zone") in targets)
+        )
+
+    det = hits(detect_kinds, t0, tr)
+    res = hits(restore_kinds, tr, math.inf)
+    return {
+        "detected_s": round(det[0] - t0, 4) if det else None,
+        "restored_s": round(res[0] - tr, 4) if res else None,
+    }

@@ -1,0 +1,1 @@
+"""Open-loop payment traffic: requests scheduled in advance and timed from their scheduled send."""

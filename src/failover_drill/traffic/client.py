@@ -1,0 +1,115 @@
+"""The payment client: httpx API on an aiohttp transport, with a payment client's own retries
+(tenacity) that reuse the Idempotency-Key, and a deadline per attempt."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
+
+from failover_drill.config.scenario import RetryPolicy
+from failover_drill.traffic.samples import OK, classify
+
+
+@dataclass(slots=True)
+class Attempt:
+    status: int
+    err: str
+    region: str | None = None
+    zone: str | None = None
+    acked: bool = False
+
+
+@dataclass(slots=True)
+class PaymentResult:
+    last: Attempt
+    attempts: int
+    raw_failures: int
+
+
+def _retry_class(err: str) -> str | None:
+    if err == OK:
+        return None
+    if err == "timeout":
+        return "timeout"
+    if err in ("connect", "reset"):
+        return err
+    if err.startswith("http_4"):
+        return None
+    return "5xx"
+
+
+class PaymentClient:
+    def __init__(
+        self,
+        base_url: str,
+        client_region: str,
+        timeout_s: float,
+        retry: RetryPolicy,
+        max_connections: int = 4000,
+    ) -> None:
+        self.url = base_url.rstrip("/") + "/v1/payments"
+        self.region = client_region
+        self.timeout_s = timeout_s
+        self.retry = retry
+        transport = AiohttpTransport(
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        )
+        self.http = httpx.AsyncClient(transport=transport, timeout=None)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _attempt(self, key: str, amount_cents: int) -> Attempt:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                resp = await self.http.post(
+                    self.url,
+                    headers={"idempotency-key": key, "x-client-region": self.region},
+                    json={"amount_cents": amount_cents, "currency": "USD"},
+                )
+                body = resp.text
+        except TimeoutError:
+            return Attempt(0, "timeout")
+        except (httpx.ConnectError, httpx.ConnectTimeout, aiohttp.ClientConnectorError):
+            return Attempt(0, "connect")
+        except (httpx.TransportError, aiohttp.ClientError, OSError):
+            return Attempt(0, "reset")
+        err = classify(resp.status_code, body)
+        return Attempt(
+            status=resp.status_code,
+            err=err,
+            region=resp.headers.get("x-served-region"),
+            zone=resp.headers.get("x-served-zone"),
+            acked=err == OK and '"payment_id"' in body,
+        )
+
+    async def pay(self, key: str, amount_cents: int) -> PaymentResult:
+        if self.retry.attempts <= 1:
+            a = await self._attempt(key, amount_cents)
+            return PaymentResult(a, 1, 0 if a.err == OK else 1)
+        retry_on = set(self.retry.on)
+        tried: list[Attempt] = []
+
+        def should_retry(a: Attempt) -> bool:
+            cls = _retry_class(a.err)
+            return cls is not None and cls in retry_on
+
+        async def once() -> Attempt:
+            a = await self._attempt(key, amount_cents)
+            tried.append(a)
+            return a
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=wait_exponential_jitter(initial=self.retry.backoff_ms / 1000, max=self.retry.backoff_max_ms / 1000),
+            retry=retry_if_result(should_retry),
+            # When attempts run out, the user sees the last answer, not a RetryError.
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        last: Attempt = await retrying(once)
+        return PaymentResult(last, len(tried), sum(1 for a in tried if a.err != OK))

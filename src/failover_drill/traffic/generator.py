@@ -1,0 +1,104 @@
+"""The open-loop generator: every request has a send time fixed before the run starts. A request
+that cannot be sent on time is still sent and its lateness recorded; one that finds no capacity is
+counted as dropped, never silently delayed. Latency runs from the scheduled send time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from failover_drill.clock import Clock
+from failover_drill.traffic.client import PaymentClient
+from failover_drill.traffic.samples import DROPPED, Sample
+from failover_drill.traffic.schedule import Schedule
+
+LATE_MS = 10.0
+
+
+@dataclass
+class GeneratorStats:
+    scheduled: int = 0
+    sent: int = 0
+    completed: int = 0
+    dropped: int = 0
+    late: int = 0
+    max_lag_ms: float = 0.0
+
+
+class OpenLoopGenerator:
+    def __init__(
+        self,
+        client: PaymentClient,
+        schedule: Schedule,
+        clock: Clock,
+        sink: Callable[[Sample], None],
+        key_prefix: str,
+        max_in_flight: int = 4000,
+    ) -> None:
+        self.client = client
+        self.schedule = schedule
+        self.clock = clock
+        self.sink = sink
+        self.key_prefix = key_prefix
+        self.max_in_flight = max_in_flight
+        self.stats = GeneratorStats()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, origin: float, offset_s: float = 0.0) -> GeneratorStats:
+        """Send from `origin + offset_s` (monotonic) on; sample times are relative to `origin`."""
+        for seq, t in enumerate(self.schedule):
+            if self._stop.is_set():
+                break
+            sched = offset_s + t
+            delay = origin + sched - self.clock.now()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                    break
+                except TimeoutError:
+                    pass
+            self.stats.scheduled += 1
+            if len(self._in_flight) >= self.max_in_flight:
+                self.stats.dropped += 1
+                self.sink(Sample(seq, sched, 0.0, 0.0, 0, DROPPED, key=f"{self.key_prefix}-{seq}"))
+                continue
+            task = asyncio.create_task(self._one(seq, sched, origin))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        if self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+        return self.stats
+
+    async def _one(self, seq: int, sched: float, origin: float) -> None:
+        sent = self.clock.now()
+        lag_ms = (sent - origin - sched) * 1000.0
+        self.stats.sent += 1
+        if lag_ms > LATE_MS:
+            self.stats.late += 1
+        self.stats.max_lag_ms = max(self.stats.max_lag_ms, lag_ms)
+        key = f"{self.key_prefix}-{seq}"
+        res = await self.client.pay(key, 1000 + seq % 9000)
+        done = self.clock.now()
+        a = res.last
+        self.stats.completed += 1
+        self.sink(
+            Sample(
+                seq=seq,
+                sched=sched,
+                lat_ms=(done - origin - sched) * 1000.0,
+                lag_ms=lag_ms,
+                status=a.status,
+                err=a.err,
+                region=a.region,
+                zone=a.zone,
+                attempts=res.attempts,
+                raw_failures=res.raw_failures,
+                acked=a.acked,
+                key=key,
+            )
+        )
