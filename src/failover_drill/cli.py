@@ -14,9 +14,9 @@ from rich.live import Live
 from rich.table import Table
 
 from failover_drill import obs
-from failover_drill.config.scenario import load_scenario
+from failover_drill.config.scenario import build_scenario, load_scenario
 from failover_drill.config.topology import load_topology
-from failover_drill.drill import Drill, LiveView, build_scenario, resolve_faults
+from failover_drill.drill import Drill, LiveView, resolve_faults
 from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError
 from failover_drill.platforms.sandbox.platform import SandboxPlatform
 from failover_drill.recovery import recover as run_recover
@@ -46,7 +46,7 @@ DEFAULT_STATE = Path(".failover-drill")
 
 
 def _say(msg: str) -> None:
-    err.print(f"[dim]·[/dim] {msg}")
+    err.print(f"· {msg}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _platform_check(platform: str) -> None:
@@ -127,6 +127,11 @@ def drill(
         str | None, typer.Option("--target", help="region or zone to hit (default: the users' region)")
     ] = None,
     rate: Annotated[float | None, typer.Option("--rate", help="requests per second, open loop")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="link faults: from this region or front-door")] = None,
+    delay_ms: Annotated[float | None, typer.Option("--delay-ms", help="link-latency / brownout: added delay")] = None,
+    fail_pct: Annotated[
+        float | None, typer.Option("--fail-pct", help="brownout: percent of requests that fail")
+    ] = None,
     scenario: Annotated[Path | None, typer.Option("--scenario", "-s", help="scenario YAML")] = None,
     sets: Annotated[
         list[str] | None, typer.Option("--set", help="override a scenario field: phases.fault_s=30")
@@ -149,6 +154,7 @@ def drill(
         target=target,
         rate=rate,
         overrides=_parse_sets(sets or []),
+        fault_params={"source": source, "delay_ms": delay_ms, "fail_pct": fail_pct},
     )
     topo = load_topology(topology, mesh=mesh)
     resolve_faults(sc, topo)
@@ -167,7 +173,7 @@ def drill(
 
     def live_progress(v: LiveView) -> None:
         if v.message:
-            err.print(f"[dim]·[/dim] {v.message}")
+            err.print(f"· {v.message}", markup=False, highlight=False, soft_wrap=True)
             v.message = ""
         if live is not None:
             ratio = "—" if v.ok_ratio is None else f"{v.ok_ratio:.2%}"
@@ -293,7 +299,7 @@ def recover(state_dir: StateOpt = DEFAULT_STATE) -> None:
         out.print("stopped a sandbox left behind by a drill that died")
     if rep.failed:
         for f in rep.failed:
-            err.print(f"[red]could not revert[/red] {f}")
+            err.print(f"could not revert {f}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(3)
     if not rep.reverted and not rep.fleet_stopped:
         out.print("nothing to recover")
@@ -302,9 +308,12 @@ def recover(state_dir: StateOpt = DEFAULT_STATE) -> None:
 def main() -> None:
     obs.configure(os.environ.get("FAILOVER_DRILL_LOG", "warning"))
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's Exit code instead of exiting.
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except DrillError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        # Plain write: the message names fields in [brackets], which rich would take for markup.
+        sys.stderr.write(f"error: {exc}\n")
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

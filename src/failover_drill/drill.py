@@ -28,7 +28,6 @@ from failover_drill.config.scenario import Scenario
 from failover_drill.config.topology import Topology
 from failover_drill.errors import (
     EXIT_INTERRUPTED,
-    ConfigError,
     DrillError,
     FaultError,
     Interrupted,
@@ -102,6 +101,14 @@ class _Recent:
         view.served = {k: v / len(oks) for k, v in sorted(by.items())} if oks else {}
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def resolve_faults(scenario: Scenario, topo: Topology) -> list[FaultSpec]:
     """Every name checked, every default filled, the schedule checked: before anything runs."""
     topo.region(scenario.region)
@@ -153,6 +160,8 @@ class Drill:
         run_dir: Path | None = None
         watcher = None
         try:
+            self._say("checking the fleet is steady")
+            self.platform.wait_steady(self.scenario.region)
             self._check_reachable()
             run_dir = new_run_dir(self.runs_dir, self._run_id(faults))
             lease = self.scenario.phases.total_s() + 30.0
@@ -221,7 +230,8 @@ class Drill:
         )
         code = 0
         try:
-            code = asyncio.run(self._async_phases(jr, anchor, faults, planned))
+            with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+                code = runner.run(self._async_phases(jr, anchor, faults, planned))
         finally:
             self._finish(jr, anchor, run_dir)
         return code
@@ -410,52 +420,3 @@ class Drill:
             log.warning("could not reconcile payments", error=str(exc))
         jr.close()
         finish_run(run_dir)
-
-
-def build_scenario(
-    base: Scenario | None,
-    *,
-    region: str | None,
-    fault: str | None,
-    mode: str | None,
-    target: str | None,
-    rate: float | None,
-    overrides: dict[str, Any] | None = None,
-) -> Scenario:
-    """Scenario from a file (or defaults) with command-line flags on top; every field re-validated."""
-    data = (base or Scenario()).model_dump(mode="json")
-    if region:
-        data["region"] = region
-    if fault or mode or target:
-        faults = data["faults"] if not fault else [{"kind": fault}]
-        for fe in faults:
-            if mode:
-                fe["mode"] = mode
-            if target:
-                fe["target"] = target
-        data["faults"] = faults
-    if rate is not None:
-        data["traffic"]["rate_rps"] = rate
-    for path, value in (overrides or {}).items():
-        node = data
-        keys = path.split(".")
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-        node[keys[-1]] = value
-    if base is None or fault:
-        kinds = "-".join(fe["kind"] for fe in data["faults"])
-        data["name"] = f"{kinds}-{data['region']}"
-    try:
-        return Scenario.model_validate(data)
-    except Exception as exc:  # pydantic's ValidationError, named for the flag the user gave
-        from pydantic import ValidationError
-
-        if isinstance(exc, ValidationError):
-            err = exc.errors()[0]
-            field_name = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(
-                err["msg"].removeprefix("Value error, "),
-                field=field_name,
-                hint="see `failover-drill drill --help`",
-            ) from None
-        raise

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.yamlio import load_one, validate
@@ -102,3 +102,53 @@ def load_scenario(path: Path) -> tuple[Scenario, str]:
     if not isinstance(data, dict):
         raise ConfigError("a scenario must be a mapping", source=str(path), line=1)
     return validate(Scenario, data, lines, str(path), hint="see experiments/scenarios/ for examples"), str(path)
+
+
+def build_scenario(
+    base: Scenario | None,
+    *,
+    region: str | None = None,
+    fault: str | None = None,
+    mode: str | None = None,
+    target: str | None = None,
+    rate: float | None = None,
+    overrides: dict[str, Any] | None = None,
+    fault_params: dict[str, Any] | None = None,
+) -> Scenario:
+    """A scenario from a file (or the defaults) with command-line flags on top, re-validated whole."""
+    data = (base or Scenario()).model_dump(mode="json")
+    if region:
+        data["region"] = region
+    params = {k: v for k, v in (fault_params or {}).items() if v is not None}
+    if fault or mode or target or params:
+        faults = data["faults"] if not fault else [{"kind": fault}]
+        for fe in faults:
+            if mode:
+                fe["mode"] = mode
+            if target:
+                fe["target"] = target
+            fe.update(params)
+        data["faults"] = faults
+    if rate is not None:
+        data["traffic"]["rate_rps"] = rate
+    for path, value in (overrides or {}).items():
+        node: Any = data
+        keys: list[Any] = [int(k) if k.isdigit() else k for k in path.split(".")]
+        try:
+            for k in keys[:-1]:
+                node = node[k] if isinstance(k, int) else node.setdefault(k, {})
+            node[keys[-1]] = value
+        except (IndexError, KeyError, TypeError):
+            raise ConfigError(
+                f"--set {path}: no such field", field="--set", hint="e.g. phases.fault_s=30 or faults.0.delay_ms=100"
+            ) from None
+    if base is None or fault:
+        data["name"] = "-".join(fe["kind"] for fe in data["faults"]) + f"-{data['region']}"
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field_name = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(
+            str(err["msg"]).removeprefix("Value error, "), field=field_name, hint="see `failover-drill drill --help`"
+        ) from None

@@ -6,7 +6,8 @@
 - Shift: time until surviving locations serve >= 99% of successful requests (and keep doing so
   for the stability window).
 - Failback: TTR measured from the revert, over the recovery phase.
-- Outage: span of client-visible failures after t0 (first failure to the request after the last).
+- Outage: span of client-visible failures after t0, on send times: from the first failed request
+  to the one sent after the last failed one (the calibration checks this against the injection).
 """
 
 from __future__ import annotations
@@ -154,8 +155,9 @@ def measure(
 
     outage: float | None = None
     if ttd is not None:
-        last_err = max((b.last_err for _, b in fault + recovery if b.failed), default=-math.inf)
-        outage = last_err - first_err + 1.0 / rate_rps
+        first_sent = min((b.first_err_sent for _, b in fault if b.failed), default=math.inf)
+        last_sent = max((b.last_err_sent for _, b in fault + recovery if b.failed), default=-math.inf)
+        outage = last_sent - first_sent + 1.0 / rate_rps
     return Failover(
         ttd_s=_r(ttd),
         ttr_s=_r(ttr),

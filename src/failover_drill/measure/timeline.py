@@ -42,6 +42,10 @@ class Bucket:
     zones: Counter[str] = field(default_factory=Counter)
     first_err: float = math.inf
     last_err: float = -math.inf
+    # Send times (scheduled + lag) of the first and last failure: the fault acts on requests
+    # when they leave, so the outage window is measured on send times.
+    first_err_sent: float = math.inf
+    last_err_sent: float = -math.inf
     lat: list[float] | None = field(default_factory=list)
     p50: float = math.nan
     p99: float = math.nan
@@ -77,6 +81,10 @@ class Timeline:
         self._sealed_upto = -1
         self._latest = 0.0
 
+    def index(self, t: float) -> int:
+        """Bucket of time t; the epsilon keeps 10.0 in bucket 100 although 10.0 // 0.1 == 99.0."""
+        return math.floor(t / self.bucket_s + 1e-9)
+
     def set_phases(self, phases: list[Phase]) -> None:
         self.phases = phases
 
@@ -87,7 +95,7 @@ class Timeline:
         return None
 
     def add(self, s: Sample) -> None:
-        idx = int(s.sched // self.bucket_s)
+        idx = self.index(s.sched)
         b = self.buckets.get(idx)
         if b is None:
             b = self.buckets[idx] = Bucket()
@@ -107,6 +115,9 @@ class Timeline:
             b.errors[s.err] += 1
             b.first_err = min(b.first_err, s.sched)
             b.last_err = max(b.last_err, s.sched)
+            sent = s.sched + s.lag_ms / 1000.0
+            b.first_err_sent = min(b.first_err_sent, sent)
+            b.last_err_sent = max(b.last_err_sent, sent)
         if b.lat is not None:
             b.lat.append(s.lat_ms)
         phase = self.phase_of(s.sched)
@@ -128,7 +139,7 @@ class Timeline:
             self._seal_before(done - self.horizon_s)
 
     def _seal_before(self, t: float) -> None:
-        upto = int(t // self.bucket_s) - 1
+        upto = self.index(t) - 1
         if upto <= self._sealed_upto:
             return
         for i in range(self._sealed_upto + 1, upto + 1):
@@ -151,7 +162,7 @@ class Timeline:
 
     def series(self, start: float, end: float) -> list[tuple[float, Bucket]]:
         """(bucket start time, bucket) for every bucket in [start, end), empty ones included."""
-        lo, hi = math.floor(start / self.bucket_s + 1e-9), math.ceil(end / self.bucket_s - 1e-9)
+        lo, hi = self.index(start), math.ceil(end / self.bucket_s - 1e-9)
         return [(i * self.bucket_s, self.buckets.get(i) or Bucket(lat=None)) for i in range(lo, hi)]
 
     def phase_latency(self, phase: str) -> dict[str, Any]:

@@ -134,7 +134,7 @@ class SandboxPlatform:
             envoy, version = resolve_envoy()
             policy = load_policy(self.topology.manifests_dir(), self.topology.mesh)
             layout = plan_layout(self.topology, self.state_dir)
-            self._prepare_files(layout, policy)
+            self.prepare_files(layout, policy)
             specs = self._process_specs(layout, policy, envoy)
             data: dict[str, Any] = {
                 "version": 1,
@@ -161,7 +161,7 @@ class SandboxPlatform:
                 raise
         say(f"sandbox up: front door {layout.frontdoor_url()}")
 
-    def _prepare_files(self, layout: Layout, policy: MeshPolicy) -> None:
+    def prepare_files(self, layout: Layout, policy: MeshPolicy) -> None:
         for sub in ("eds", "sds", "cp", "events", "logs", "envoy", "pki", "ledgers"):
             d = self.state_dir / sub
             if d.exists() and sub in ("eds", "cp", "events", "ledgers"):
@@ -379,6 +379,30 @@ class SandboxPlatform:
         hosts = admin.cluster_hosts(layout.frontdoor_admin_port, timeout=0.5)
         clusters = [hosts.get(f"mcs-{r}", {}) for r in layout.regions]
         return all(c and all(flags == "healthy" for flags in c.values()) for c in clusters)
+
+    def wait_steady(self, region: str, timeout_s: float = 30.0) -> None:
+        """Before a baseline: every process running and the users' region served at home."""
+        data = self._load()
+        if data is None:
+            raise PlatformError("the sandbox is not up", hint="run `failover-drill up` first")
+        layout = Layout.from_json(data["layout"])
+        specs = self._specs(data)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            broken = [s.name for s in specs if not procs.alive(s) or procs.frozen(s)]
+            try:
+                home = not broken and self._served_home(layout, region)
+            except OSError:
+                home = False
+            if home:
+                return
+            if time.monotonic() > deadline:
+                what = f"not running: {', '.join(broken)}" if broken else f"{region} is not served at home"
+                raise PlatformError(
+                    f"the sandbox is not steady ({what})",
+                    hint="run `failover-drill recover`, or `failover-drill down` and retry",
+                )
+            time.sleep(0.2)
 
     def down(self, progress: Progress | None = None) -> None:
         say = progress or _noop

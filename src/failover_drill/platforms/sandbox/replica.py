@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         log_level="warning",
         access_log=False,
         http="httptools",
+        loop="auto",  # uvloop when installed
         lifespan="on",
         timeout_graceful_shutdown=1,
     )

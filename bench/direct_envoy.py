@@ -1,0 +1,102 @@
+"""A throwaway Envoy with a direct-response listener: a target that is not the bottleneck."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from failover_drill.platforms.sandbox.envoy_binary import resolve_envoy
+from failover_drill.platforms.sandbox.ports import allocate
+
+
+@contextmanager
+def direct_envoy(concurrency: int = 1) -> Iterator[str]:
+    envoy, _ = resolve_envoy()
+    ports = allocate(["listener", "admin"])
+    cfg = {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports["admin"]}}},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "direct",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": ports["listener"]}},
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": {
+                                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                                        "stat_prefix": "direct",
+                                        "route_config": {
+                                            "virtual_hosts": [
+                                                {
+                                                    "name": "d",
+                                                    "domains": ["*"],
+                                                    "routes": [
+                                                        {
+                                                            "match": {"prefix": "/"},
+                                                            "direct_response": {
+                                                                "status": 201,
+                                                                "body": {"inline_string": '{"payment_id":"pay_bench"}'},
+                                                            },
+                                                            "response_headers_to_add": [
+                                                                {"header": {"key": "x-served-region", "value": "bench"}}
+                                                            ],
+                                                        }
+                                                    ],
+                                                }
+                                            ]
+                                        },
+                                        "http_filters": [
+                                            {
+                                                "name": "envoy.filters.http.router",
+                                                "typed_config": {
+                                                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                                                },
+                                            }
+                                        ],
+                                    },
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ]
+        },
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "envoy.json"
+        f.write_text(json.dumps(cfg))
+        proc = subprocess.Popen(
+            [
+                str(envoy),
+                "-c",
+                str(f),
+                "--disable-hot-restart",
+                "--concurrency",
+                str(concurrency),
+                "--log-level",
+                "error",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            url = f"http://127.0.0.1:{ports['listener']}"
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(url, timeout=0.2).read()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(5)

@@ -1,0 +1,161 @@
+"""The generator (httpx API on an aiohttp transport) against a raw aiohttp open-loop loop, same
+target (an Envoy direct-response listener), same run: achieved rate, send lag p99, CPU/request.
+Also: two worker processes against one, for the maximum clean rate. Prints JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import platform
+import sys
+import time
+from typing import Any
+
+import aiohttp
+
+from failover_drill.clock import MonotonicClock
+from failover_drill.config.scenario import RetryPolicy
+from failover_drill.drill import event_loop_factory
+from failover_drill.traffic.client import PaymentClient
+from failover_drill.traffic.generator import OpenLoopGenerator
+from failover_drill.traffic.samples import Sample
+from failover_drill.traffic.schedule import Schedule
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from direct_envoy import direct_envoy
+
+DURATION = 5.0
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q / 100 * len(xs)))] if xs else float("nan")
+
+
+async def raw_aiohttp(url: str, rate: float) -> dict[str, Any]:
+    lags: list[float] = []
+    ok = 0
+    conn = aiohttp.TCPConnector(limit=4000)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.2
+        tasks = []
+
+        async def one(due: float) -> None:
+            nonlocal ok
+            lags.append((loop.time() - due) * 1000)
+            async with session.post(
+                url + "/v1/payments", json={"amount_cents": 1}, headers={"idempotency-key": "k"}
+            ) as r:
+                await r.read()
+                ok += r.status == 201
+
+        cpu0 = time.process_time()
+        n = int(rate * DURATION)
+        for i in range(n):
+            due = start + i / rate
+            d = due - loop.time()
+            if d > 0:
+                await asyncio.sleep(d)
+            tasks.append(asyncio.create_task(one(due)))
+        await asyncio.gather(*tasks)
+        cpu = time.process_time() - cpu0
+    return {
+        "sent": n,
+        "ok": ok,
+        "achieved_rps": round(n / (loop.time() - start), 1),
+        "lag_p99_ms": round(_pct(lags, 99), 3),
+        "cpu_us_per_req": round(cpu / n * 1e6, 1),
+    }
+
+
+async def generator(url: str, rate: float) -> dict[str, Any]:
+    samples: list[Sample] = []
+    client = PaymentClient(url, "bench", 5.0, RetryPolicy())
+    clock = MonotonicClock()
+    gen = OpenLoopGenerator(client, Schedule.constant(rate, DURATION), clock, samples.append, key_prefix="b")
+    cpu0 = time.process_time()
+    t0 = clock.now()
+    st = await gen.run(t0 + 0.2)
+    cpu = time.process_time() - cpu0
+    await client.aclose()
+    n = len(samples)
+    return {
+        "sent": n,
+        "ok": sum(s.ok for s in samples),
+        "achieved_rps": round(n / (clock.now() - t0 - 0.2), 1),
+        "lag_p99_ms": round(_pct([s.lag_ms for s in samples], 99), 3),
+        "cpu_us_per_req": round(cpu / n * 1e6, 1),
+        "late": st.late,
+        "dropped": st.dropped,
+    }
+
+
+def _run(fn: Any, url: str, rate: float) -> dict[str, Any]:
+    with asyncio.Runner(loop_factory=event_loop_factory()) as r:
+        result: dict[str, Any] = r.run(fn(url, rate))
+    return result
+
+
+def _worker(url: str, rate: float, q: Any) -> None:
+    q.put(_run(generator, url, rate))
+
+
+def workers(url: str, rate: float, n: int) -> dict[str, Any]:
+    q: Any = mp.get_context("spawn").Queue()
+    procs = [mp.get_context("spawn").Process(target=_worker, args=(url, rate / n, q)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    results = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return {
+        "workers": n,
+        "rate": rate,
+        "ok": sum(r["ok"] for r in results),
+        "sent": sum(r["sent"] for r in results),
+        "lag_p99_ms": max(r["lag_p99_ms"] for r in results),
+    }
+
+
+def clean(r: dict[str, Any], rate: float) -> bool:
+    return r["ok"] == r["sent"] and r["lag_p99_ms"] <= 2.0 and r.get("achieved_rps", rate) >= 0.97 * rate
+
+
+def main() -> None:
+    out: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": platform.machine(),
+        "cpus": mp.cpu_count(),
+        "python": platform.python_version(),
+        "runs": [],
+    }
+    with direct_envoy(concurrency=1) as url:
+        for rate in (1000, 2000):
+            raw = _run(raw_aiohttp, url, rate)
+            gen = _run(generator, url, rate)
+            out["runs"].append(
+                {
+                    "rate": rate,
+                    "raw_aiohttp": raw,
+                    "generator": gen,
+                    "cpu_ratio": round(gen["cpu_us_per_req"] / raw["cpu_us_per_req"], 2),
+                }
+            )
+        best: dict[int, float] = {}
+        for n in (1, 2):
+            for rate in (1000, 1500, 2000, 2500, 3000, 3500, 4000):
+                r = workers(url, rate, n)
+                if r["ok"] == r["sent"] and r["lag_p99_ms"] <= 2.0:
+                    best[n] = rate
+                else:
+                    break
+        out["max_clean_rate"] = {f"{n}_workers": v for n, v in best.items()}
+        if best.get(1):
+            out["two_worker_speedup"] = round(best.get(2, 0) / best[1], 2)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Shared fixtures: real sandbox fleets (Envoy + uvicorn processes on 127.0.0.1) in temp dirs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from failover_drill.config.topology import Topology, load_topology
+from failover_drill.platforms.sandbox.platform import SandboxPlatform
+from failover_drill.recovery import sandbox_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPOLOGY = ROOT / "clusters" / "topology.yaml"
+MANIFESTS_DIR = ROOT / "clusters" / "manifests" / "payment-gateway"
+# Short phases keep the suite fast; the definitions do not depend on phase length.
+FAST = [
+    "--set",
+    "phases.warmup_s=1",
+    "--set",
+    "phases.baseline_s=2",
+    "--set",
+    "phases.recovery_s=6",
+    "--set",
+    "slo.stability_s=2",
+]
+
+
+def processes_under(path: Path) -> list[str]:
+    """Command lines of live processes that mention path (our state dir): leftovers."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (p / "stat").read_text()
+        except OSError:
+            continue
+        if str(path) in cmd and stat[stat.rindex(")") + 2] != "Z":
+            out.append(f"{p.name}: {cmd[:160]}")
+    return out
+
+
+def run_cli(
+    *args: str,
+    state: Path,
+    runs: Path | None = None,
+    timeout: float = 180,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "failover_drill.cli", *args]
+    full_env = {**os.environ, "FAILOVER_DRILL_STATE": str(state), **(env or {})}
+    if runs is not None and args and args[0] in ("drill",):
+        cmd += ["--runs-dir", str(runs)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd)
+
+
+def topology(mesh: str | None = None) -> Topology:
+    return load_topology(TOPOLOGY, mesh=mesh)
+
+
+class Fleet:
+    def __init__(self, state: Path, mesh: str) -> None:
+        self.state = state
+        self.mesh = mesh
+        self.platform = SandboxPlatform(sandbox_dir(state), topology(mesh))
+
+
+def _fleet(tmp_path_factory: pytest.TempPathFactory, mesh: str) -> Iterator[Fleet]:
+    state = tmp_path_factory.mktemp(f"state-{mesh}")
+    fleet = Fleet(state, mesh)
+    fleet.platform.up()
+    try:
+        yield fleet
+    finally:
+        fleet.platform.down()
+        deadline = time.monotonic() + 5
+        while processes_under(state) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_under(state) == [], "processes left behind after down"
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """The default fleet (Istio as shipped), shared by tests that leave it as they found it."""
+    yield from _fleet(tmp_path_factory, "istio")
+
+
+@pytest.fixture(scope="session")
+def tuned_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    yield from _fleet(tmp_path_factory, "istio-tuned")
