@@ -59,7 +59,7 @@ def run_cli(
     full_env = {**os.environ, "FAILOVER_DRILL_STATE": str(state), **(env or {})}
     if runs is not None and args and args[0] in ("drill",):
         cmd += ["--runs-dir", str(runs)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd, check=False)
 
 
 def topology(mesh: str | None = None) -> Topology:
