@@ -41,9 +41,10 @@ from failover_drill.recovery import ledger_path, revert_open_faults, sandbox_dir
 from failover_drill.report import journal as journal_mod
 from failover_drill.report.rundir import finish_run, new_run_dir
 from failover_drill.traffic.client import PaymentClient
-from failover_drill.traffic.generator import OpenLoopGenerator
+from failover_drill.traffic.generator import GeneratorStats, OpenLoopGenerator
 from failover_drill.traffic.samples import Sample
 from failover_drill.traffic.schedule import Schedule
+from failover_drill.traffic.workers import WorkerPool
 
 log = obs.get(__name__)
 
@@ -115,6 +116,55 @@ def resolve_faults(scenario: Scenario, topo: Topology) -> list[FaultSpec]:
     faults = [resolve(f, topo, scenario.region) for f in scenario.faults]
     check_schedule(faults, scenario.phases.fault_s)
     return faults
+
+
+class _Traffic:
+    """The drill's traffic: in this process, or split over worker processes."""
+
+    def __init__(self, drill: Drill, pool: WorkerPool | None, sink: Callable[[Sample], None], key_prefix: str) -> None:
+        sc = drill.scenario
+        self.pool = pool
+        self.sink = sink
+        self.client: PaymentClient | None = None
+        self.gen: OpenLoopGenerator | None = None
+        if pool is None:
+            self.client = PaymentClient(
+                drill.platform.entrypoint(),
+                sc.region,
+                sc.traffic.timeout_s,
+                sc.traffic.retry,
+                max_connections=sc.traffic.max_in_flight,
+            )
+            self.gen = OpenLoopGenerator(
+                self.client,
+                Schedule.constant(sc.traffic.rate_rps, sc.phases.total_s()),
+                drill.clock,
+                sink,
+                key_prefix=key_prefix,
+                max_in_flight=sc.traffic.max_in_flight,
+            )
+        self.stats = GeneratorStats()
+
+    async def run(self, origin: float) -> None:
+        if self.gen is not None:
+            self.stats = await self.gen.run(origin)
+        elif self.pool is not None:
+            self.pool.go(origin)
+            self.stats = await self.pool.collect(self.sink)
+
+    def stop(self) -> None:
+        if self.gen is not None:
+            self.gen.stop()
+        if self.pool is not None:
+            self.pool.stop()
+
+    async def aclose(self) -> None:
+        if self.gen is not None:
+            self.stats = self.gen.stats
+        elif self.pool is not None:
+            self.stats = self.pool.stats
+        if self.client is not None:
+            await self.client.aclose()
 
 
 class Drill:
@@ -211,6 +261,20 @@ class Drill:
             {"name": "recovery", "start": w + b + f, "end": w + b + f + r},
         ]
         jr = journal_mod.JournalWriter(run_dir / "journal.jsonl")
+        pool: WorkerPool | None = None
+        if sc.traffic.workers > 1:
+            # Workers start before the clock's origin so none of them begins late.
+            self._say(f"starting {sc.traffic.workers} traffic workers")
+            pool = WorkerPool(
+                sc.traffic.workers,
+                self.platform.entrypoint(),
+                sc.region,
+                sc.traffic,
+                sc.phases.total_s(),
+                run_dir.name,
+                event_loop_factory(),
+            )
+            pool.wait_ready()
         anchor = Anchor(self.clock)
         started = datetime.now(UTC).isoformat()
         jr.write_now(
@@ -231,8 +295,11 @@ class Drill:
         code = 0
         try:
             with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-                code = runner.run(self._async_phases(jr, anchor, faults, planned))
+                code = runner.run(self._async_phases(jr, anchor, faults, planned, pool))
         finally:
+            if pool is not None:
+                pool.stop()
+                pool.close()
             self._finish(jr, anchor, run_dir)
         return code
 
@@ -242,6 +309,7 @@ class Drill:
         anchor: Anchor,
         faults: list[FaultSpec],
         planned: list[dict[str, Any]],
+        pool: WorkerPool | None = None,
     ) -> int:
         sc = self.scenario
         loop = asyncio.get_running_loop()
@@ -264,22 +332,8 @@ class Drill:
             recent.add(s.sched + s.lat_ms / 1000, s)
             self.view.sent += 1
 
-        client = PaymentClient(
-            self.platform.entrypoint(),
-            sc.region,
-            sc.traffic.timeout_s,
-            sc.traffic.retry,
-            max_connections=sc.traffic.max_in_flight,
-        )
-        gen = OpenLoopGenerator(
-            client,
-            Schedule.constant(sc.traffic.rate_rps, sc.phases.total_s()),
-            self.clock,
-            sink,
-            key_prefix=jr.path.parent.name,
-            max_in_flight=sc.traffic.max_in_flight,
-        )
-        gen_task = asyncio.create_task(gen.run(origin))
+        traffic = _Traffic(self, pool, sink, jr.path.parent.name)
+        gen_task = asyncio.create_task(traffic.run(origin))
 
         async def ticker() -> None:
             while True:
@@ -315,7 +369,7 @@ class Drill:
                     await self._revert(jr, faults[i], active.pop(i), origin)
             self.view.phase = "recovery"
             await self._until(origin + planned[3]["end"])
-            gen.stop()
+            traffic.stop()
             await asyncio.wait_for(gen_task, timeout=sc.traffic.timeout_s * sc.traffic.retry.attempts + 5)
             jr.write_now({"t": "ev", "kind": "end", "at": self.clock.now() - origin})
             return 0
@@ -327,13 +381,13 @@ class Drill:
                     await self._revert(jr, faults[i], entry, origin)
                 except DrillError as exc:
                     log.error("revert failed; the watchdog and `failover-drill recover` will retry", error=str(exc))
-            gen.stop()
+            traffic.stop()
             if not gen_task.done():
                 gen_task.cancel()
             await asyncio.gather(gen_task, return_exceptions=True)
             tick.cancel()
-            await client.aclose()
-            jr.write({"t": "gen", **vars(gen.stats)})
+            await traffic.aclose()
+            jr.write({"t": "gen", "workers": sc.traffic.workers, **vars(traffic.stats)})
             jr.flush(sync=True)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

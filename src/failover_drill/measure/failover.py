@@ -56,7 +56,8 @@ def _stable_from(
 def _ratio_ok(target: float) -> Callable[[list[Bucket]], bool]:
     def ok(bs: list[Bucket]) -> bool:
         count = sum(b.count for b in bs)
-        return count == 0 or sum(b.ok for b in bs) / count >= target
+        # No requests is no evidence of recovery (an open-loop generator only leaves gaps when stalled).
+        return count > 0 and sum(b.ok for b in bs) / count >= target
 
     return ok
 
