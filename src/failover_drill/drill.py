@@ -403,7 +403,7 @@ class Drill:
         entry = await asyncio.to_thread(self.ledger.record, self.platform.name, fault, plan, lease, os.getpid())
         before = self.clock.now()
         try:
-            await asyncio.to_thread(self.platform.inject, fault)
+            details = await asyncio.to_thread(self.platform.inject, fault)
         except DrillError as exc:
             await asyncio.to_thread(self.ledger.update, entry, error=str(exc))
             raise
@@ -416,6 +416,7 @@ class Drill:
                 "at": (before + after) / 2 - origin,
                 "took_ms": round((after - before) * 1000, 3),
                 "fault": fault.model_dump(mode="json"),
+                "details": details,
                 "entry": entry,
             }
         )

@@ -14,7 +14,9 @@ FAULT_KINDS = (
     "brownout",
     "control-plane-loss",
     "blackout",
+    "cert-expiry",
 )
+CERT_VARIANTS = ("leaf", "intermediate", "rotation-stopped")
 Mode = Literal["kill", "freeze"]
 FRONT_DOOR = "front-door"
 
@@ -31,6 +33,9 @@ class FaultSpec(BaseModel):
     delay_ms: float = Field(default=0.0, ge=0, le=60_000)
     jitter_pct: float = Field(default=0.0, ge=0, le=100)
     fail_pct: float = Field(default=0.0, ge=0, le=100)
+    # cert-expiry: which certificate lapses; ttl_s is the short life left with rotation stopped.
+    cert: Literal["leaf", "intermediate", "rotation-stopped"] = "leaf"
+    ttl_s: float = Field(default=3.0, gt=0, le=3600)
     # Offsets inside the fault phase; None means "until the phase ends".
     at_s: float = Field(default=0.0, ge=0)
     duration_s: float | None = Field(default=None, gt=0)

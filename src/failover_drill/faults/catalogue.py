@@ -14,7 +14,7 @@ def resolve(spec: FaultSpec, topo: Topology, client_region: str) -> FaultSpec:
     kind = spec.kind
     if kind == "blackout":
         return spec.model_copy(update={"target": None})
-    if kind in ("region-loss", "control-plane-loss"):
+    if kind in ("region-loss", "control-plane-loss", "cert-expiry"):
         target = target or client_region
         if target not in regions:
             raise ConfigError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,13 @@ class JournalWriter:
         self.path = path
         self._fh: IO[str] = path.open("a", encoding="utf-8")
         self._pending: list[str] = []
+        # Traffic may run in another thread than the one injecting faults (Chaos Toolkit sessions).
+        self._lock = threading.Lock()
 
     def write(self, record: dict[str, Any]) -> None:
-        self._pending.append(json.dumps(record, separators=(",", ":")))
+        line = json.dumps(record, separators=(",", ":"))
+        with self._lock:
+            self._pending.append(line)
 
     def write_now(self, record: dict[str, Any]) -> None:
         """Events that matter (fault injected/reverted) go to the OS at once: a killed process
@@ -33,16 +38,20 @@ class JournalWriter:
         self.flush()
 
     def flush(self, sync: bool = False) -> None:
-        if self._pending:
-            self._fh.write("\n".join(self._pending) + "\n")
-            self._pending.clear()
-        self._fh.flush()
+        with self._lock:
+            if self._fh.closed:
+                return
+            if self._pending:
+                self._fh.write("\n".join(self._pending) + "\n")
+                self._pending.clear()
+            self._fh.flush()
         if sync:
             os.fsync(self._fh.fileno())
 
     def close(self) -> None:
         self.flush(sync=True)
-        self._fh.close()
+        with self._lock:
+            self._fh.close()
 
 
 @dataclass

@@ -187,6 +187,7 @@ def build_result(path: Path) -> dict[str, Any]:
             "target": ",".join(sorted({f.get("target") or "all" for f in faults})),
             "mode": faults[0].get("mode") if faults else None,
             "faults": faults,
+            "details": [_details(e, meta) for e in injected],
             "injected_at_s": round(t0, 4),
             "reverted_at_s": round(tr, 4) if reverted or complete else None,
         },
@@ -275,3 +276,11 @@ def _mesh_detection(events: list[dict[str, Any]], t0: float, tr: float, targets:
         "detected_s": round(det[0] - t0, 4) if det else None,
         "restored_s": round(res[0] - tr, 4) if res else None,
     }
+
+
+def _details(event: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """What the platform reported for an injection; wall times also on the drill's axis."""
+    d = dict(event.get("details") or {})
+    if "expired_at_wall" in d and meta.get("origin_wall"):
+        d["expired_at_s"] = round(float(d["expired_at_wall"]) - float(meta["origin_wall"]), 3)
+    return {"fault": event["fault"].get("kind"), "target": event["fault"].get("target"), **d}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing as mp
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -120,37 +121,45 @@ class WorkerPool:
                 c.send("stop")
 
     async def collect(self, sink: Callable[[Sample], None]) -> GeneratorStats:
-        """Feed every worker's samples to sink until all are done."""
+        """Feed every worker's samples to sink until all are done. One reader thread per worker
+        does the blocking receives, so a busy event loop never leaves a worker stuck on a full pipe."""
         loop = asyncio.get_running_loop()
-        pending = set(range(self.n))
-        done = asyncio.Event()
+        finished: list[asyncio.Future[None]] = [loop.create_future() for _ in self.conns]
 
-        def readable(k: int) -> None:
+        def deliver(batch: list[dict[str, Any]]) -> None:
+            for d in batch:
+                sink(Sample.from_json(d))
+
+        def account(payload: dict[str, Any], k: int) -> None:
+            for f in ("scheduled", "sent", "completed", "dropped", "late"):
+                setattr(self.stats, f, getattr(self.stats, f) + payload[f])
+            self.stats.max_lag_ms = max(self.stats.max_lag_ms, payload["max_lag_ms"])
+            if not finished[k].done():
+                finished[k].set_result(None)
+
+        def gone(k: int) -> None:
+            if not finished[k].done():
+                finished[k].set_result(None)
+
+        def reader(k: int) -> None:
             c = self.conns[k]
             try:
-                while c.poll():
+                while True:
                     kind, payload = c.recv()
                     if kind == "samples":
-                        for d in payload:
-                            sink(Sample.from_json(d))
+                        loop.call_soon_threadsafe(deliver, payload)
                     elif kind == "done":
-                        for f in ("scheduled", "sent", "completed", "dropped", "late"):
-                            setattr(self.stats, f, getattr(self.stats, f) + payload[f])
-                        self.stats.max_lag_ms = max(self.stats.max_lag_ms, payload["max_lag_ms"])
-                        raise EOFError
+                        loop.call_soon_threadsafe(account, payload, k)
+                        return
             except (EOFError, OSError):
-                loop.remove_reader(c.fileno())
-                pending.discard(k)
-                if not pending:
-                    done.set()
+                loop.call_soon_threadsafe(gone, k)
 
-        for k, c in enumerate(self.conns):
-            loop.add_reader(c.fileno(), readable, k)
-        try:
-            await done.wait()
-        finally:
-            for k in pending:
-                loop.remove_reader(self.conns[k].fileno())
+        threads = [
+            threading.Thread(target=reader, args=(k,), daemon=True, name=f"traffic-worker-{k}") for k in range(self.n)
+        ]
+        for t in threads:
+            t.start()
+        await asyncio.gather(*finished)
         return self.stats
 
     def close(self) -> None:

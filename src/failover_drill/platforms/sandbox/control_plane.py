@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from failover_drill.platforms.sandbox.envoy_config import eds_response, write_atomic
+from failover_drill.platforms.sandbox.envoy_config import eds_response, sds_cert, write_atomic
 from failover_drill.platforms.sandbox.layout import Layout, ReplicaInfo
+from failover_drill.platforms.sandbox.pki import MeshCA, leaf_validity
 
 
 @dataclass
@@ -165,9 +167,33 @@ class Agent:
             priorities=[[g["priority"], g.get("zone") or g["region"], len(g["endpoints"])] for g in groups],
         )
 
+    def rotate(self) -> None:
+        """istio-agent's job: renew the gateway certificate once half its life is gone."""
+        ca = MeshCA(self.layout.pki_dir())
+        if ca.rotation_flag(self.region).exists():
+            return
+        cert_file = self.layout.sds_dir(self.region) / "cert.json"
+        try:
+            chain = json.loads(cert_file.read_text())["resources"][0]["tls_certificate"]["certificate_chain"]
+            nb, na = leaf_validity(chain["inline_string"].encode())
+        except (OSError, ValueError, KeyError, IndexError):
+            return
+        now = dt.datetime.now(dt.UTC)
+        if now < nb + (na - nb) / 2:
+            return
+        leaf = ca.issue_leaf(self.region)
+        write_atomic(cert_file, sds_cert(leaf.cert_pem, leaf.key_pem))
+        self.log("cert_rotated", not_after=leaf.not_after.isoformat())
+
+    async def rotation_loop(self) -> None:
+        while True:
+            await asyncio.to_thread(self.rotate)
+            await asyncio.sleep(1.0)
+
     async def run(self) -> None:
         self.push()
         tasks = [asyncio.create_task(self.probe_loop(r)) for r in self.replicas]
+        tasks.append(asyncio.create_task(self.rotation_loop()))
         try:
             while True:
                 self.push()

@@ -155,6 +155,33 @@ def _common_tls(layout: Layout, region: str) -> dict[str, Any]:
     }
 
 
+def _frontdoor_tls(layout: Layout) -> dict[str, Any]:
+    root = layout.root / "sds" / "frontdoor" / "root.json"
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": T + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": {
+                "combined_validation_context": {
+                    "default_validation_context": {
+                        "match_typed_subject_alt_names": [{"san_type": "URI", "matcher": {"prefix": SAN_PREFIX}}]
+                    },
+                    "validation_context_sds_secret_config": _sds("mesh-root", root),
+                }
+            },
+        },
+    }
+
+
+def _ingress_tls(layout: Layout, region: str) -> dict[str, Any]:
+    return {
+        "@type": T + "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "common_tls_context": {
+            "tls_certificate_sds_secret_configs": [_sds("gateway-cert", layout.sds_dir(region) / "cert.json")]
+        },
+    }
+
+
 def _circuit_breakers() -> dict[str, Any]:
     # Istio's generated clusters open every breaker; Envoy's default 3 concurrent retries would
     # overflow at a few hundred req/s and hide failover behind `upstream_rq_retry_overflow`.
@@ -241,10 +268,22 @@ def frontdoor_bootstrap(layout: Layout, policy: MeshPolicy) -> dict[str, Any]:
                 # No panic routing: with every region down, answer 503 rather than spray dead hosts.
                 "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
                 "load_assignment": {"cluster_name": cluster, "endpoints": endpoints},
+                # The load balancer reaches gateways over TLS and validates their certificates.
+                "transport_socket": _frontdoor_tls(layout),
+                # Connections are recycled as a cloud LB's are, so a certificate that expired is
+                # met on the next handshake rather than hidden behind an old connection.
+                "typed_extension_protocol_options": {
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        "common_http_protocol_options": {"max_requests_per_connection": 100},
+                        "explicit_http_config": {"http_protocol_options": {}},
+                    }
+                },
                 "health_checks": [
                     {
                         "timeout": _dur(hc.timeout_s),
                         "interval": _dur(hc.interval_s),
+                        "reuse_connection": False,
                         # Idle clusters are otherwise probed once a minute (FACTS.md).
                         "no_traffic_interval": _dur(hc.interval_s),
                         "unhealthy_threshold": hc.unhealthy_threshold,
@@ -453,7 +492,7 @@ def gateway_bootstrap(layout: Layout, region: str, policy: MeshPolicy) -> dict[s
         layout,
         baseline_runtime(layout, region),
         [
-            _listener("ingress", gw.ingress_port, ingress),
+            _listener("ingress", gw.ingress_port, ingress, tls=_ingress_tls(layout, region)),
             _listener("eastwest", gw.eastwest_port, eastwest, tls=ew_tls),
         ],
         clusters,

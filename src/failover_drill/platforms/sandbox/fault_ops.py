@@ -3,6 +3,7 @@ gray-failure switches. plan() says what revert will need before anything is touc
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -11,8 +12,9 @@ from failover_drill.config.faultspec import FRONT_DOOR, FaultSpec
 from failover_drill.errors import FaultError
 from failover_drill.platforms.sandbox import admin
 from failover_drill.platforms.sandbox import processes as procs
-from failover_drill.platforms.sandbox.envoy_config import PARTITION_DELAY_MS, link_key
+from failover_drill.platforms.sandbox.envoy_config import PARTITION_DELAY_MS, link_key, sds_cert, write_atomic
 from failover_drill.platforms.sandbox.layout import Layout
+from failover_drill.platforms.sandbox.pki import MeshCA
 
 
 class FaultOps:
@@ -99,6 +101,8 @@ class FaultOps:
             return {"replica_ports": ports}
         if k == "blackout":
             return {"frontdoor_admin": self.layout.frontdoor_admin_port}
+        if k == "cert-expiry":
+            return {"cert": fault.cert, "region": fault.target}
         raise FaultError(f"fault {k!r} is not implemented on the sandbox", hint="see `failover-drill plan --help`")
 
     def inject(self, fault: FaultSpec, plan: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +126,8 @@ class FaultOps:
                 admin.runtime_modify(
                     plan["frontdoor_admin"], {"blackout.abort_percent": 100, "blackout.http_status": 503}
                 )
+            elif k == "cert-expiry":
+                return {**plan, **self._expire(plan["region"], plan["cert"], fault.ttl_s)}
         except OSError as exc:
             raise FaultError(f"could not inject {fault.label()}: {exc}", hint="check `failover-drill status`") from None
         return plan
@@ -155,6 +161,8 @@ class FaultOps:
                     # A replica that is not answering lost its fault switch or is already down.
                     if self._port_alive(port):
                         errors.append(f"replica port {port}")
+        elif k == "cert-expiry":
+            self._renew(plan["region"], intermediate=plan["cert"] == "intermediate")
         elif k == "blackout":
             try:
                 admin.runtime_modify(plan["frontdoor_admin"], {"blackout.abort_percent": 0})
@@ -166,6 +174,31 @@ class FaultOps:
                 f"could not revert {fault.label()} on {', '.join(errors)}",
                 hint="run `failover-drill recover` to retry",
             )
+
+    def _expire(self, region: str, variant: str, ttl_s: float) -> dict[str, Any]:
+        """Make the region's gateway certificate lapse for real; rotation is stopped meanwhile."""
+        ca = MeshCA(self.layout.pki_dir())
+        ca.rotation_flag(region).touch()
+        if variant == "leaf":
+            leaf = ca.issue_leaf(region, expired=True)
+            expired_at = leaf.not_after
+        elif variant == "intermediate":
+            ca.issue_intermediate(region, expired=True)
+            leaf = ca.issue_leaf(region, clamp=False)
+            expired_at = ca.intermediate_not_after(region)
+        else:  # rotation-stopped: a short-lived leaf that nobody renews
+            leaf = ca.issue_leaf(region, valid_for=dt.timedelta(seconds=ttl_s))
+            expired_at = leaf.not_after
+        write_atomic(self.layout.sds_dir(region) / "cert.json", sds_cert(leaf.cert_pem, leaf.key_pem))
+        return {"expired_at_wall": expired_at.timestamp(), "expired_at": expired_at.isoformat()}
+
+    def _renew(self, region: str, intermediate: bool) -> None:
+        ca = MeshCA(self.layout.pki_dir())
+        if intermediate:
+            ca.issue_intermediate(region)
+        leaf = ca.issue_leaf(region)
+        write_atomic(self.layout.sds_dir(region) / "cert.json", sds_cert(leaf.cert_pem, leaf.key_pem))
+        ca.rotation_flag(region).unlink(missing_ok=True)
 
     def _port_alive(self, port: int) -> bool:
         return any(s.port == port and procs.alive(s) for s in self.specs.values())

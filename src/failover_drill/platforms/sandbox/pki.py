@@ -136,6 +136,10 @@ class MeshCA:
         cert = _build(f"intermediate {region}", key, root.subject, root_key, nb, na, ca=True)
         self._store(f"intermediate-{region}", cert, key)
 
+    def rotation_flag(self, region: str) -> Path:
+        """While this file exists the region's rotation agent does not renew its certificate."""
+        return self.dir / f"rotation-stopped-{region}"
+
     def root_pem(self) -> bytes:
         return self._paths("root")[0].read_bytes()
 
@@ -144,7 +148,12 @@ class MeshCA:
         return cert.not_valid_after_utc
 
     def issue_leaf(
-        self, region: str, *, valid_for: dt.timedelta = dt.timedelta(hours=24), expired: bool = False
+        self,
+        region: str,
+        *,
+        valid_for: dt.timedelta = dt.timedelta(hours=24),
+        expired: bool = False,
+        clamp: bool = True,
     ) -> Issued:
         """A gateway leaf with the chain (leaf + intermediate) Envoy presents to peers."""
         inter, inter_key = self._load(f"intermediate-{region}")
@@ -153,7 +162,9 @@ class MeshCA:
             nb, na = now - dt.timedelta(hours=2), now - dt.timedelta(hours=1)
         else:
             nb, na = now - dt.timedelta(minutes=1), now + valid_for
-        na = min(na, inter.not_valid_after_utc) if not expired else na
+        if clamp and not expired:
+            # A CA does not sign past its own expiry (an expired intermediate is the exception we test).
+            na = min(na, inter.not_valid_after_utc)
         key = _key()
         cert = _build(
             f"eastwestgateway {region}",
@@ -167,3 +178,8 @@ class MeshCA:
         )
         chain = cert.public_bytes(serialization.Encoding.PEM) + inter.public_bytes(serialization.Encoding.PEM)
         return Issued(cert_pem=chain, key_pem=_pem_key(key), not_after=na)
+
+
+def leaf_validity(chain_pem: bytes) -> tuple[dt.datetime, dt.datetime]:
+    cert = x509.load_pem_x509_certificate(chain_pem)
+    return cert.not_valid_before_utc, cert.not_valid_after_utc

@@ -172,6 +172,7 @@ class SandboxPlatform:
         ca = MeshCA(layout.pki_dir())
         ca.create(layout.regions)
         root = sds_root(ca.root_pem())
+        write_atomic(self.state_dir / "sds" / "frontdoor" / "root.json", root)
         for region in layout.regions:
             leaf = ca.issue_leaf(region)
             write_atomic(layout.sds_dir(region) / "cert.json", sds_cert(leaf.cert_pem, leaf.key_pem))

@@ -1,0 +1,132 @@
+"""Chaos Toolkit actions: the fleet, the traffic, and every fault of the catalogue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from pydantic import ValidationError
+
+from failover_drill.adapters.chaostoolkit import sessions
+from failover_drill.config.faultspec import FaultSpec
+from failover_drill.errors import DrillError
+
+__all__ = ["fleet_down", "fleet_up", "inject_fault", "revert_fault", "start_traffic", "stop_traffic"]
+
+
+def _fail(exc: Exception) -> ActivityFailed:
+    return ActivityFailed(str(exc))
+
+
+def fleet_up(configuration: dict[str, Any] | None = None) -> str:
+    """Bring the fleet up (sandbox by default) if it is not up yet."""
+    s = sessions.get(configuration)
+    assert s is not None
+    try:
+        s.up()
+    except DrillError as exc:
+        raise _fail(exc) from None
+    return s.platform.entrypoint()
+
+
+def fleet_down(configuration: dict[str, Any] | None = None) -> bool:
+    """Stop traffic, revert every fault, and take the fleet down."""
+    s = sessions.drop(configuration)
+    if s is not None:
+        s.keep_up = False
+        s.owned = True
+        s.stop()
+    else:
+        from failover_drill.platforms.sandbox.platform import SandboxPlatform
+        from failover_drill.recovery import sandbox_dir
+
+        SandboxPlatform(sandbox_dir(sessions.state_dir(configuration))).down()
+    return True
+
+
+def start_traffic(configuration: dict[str, Any] | None = None) -> str:
+    """Start open-loop payment traffic at the multi-cluster service; returns the run directory."""
+    s = sessions.get(configuration)
+    assert s is not None
+    try:
+        return str(s.start())
+    except DrillError as exc:
+        raise _fail(exc) from None
+
+
+def stop_traffic(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Stop traffic, revert faults, write the drill's reports; returns the scorecard."""
+    s = sessions.drop(configuration)
+    if s is None:
+        return {}
+    result = s.stop() or {}
+    return summary(result)
+
+
+def inject_fault(
+    kind: str,
+    target: str | None = None,
+    source: str | None = None,
+    mode: str = "kill",
+    delay_ms: float = 0.0,
+    fail_pct: float = 0.0,
+    cert: str = "leaf",
+    ttl_s: float = 3.0,
+    configuration: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Inject one fault (region-loss, zone-loss, link-latency, partition, brownout,
+    control-plane-loss, cert-expiry, blackout); it is in the ledger before it is injected."""
+    try:
+        spec = FaultSpec(
+            kind=kind,
+            target=target,
+            source=source,
+            mode=mode,
+            delay_ms=delay_ms,
+            fail_pct=fail_pct,
+            cert=cert,
+            ttl_s=ttl_s,
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "kind"
+        raise ActivityFailed(
+            f"inject_fault argument {where!r}: {str(err['msg']).removeprefix('Value error, ')}"
+        ) from None
+    s = sessions.get(configuration)
+    assert s is not None
+    try:
+        return s.inject(spec)
+    except DrillError as exc:
+        raise _fail(exc) from None
+
+
+def revert_fault(kind: str | None = None, configuration: dict[str, Any] | None = None) -> list[str]:
+    """Revert the session's faults (all, or those of one kind). Safe to call twice."""
+    s = sessions.get(configuration, create=False)
+    if s is None:
+        from failover_drill.recovery import revert_open_faults
+
+        return revert_open_faults(sessions.state_dir(configuration)).reverted
+    try:
+        return s.revert(kind)
+    except DrillError as exc:
+        raise _fail(exc) from None
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    if not result:
+        return {}
+    return {
+        "run_dir": result.get("run_id"),
+        "failover": result["failover"],
+        "error_budget": {
+            k: result["error_budget"][k]
+            for k in ("slo", "bad_requests", "budget_consumed_pct", "peak_burn_rate", "page_alert_fired")
+        },
+        "traffic": {k: result["traffic"][k] for k in ("requests", "ok", "failed", "rate_rps")},
+        "latency_ms": result["latency_ms"],
+        "served_by": result["served_by"],
+        "payments": {k: result["payments"][k] for k in ("acknowledged", "lost", "duplicated")},
+        "verdict": result["verdict"]["passed"],
+    }

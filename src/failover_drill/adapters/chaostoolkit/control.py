@@ -1,0 +1,44 @@
+"""Chaos Toolkit control: traffic for the whole experiment, faults reverted however the run ends
+(chaoslib skips rollbacks on interrupt by default), and the drill's scorecard in the journal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaoslib.exceptions import InterruptExecution
+
+from failover_drill.adapters.chaostoolkit import sessions
+from failover_drill.adapters.chaostoolkit.actions import summary
+from failover_drill.errors import DrillError
+
+__all__ = ["after_experiment_control", "before_experiment_control", "cleanup_control"]
+
+
+def before_experiment_control(
+    context: Any, configuration: dict[str, Any] | None = None, secrets: Any = None, **kwargs: Any
+) -> None:
+    s = sessions.get(configuration)
+    assert s is not None
+    try:
+        s.start()
+    except DrillError as exc:
+        # A fleet that cannot come up is no experiment: stop before the hypothesis lies.
+        raise InterruptExecution(f"failover-drill could not start: {exc}") from None
+
+
+def after_experiment_control(
+    context: Any, state: dict[str, Any], configuration: dict[str, Any] | None = None, secrets: Any = None, **kwargs: Any
+) -> None:
+    s = sessions.drop(configuration)
+    if s is None:
+        return
+    result = s.stop() or {}
+    if isinstance(state, dict):
+        state["failover_drill"] = summary(result)
+
+
+def cleanup_control() -> None:
+    """Last line: whatever session is still alive gets its faults reverted and traffic stopped."""
+    for s in sessions.all_sessions():
+        s.stop()
+    sessions.clear()

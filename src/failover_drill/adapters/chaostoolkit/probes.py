@@ -1,0 +1,98 @@
+"""Chaos Toolkit probes: what users see (success ratio, p99), failover times, budget, payments."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+
+from failover_drill.adapters.chaostoolkit import sessions
+from failover_drill.session import Session
+
+__all__ = [
+    "error_budget_consumed_pct",
+    "failover_time",
+    "fleet_healthy",
+    "p99_latency_ms",
+    "payments_duplicated",
+    "payments_lost",
+    "success_ratio",
+    "time_to_detect",
+]
+
+
+def _session(configuration: dict[str, Any] | None) -> Session:
+    s = sessions.get(configuration, create=False)
+    if s is None or s.jr is None:
+        raise ActivityFailed(
+            "no failover-drill traffic is running: add the failover-drill control "
+            "or a start_traffic action before this probe"
+        )
+    return s
+
+
+def _window(configuration: dict[str, Any] | None, window_s: float) -> dict[str, Any]:
+    s = _session(configuration)
+    t = s.scenario.traffic
+    # Wait until a whole window of finished requests exists (right after start there is none).
+    needed = window_s + t.timeout_s * t.retry.attempts + 0.5
+    while s.now() < needed + 2.0:
+        time.sleep(0.2)
+    return s.window(window_s)
+
+
+def success_ratio(window_s: float = 3.0, configuration: dict[str, Any] | None = None) -> float:
+    """Share of payment requests that succeeded over the last window (as users saw them)."""
+    w = _window(configuration, window_s)
+    return float(w["success_ratio"] or 0.0)
+
+
+def p99_latency_ms(window_s: float = 3.0, configuration: dict[str, Any] | None = None) -> float:
+    """p99 latency over the last window, from each request's scheduled send time."""
+    w = _window(configuration, window_s)
+    return float(w["p99_ms"] if w["p99_ms"] is not None else float("inf"))
+
+
+def failover_time(configuration: dict[str, Any] | None = None) -> float | None:
+    """TTR of the drill so far: seconds from the fault until the success ratio held the SLO."""
+    return _session(configuration).result()["failover"]["ttr_s"]  # type: ignore[no-any-return]
+
+
+def time_to_detect(configuration: dict[str, Any] | None = None) -> float | None:
+    """Seconds from the fault to the first failure a user saw (None: nobody saw one)."""
+    return _session(configuration).result()["failover"]["ttd_s"]  # type: ignore[no-any-return]
+
+
+def error_budget_consumed_pct(configuration: dict[str, Any] | None = None) -> float:
+    """Percent of the period's error budget this drill has burned so far."""
+    return float(_session(configuration).result()["error_budget"]["budget_consumed_pct"])
+
+
+def payments_lost(configuration: dict[str, Any] | None = None) -> int:
+    """Acknowledged payments missing from every region's ledger (reconciled now)."""
+    return int(_reconcile(configuration)["lost"])
+
+
+def payments_duplicated(configuration: dict[str, Any] | None = None) -> int:
+    """Payments charged in more than one region (reconciled now)."""
+    return int(_reconcile(configuration)["duplicated"])
+
+
+def _reconcile(configuration: dict[str, Any] | None) -> dict[str, Any]:
+    from failover_drill.measure.payments import reconcile
+    from failover_drill.report import journal
+
+    s = _session(configuration)
+    assert s.jr is not None
+    s.jr.flush()
+    charges = [(c.key, c.region) for c in s.platform.ledger()]
+    outcomes = ((r["k"], bool(r.get("ack"))) for r in journal.read(s.jr.path) if r.get("t") == "s")
+    return vars(reconcile(outcomes, charges))
+
+
+def fleet_healthy(configuration: dict[str, Any] | None = None) -> bool:
+    """True when every process of the fleet is running (none killed or frozen)."""
+    s = sessions.get(configuration)
+    assert s is not None
+    return s.platform.status().healthy

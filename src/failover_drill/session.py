@@ -1,0 +1,283 @@
+"""A drill driven step by step from outside (Chaos Toolkit, game days): traffic runs in a
+background thread for as long as the session lives; faults are injected and reverted on request,
+through the same ledger, journal and reports as `failover-drill drill`."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from failover_drill import obs, watchdog
+from failover_drill.clock import Anchor, MonotonicClock
+from failover_drill.config.faultspec import FaultSpec
+from failover_drill.config.scenario import Scenario
+from failover_drill.config.topology import Topology
+from failover_drill.errors import PlatformError
+from failover_drill.faults.catalogue import resolve
+from failover_drill.faults.ledger import FaultLedger
+from failover_drill.measure.payments import reconcile
+from failover_drill.platforms.sandbox.platform import SandboxPlatform
+from failover_drill.recovery import ledger_path, revert_open_faults, sandbox_dir
+from failover_drill.report import journal as journal_mod
+from failover_drill.report.result import build_result
+from failover_drill.report.rundir import finish_run, new_run_dir
+from failover_drill.traffic.client import PaymentClient
+from failover_drill.traffic.generator import OpenLoopGenerator
+from failover_drill.traffic.samples import Sample
+from failover_drill.traffic.schedule import Schedule
+
+log = obs.get(__name__)
+MAX_SESSION_S = 3600.0
+WARMUP_S = 2.0
+RECENT_S = 60.0
+
+
+class Session:
+    def __init__(
+        self, scenario: Scenario, topology: Topology, *, state_dir: Path, runs_dir: Path, keep_up: bool = False
+    ) -> None:
+        self.scenario = scenario
+        self.topology = topology
+        self.state_dir = state_dir.resolve()
+        self.runs_dir = runs_dir
+        self.keep_up = keep_up
+        self.clock = MonotonicClock()
+        self.platform = SandboxPlatform(sandbox_dir(self.state_dir), topology)
+        self.ledger = FaultLedger(ledger_path(self.state_dir))
+        self.owned = False
+        self.run_dir: Path | None = None
+        self.jr: journal_mod.JournalWriter | None = None
+        self.anchor: Anchor | None = None
+        self.recent: collections.deque[Sample] = collections.deque()
+        self.active: dict[str, FaultSpec] = {}
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._gen: OpenLoopGenerator | None = None
+        self._watchdog: Any = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def up(self) -> None:
+        if not self.platform.is_up():
+            self.platform.up(owner_pid=os.getpid())
+            self.owned = True
+
+    def start(self) -> Path:
+        """Fleet up if needed, steady, then traffic from now on; returns the run directory."""
+        if self._thread is not None:
+            return self.run_dir  # type: ignore[return-value]
+        self.up()
+        self.topology.region(self.scenario.region)
+        self.platform.wait_steady(self.scenario.region)
+        sc = self.scenario
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.run_dir = new_run_dir(self.runs_dir, f"{stamp}-session-{sc.region}-{os.urandom(2).hex()}")
+        self.jr = journal_mod.JournalWriter(self.run_dir / "journal.jsonl")
+        self.anchor = Anchor(self.clock)
+        far = MAX_SESSION_S
+        self.jr.write_now(
+            {
+                "t": "meta",
+                "run_id": self.run_dir.name,
+                "scenario": sc.model_dump(mode="json"),
+                "platform": self.platform.name,
+                "mesh": self.topology.mesh,
+                "started_at": datetime.now(UTC).isoformat(),
+                "origin_wall": self.anchor.wall,
+                "regions": self.topology.region_names,
+                "zones": self.topology.all_zones(),
+                # Phases after the warm-up are set by what happens: inject, revert, stop.
+                "phases": [
+                    {"name": "warmup", "start": 0.0, "end": WARMUP_S},
+                    {"name": "baseline", "start": WARMUP_S, "end": far},
+                    {"name": "fault", "start": far, "end": far},
+                    {"name": "recovery", "start": far, "end": far},
+                ],
+            }
+        )
+        self._watchdog = watchdog.spawn(
+            self.state_dir, os.getpid(), MAX_SESSION_S + 30, self.state_dir / "logs" / "watchdog.log"
+        )
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._traffic, args=(ready,), name="failover-drill-traffic", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self.run_dir
+
+    def _sink(self, s: Sample) -> None:
+        assert self.jr is not None
+        self.jr.write(s.to_json())
+        with self._lock:
+            self.recent.append(s)
+            cutoff = s.sched - RECENT_S
+            while self.recent and self.recent[0].sched < cutoff:
+                self.recent.popleft()
+
+    def _traffic(self, ready: threading.Event) -> None:
+        sc = self.scenario
+        assert self.anchor is not None and self.jr is not None
+
+        async def main() -> None:
+            client = PaymentClient(
+                self.platform.entrypoint(),
+                sc.region,
+                sc.traffic.timeout_s,
+                sc.traffic.retry,
+                max_connections=sc.traffic.max_in_flight,
+            )
+            self._gen = OpenLoopGenerator(
+                client,
+                Schedule.constant(sc.traffic.rate_rps, MAX_SESSION_S),
+                self.clock,
+                self._sink,
+                key_prefix=self.run_dir.name if self.run_dir else "s",
+                max_in_flight=sc.traffic.max_in_flight,
+            )
+            self._loop = asyncio.get_running_loop()
+            ready.set()
+
+            async def flusher() -> None:
+                while True:
+                    await asyncio.sleep(0.2)
+                    if self.jr is not None:
+                        self.jr.flush()
+
+            f = asyncio.create_task(flusher())
+            try:
+                stats = await self._gen.run(self.anchor.mono if self.anchor else self.clock.now())
+                if self.jr is not None:
+                    self.jr.write({"t": "gen", "workers": 1, **vars(stats)})
+            finally:
+                f.cancel()
+                await client.aclose()
+
+        asyncio.run(main())
+
+    def now(self) -> float:
+        assert self.anchor is not None
+        return self.clock.now() - self.anchor.mono
+
+    # -- faults ---------------------------------------------------------------------------------
+    def inject(self, fault: FaultSpec) -> dict[str, Any]:
+        if self.jr is None:
+            self.start()
+        assert self.jr is not None
+        spec = resolve(fault, self.topology, self.scenario.region)
+        plan = self.platform.plan_revert(spec)
+        entry = self.ledger.record(self.platform.name, spec, plan, MAX_SESSION_S + 30, os.getpid())
+        before = self.now()
+        details = self.platform.inject(spec)
+        after = self.now()
+        self.ledger.update(entry, state="active")
+        self.active[entry] = spec
+        self.jr.write_now(
+            {
+                "t": "ev",
+                "kind": "fault_injected",
+                "at": (before + after) / 2,
+                "fault": spec.model_dump(mode="json"),
+                "details": details,
+                "entry": entry,
+            }
+        )
+        return {"entry": entry, "fault": spec.label(), "injected_at_s": round((before + after) / 2, 4)}
+
+    def revert(self, kind: str | None = None) -> list[str]:
+        done = []
+        open_entries = {e.id: e for e in self.ledger.open_entries()}
+        for entry_id, spec in list(self.active.items()):
+            if kind and spec.kind != kind:
+                continue
+            e = open_entries.get(entry_id)
+            before = self.now()
+            if e is not None:
+                self.platform.revert(spec, e.revert)
+                self.ledger.update(entry_id, state="reverted", reverted_wall=time.time())
+            after = self.now()
+            del self.active[entry_id]
+            if self.jr is not None:
+                self.jr.write_now(
+                    {
+                        "t": "ev",
+                        "kind": "fault_reverted",
+                        "at": (before + after) / 2,
+                        "fault": spec.model_dump(mode="json"),
+                        "entry": entry_id,
+                    }
+                )
+            done.append(spec.label())
+        return done
+
+    # -- observations ---------------------------------------------------------------------------
+    def window(self, seconds: float) -> dict[str, Any]:
+        """Success ratio and p99 of the requests scheduled in the last `seconds` that have all
+        completed (so the newest, still in flight, cannot flatter the answer)."""
+        t = self.scenario.traffic
+        end = self.now() - t.timeout_s * t.retry.attempts - t.retry.backoff_max_ms / 1000 * (t.retry.attempts - 1)
+        with self._lock:
+            xs = [s for s in self.recent if end - seconds <= s.sched < end]
+        if not xs:
+            return {"requests": 0, "success_ratio": None, "p99_ms": None}
+        lat = sorted(s.lat_ms for s in xs)
+        return {
+            "requests": len(xs),
+            "success_ratio": sum(s.ok for s in xs) / len(xs),
+            "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+        }
+
+    def result(self) -> dict[str, Any]:
+        if self.jr is None or self.run_dir is None:
+            raise PlatformError("no drill session is running", hint="start one with the start_traffic action")
+        self.jr.flush()
+        return build_result(self.run_dir / "journal.jsonl")
+
+    def stop(self) -> dict[str, Any] | None:
+        """Stop traffic, revert every fault, reconcile, write reports; idempotent."""
+        try:
+            self.revert()
+        finally:
+            revert_open_faults(self.state_dir, only_owner=os.getpid())
+        result = None
+        if self._gen is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._gen.stop)
+        if self._thread is not None:
+            self._thread.join(self.scenario.traffic.timeout_s * self.scenario.traffic.retry.attempts + 10)
+            self._thread = None
+        if self.jr is not None and self.run_dir is not None and self.anchor is not None:
+            self.jr.write_now({"t": "ev", "kind": "end", "at": self.now()})
+            try:
+                for ev in self.platform.events(self.anchor.wall - 5):
+                    self.jr.write(
+                        {
+                            "t": "pe",
+                            "at": round(ev.wall - self.anchor.wall, 4),
+                            "source": ev.source,
+                            "kind": ev.kind,
+                            "region": ev.region,
+                            "zone": ev.zone,
+                            "detail": ev.detail,
+                        }
+                    )
+                self.jr.flush()
+                charges = [(c.key, c.region) for c in self.platform.ledger()]
+                outcomes = ((r["k"], bool(r.get("ack"))) for r in journal_mod.read(self.jr.path) if r.get("t") == "s")
+                self.jr.write({"t": "payments", **vars(reconcile(outcomes, charges, workdir=self.run_dir))})
+            except (PlatformError, OSError) as exc:
+                log.warning("session finish incomplete", error=str(exc))
+            self.jr.close()
+            result = finish_run(self.run_dir)
+            self.jr = None
+        if self._watchdog is not None:
+            self._watchdog.terminate()
+            self._watchdog.wait(5)
+            self._watchdog = None
+        if self.owned and not self.keep_up:
+            self.platform.down()
+            self.owned = False
+        return result

@@ -1,0 +1,153 @@
+"""The Chaos Toolkit extension run through chaoslib itself against a real sandbox fleet."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chaoslib.exceptions import InterruptExecution
+from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
+from chaoslib.loader import load_experiment
+
+from failover_drill.adapters.chaostoolkit import discover, sessions
+from failover_drill.faults.ledger import FaultLedger
+from failover_drill.recovery import ledger_path
+from tests.conftest import ROOT, Fleet
+
+pytestmark = pytest.mark.slow
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.json"))
+
+
+@pytest.fixture
+def chaos_env(fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fleet:
+    monkeypatch.setenv("FAILOVER_DRILL_STATE", str(fleet.state))
+    monkeypatch.setenv("FAILOVER_DRILL_RUNS", str(tmp_path / "runs"))
+    monkeypatch.chdir(ROOT)
+    fleet.platform.wait_steady("us-east1")
+    return fleet
+
+
+def _run(path: Path, **changes: Any) -> dict[str, Any]:
+    exp = load_experiment(str(path))
+    for k, v in changes.items():
+        exp[k] = v
+    ensure_experiment_is_valid(exp)
+    journal: dict[str, Any] = run_experiment(exp, settings={})
+    sessions.clear()
+    return journal
+
+
+def test_extension_is_discoverable() -> None:
+    d = discover()
+    names = {a["name"] for a in d["activities"]}
+    assert {"inject_fault", "revert_fault", "start_traffic", "success_ratio", "failover_time"} <= names
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_every_experiment_completes_without_deviation(path: Path, chaos_env: Fleet) -> None:
+    journal = _run(path)
+    assert journal["status"] == "completed", json.dumps(journal["run"], default=str)[:2000]
+    assert journal["deviated"] is False
+    by_name = {r["activity"]["name"]: r for r in journal["run"]}
+    assert by_name[f"inject-{path.stem}"]["status"] == "succeeded"
+    summary = journal["failover_drill"]
+    assert summary["traffic"]["requests"] > 0 and summary["payments"]["lost"] == 0
+    if path.stem in ("region-loss", "partition", "cert-expiry", "zone-loss"):
+        # these faults cut the users off for a while: the journal carries the failover time
+        assert by_name["failover-time"]["output"] is not None and by_name["failover-time"]["output"] > 0
+    assert FaultLedger(ledger_path(chaos_env.state)).open_entries() == []
+    assert chaos_env.platform.status().healthy
+
+
+def test_a_tolerance_the_fault_must_break_deviates(chaos_env: Fleet) -> None:
+    exp = load_experiment(str(ROOT / "experiments" / "region-loss.json"))
+    # Check the hypothesis while the region is still lost: the method no longer reverts it.
+    exp["method"] = [m for m in exp["method"] if m["name"] != "revert-region-loss"][:1]
+    exp["method"][0]["pauses"] = {"after": 1}
+    journal = run_experiment(exp, settings={})
+    sessions.clear()
+    assert journal["deviated"] is True
+    assert FaultLedger(ledger_path(chaos_env.state)).open_entries() == []  # rollbacks + control reverted it
+    assert chaos_env.platform.status().healthy
+
+
+def test_unknown_argument_fails_validation() -> None:
+    exp = load_experiment(str(ROOT / "experiments" / "region-loss.json"))
+    exp["method"][0]["provider"]["arguments"]["blast"] = "everything"
+    with pytest.raises(Exception, match="blast"):
+        ensure_experiment_is_valid(exp)
+
+
+def test_unknown_fault_fails_the_first_activity_naming_the_argument(chaos_env: Fleet) -> None:
+    exp = load_experiment(str(ROOT / "experiments" / "region-loss.json"))
+    exp["method"][0]["provider"]["arguments"]["kind"] = "meteor-strike"
+    exp["method"][0]["pauses"] = {}
+    journal = run_experiment(exp, settings={})
+    sessions.clear()
+    inject = journal["run"][0]
+    assert inject["status"] == "failed" and "meteor-strike" in inject["exception"][-1]
+    assert "'kind'" in inject["exception"][-1]
+
+
+def test_control_interrupt_reverts_the_fault(chaos_env: Fleet, tmp_path: Path) -> None:
+    """A control raising InterruptExecution mid-fault: chaoslib skips rollbacks, our control reverts."""
+    mod = tmp_path / "interrupting_control.py"
+    mod.write_text(
+        "from chaoslib.exceptions import InterruptExecution\n"
+        "def after_activity_control(context, state, **kwargs):\n"
+        "    if context.get('name', '').startswith('inject-'):\n"
+        "        raise InterruptExecution('stop right after the fault')\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        exp = load_experiment(str(ROOT / "experiments" / "region-loss.json"))
+        exp["controls"].append(
+            {"name": "interrupter", "provider": {"type": "python", "module": "interrupting_control"}}
+        )
+        exp["method"][0]["pauses"] = {}
+        journal = run_experiment(exp, settings={})
+    finally:
+        sys.path.remove(str(tmp_path))
+        sessions.clear()
+    assert journal["status"] == "interrupted"
+    assert journal["rollbacks"] == []  # chaoslib's default: no rollbacks on interrupt
+    assert FaultLedger(ledger_path(chaos_env.state)).open_entries() == []
+    assert chaos_env.platform.status().healthy
+    assert journal["failover_drill"]["traffic"]["requests"] > 0
+
+
+def test_sigint_during_chaos_run_reverts_the_fault(chaos_env: Fleet, tmp_path: Path) -> None:
+    env = {**os.environ}
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "chaos"),
+            "--no-log-file",
+            "run",
+            "--journal-path",
+            str(tmp_path / "journal.json"),
+            str(ROOT / "experiments" / "region-loss.json"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    ledger = FaultLedger(ledger_path(chaos_env.state))
+    deadline = time.monotonic() + 90
+    while not any(e.state == "active" for e in ledger.open_entries()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert journal["status"] == "interrupted", out[-2000:]
+    assert ledger.open_entries() == []
+    assert chaos_env.platform.status().healthy
