@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaoslib.exceptions import InterruptExecution
 from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
 from chaoslib.loader import load_experiment
 
@@ -38,6 +37,11 @@ def _run(path: Path, **changes: Any) -> dict[str, Any]:
     exp = load_experiment(str(path))
     for k, v in changes.items():
         exp[k] = v
+    # Shorter waits keep the suite fast; zone-loss keeps its 20 s (readiness needs 15 s to act).
+    for activity in exp["method"]:
+        after = activity.get("pauses", {}).get("after")
+        if after and path.stem != "zone-loss":
+            activity["pauses"]["after"] = min(after, 8 if activity["name"].startswith("inject") else 6)
     ensure_experiment_is_valid(exp)
     journal: dict[str, Any] = run_experiment(exp, settings={})
     sessions.clear()

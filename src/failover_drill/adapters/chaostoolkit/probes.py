@@ -37,7 +37,7 @@ def _window(configuration: dict[str, Any] | None, window_s: float) -> dict[str, 
     t = s.scenario.traffic
     # Wait until a whole window of finished requests exists (right after start there is none).
     needed = window_s + t.timeout_s * t.retry.attempts + 0.5
-    while s.now() < needed + 2.0:
+    while s.now() < needed:
         time.sleep(0.2)
     return s.window(window_s)
 
