@@ -70,7 +70,7 @@ def classify(status: int, body: str) -> str:
     low = body.lower()
     if "fault filter abort" in low:
         return "injected_abort"
-    if "tls" in low or "certificate" in low or "ssl" in low:
+    if "tls_error" in low or "certificate" in low or "ssl routines" in low:
         return "tls"
     if "no healthy upstream" in low:
         return "no_healthy_upstream"

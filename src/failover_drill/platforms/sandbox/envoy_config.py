@@ -89,6 +89,16 @@ def _hcm(
                 "request_headers_to_add": headers_to_add or [],
                 "virtual_hosts": [{"name": name, "domains": ["*"], "routes": routes}],
             },
+            # Envoy's own 503 bodies do not say why; add the transport failure (TLS, refused, ...) and
+            # the response details so clients can name the error class.
+            "local_reply_config": {
+                "body_format": {
+                    "text_format_source": {
+                        "inline_string": "%LOCAL_REPLY_BODY% transport=%UPSTREAM_TRANSPORT_FAILURE_REASON% "
+                        "details=%RESPONSE_CODE_DETAILS%\n"
+                    }
+                }
+            },
             "http_filters": [
                 {"name": FAULT_FILTER, "typed_config": base_fault or _fault()},
                 {
@@ -270,12 +280,13 @@ def frontdoor_bootstrap(layout: Layout, policy: MeshPolicy) -> dict[str, Any]:
                 "load_assignment": {"cluster_name": cluster, "endpoints": endpoints},
                 # The load balancer reaches gateways over TLS and validates their certificates.
                 "transport_socket": _frontdoor_tls(layout),
-                # Connections are recycled as a cloud LB's are, so a certificate that expired is
-                # met on the next handshake rather than hidden behind an old connection.
+                # A cloud load balancer is many proxies, each with its own connections to a backend:
+                # handshakes are frequent, so an expired certificate is met within moments rather
+                # than hidden behind one long-lived connection.
                 "typed_extension_protocol_options": {
                     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                         "@type": T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                        "common_http_protocol_options": {"max_requests_per_connection": 100},
+                        "common_http_protocol_options": {"max_requests_per_connection": 10},
                         "explicit_http_config": {"http_protocol_options": {}},
                     }
                 },
