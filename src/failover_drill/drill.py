@@ -213,6 +213,7 @@ class Drill:
             self._say("checking the fleet is steady")
             self.platform.wait_steady(self.scenario.region)
             self._check_reachable()
+            self._warn_near_capacity()
             run_dir = new_run_dir(self.runs_dir, self._run_id(faults))
             lease = self.scenario.phases.total_s() + 30.0
             watcher = watchdog.spawn(self.state_dir, os.getpid(), lease, self.state_dir / "logs" / "watchdog.log")
@@ -232,6 +233,19 @@ class Drill:
         if code == EXIT_INTERRUPTED:
             raise Interrupted(f"drill interrupted; faults reverted; partial results in {run_dir}")
         return DrillOutcome(run_dir, result, 0 if result["verdict"]["passed"] else 1)
+
+    def _warn_near_capacity(self) -> None:
+        """Above the sandbox's own clean capacity a drill measures the laptop, not the mesh."""
+        try:
+            cap = json.loads((self.state_dir / "capacity.json").read_text())["max_clean_rate_rps"]
+        except (OSError, ValueError, KeyError):
+            return
+        per_worker = self.scenario.traffic.rate_rps / self.scenario.traffic.workers
+        if cap and per_worker > 0.8 * cap:
+            self._say(
+                f"warning: {per_worker:g} req/s per worker is near or above this machine's measured clean "
+                f"capacity ({cap} req/s, `make bench`): latency here may be the laptop's, not the mesh's"
+            )
 
     def _run_id(self, faults: list[FaultSpec]) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
