@@ -107,3 +107,48 @@ def test_control_plane_loss_then_zone_loss_is_seen_only_by_the_data_plane(fleet:
         for e in r["platform_events"]
     )
     assert r["fault"]["kind"] == "control-plane-loss+zone-loss"
+
+
+def test_client_retries_hide_failures_users_would_see(fleet: Fleet, tmp_path: Path) -> None:
+    _, r, out = drill(
+        fleet,
+        tmp_path,
+        "--fault",
+        "region-loss",
+        "--set",
+        "phases.fault_s=8",
+        "--set",
+        "traffic.retry.attempts=4",
+        "--set",
+        "traffic.retry.backoff_ms=500",
+    )
+    t = r["traffic"]
+    assert t["raw_failures"] > 0 and t["attempts"] > t["requests"], out
+    # the same failures, seen by users after their client retried with the same Idempotency-Key
+    assert t["failed"] < 0.5 * t["raw_failures"], t
+
+
+def test_lost_answer_retried_into_another_region_is_charged_twice(fleet: Fleet, tmp_path: Path) -> None:
+    """The answer is lost after the charge; the client retries with the same key after the region
+    fell, the retry lands in eu-west1, whose ledger has never seen the key: charged twice."""
+    scenario = tmp_path / "dup.yaml"
+    scenario.write_text(
+        "name: lost-answers-then-region-loss\nregion: us-east1\n"
+        "faults:\n"
+        "  - {kind: lost-response, target: us-east1, fail_pct: 5}\n"
+        "  - {kind: region-loss, target: us-east1, at_s: 1}\n"
+        "traffic: {timeout_s: 1.0, retry: {attempts: 3, backoff_ms: 4000, backoff_max_ms: 4000}}\n"
+        "phases: {warmup_s: 1, baseline_s: 2, fault_s: 10, recovery_s: 6}\n"
+        "slo: {stability_s: 2}\n"
+    )
+    runs = tmp_path / "runs"
+    out = run_cli("drill", "--scenario", str(scenario), state=fleet.state, runs=runs)
+    r = json.loads((runs / "latest" / "result.json").read_text())
+    pay = r["payments"]
+    assert pay["duplicated"] > 0, (pay, out.stdout)
+    assert out.returncode == 1
+    assert any("charged in more than one region" in x for x in r["verdict"]["reasons"])
+    key = pay["examples"]["duplicated_keys"][0]
+    regions = {c.region for c in fleet.platform.ledger() if c.key == key}
+    assert regions == {"us-east1", "eu-west1"}
+    assert fleet.platform.status().healthy

@@ -15,6 +15,7 @@ FAULT_KINDS = (
     "control-plane-loss",
     "blackout",
     "cert-expiry",
+    "lost-response",
 )
 CERT_VARIANTS = ("leaf", "intermediate", "rotation-stopped")
 Mode = Literal["kill", "freeze"]
@@ -46,6 +47,8 @@ class FaultSpec(BaseModel):
             raise ValueError(f"unknown fault {self.kind!r}; choose one of {', '.join(FAULT_KINDS)}")
         if self.kind == "link-latency" and self.delay_ms <= 0:
             raise ValueError("link-latency needs delay_ms > 0")
+        if self.kind == "lost-response" and self.fail_pct <= 0:
+            raise ValueError("lost-response needs fail_pct > 0 (the share of answers lost after the charge)")
         if self.kind == "brownout" and self.fail_pct <= 0 and self.delay_ms <= 0:
             raise ValueError("brownout needs fail_pct > 0 or delay_ms > 0")
         return self

@@ -22,7 +22,7 @@ def resolve(spec: FaultSpec, topo: Topology, client_region: str) -> FaultSpec:
                 field="fault.target",
                 hint=f"choose one of {', '.join(regions)}",
             )
-    elif kind in ("zone-loss", "brownout"):
+    elif kind in ("zone-loss", "brownout", "lost-response"):
         target = target or topo.region(client_region).home_zone()
         if target in regions and kind == "zone-loss":
             target = topo.region(target).home_zone()

@@ -15,7 +15,7 @@ from failover_drill.measure.verdict import judge
 from failover_drill.report import journal
 from failover_drill.traffic.samples import Sample
 
-TARGETED_KINDS = {"region-loss", "zone-loss", "brownout", "link-latency", "partition"}
+TARGETED_KINDS = {"region-loss", "zone-loss", "brownout", "link-latency", "partition", "lost-response"}
 
 
 class Replay:

@@ -94,7 +94,7 @@ class FaultOps:
                 "links": {gw: {k2: list(v) for k2, v in keys.items()} for gw, keys in links.items()},
                 "baseline": {gw: {k2: list(v) for k2, v in keys.items()} for gw, keys in baseline.items()},
             }
-        if k == "brownout":
+        if k in ("brownout", "lost-response"):
             ports = self._replicas_for(fault)
             if not ports:
                 raise FaultError(f"{fault.label()}: no replica in {fault.target!r}")
@@ -118,8 +118,12 @@ class FaultOps:
             elif "links" in plan:
                 for gw, keys in plan["links"].items():
                     admin.runtime_modify(self.layout.gateways[gw].admin_port, _runtime_values(keys))
-            elif k == "brownout":
-                body = {"fail_pct": fault.fail_pct, "delay_ms": fault.delay_ms}
+            elif k in ("brownout", "lost-response"):
+                body = (
+                    {"fail_pct": fault.fail_pct, "delay_ms": fault.delay_ms}
+                    if k == "brownout"
+                    else {"drop_after_commit_pct": fault.fail_pct}
+                )
                 for port in plan["replica_ports"]:
                     admin.request(f"http://127.0.0.1:{port}/_drill/faults", method="POST", body=body, timeout=1.0)
             elif k == "blackout":
@@ -153,7 +157,7 @@ class FaultOps:
                     # A gateway that is down lost its admin overrides with it: nothing to revert there.
                     if procs.alive(self.specs[f"gateway-{gw}"]):
                         errors.append(f"gateway-{gw}")
-        elif k == "brownout":
+        elif k in ("brownout", "lost-response"):
             for port in plan["replica_ports"]:
                 try:
                     admin.request(f"http://127.0.0.1:{port}/_drill/faults", method="POST", body={}, timeout=1.0)
