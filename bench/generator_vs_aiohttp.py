@@ -145,7 +145,7 @@ def main() -> None:
             )
         best: dict[int, float] = {}
         for n in (1, 2):
-            for rate in (1000, 1500, 2000, 2500, 3000, 3500, 4000):
+            for rate in (250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000):
                 r = workers(url, rate, n)
                 if r["ok"] == r["sent"] and r["lag_p99_ms"] <= 2.0:
                     best[n] = rate

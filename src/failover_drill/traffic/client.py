@@ -59,6 +59,7 @@ class PaymentClient:
         transport = AiohttpTransport(
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         )
+        self.transport = transport
         self.http = httpx.AsyncClient(transport=transport, timeout=None)
 
     async def aclose(self) -> None:
@@ -67,12 +68,23 @@ class PaymentClient:
     async def _attempt(self, key: str, amount_cents: int) -> Attempt:
         try:
             async with asyncio.timeout(self.timeout_s):
-                resp = await self.http.post(
+                # Straight to the transport: the client's redirect, auth and cookie machinery costs
+                # CPU per request that an open-loop generator at 1,000 req/s cannot spare.
+                req = httpx.Request(
+                    "POST",
                     self.url,
-                    headers={"idempotency-key": key, "x-client-region": self.region},
-                    json={"amount_cents": amount_cents, "currency": "USD"},
+                    headers={
+                        "idempotency-key": key,
+                        "x-client-region": self.region,
+                        "content-type": "application/json",
+                    },
+                    content=b'{"amount_cents": %d, "currency": "USD"}' % amount_cents,
                 )
-                body = resp.text
+                resp = await self.transport.handle_async_request(req)
+                try:
+                    body = (await resp.aread()).decode(errors="replace")
+                finally:
+                    await resp.aclose()
         except TimeoutError:
             return Attempt(0, "timeout")
         except (httpx.ConnectError, httpx.ConnectTimeout, aiohttp.ClientConnectorError):
