@@ -96,3 +96,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 @pytest.fixture(scope="session")
 def tuned_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     yield from _fleet(tmp_path_factory, "istio-tuned")
+
+
+def assert_healthy(fleet: Fleet, within_s: float = 10.0) -> None:
+    """Every process of the fleet running again (a restarted region needs a moment)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        bad = [f"{c['name']}={c['state']}" for c in fleet.platform.status().components if c["state"] != "running"]
+        if not bad:
+            return
+        assert time.monotonic() < deadline, f"not running: {bad}"
+        time.sleep(0.2)

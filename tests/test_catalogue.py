@@ -73,3 +73,8 @@ def test_impossible_compound_schedule() -> None:
         [FaultSpec(kind="link-latency", delay_ms=100, at_s=0, duration_s=10), FaultSpec(kind="region-loss", at_s=10)],
         25,
     )
+
+
+def test_jitter_is_refused_not_ignored() -> None:
+    with pytest.raises(ConfigError, match="jitter_pct is not supported yet"):
+        build_scenario(None, fault="link-latency", fault_params={"delay_ms": 50, "jitter_pct": 10})

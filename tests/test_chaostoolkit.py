@@ -18,7 +18,7 @@ from chaoslib.loader import load_experiment
 from failover_drill.adapters.chaostoolkit import discover, sessions
 from failover_drill.faults.ledger import FaultLedger
 from failover_drill.recovery import ledger_path
-from tests.conftest import ROOT, Fleet
+from tests.conftest import ROOT, Fleet, assert_healthy
 
 pytestmark = pytest.mark.slow
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.json"))
@@ -67,7 +67,7 @@ def test_every_experiment_completes_without_deviation(path: Path, chaos_env: Fle
         # these faults cut the users off for a while: the journal carries the failover time
         assert by_name["failover-time"]["output"] is not None and by_name["failover-time"]["output"] > 0
     assert FaultLedger(ledger_path(chaos_env.state)).open_entries() == []
-    assert chaos_env.platform.status().healthy
+    assert_healthy(chaos_env)
 
 
 def test_a_tolerance_the_fault_must_break_deviates(chaos_env: Fleet) -> None:
@@ -79,7 +79,7 @@ def test_a_tolerance_the_fault_must_break_deviates(chaos_env: Fleet) -> None:
     sessions.clear()
     assert journal["deviated"] is True
     assert FaultLedger(ledger_path(chaos_env.state)).open_entries() == []  # rollbacks + control reverted it
-    assert chaos_env.platform.status().healthy
+    assert_healthy(chaos_env)
 
 
 def test_unknown_argument_fails_validation() -> None:
@@ -127,7 +127,7 @@ def test_control_interrupt_reverts_the_fault(chaos_env: Fleet, tmp_path: Path) -
     assert journal["status"] == "interrupted"
     assert journal["rollbacks"] == []  # chaoslib's default: no rollbacks on interrupt
     assert FaultLedger(ledger_path(chaos_env.state)).open_entries() == []
-    assert chaos_env.platform.status().healthy
+    assert_healthy(chaos_env)
     assert journal["failover_drill"]["traffic"]["requests"] > 0
 
 
@@ -158,4 +158,4 @@ def test_sigint_during_chaos_run_reverts_the_fault(chaos_env: Fleet, tmp_path: P
     journal = json.loads((tmp_path / "journal.json").read_text())
     assert journal["status"] == "interrupted", out[-2000:]
     assert ledger.open_entries() == []
-    assert chaos_env.platform.status().healthy
+    assert_healthy(chaos_env)

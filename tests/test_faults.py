@@ -10,7 +10,7 @@ import pytest
 
 from failover_drill.faults.ledger import FaultLedger
 from failover_drill.recovery import ledger_path
-from tests.conftest import FAST, Fleet, run_cli
+from tests.conftest import FAST, Fleet, assert_healthy, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ def drill(fleet: Fleet, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]
     out = run_cli("drill", *FAST, *args, state=fleet.state, runs=runs)
     result = json.loads((runs / "latest" / "result.json").read_text())
     assert FaultLedger(ledger_path(fleet.state)).open_entries() == []
-    assert fleet.platform.status().healthy, "the fault was not reverted"
+    assert_healthy(fleet)
     return out.returncode, result, out.stdout + out.stderr
 
 
@@ -98,7 +98,7 @@ def test_control_plane_loss_then_zone_loss_is_seen_only_by_the_data_plane(fleet:
     runs = tmp_path / "runs"
     out = run_cli("drill", "--scenario", str(scenario), state=fleet.state, runs=runs)
     r = json.loads((runs / "latest" / "result.json").read_text())
-    assert fleet.platform.status().healthy
+    assert_healthy(fleet)
     # With istiod (here: the region's control plane) frozen, nobody removes the dead zone's
     # endpoints: Istio-as-shipped never ejects them either, so the errors last the whole fault.
     assert not r["failover"]["recovered"], out.stdout
@@ -151,4 +151,4 @@ def test_lost_answer_retried_into_another_region_is_charged_twice(fleet: Fleet, 
     key = pay["examples"]["duplicated_keys"][0]
     regions = {c.region for c in fleet.platform.ledger() if c.key == key}
     assert regions == {"us-east1", "eu-west1"}
-    assert fleet.platform.status().healthy
+    assert_healthy(fleet)

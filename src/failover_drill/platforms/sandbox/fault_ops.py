@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -140,6 +141,7 @@ class FaultOps:
         k = fault.kind
         errors: list[str] = []
         if "processes" in plan:
+            restarted: list[procs.ProcSpec] = []
             for name in plan["processes"]:
                 spec = self.specs.get(name)
                 if spec is None:
@@ -149,6 +151,12 @@ class FaultOps:
                 else:
                     procs.spawn(spec)
                     self.on_respawn(spec)
+                    restarted.append(spec)
+            # A restart that dies at once (a port still held, a bad config) must not pass for a revert.
+            time.sleep(0.3 if restarted else 0)
+            for spec in restarted:
+                if not procs.alive(spec):
+                    errors.append(f"{spec.name} exited after restart: {procs.log_tail(spec.log, 3)}")
         elif "links" in plan:
             for gw, keys in plan["baseline"].items():
                 try:

@@ -466,15 +466,14 @@ class SandboxPlatform:
         return FaultOps(Layout.from_json(data["layout"]), self._specs(data), self._respawned)
 
     def _respawned(self, spec: procs.ProcSpec) -> None:
-        """Record a restarted process's new pid in the state file."""
-        with self._locked():
-            data = self._load()
-            if data is None:
-                return
-            for p in data["processes"]:
-                if p["name"] == spec.name:
-                    p["pid"], p["start_ticks"] = spec.pid, spec.start_ticks
-            self._save(data)
+        """Record a restarted process's new pid in the state file (the caller holds the lock)."""
+        data = self._load()
+        if data is None:
+            return
+        for p in data["processes"]:
+            if p["name"] == spec.name:
+                p["pid"], p["start_ticks"] = spec.pid, spec.start_ticks
+        self._save(data)
 
     def plan_revert(self, fault: FaultSpec) -> dict[str, Any]:
         return self._ops().plan(fault)
@@ -484,9 +483,12 @@ class SandboxPlatform:
         return ops.inject(fault, ops.plan(fault))
 
     def revert(self, fault: FaultSpec, data: dict[str, Any]) -> None:
-        if self._load() is None:
-            return  # the fleet is gone, and every fault with it
-        self._ops().revert(fault, data)
+        # Under the state lock, with pids read afresh: two reverters (the drill's finally, the
+        # watchdog, `recover`) must never both restart a process and leave an orphan behind.
+        with self._locked():
+            if self._load() is None:
+                return  # the fleet is gone, and every fault with it
+            self._ops().revert(fault, data)
 
     # -- observations ---------------------------------------------------------------------------
     def events(self, since_wall: float) -> list[PlatformEvent]:
