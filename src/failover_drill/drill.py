@@ -128,13 +128,7 @@ class _Traffic:
         self.client: PaymentClient | None = None
         self.gen: OpenLoopGenerator | None = None
         if pool is None:
-            self.client = PaymentClient(
-                drill.platform.entrypoint(),
-                sc.region,
-                sc.traffic.timeout_s,
-                sc.traffic.retry,
-                max_connections=sc.traffic.max_in_flight,
-            )
+            self.client = PaymentClient.for_traffic(drill.platform.entrypoint(), sc.region, sc.traffic)
             self.gen = OpenLoopGenerator(
                 self.client,
                 Schedule.constant(sc.traffic.rate_rps, sc.phases.total_s()),
@@ -463,29 +457,36 @@ class Drill:
         self._say(f"reverted {fault.label()}")
 
     def _finish(self, jr: journal_mod.JournalWriter, anchor: Anchor, run_dir: Path) -> None:
-        """Platform events and payment reconciliation go into the journal, then the reports."""
-        try:
-            for ev in self.platform.events(anchor.wall - 5):
-                jr.write(
-                    {
-                        "t": "pe",
-                        "at": round(anchor.to_mono(ev.wall) - anchor.mono, 4),
-                        "source": ev.source,
-                        "kind": ev.kind,
-                        "region": ev.region,
-                        "zone": ev.zone,
-                        "detail": ev.detail,
-                    }
-                )
-        except (DrillError, OSError) as exc:
-            log.warning("could not read platform events", error=str(exc))
-        jr.flush(sync=True)
-        try:
-            charges = [(c.key, c.region) for c in self.platform.ledger()]
-            outcomes = ((rec["k"], bool(rec.get("ack"))) for rec in journal_mod.read(jr.path) if rec.get("t") == "s")
-            rec = reconcile(outcomes, charges, workdir=run_dir)
-            jr.write({"t": "payments", **vars(rec)})
-        except (DrillError, OSError) as exc:
-            log.warning("could not reconcile payments", error=str(exc))
-        jr.close()
-        finish_run(run_dir)
+        finish_journal(self.platform, jr, anchor, run_dir)
+
+
+def finish_journal(
+    platform: SandboxPlatform, jr: journal_mod.JournalWriter, anchor: Anchor, run_dir: Path
+) -> dict[str, Any]:
+    """What the platform saw and the payment reconciliation go into the journal, then the reports
+    are built from it; shared by drills and step-by-step sessions."""
+    try:
+        for ev in platform.events(anchor.wall - 5):
+            jr.write(
+                {
+                    "t": "pe",
+                    "at": round(anchor.to_mono(ev.wall) - anchor.mono, 4),
+                    "source": ev.source,
+                    "kind": ev.kind,
+                    "region": ev.region,
+                    "zone": ev.zone,
+                    "detail": ev.detail,
+                }
+            )
+    except (DrillError, OSError) as exc:
+        log.warning("could not read platform events", error=str(exc))
+    jr.flush(sync=True)
+    try:
+        charges = [(c.key, c.region) for c in platform.ledger()]
+        outcomes = ((rec["k"], bool(rec.get("ack"))) for rec in journal_mod.read(jr.path) if rec.get("t") == "s")
+        rec = reconcile(outcomes, charges, workdir=run_dir)
+        jr.write({"t": "payments", **vars(rec)})
+    except (DrillError, OSError) as exc:
+        log.warning("could not reconcile payments", error=str(exc))
+    jr.close()
+    return finish_run(run_dir)

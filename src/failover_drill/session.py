@@ -18,15 +18,15 @@ from failover_drill.clock import Anchor, MonotonicClock
 from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.scenario import Scenario
 from failover_drill.config.topology import Topology
+from failover_drill.drill import finish_journal
 from failover_drill.errors import PlatformError
 from failover_drill.faults.catalogue import resolve
 from failover_drill.faults.ledger import FaultLedger
-from failover_drill.measure.payments import reconcile
 from failover_drill.platforms.sandbox.platform import SandboxPlatform
 from failover_drill.recovery import ledger_path, revert_open_faults, sandbox_dir
 from failover_drill.report import journal as journal_mod
 from failover_drill.report.result import build_result
-from failover_drill.report.rundir import finish_run, new_run_dir
+from failover_drill.report.rundir import new_run_dir
 from failover_drill.traffic.client import PaymentClient
 from failover_drill.traffic.generator import OpenLoopGenerator
 from failover_drill.traffic.samples import Sample
@@ -124,13 +124,7 @@ class Session:
         assert self.anchor is not None and self.jr is not None
 
         async def main() -> None:
-            client = PaymentClient(
-                self.platform.entrypoint(),
-                sc.region,
-                sc.traffic.timeout_s,
-                sc.traffic.retry,
-                max_connections=sc.traffic.max_in_flight,
-            )
+            client = PaymentClient.for_traffic(self.platform.entrypoint(), sc.region, sc.traffic)
             self._gen = OpenLoopGenerator(
                 client,
                 Schedule.constant(sc.traffic.rate_rps, MAX_SESSION_S),
@@ -251,27 +245,7 @@ class Session:
             self._thread = None
         if self.jr is not None and self.run_dir is not None and self.anchor is not None:
             self.jr.write_now({"t": "ev", "kind": "end", "at": self.now()})
-            try:
-                for ev in self.platform.events(self.anchor.wall - 5):
-                    self.jr.write(
-                        {
-                            "t": "pe",
-                            "at": round(ev.wall - self.anchor.wall, 4),
-                            "source": ev.source,
-                            "kind": ev.kind,
-                            "region": ev.region,
-                            "zone": ev.zone,
-                            "detail": ev.detail,
-                        }
-                    )
-                self.jr.flush()
-                charges = [(c.key, c.region) for c in self.platform.ledger()]
-                outcomes = ((r["k"], bool(r.get("ack"))) for r in journal_mod.read(self.jr.path) if r.get("t") == "s")
-                self.jr.write({"t": "payments", **vars(reconcile(outcomes, charges, workdir=self.run_dir))})
-            except (PlatformError, OSError) as exc:
-                log.warning("session finish incomplete", error=str(exc))
-            self.jr.close()
-            result = finish_run(self.run_dir)
+            result = finish_journal(self.platform, self.jr, self.anchor, self.run_dir)
             self.jr = None
         if self._watchdog is not None:
             self._watchdog.terminate()

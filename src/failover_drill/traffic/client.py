@@ -11,7 +11,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
-from failover_drill.config.scenario import RetryPolicy
+from failover_drill.config.scenario import RetryPolicy, TrafficSpec
 from failover_drill.traffic.samples import OK, classify
 
 
@@ -61,6 +61,10 @@ class PaymentClient:
         )
         self.transport = transport
         self.http = httpx.AsyncClient(transport=transport, timeout=None)
+
+    @classmethod
+    def for_traffic(cls, base_url: str, client_region: str, spec: TrafficSpec) -> PaymentClient:
+        return cls(base_url, client_region, spec.timeout_s, spec.retry, max_connections=spec.max_in_flight)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -38,7 +38,7 @@ def _child(
 
     async def main() -> None:
         batch: list[dict[str, Any]] = []
-        client = PaymentClient(url, region, spec.timeout_s, spec.retry, max_connections=spec.max_in_flight)
+        client = PaymentClient.for_traffic(url, region, spec)
         rate = spec.rate_rps / n
         gen = OpenLoopGenerator(
             client,
