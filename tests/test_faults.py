@@ -56,7 +56,7 @@ def test_cert_expiry_is_rejected_by_tls_and_fails_over(fleet: Fleet, tmp_path: P
         "--set",
         "faults.0.ttl_s=2",
         "--set",
-        "phases.fault_s=10",
+        "phases.fault_s=8",
     )
     errors = r["traffic"]["errors"]
     assert errors.get("tls", 0) > 0, (errors, out)

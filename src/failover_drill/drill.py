@@ -400,6 +400,13 @@ class Drill:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
+    def _timed(self, fn: Callable[..., Any], *args: Any) -> tuple[tuple[float, float], Any]:
+        """Timestamps taken in the worker thread around the call itself: on a busy machine the
+        hop into the thread pool can take tens of ms, which must not blur when a fault took effect."""
+        before = self.clock.now()
+        out = fn(*args)
+        return (before, self.clock.now()), out
+
     async def _until(self, when: float) -> None:
         delay = when - self.clock.now()
         if delay > 0:
@@ -409,13 +416,11 @@ class Drill:
         plan = await asyncio.to_thread(self.platform.plan_revert, fault)
         lease = self.scenario.phases.total_s() + 30.0
         entry = await asyncio.to_thread(self.ledger.record, self.platform.name, fault, plan, lease, os.getpid())
-        before = self.clock.now()
         try:
-            details = await asyncio.to_thread(self.platform.inject, fault)
+            (before, after), details = await asyncio.to_thread(self._timed, self.platform.inject, fault)
         except DrillError as exc:
             await asyncio.to_thread(self.ledger.update, entry, error=str(exc))
             raise
-        after = self.clock.now()
         await asyncio.to_thread(self.ledger.update, entry, state="active")
         jr.write_now(
             {
@@ -436,13 +441,11 @@ class Drill:
         entry = entries.get(entry_id)
         if entry is None:
             return
-        before = self.clock.now()
         try:
-            await asyncio.to_thread(self.platform.revert, fault, entry.revert)
+            (before, after), _ = await asyncio.to_thread(self._timed, self.platform.revert, fault, entry.revert)
         except DrillError as exc:
             await asyncio.to_thread(self.ledger.update, entry_id, error=str(exc))
             raise FaultError(f"could not revert {fault.label()}: {exc}") from None
-        after = self.clock.now()
         await asyncio.to_thread(self.ledger.update, entry_id, state="reverted", reverted_wall=time.time())
         jr.write_now(
             {
