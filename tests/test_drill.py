@@ -166,37 +166,6 @@ def test_zone_loss_under_tuned_istio_fails_over_within_a_second(tuned_fleet: Fle
     assert any(e["kind"] == "outlier_eject" for e in r["platform_events"])
 
 
-@pytest.mark.parametrize(("rate", "workers"), [(200, 1), (1000, 2)])
-def test_blackout_calibration(rate: int, workers: int, tmp_path: Path) -> None:
-    """The stopwatch: an outage of exactly fault_s must be measured as fault_s within 2/rate + 20 ms.
-    At 1,000 req/s one Python process cannot keep the schedule on 2 cores, so two workers send."""
-    runs = tmp_path / "runs"
-    out = run_cli(
-        "drill",
-        "--scenario",
-        "tests/data/blackout.yaml",
-        "--rate",
-        str(rate),
-        "--set",
-        f"traffic.workers={workers}",
-        "--topology",
-        "tests/data/calibration-topology.yaml",
-        state=tmp_path / "state",
-        runs=runs,
-    )
-    # The calibration scenario switches off RTO and budget limits: there is no failover path to judge.
-    assert out.returncode == 0, out.stdout + out.stderr
-    r = latest(runs)
-    assert not r["failover"]["recovered"]
-    injected = r["fault"]["reverted_at_s"] - r["fault"]["injected_at_s"]
-    measured = r["failover"]["outage_s"]
-    assert measured is not None
-    assert abs(measured - injected) <= 2 / rate + 0.020, (measured, injected, r["traffic"]["generator"])
-    assert set(r["traffic"]["errors"]) == {"injected_abort"}
-    assert r["traffic"]["generator"]["workers"] == workers and r["traffic"]["generator"]["dropped"] == 0
-    assert processes_under(tmp_path / "state") == []
-
-
 def _start_drill(fleet: Fleet, runs: Path, *extra: str) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "failover_drill.cli", "drill", "--runs-dir", str(runs), *FAST, *extra]
     env = {**os.environ, "FAILOVER_DRILL_STATE": str(fleet.state)}
