@@ -177,7 +177,8 @@ class MeshCA:
             san=spiffe_id(region),
         )
         chain = cert.public_bytes(serialization.Encoding.PEM) + inter.public_bytes(serialization.Encoding.PEM)
-        return Issued(cert_pem=chain, key_pem=_pem_key(key), not_after=na)
+        # The encoded notAfter, not the one asked for: X.509 drops the fraction of a second.
+        return Issued(cert_pem=chain, key_pem=_pem_key(key), not_after=cert.not_valid_after_utc)
 
 
 def leaf_validity(chain_pem: bytes) -> tuple[dt.datetime, dt.datetime]:
