@@ -423,15 +423,9 @@ class Drill:
             raise
         await asyncio.to_thread(self.ledger.update, entry, state="active")
         jr.write_now(
-            {
-                "t": "ev",
-                "kind": "fault_injected",
-                "at": (before + after) / 2 - origin,
-                "took_ms": round((after - before) * 1000, 3),
-                "fault": fault.model_dump(mode="json"),
-                "details": details,
-                "entry": entry,
-            }
+            journal_mod.fault_event(
+                "fault_injected", before - origin, after - origin, fault.model_dump(mode="json"), entry, details
+            )
         )
         self._say(f"injected {fault.label()}")
         return entry
@@ -448,14 +442,9 @@ class Drill:
             raise FaultError(f"could not revert {fault.label()}: {exc}") from None
         await asyncio.to_thread(self.ledger.update, entry_id, state="reverted", reverted_wall=time.time())
         jr.write_now(
-            {
-                "t": "ev",
-                "kind": "fault_reverted",
-                "at": (before + after) / 2 - origin,
-                "took_ms": round((after - before) * 1000, 3),
-                "fault": fault.model_dump(mode="json"),
-                "entry": entry_id,
-            }
+            journal_mod.fault_event(
+                "fault_reverted", before - origin, after - origin, fault.model_dump(mode="json"), entry_id
+            )
         )
         self._say(f"reverted {fault.label()}")
 

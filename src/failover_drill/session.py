@@ -171,14 +171,7 @@ class Session:
         self.ledger.update(entry, state="active")
         self.active[entry] = spec
         self.jr.write_now(
-            {
-                "t": "ev",
-                "kind": "fault_injected",
-                "at": (before + after) / 2,
-                "fault": spec.model_dump(mode="json"),
-                "details": details,
-                "entry": entry,
-            }
+            journal_mod.fault_event("fault_injected", before, after, spec.model_dump(mode="json"), entry, details)
         )
         return {"entry": entry, "fault": spec.label(), "injected_at_s": round((before + after) / 2, 4)}
 
@@ -197,13 +190,7 @@ class Session:
             del self.active[entry_id]
             if self.jr is not None:
                 self.jr.write_now(
-                    {
-                        "t": "ev",
-                        "kind": "fault_reverted",
-                        "at": (before + after) / 2,
-                        "fault": spec.model_dump(mode="json"),
-                        "entry": entry_id,
-                    }
+                    journal_mod.fault_event("fault_reverted", before, after, spec.model_dump(mode="json"), entry_id)
                 )
             done.append(spec.label())
         return done
