@@ -75,6 +75,10 @@ def test_impossible_compound_schedule() -> None:
     )
 
 
-def test_jitter_is_refused_not_ignored() -> None:
-    with pytest.raises(ConfigError, match="jitter_pct is not supported yet"):
-        build_scenario(None, fault="link-latency", fault_params={"delay_ms": 50, "jitter_pct": 10})
+def test_jitter_belongs_to_link_latency_only() -> None:
+    sc = build_scenario(None, fault="link-latency", fault_params={"delay_ms": 50, "jitter_pct": 10})
+    assert sc.faults[0].jitter_pct == 10
+    with pytest.raises(ConfigError, match="jitter_pct applies to link-latency only"):
+        build_scenario(None, fault="brownout", fault_params={"fail_pct": 5, "jitter_pct": 10})
+    with pytest.raises(ConfigError, match="jitter_pct"):
+        build_scenario(None, fault="link-latency", fault_params={"delay_ms": 50, "jitter_pct": 150})

@@ -3,6 +3,7 @@ mesh's rules (Istio locality priorities, Cilium affinity local)."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from failover_drill.config.manifests import load_policy
 from failover_drill.platforms.sandbox.control_plane import endpoint_groups
 from failover_drill.platforms.sandbox.envoy_binary import resolve_envoy
-from failover_drill.platforms.sandbox.envoy_config import gateway_bootstrap
+from failover_drill.platforms.sandbox.envoy_config import gateway_bootstrap, jitter_steps_ms
 from failover_drill.platforms.sandbox.layout import plan_layout
 from failover_drill.platforms.sandbox.platform import SandboxPlatform
 from tests.conftest import ROOT, topology
@@ -81,3 +82,13 @@ def test_istio_default_outlier_and_retry_translation(tmp_path: Path) -> None:
     assert route["route"]["timeout"] == "0s"  # Istio sets no route timeout by default
     thresholds = cluster["circuit_breakers"]["thresholds"][0]
     assert thresholds["max_retries"] == 4294967295
+
+
+def test_jitter_steps_make_an_even_spread() -> None:
+    steps = jitter_steps_ms(60)
+    assert sum(steps) == 120
+    # each step on for half the requests, independently: 16 equally likely delays, evenly spaced
+    totals = sorted(sum(st for st, on in zip(steps, f"{i:04b}", strict=True) if on == "1") for i in range(16))
+    assert totals[0] == 0 and totals[-1] == 120
+    gaps = {b - a for a, b in itertools.pairwise(totals)}
+    assert gaps == {8}

@@ -30,7 +30,30 @@ def test_link_latency_adds_latency_only_while_injected(fleet: Fleet, tmp_path: P
     lat = r["latency_ms"]
     assert lat["baseline"]["p50"] < 40 and lat["recovery"]["p50"] < 40
     assert 150 <= lat["fault"]["p50"] < 250
+    assert lat["fault"]["p90"] - lat["fault"]["p10"] < 40  # a fixed delay: no spread of its own
     assert r["traffic"]["failed"] == 0 and r["failover"]["ttd_s"] is None
+
+
+def test_link_latency_jitter_spreads_delay_around_the_mean(fleet: Fleet, tmp_path: Path) -> None:
+    code, r, out = drill(
+        fleet,
+        tmp_path,
+        "--fault",
+        "link-latency",
+        "--delay-ms",
+        "150",
+        "--jitter-pct",
+        "40",
+        "--set",
+        "phases.fault_s=4",
+    )
+    assert code == 0, out
+    fault = r["latency_ms"]["fault"]
+    # uniform over 150 +- 60 ms: p10 near 102, p90 near 198 (plus the fleet's own few ms)
+    assert 130 <= fault["p50"] < 200, fault
+    assert 95 <= fault["p10"] < 130 and 185 <= fault["p90"] < 250, fault
+    assert r["latency_ms"]["recovery"]["p90"] < 40  # jitter layers reverted with the delay
+    assert r["fault"]["faults"][0]["jitter_pct"] == 40
 
 
 def test_partition_from_the_front_door_times_out_then_fails_over(fleet: Fleet, tmp_path: Path) -> None:

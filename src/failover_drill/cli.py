@@ -129,6 +129,9 @@ def drill(
     rate: Annotated[float | None, typer.Option("--rate", help="requests per second, open loop")] = None,
     source: Annotated[str | None, typer.Option("--source", help="link faults: from this region or front-door")] = None,
     delay_ms: Annotated[float | None, typer.Option("--delay-ms", help="link-latency / brownout: added delay")] = None,
+    jitter_pct: Annotated[
+        float | None, typer.Option("--jitter-pct", help="link-latency: spread of the delay, +- this percent")
+    ] = None,
     fail_pct: Annotated[
         float | None, typer.Option("--fail-pct", help="brownout: percent of requests that fail")
     ] = None,
@@ -154,7 +157,7 @@ def drill(
         target=target,
         rate=rate,
         overrides=_parse_sets(sets or []),
-        fault_params={"source": source, "delay_ms": delay_ms, "fail_pct": fail_pct},
+        fault_params={"source": source, "delay_ms": delay_ms, "jitter_pct": jitter_pct, "fail_pct": fail_pct},
     )
     topo = load_topology(topology, mesh=mesh)
     resolve_faults(sc, topo)

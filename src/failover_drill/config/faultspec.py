@@ -45,10 +45,8 @@ class FaultSpec(BaseModel):
     def _kind(self) -> Self:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {self.kind!r}; choose one of {', '.join(FAULT_KINDS)}")
-        if self.jitter_pct > 0:
-            # Refused rather than ignored: Envoy's fault filter has no jitter, and the second
-            # delay layer that would add it is not built yet.
-            raise ValueError("jitter_pct is not supported yet; use delay_ms alone")
+        if self.jitter_pct > 0 and self.kind != "link-latency":
+            raise ValueError(f"jitter_pct applies to link-latency only, not {self.kind}")
         if self.kind == "link-latency" and self.delay_ms <= 0:
             raise ValueError("link-latency needs delay_ms > 0")
         if self.kind == "lost-response" and self.fail_pct <= 0:

@@ -168,8 +168,9 @@ class Timeline:
     def phase_latency(self, phase: str) -> dict[str, Any]:
         h = self.phase_hist.get(phase)
         if h is None or h.get_total_count() == 0:
-            return {"p50": None, "p90": None, "p99": None, "max": None, "count": 0}
+            return {"p10": None, "p50": None, "p90": None, "p99": None, "max": None, "count": 0}
         return {
+            "p10": round(h.get_value_at_percentile(10) / 1000, 3),
             "p50": round(h.get_value_at_percentile(50) / 1000, 3),
             "p90": round(h.get_value_at_percentile(90) / 1000, 3),
             "p99": round(h.get_value_at_percentile(99) / 1000, 3),

@@ -26,10 +26,25 @@ FAULT_FILTER = "envoy.filters.http.fault"
 MAX = 4294967295
 SAN_PREFIX = f"spiffe://{TRUST_DOMAIN}/ns/istio-system/sa/eastwestgateway-"
 PARTITION_DELAY_MS = 3_600_000  # a black hole: requests wait until someone's timeout fires
+# Envoy's fault filter only has a fixed delay. Jitter is a stack of extra fault filters, each
+# adding a binary-weighted step (8, 4, 2, 1 parts of 15) to half the requests independently:
+# together a uniform spread over 16 evenly spaced delays.
+JITTER_WEIGHTS = (8, 4, 2, 1)
+JITTER_FILTERS = tuple(f"{FAULT_FILTER}.jitter{i}" for i in range(len(JITTER_WEIGHTS)))
 
 
 def link_key(src: str, dst: str) -> str:
     return f"link.{src}.{dst}"
+
+
+def jitter_key(key: str, step: int) -> str:
+    return f"{key}.jitter{step}"
+
+
+def jitter_steps_ms(amplitude_ms: float) -> list[int]:
+    """Delay steps (ms) of the jitter filters for a spread of +-amplitude around the mean."""
+    total = sum(JITTER_WEIGHTS)
+    return [round(2 * amplitude_ms * w / total) for w in JITTER_WEIGHTS]
 
 
 def _dur(seconds: float) -> str:
@@ -101,6 +116,7 @@ def _hcm(
             },
             "http_filters": [
                 {"name": FAULT_FILTER, "typed_config": base_fault or _fault()},
+                *({"name": name, "typed_config": _fault()} for name in JITTER_FILTERS),
                 {
                     "name": "envoy.filters.http.router",
                     "typed_config": {"@type": T + "envoy.extensions.filters.http.router.v3.Router"},
@@ -139,7 +155,10 @@ def _route(
         action["retry_policy"] = retry
     r: dict[str, Any] = {"match": match, "route": action}
     if fault_key:
-        r["typed_per_filter_config"] = {FAULT_FILTER: _fault(fault_key)}
+        r["typed_per_filter_config"] = {
+            FAULT_FILTER: _fault(fault_key),
+            **{name: _fault(jitter_key(fault_key, i)) for i, name in enumerate(JITTER_FILTERS)},
+        }
     return r
 
 

@@ -13,7 +13,14 @@ from failover_drill.config.faultspec import FRONT_DOOR, FaultSpec
 from failover_drill.errors import FaultError
 from failover_drill.platforms.sandbox import admin
 from failover_drill.platforms.sandbox import processes as procs
-from failover_drill.platforms.sandbox.envoy_config import PARTITION_DELAY_MS, link_key, sds_cert, write_atomic
+from failover_drill.platforms.sandbox.envoy_config import (
+    PARTITION_DELAY_MS,
+    jitter_key,
+    jitter_steps_ms,
+    link_key,
+    sds_cert,
+    write_atomic,
+)
 from failover_drill.platforms.sandbox.layout import Layout
 from failover_drill.platforms.sandbox.pki import MeshCA
 
@@ -48,9 +55,14 @@ class FaultOps:
         src = fault.source or "*"
         if fault.kind == "link-latency":
             sources = [*self.layout.regions, FRONT_DOOR] if src == "*" else [src]
+            steps = jitter_steps_ms(fault.delay_ms * fault.jitter_pct / 100) if fault.jitter_pct else []
             for s in sources:
                 base = self._baseline(s, dst)
-                out.setdefault(dst, {})[link_key(s, dst)] = (100, round(base + fault.delay_ms))
+                key = link_key(s, dst)
+                # The fixed layer sits at the low end of the spread; the jitter steps add the rest.
+                out.setdefault(dst, {})[key] = (100, max(0, round(base + fault.delay_ms - sum(steps) / 2)))
+                for i, step in enumerate(steps):
+                    out[dst][jitter_key(key, i)] = (50 if step > 0 else 0, step)
         elif fault.kind == "partition":
             if src == FRONT_DOOR:
                 # Nothing from the front door gets through: health probes and every client's requests.
@@ -67,6 +79,14 @@ class FaultOps:
             return 0.0
         return float(self.layout.rtt_ms.get(src, {}).get(dst, 0.0))
 
+    def _baseline_value(self, key: str) -> tuple[int, int]:
+        """(percent, ms) of a runtime key when no fault is on: the topology's RTT, and no jitter."""
+        parts = key.split(".")  # link.<src>.<dst>[.jitterN]
+        if len(parts) > 3:
+            return (0, 0)
+        rtt = self._baseline(parts[1], parts[2])
+        return (100 if rtt > 0 else 0, round(rtt))
+
     def _replicas_for(self, fault: FaultSpec) -> list[int]:
         t = fault.target
         return [r.port for r in self.layout.replicas if t in (r.zone, r.region)]
@@ -81,16 +101,7 @@ class FaultOps:
             return {"processes": names, "mode": fault.mode}
         if k in ("link-latency", "partition"):
             links = self._link_values(fault)
-            baseline = {
-                gw: {
-                    key: (
-                        100 if self._baseline(*key.split(".")[1:3]) > 0 else 0,
-                        round(self._baseline(*key.split(".")[1:3])),
-                    )
-                    for key in keys
-                }
-                for gw, keys in links.items()
-            }
+            baseline = {gw: {key: self._baseline_value(key) for key in keys} for gw, keys in links.items()}
             return {
                 "links": {gw: {k2: list(v) for k2, v in keys.items()} for gw, keys in links.items()},
                 "baseline": {gw: {k2: list(v) for k2, v in keys.items()} for gw, keys in baseline.items()},
