@@ -33,14 +33,24 @@ class Charge:
     created_wall: float
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, setup_timeout_s: float = 10.0) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    # NORMAL in WAL mode survives a process kill (only an OS crash can lose the last commits).
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(SCHEMA)
-    return conn
+    # A region's replicas start together and race to switch the new file to WAL; that switch can
+    # answer "database is locked" at once, without waiting on the busy timeout. Retry it.
+    deadline = time.monotonic() + setup_timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a process kill (only an OS crash can lose the last commits).
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(SCHEMA)
+            return conn
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                conn.close()
+                raise
+            time.sleep(0.05)
 
 
 def charge(
