@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from failover_drill.config.scenario import Limits
 from failover_drill.measure.budget import error_budget
 from failover_drill.measure.failover import measure
 from failover_drill.measure.payments import reconcile
 from failover_drill.measure.timeline import Phase, Timeline
 from failover_drill.measure.verdict import judge
-from failover_drill.traffic.samples import Sample
+from failover_drill.traffic.samples import Sample, classify
 
 RATE = 200.0
 
@@ -179,3 +181,30 @@ def test_reconcile_lost_duplicated_unacknowledged() -> None:
     assert (r.acknowledged, r.lost, r.duplicated, r.charged_unacknowledged) == (3, 1, 1, 1)
     assert r.lost_keys == ["e"] and r.duplicated_keys == ["b"] and r.unacknowledged_keys == ["c"]
     assert r.charged == 3  # "old" belongs to an earlier drill
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "upstream connect error or disconnect/reset before headers. reset reason: connection failure, "
+            "transport failure reason: TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:"
+            "TLS_error_end",
+            "tls",
+        ),
+        # a gateway killed mid-handshake: a reset socket, not a certificate problem
+        (
+            "upstream connect error or disconnect/reset before headers. reset reason: connection failure, "
+            "transport failure reason: TLS error: 33554536:system library:OPENSSL_internal:Connection reset by peer",
+            "upstream_connect",
+        ),
+        (
+            "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+            "upstream_connect",
+        ),
+        ("no healthy upstream", "no_healthy_upstream"),
+        ("fault filter abort", "injected_abort"),
+    ],
+)
+def test_envoy_failures_are_named_by_cause(body: str, expected: str) -> None:
+    assert classify(503, body) == expected

@@ -70,7 +70,11 @@ def classify(status: int, body: str) -> str:
     low = body.lower()
     if "fault filter abort" in low:
         return "injected_abort"
-    if "tls_error" in low or "certificate" in low or "ssl routines" in low:
+    # A peer killed mid-handshake shows up as a TLS error from the system library (a reset socket):
+    # that is a connection failure, not a certificate problem.
+    handshake_cut = "system library" in low or "connection reset" in low or "broken pipe" in low
+    tls = "tls_error" in low or "tls error" in low or "certificate" in low or "ssl routines" in low
+    if tls and not handshake_cut:
         return "tls"
     if "no healthy upstream" in low:
         return "no_healthy_upstream"
