@@ -21,7 +21,7 @@ from failover_drill.errors import FaultError, PlatformError
 from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress
 from failover_drill.platforms.sandbox import admin, ledger_db
 from failover_drill.platforms.sandbox import processes as procs
-from failover_drill.platforms.sandbox.envoy_binary import resolve_envoy
+from failover_drill.platforms.sandbox.envoy_binary import ENVOY_FLAGS, resolve_envoy
 from failover_drill.platforms.sandbox.envoy_config import (
     eds_response,
     frontdoor_bootstrap,
@@ -181,6 +181,8 @@ class SandboxPlatform:
             write_atomic(eds / "payment-gateway.json", eds_response("payment-gateway", 0, []))
             write_atomic(eds / "pg-local.json", eds_response("pg-local", 0, []))
             write_atomic(layout.envoy_dir() / f"gateway-{region}.json", gateway_bootstrap(layout, region, policy))
+            # The region's database exists (in WAL mode) before its replicas open it together.
+            ledger_db.connect(layout.ledger(region)).close()
         write_atomic(layout.envoy_dir() / "frontdoor.json", frontdoor_bootstrap(layout, policy))
 
     def _process_specs(self, layout: Layout, policy: MeshPolicy, envoy: Path) -> list[procs.ProcSpec]:
@@ -258,7 +260,7 @@ class SandboxPlatform:
                         str(envoy),
                         "-c",
                         str(layout.envoy_dir() / f"gateway-{region}.json"),
-                        "--disable-hot-restart",
+                        *ENVOY_FLAGS,
                         "--concurrency",
                         conc,
                         "--log-level",
@@ -276,7 +278,7 @@ class SandboxPlatform:
                     str(envoy),
                     "-c",
                     str(layout.envoy_dir() / "frontdoor.json"),
-                    "--disable-hot-restart",
+                    *ENVOY_FLAGS,
                     "--concurrency",
                     conc,
                     "--log-level",
@@ -500,7 +502,7 @@ class SandboxPlatform:
         for f in sorted(layout.events_dir().glob("*.jsonl")):
             for line in f.read_text(errors="replace").splitlines():
                 try:
-                    ev = _parse_event(json.loads(line), f.stem, layout)
+                    ev = parse_event(json.loads(line), f.stem, layout)
                 except (ValueError, KeyError, TypeError):
                     continue
                 if ev is not None and ev.wall >= since_wall:
@@ -531,7 +533,7 @@ _HC_KINDS = {
 }
 
 
-def _parse_event(raw: dict[str, Any], stem: str, layout: Layout) -> PlatformEvent | None:
+def parse_event(raw: dict[str, Any], stem: str, layout: Layout) -> PlatformEvent | None:
     if stem.startswith("control-plane-"):
         return PlatformEvent(
             wall=float(raw["ts"]),
