@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,3 +160,30 @@ def test_sigint_during_chaos_run_reverts_the_fault(chaos_env: Fleet, tmp_path: P
     assert journal["status"] == "interrupted", out[-2000:]
     assert ledger.open_entries() == []
     assert_healthy(chaos_env)
+
+
+@pytest.mark.skipif(
+    all(shutil.which(t) for t in ("docker", "kind", "istioctl")), reason="the kind tools are installed here"
+)
+def test_one_configuration_change_moves_an_experiment_to_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """failover_drill_platform=kind reaches the kind platform: here it stops at the missing tools,
+    before anything runs, naming them (the kind run itself needs Docker, tests/test_kind.py)."""
+    monkeypatch.setenv("FAILOVER_DRILL_PLATFORM", "kind")
+    monkeypatch.setenv("FAILOVER_DRILL_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("FAILOVER_DRILL_RUNS", str(tmp_path / "runs"))
+    monkeypatch.chdir(ROOT)
+    exp = load_experiment(str(ROOT / "experiments" / "region-loss.json"))
+    journal = run_experiment(exp, settings={})
+    sessions.clear()
+    assert journal["status"] == "interrupted" and journal["run"] == []
+    assert not (tmp_path / "state" / "kind" / "fleet.json").exists()
+    assert FaultLedger(ledger_path(tmp_path / "state")).open_entries() == []
+
+
+def test_an_unknown_platform_fails_naming_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAILOVER_DRILL_PLATFORM", "nomad")
+    monkeypatch.setenv("FAILOVER_DRILL_STATE", str(tmp_path / "state"))
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(Exception, match="failover_drill_platform"):
+        sessions.get({})
+    sessions.clear()

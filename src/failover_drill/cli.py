@@ -18,9 +18,8 @@ from failover_drill.config.scenario import build_scenario, load_scenario
 from failover_drill.config.topology import load_topology
 from failover_drill.drill import Drill, LiveView, resolve_faults
 from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError
-from failover_drill.platforms.sandbox.platform import SandboxPlatform
+from failover_drill.platforms.registry import check_platform, open_platform
 from failover_drill.recovery import recover as run_recover
-from failover_drill.recovery import sandbox_dir
 from failover_drill.report.history import History
 from failover_drill.report.markdown import scorecard_rows
 from failover_drill.report.rundir import write_reports
@@ -50,14 +49,7 @@ def _say(msg: str) -> None:
 
 
 def _platform_check(platform: str) -> None:
-    if platform != "sandbox":
-        if platform in ("kind", "kube"):
-            raise ConfigError(
-                f"platform {platform!r} cannot run drills from this command yet",
-                field="--platform",
-                hint="use `failover-drill plan --platform kind` for the kind bring-up plan; drills run on sandbox",
-            )
-        raise ConfigError(f"unknown platform {platform!r}", field="--platform", hint="choose sandbox, kind or kube")
+    check_platform(platform)
 
 
 @app.command()
@@ -67,35 +59,38 @@ def up(
     mesh: MeshOpt = None,
     platform: PlatformOpt = "sandbox",
 ) -> None:
-    """Bring the fleet up (sandbox: real Envoy + payment-gateway processes on 127.0.0.1)."""
+    """Bring the fleet up (sandbox: real Envoy + payment-gateway processes on 127.0.0.1; kind: clusters)."""
     _platform_check(platform)
     topo = load_topology(topology, mesh=mesh)
-    SandboxPlatform(sandbox_dir(state_dir), topo).up(progress=_say)
+    open_platform(platform, state_dir, topo).up(progress=_say)
 
 
 @app.command()
-def down(state_dir: StateOpt = DEFAULT_STATE) -> None:
-    """Stop every process of the fleet."""
+def down(state_dir: StateOpt = DEFAULT_STATE, platform: PlatformOpt = "sandbox") -> None:
+    """Revert open faults, then stop every process of the fleet (kind: delete the clusters)."""
+    _platform_check(platform)
     run_recover(state_dir, stop_orphans=False)
-    SandboxPlatform(sandbox_dir(state_dir)).down(progress=_say)
+    open_platform(platform, state_dir).down(progress=_say)
 
 
 @app.command()
 def status(
     state_dir: StateOpt = DEFAULT_STATE,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+    platform: PlatformOpt = "sandbox",
 ) -> None:
-    """Show the fleet: every process, its state and port."""
-    st = SandboxPlatform(sandbox_dir(state_dir)).status()
+    """Show the fleet: every process (or node), its state and port."""
+    _platform_check(platform)
+    st = open_platform(platform, state_dir).status()
     if as_json:
         out.print_json(
             json.dumps({"up": st.up, "mesh": st.mesh, "entrypoint": st.entrypoint, "components": st.components})
         )
         return
     if not st.up:
-        out.print("sandbox is down")
+        out.print(f"{platform} fleet is down")
         return
-    t = Table(title=f"sandbox — mesh {st.mesh} — front door {st.entrypoint}")
+    t = Table(title=f"{platform} — mesh {st.mesh} — front door {st.entrypoint}")
     for col in ("name", "kind", "region", "zone", "pid", "port", "state"):
         t.add_column(col)
     for c in st.components:
@@ -194,6 +189,7 @@ def drill(
         runs_dir=runs_dir,
         keep_up=keep_up,
         progress=live_progress if interactive else quiet_progress,
+        platform=platform,
     )
     if interactive:
         with Live("", console=err, refresh_per_second=5, transient=True) as lv:
@@ -233,19 +229,21 @@ def plan(
     mesh: MeshOpt = None,
     topology: TopoOpt = None,
     platform: PlatformOpt = "sandbox",
+    state_dir: StateOpt = DEFAULT_STATE,
 ) -> None:
-    """Validate a drill and print what it would do, without touching anything."""
+    """Validate a drill and print what it would do, without touching the fleet (kind: every command)."""
+    _platform_check(platform)
     base = load_scenario(scenario)[0] if scenario else None
     sc = build_scenario(base, region=region, fault=fault, mode=mode, target=target, rate=None)
     topo = load_topology(topology, mesh=mesh)
     faults = resolve_faults(sc, topo)
     if platform == "kind":
-        from failover_drill.platforms.kind.plan import kind_plan
+        from failover_drill.platforms.kind.platform import kind_plan_lines
 
-        for step in kind_plan(topo):
-            out.print(step)
+        # Files the plan refers to (the Istio operator spec, the mesh CA) go to a plan folder.
+        for line in kind_plan_lines(topo, state_dir / "kind-plan", faults):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
         return
-    _platform_check(platform)
     ph = sc.phases
     out.print(f"scenario {sc.name}: users in {sc.region}, {sc.traffic.rate_rps:g} req/s, mesh {topo.mesh}")
     out.print(

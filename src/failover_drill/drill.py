@@ -36,8 +36,9 @@ from failover_drill.errors import (
 from failover_drill.faults.catalogue import check_schedule, resolve
 from failover_drill.faults.ledger import FaultLedger
 from failover_drill.measure.payments import reconcile
-from failover_drill.platforms.sandbox.platform import SandboxPlatform
-from failover_drill.recovery import ledger_path, revert_open_faults, sandbox_dir
+from failover_drill.platforms.base import Platform
+from failover_drill.platforms.registry import open_platform
+from failover_drill.recovery import ledger_path, revert_open_faults
 from failover_drill.report import journal as journal_mod
 from failover_drill.report.rundir import finish_run, new_run_dir
 from failover_drill.traffic.client import PaymentClient
@@ -172,6 +173,7 @@ class Drill:
         keep_up: bool = False,
         clock: Clock | None = None,
         progress: Progress | None = None,
+        platform: str = "sandbox",
     ) -> None:
         self.scenario = scenario
         self.topology = topology
@@ -180,7 +182,7 @@ class Drill:
         self.keep_up = keep_up
         self.clock = clock or MonotonicClock()
         self.progress = progress or _noop
-        self.platform = SandboxPlatform(sandbox_dir(self.state_dir), topology)
+        self.platform = open_platform(platform, self.state_dir, topology)
         self.ledger = FaultLedger(ledger_path(self.state_dir))
         self.view = LiveView(total_s=scenario.phases.total_s())
         self._interrupted = False
@@ -198,7 +200,8 @@ class Drill:
             self.platform.up(progress=self._say, owner_pid=os.getpid())
         elif self.platform.mesh() != self.topology.mesh:
             raise PlatformError(
-                f"the sandbox is up with mesh {self.platform.mesh()!r} but the drill asks for {self.topology.mesh!r}",
+                f"the {self.platform.name} fleet is up with mesh {self.platform.mesh()!r} "
+                f"but the drill asks for {self.topology.mesh!r}",
                 hint="run `failover-drill down` first, or drop --mesh",
             )
         run_dir: Path | None = None
@@ -220,7 +223,7 @@ class Drill:
                     watcher.terminate()
                     watcher.wait(5)
                 if owned and not self.keep_up:
-                    self._say("stopping the sandbox")
+                    self._say(f"stopping the {self.platform.name} fleet")
                     self.platform.down()
         assert run_dir is not None
         result = json.loads((run_dir / "result.json").read_text())
@@ -230,6 +233,8 @@ class Drill:
 
     def _warn_near_capacity(self) -> None:
         """Above the sandbox's own clean capacity a drill measures the laptop, not the mesh."""
+        if self.platform.name != "sandbox":
+            return
         try:
             cap = json.loads((self.state_dir / "capacity.json").read_text())["max_clean_rate_rps"]
         except (OSError, ValueError, KeyError):
@@ -452,9 +457,7 @@ class Drill:
         finish_journal(self.platform, jr, anchor, run_dir)
 
 
-def finish_journal(
-    platform: SandboxPlatform, jr: journal_mod.JournalWriter, anchor: Anchor, run_dir: Path
-) -> dict[str, Any]:
+def finish_journal(platform: Platform, jr: journal_mod.JournalWriter, anchor: Anchor, run_dir: Path) -> dict[str, Any]:
     """What the platform saw and the payment reconciliation go into the journal, then the reports
     are built from it; shared by drills and step-by-step sessions."""
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from failover_drill import obs
 from failover_drill.errors import DrillError
 from failover_drill.faults.ledger import FaultLedger
+from failover_drill.platforms.registry import open_platform
 from failover_drill.platforms.sandbox.platform import SandboxPlatform
 
 log = obs.get(__name__)
@@ -52,7 +53,6 @@ class RecoveryReport:
 def revert_open_faults(state_dir: Path, *, only_owner: int | None = None, expired_only: bool = False) -> RecoveryReport:
     report = RecoveryReport()
     ledger = FaultLedger(ledger_path(state_dir))
-    platform = SandboxPlatform(sandbox_dir(state_dir))
     now = time.time()
     for entry in ledger.open_entries():
         if only_owner is not None and entry.owner_pid != only_owner:
@@ -61,13 +61,7 @@ def revert_open_faults(state_dir: Path, *, only_owner: int | None = None, expire
             continue
         label = entry.spec().label()
         try:
-            if entry.platform == "sandbox":
-                platform.revert(entry.spec(), entry.revert)
-            else:
-                raise DrillError(
-                    f"cannot revert a {entry.platform} fault from here",
-                    hint=f"run recover where the {entry.platform} fleet is reachable",
-                )
+            open_platform(entry.platform, state_dir).revert(entry.spec(), entry.revert)
         except DrillError as exc:
             ledger.update(entry.id, error=str(exc))
             report.failed.append(f"{label}: {exc}")

@@ -22,8 +22,8 @@ from failover_drill.drill import finish_journal
 from failover_drill.errors import PlatformError
 from failover_drill.faults.catalogue import resolve
 from failover_drill.faults.ledger import FaultLedger
-from failover_drill.platforms.sandbox.platform import SandboxPlatform
-from failover_drill.recovery import ledger_path, revert_open_faults, sandbox_dir
+from failover_drill.platforms.registry import open_platform
+from failover_drill.recovery import ledger_path, revert_open_faults
 from failover_drill.report import journal as journal_mod
 from failover_drill.report.result import build_result
 from failover_drill.report.rundir import new_run_dir
@@ -40,7 +40,14 @@ RECENT_S = 60.0
 
 class Session:
     def __init__(
-        self, scenario: Scenario, topology: Topology, *, state_dir: Path, runs_dir: Path, keep_up: bool = False
+        self,
+        scenario: Scenario,
+        topology: Topology,
+        *,
+        state_dir: Path,
+        runs_dir: Path,
+        keep_up: bool = False,
+        platform: str = "sandbox",
     ) -> None:
         self.scenario = scenario
         self.topology = topology
@@ -48,7 +55,7 @@ class Session:
         self.runs_dir = runs_dir
         self.keep_up = keep_up
         self.clock = MonotonicClock()
-        self.platform = SandboxPlatform(sandbox_dir(self.state_dir), topology)
+        self.platform = open_platform(platform, self.state_dir, topology)
         self.ledger = FaultLedger(ledger_path(self.state_dir))
         self.owned = False
         self.run_dir: Path | None = None

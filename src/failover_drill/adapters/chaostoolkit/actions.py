@@ -37,10 +37,7 @@ def fleet_down(configuration: dict[str, Any] | None = None) -> bool:
         s.owned = True
         s.stop()
     else:
-        from failover_drill.platforms.sandbox.platform import SandboxPlatform
-        from failover_drill.recovery import sandbox_dir
-
-        SandboxPlatform(sandbox_dir(sessions.state_dir(configuration))).down()
+        sessions.open_platform(configuration).down()
     return True
 
 

@@ -17,6 +17,9 @@ from chaoslib.exceptions import ActivityFailed
 from failover_drill.config.scenario import build_scenario
 from failover_drill.config.topology import load_topology
 from failover_drill.errors import DrillError
+from failover_drill.platforms.base import Platform
+from failover_drill.platforms.registry import check_platform
+from failover_drill.platforms.registry import open_platform as _open_platform
 from failover_drill.session import Session
 
 _SESSIONS: dict[Path, Session] = {}
@@ -35,16 +38,24 @@ def state_dir(configuration: dict[str, Any] | None) -> Path:
     ).resolve()
 
 
+def platform_name(configuration: dict[str, Any] | None) -> str:
+    return str(_cfg(configuration, "failover_drill_platform", "FAILOVER_DRILL_PLATFORM", "sandbox"))
+
+
+def open_platform(configuration: dict[str, Any] | None) -> Platform:
+    try:
+        return _open_platform(platform_name(configuration), state_dir(configuration))
+    except DrillError as exc:
+        raise ActivityFailed(str(exc)) from None
+
+
 def get(configuration: dict[str, Any] | None, *, create: bool = True) -> Session | None:
     key = state_dir(configuration)
     if key in _SESSIONS or not create:
         return _SESSIONS.get(key)
-    platform = str(_cfg(configuration, "failover_drill_platform", "FAILOVER_DRILL_PLATFORM", "sandbox"))
-    if platform != "sandbox":
-        raise ActivityFailed(
-            f"failover_drill_platform={platform!r}: only the sandbox runs drills from Chaos Toolkit so far"
-        )
+    platform = platform_name(configuration)
     try:
+        check_platform(platform, field="failover_drill_platform")
         topo_path = _cfg(configuration, "failover_drill_topology", "FAILOVER_DRILL_TOPOLOGY", "")
         mesh = _cfg(configuration, "failover_drill_mesh", "FAILOVER_DRILL_MESH", "") or None
         topology = load_topology(Path(topo_path) if topo_path else None, mesh=mesh)
@@ -57,7 +68,7 @@ def get(configuration: dict[str, Any] | None, *, create: bool = True) -> Session
     except DrillError as exc:
         raise ActivityFailed(str(exc)) from None
     runs = Path(str(_cfg(configuration, "failover_drill_runs_dir", "FAILOVER_DRILL_RUNS", "runs")))
-    session = Session(scenario, topology, state_dir=key, runs_dir=runs)
+    session = Session(scenario, topology, state_dir=key, runs_dir=runs, platform=platform)
     _SESSIONS[key] = session
     return session
 

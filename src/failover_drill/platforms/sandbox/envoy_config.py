@@ -269,7 +269,8 @@ def baseline_runtime(layout: Layout, dst: str) -> dict[str, Any]:
 # -- front door --------------------------------------------------------------------------------
 
 
-def frontdoor_bootstrap(layout: Layout, policy: MeshPolicy) -> dict[str, Any]:
+def frontdoor_bootstrap(layout: Layout, policy: MeshPolicy, *, tls: bool = True) -> dict[str, Any]:
+    """tls=False for kind, where the front door reaches each cluster's plain-HTTP ingress."""
     hc = policy.front_door
     routes: list[dict[str, Any]] = [_blocked_internal()]
     clusters = []
@@ -298,7 +299,7 @@ def frontdoor_bootstrap(layout: Layout, policy: MeshPolicy) -> dict[str, Any]:
                 "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
                 "load_assignment": {"cluster_name": cluster, "endpoints": endpoints},
                 # The load balancer reaches gateways over TLS and validates their certificates.
-                "transport_socket": _frontdoor_tls(layout),
+                **({"transport_socket": _frontdoor_tls(layout)} if tls else {}),
                 # A cloud load balancer is many proxies, each with its own connections to a backend:
                 # handshakes are frequent, so an expired certificate is met within moments rather
                 # than hidden behind one long-lived connection.

@@ -140,6 +140,11 @@ class MeshCA:
         """While this file exists the region's rotation agent does not renew its certificate."""
         return self.dir / f"rotation-stopped-{region}"
 
+    def intermediate_pem(self, region: str) -> tuple[str, str]:
+        """(certificate, key) PEM of the region's intermediate, as Istio's cacerts wants them."""
+        cert_p, key_p = self._paths(f"intermediate-{region}")
+        return cert_p.read_text(), key_p.read_text()
+
     def root_pem(self) -> bytes:
         return self._paths("root")[0].read_bytes()
 

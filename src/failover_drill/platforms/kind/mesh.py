@@ -1,0 +1,354 @@
+"""Installing the mesh across the kind clusters, as the upstream guides do it (FACTS.md):
+
+- Istio multi-primary, multi-network: one root CA and one intermediate per cluster (`cacerts`),
+  meshID / clusterName / network per cluster, an east-west gateway on 15443 (AUTO_PASSTHROUGH)
+  with a MetalLB LoadBalancer address, remote secrets in both directions with the API server's
+  address on the kind network (not 127.0.0.1);
+- Cilium Cluster Mesh: unique cluster name and id, non-overlapping pod CIDRs (kind config), the
+  first cluster's `cilium-ca` copied to the others before install, `clustermesh enable` with a
+  NodePort apiserver, `clustermesh connect` for every pair.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from failover_drill.config.topology import Topology
+from failover_drill.errors import PlatformError
+from failover_drill.platforms.kind.cluster_config import INGRESS_NODE_PORT, ClusterNames, names
+from failover_drill.platforms.kind.commands import Runner, Step
+from failover_drill.platforms.sandbox.pki import MeshCA
+
+ISTIO_VERSION = "1.24.1"
+CILIUM_VERSION = "1.16.4"
+METALLB_MANIFEST = "https://raw.githubusercontent.com/metallb/metallb/v0.14.8/config/manifests/metallb-native.yaml"
+MCS_CRDS = [
+    "https://raw.githubusercontent.com/kubernetes-sigs/mcs-api/v0.1.0/config/crd/multicluster.x-k8s.io_serviceexports.yaml",
+    "https://raw.githubusercontent.com/kubernetes-sigs/mcs-api/v0.1.0/config/crd/multicluster.x-k8s.io_serviceimports.yaml",
+]
+MESH_ID = "failover-drill"
+
+
+def dump(objects: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(objects, sort_keys=False)
+
+
+def kubectl(ctx: str, *args: str) -> tuple[str, ...]:
+    return ("kubectl", "--context", ctx, *args)
+
+
+def apply(ctx: str, title: str, objects: list[dict[str, Any]], attempts: int = 5) -> Step:
+    # Webhooks (MetalLB, istiod) answer a little after their pods are Ready: retry.
+    secret = any(o.get("kind") == "Secret" for o in objects)
+    return Step(title, kubectl(ctx, "apply", "-f", "-"), stdin=dump(objects), attempts=attempts, secret=secret)
+
+
+def node_ip_step(node: str) -> Step:
+    return Step(
+        f"read the kind-network address of {node}",
+        ("docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", node),
+        timeout_s=30,
+    )
+
+
+# -- Istio -------------------------------------------------------------------------------------
+
+
+def cacerts_secret(ca: MeshCA, region: str) -> dict[str, Any]:
+    """Istio's plug-in CA secret: the region's intermediate signs workload certs, one root for all."""
+    cert, key = ca.intermediate_pem(region)
+    root = ca.root_pem().decode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "cacerts", "namespace": "istio-system"},
+        "type": "Opaque",
+        "stringData": {
+            "ca-cert.pem": cert,
+            "ca-key.pem": key,
+            "root-cert.pem": root,
+            "cert-chain.pem": cert + root,
+        },
+    }
+
+
+def istio_operator(topo: Topology, n: ClusterNames) -> dict[str, Any]:
+    zones = len(topo.region(n.region).zones)
+    spread_by_zone = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": {"istio": "ingressgateway"}},
+                    "topologyKey": "topology.kubernetes.io/zone",
+                }
+            ]
+        }
+    }
+    return {
+        "apiVersion": "install.istio.io/v1alpha1",
+        "kind": "IstioOperator",
+        "spec": {
+            "values": {
+                "global": {
+                    "meshID": MESH_ID,
+                    "multiCluster": {"clusterName": n.region},
+                    "network": n.network,
+                }
+            },
+            "components": {
+                "ingressGateways": [
+                    {
+                        # One ingress pod per zone: a zone loss must not take the region's entry with it.
+                        "name": "istio-ingressgateway",
+                        "enabled": True,
+                        "k8s": {
+                            "replicaCount": zones,
+                            "affinity": spread_by_zone,
+                            "service": {
+                                "type": "NodePort",
+                                "ports": [
+                                    {"name": "status-port", "port": 15021, "targetPort": 15021},
+                                    {"name": "http2", "port": 80, "targetPort": 8080, "nodePort": INGRESS_NODE_PORT},
+                                ],
+                            },
+                        },
+                    },
+                    {
+                        "name": "istio-eastwestgateway",
+                        "enabled": True,
+                        "label": {
+                            "istio": "eastwestgateway",
+                            "app": "istio-eastwestgateway",
+                            "topology.istio.io/network": n.network,
+                        },
+                        "k8s": {
+                            "env": [{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": n.network}],
+                            "service": {
+                                "type": "LoadBalancer",
+                                "ports": [
+                                    {"name": "status-port", "port": 15021, "targetPort": 15021},
+                                    {"name": "tls", "port": 15443, "targetPort": 15443},
+                                    {"name": "tls-istiod", "port": 15012, "targetPort": 15012},
+                                    {"name": "tls-webhook", "port": 15017, "targetPort": 15017},
+                                ],
+                            },
+                        },
+                    },
+                ]
+            },
+        },
+    }
+
+
+def eastwest_gateway() -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "cross-network-gateway", "namespace": "istio-system"},
+        "spec": {
+            "selector": {"istio": "eastwestgateway"},
+            "servers": [
+                {
+                    "port": {"number": 15443, "name": "tls", "protocol": "TLS"},
+                    "tls": {"mode": "AUTO_PASSTHROUGH"},
+                    "hosts": ["*.local"],
+                }
+            ],
+        },
+    }
+
+
+def metallb_pool(kind_subnets: str, index: int) -> list[dict[str, Any]]:
+    """A /28 per cluster from the top of the kind Docker network, away from node addresses."""
+    v4 = [ipaddress.IPv4Network(s.strip(), strict=False) for s in kind_subnets.split() if "." in s]
+    if not v4:
+        raise PlatformError(
+            f"the Docker network 'kind' has no IPv4 subnet ({kind_subnets.strip()!r})",
+            hint="recreate it: docker network rm kind (kind recreates it with IPv4)",
+        )
+    net = v4[0]
+    blocks = list(net.subnets(new_prefix=28)) if net.prefixlen <= 24 else []
+    if len(blocks) < index + 2:
+        raise PlatformError(f"the kind network {net} is too small for a MetalLB pool per cluster")
+    block = blocks[-(index + 1)]
+    hosts = list(block.hosts())
+    return [
+        {
+            "apiVersion": "metallb.io/v1beta1",
+            "kind": "IPAddressPool",
+            "metadata": {"name": "failover-drill", "namespace": "metallb-system"},
+            "spec": {"addresses": [f"{hosts[0]}-{hosts[-1]}"]},
+        },
+        {
+            "apiVersion": "metallb.io/v1beta1",
+            "kind": "L2Advertisement",
+            "metadata": {"name": "failover-drill", "namespace": "metallb-system"},
+            "spec": {"ipAddressPools": ["failover-drill"]},
+        },
+    ]
+
+
+def istio_steps(topo: Topology, state: Path, run: Runner) -> list[Step]:
+    """Steps to install Istio multi-primary; `run` answers the queries (addresses) in between."""
+    all_names = names(topo)
+    ca = MeshCA(state / "pki")
+    if not (state / "pki" / "root-cert.pem").exists():
+        ca.create(list(all_names))
+    steps: list[Step] = []
+    subnets = run.run(
+        Step(
+            "read the kind Docker network's subnets",
+            ("docker", "network", "inspect", "kind", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"),
+            timeout_s=30,
+        )
+    )
+    for n in all_names.values():
+        ctx = n.context
+        op_file = state / f"istio-{n.region}.yaml"
+        op_file.parent.mkdir(parents=True, exist_ok=True)
+        op_file.write_text(yaml.safe_dump(istio_operator(topo, n), sort_keys=False))
+        steps += [
+            Step(f"{n.region}: install MetalLB", kubectl(ctx, "apply", "-f", METALLB_MANIFEST), attempts=3),
+            Step(
+                f"{n.region}: wait for MetalLB",
+                kubectl(
+                    ctx,
+                    "wait",
+                    "-n",
+                    "metallb-system",
+                    "--for=condition=ready",
+                    "pod",
+                    "-l",
+                    "app=metallb",
+                    "--timeout=180s",
+                ),
+                timeout_s=200,
+                attempts=2,
+            ),
+            apply(ctx, f"{n.region}: MetalLB address pool", metallb_pool(subnets, n.index)),
+            apply(
+                ctx,
+                f"{n.region}: istio-system with the shared root CA (cacerts)",
+                [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Namespace",
+                        "metadata": {"name": "istio-system", "labels": {"topology.istio.io/network": n.network}},
+                    },
+                    cacerts_secret(ca, n.region),
+                ],
+            ),
+            Step(
+                f"{n.region}: install Istio {ISTIO_VERSION} (meshID {MESH_ID}, network {n.network})",
+                ("istioctl", "install", "-y", "--context", ctx, "-f", str(op_file)),
+                timeout_s=600,
+                attempts=2,
+            ),
+            apply(ctx, f"{n.region}: east-west gateway (15443 AUTO_PASSTHROUGH)", [eastwest_gateway()]),
+        ]
+    # Remote secrets: every istiod watches every other API server, at its kind-network address.
+    cp_ip = {n.region: run.run(node_ip_step(n.control_plane)).strip() for n in all_names.values()}
+    for a, b in ((a, b) for a in all_names.values() for b in all_names.values() if a != b):
+        steps.append(
+            Step(
+                f"{b.region} discovers endpoints in {a.region} (remote secret)",
+                kubectl(b.context, "apply", "-f", "-"),
+                pipe_from=(
+                    "istioctl",
+                    "create-remote-secret",
+                    "--context",
+                    a.context,
+                    "--name",
+                    a.region,
+                    "--server",
+                    f"https://{cp_ip[a.region]}:6443",
+                ),
+                attempts=3,
+            )
+        )
+    return steps
+
+
+# -- Cilium ------------------------------------------------------------------------------------
+
+
+def cilium_steps(topo: Topology) -> list[Step]:
+    all_names = list(names(topo).values())
+    first = all_names[0]
+    steps: list[Step] = []
+    for n in all_names:
+        if n is not first:
+            # Cluster Mesh needs one CA: copy the first cluster's before Cilium generates its own.
+            steps.append(
+                Step(
+                    f"{n.region}: share {first.region}'s cilium-ca",
+                    kubectl(n.context, "create", "-f", "-"),
+                    pipe_from=kubectl(first.context, "get", "secret", "-n", "kube-system", "cilium-ca", "-o", "yaml"),
+                )
+            )
+        steps += [
+            Step(
+                f"{n.region}: install Cilium {CILIUM_VERSION} (cluster.id {n.index})",
+                (
+                    "cilium",
+                    "install",
+                    "--context",
+                    n.context,
+                    "--version",
+                    CILIUM_VERSION,
+                    "--set",
+                    f"cluster.name={n.region}",
+                    "--set",
+                    f"cluster.id={n.index}",
+                    "--set",
+                    "ipam.mode=kubernetes",
+                    "--set",
+                    "clustermesh.enableMCSAPISupport=true",
+                ),
+                timeout_s=600,
+            ),
+            Step(f"{n.region}: wait for Cilium", ("cilium", "status", "--context", n.context, "--wait"), timeout_s=600),
+            Step(
+                f"{n.region}: enable Cluster Mesh",
+                ("cilium", "clustermesh", "enable", "--context", n.context, "--service-type", "NodePort"),
+                timeout_s=300,
+            ),
+            Step(
+                f"{n.region}: wait for the clustermesh-apiserver",
+                ("cilium", "clustermesh", "status", "--context", n.context, "--wait"),
+                timeout_s=600,
+            ),
+        ]
+    for a, b in combinations(all_names, 2):
+        steps.append(
+            Step(
+                f"connect {a.region} <-> {b.region}",
+                ("cilium", "clustermesh", "connect", "--context", a.context, "--destination-context", b.context),
+                timeout_s=300,
+                attempts=2,
+            )
+        )
+    steps.append(
+        Step(
+            "wait for Cluster Mesh to connect",
+            ("cilium", "clustermesh", "status", "--context", first.context, "--wait"),
+            timeout_s=600,
+        )
+    )
+    return steps
+
+
+def mcs_crd_steps(topo: Topology) -> list[Step]:
+    return [
+        Step(
+            f"{n.region}: MCS API CRDs",
+            kubectl(n.context, "apply", *[a for u in MCS_CRDS for a in ("-f", u)]),
+            attempts=3,
+        )
+        for n in names(topo).values()
+    ]

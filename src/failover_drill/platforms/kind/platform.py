@@ -1,0 +1,511 @@
+"""The kind platform: one kind cluster per region joined by Istio multi-primary or Cilium Cluster
+Mesh, the repo's payment-gateway manifests in each, and the MultiClusterService played by a
+real Envoy front door on the host (the sandbox's front-door config, with the BackendConfig's
+health checks, pointed at each cluster's ingress port).
+
+Everything it runs is a `Step`; `up_steps` yields them in order (asking the runner for the
+few addresses it needs on the way), so `failover-drill plan --platform kind` prints the same
+commands `up` runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from failover_drill import obs
+from failover_drill.config.faultspec import FaultSpec
+from failover_drill.config.manifests import load_policy
+from failover_drill.config.topology import Topology, load_topology
+from failover_drill.errors import FaultError, PlatformError
+from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress
+from failover_drill.platforms.kind import mesh as mesh_mod
+from failover_drill.platforms.kind.cluster_config import (
+    DEFAULT_HOST_PORT_BASE,
+    all_nodes,
+    kind_config,
+    names,
+)
+from failover_drill.platforms.kind.commands import (
+    Runner,
+    Step,
+    SubprocessRunner,
+    require_tools,
+)
+from failover_drill.platforms.kind.fault_ops import (
+    LEDGER_PATH,
+    KindFaultOps,
+    latency_setup_steps,
+    read_addresses,
+)
+from failover_drill.platforms.kind.workload import APP, IMAGE, NAMESPACE, cluster_objects
+from failover_drill.platforms.sandbox import admin
+from failover_drill.platforms.sandbox import processes as procs
+from failover_drill.platforms.sandbox.envoy_binary import ENVOY_FLAGS, resolve_envoy
+from failover_drill.platforms.sandbox.envoy_config import frontdoor_bootstrap, write_atomic
+from failover_drill.platforms.sandbox.layout import GatewayInfo, Layout
+from failover_drill.platforms.sandbox.platform import parse_event
+from failover_drill.platforms.sandbox.ports import allocate
+
+log = obs.get(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[4]
+DOCKERFILE = "clusters/kind/payment-gateway.Dockerfile"
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def mesh_tools(topo: Topology) -> set[str]:
+    return {"docker", "kind", "kubectl", "cilium" if topo.mesh.startswith("cilium") else "istioctl"}
+
+
+class KindPlatform:
+    name = "kind"
+
+    def __init__(
+        self,
+        state_dir: Path,
+        topology: Topology | None = None,
+        runner: Runner | None = None,
+        host_port_base: int = DEFAULT_HOST_PORT_BASE,
+    ) -> None:
+        self.state_dir = state_dir.resolve()
+        self._topology = topology
+        self.runner: Runner = runner or SubprocessRunner()
+        self.host_port_base = host_port_base
+
+    # -- state ----------------------------------------------------------------------------------
+    @property
+    def fleet_file(self) -> Path:
+        return self.state_dir / "fleet.json"
+
+    def _load(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.fleet_file.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise PlatformError(
+                f"kind state {self.fleet_file} is unreadable ({exc})", hint="run `failover-drill recover`"
+            ) from None
+        return data
+
+    def _save(self, data: dict[str, Any]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.fleet_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(self.fleet_file)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with (self.state_dir / "lock").open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @property
+    def topology(self) -> Topology:
+        if self._topology is not None:
+            return self._topology
+        data = self._load()
+        if data is None:
+            raise PlatformError("the kind fleet is not up", hint="run `failover-drill up --platform kind`")
+        source = data.get("topology_source")
+        self._topology = load_topology(Path(source) if source else None, mesh=data["mesh"])
+        return self._topology
+
+    def layout(self, ports: dict[str, int] | None = None) -> Layout:
+        """The front door's view: each region's ingress is its kind host port."""
+        topo = self.topology
+        base = self.host_port_base
+        if ports is None:
+            data = self._load()
+            ports = data["frontdoor_ports"] if data else {"frontdoor": 0, "frontdoor-admin": 0}
+            base = int(data.get("host_port_base", base)) if data else base
+        all_names = names(topo)
+        return Layout(
+            state_dir=str(self.state_dir),
+            frontdoor_port=ports["frontdoor"],
+            frontdoor_admin_port=ports["frontdoor-admin"],
+            regions=topo.region_names,
+            gateways={
+                r.name: GatewayInfo(
+                    region=r.name,
+                    home_zone=r.home_zone(),
+                    ingress_port=all_names[r.name].host_port(base),
+                    eastwest_port=0,
+                    admin_port=0,
+                )
+                for r in topo.regions
+            },
+            replicas=[],
+            rtt_ms={a: {b: topo.rtt_ms(a, b) for b in topo.region_names} for a in topo.region_names},
+            nearest={a: topo.nearest(a) for a in topo.region_names},
+        )
+
+    # -- bring-up -------------------------------------------------------------------------------
+    def up_steps(self, run: Runner) -> Iterator[Step]:
+        """Every command of `up`, in order. Queries (addresses) go through `run` as they come."""
+        topo = self.topology
+        existing = set(run.run(Step("list kind clusters", ("kind", "get", "clusters"), timeout_s=30)).split())
+        for region in topo.regions:
+            n = names(topo)[region.name]
+            if n.cluster in existing:
+                continue
+            yield Step(
+                f"create kind cluster {n.cluster} ({len(region.zones)} zones)",
+                ("kind", "create", "cluster", "--name", n.cluster, "--config", "-", "--wait", "180s"),
+                stdin=yaml.safe_dump(kind_config(topo, region, self.host_port_base), sort_keys=False),
+                timeout_s=600,
+            )
+        yield Step(
+            f"build the payment-gateway image {IMAGE}",
+            ("docker", "build", "-t", IMAGE, "-f", str(REPO_ROOT / DOCKERFILE), str(REPO_ROOT)),
+            timeout_s=900,
+        )
+        for n in names(topo).values():
+            yield Step(
+                f"load {IMAGE} into {n.cluster}",
+                ("kind", "load", "docker-image", IMAGE, "--name", n.cluster),
+                timeout_s=600,
+            )
+        yield from mesh_mod.mcs_crd_steps(topo)
+        if topo.mesh.startswith("cilium"):
+            yield from mesh_mod.cilium_steps(topo)
+        else:
+            yield from mesh_mod.istio_steps(topo, self.state_dir, run)
+        for n in names(topo).values():
+            yield mesh_mod.apply(
+                n.context, f"{n.region}: payment-gateway ({topo.mesh})", cluster_objects(topo, n.region)
+            )
+            for zone in topo.region(n.region).zones:
+                yield Step(
+                    f"{n.region}: wait for {APP}-{zone}",
+                    mesh_mod.kubectl(
+                        n.context, "-n", NAMESPACE, "rollout", "status", f"deployment/{APP}-{zone}", "--timeout=300s"
+                    ),
+                    timeout_s=330,
+                )
+        yield from latency_setup_steps(topo, read_addresses(topo, run))
+
+    def up(self, progress: Progress | None = None, owner_pid: int | None = None) -> None:
+        """Run every step of `up_steps`, then start the front door. Idempotent: clusters that exist
+        are kept, manifests re-applied, so a failed `up` is continued by running it again."""
+        say = progress or _noop
+        topo = self.topology
+        real = isinstance(self.runner, SubprocessRunner)
+        if real:
+            require_tools(mesh_tools(topo), "the kind platform")
+            try:
+                self.runner.run(
+                    Step("check the Docker engine", ("docker", "info", "-f", "{{.ServerVersion}}"), timeout_s=30)
+                )
+            except PlatformError as exc:
+                raise PlatformError(
+                    f"the Docker engine is not reachable: {exc.message}",
+                    hint="start Docker (e.g. `sudo systemctl start docker`) or use --platform sandbox",
+                ) from None
+        with self._locked():
+            runner = SubprocessRunner(progress=say) if real else self.runner
+            try:
+                for step in self.up_steps(runner):
+                    runner.run(step)
+            except PlatformError as exc:
+                raise PlatformError(
+                    f"kind bring-up stopped: {exc.message}",
+                    hint="fix the cause and run `failover-drill up --platform kind` again (it continues where it "
+                    "stopped), or `failover-drill down --platform kind` to delete the clusters",
+                ) from None
+            ports = allocate(["frontdoor", "frontdoor-admin"], 0)
+            data: dict[str, Any] = {
+                "mesh": topo.mesh,
+                "topology_source": str(topo.source) if topo.source else None,
+                "frontdoor_ports": ports,
+                "host_port_base": self.host_port_base,
+                "created": time.time(),
+                "owner_pid": owner_pid,
+            }
+            self._save(data)
+            data["frontdoor"] = self._start_front_door(ports)
+            self._save(data)
+        say(f"kind fleet up: front door {self.entrypoint()}")
+
+    def _start_front_door(self, ports: dict[str, int]) -> dict[str, Any]:
+        topo = self.topology
+        layout = self.layout(ports)
+        layout.events_dir().mkdir(parents=True, exist_ok=True)
+        policy = load_policy(topo.manifests_dir(), topo.mesh)
+        path = self.state_dir / "envoy" / "frontdoor.json"
+        write_atomic(path, frontdoor_bootstrap(layout, policy, tls=False))
+        spec = procs.ProcSpec(
+            name="frontdoor",
+            kind="frontdoor",
+            port=ports["frontdoor-admin"],
+            log=str(self.state_dir / "logs" / "frontdoor.log"),
+            argv=[str(resolve_envoy()[0]), "-c", str(path), *ENVOY_FLAGS, "--log-level", "warning"],
+        )
+        procs.spawn(spec)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if not procs.alive(spec):
+                raise PlatformError(f"the front door exited: {procs.log_tail(spec.log, 5)}")
+            with contextlib.suppress(OSError):  # the admin port opens a moment after the process
+                if admin.cluster_hosts(ports["frontdoor-admin"], timeout=0.5):
+                    break
+            time.sleep(0.2)
+        else:
+            procs.stop_all([spec])
+            raise PlatformError(f"the front door did not answer within 30 s: {procs.log_tail(spec.log, 5)}")
+        return {"pid": spec.pid, "start_ticks": spec.start_ticks, "log": spec.log, "argv": spec.argv}
+
+    def _front_door_spec(self, data: dict[str, Any]) -> procs.ProcSpec | None:
+        fd = data.get("frontdoor")
+        if not fd:
+            return None
+        return procs.ProcSpec(
+            name="frontdoor",
+            kind="frontdoor",
+            argv=fd["argv"],
+            log=fd["log"],
+            port=data["frontdoor_ports"]["frontdoor-admin"],
+            pid=fd["pid"],
+            start_ticks=fd["start_ticks"],
+        )
+
+    def down(self, progress: Progress | None = None) -> None:
+        say = progress or _noop
+        data = self._load()
+        if data is not None:
+            spec = self._front_door_spec(data)
+            if spec is not None:
+                procs.stop_all([spec])
+        topo = self.topology if (data is not None or self._topology is not None) else None
+        if topo is not None:
+            for n in names(topo).values():
+                say(f"delete kind cluster {n.cluster}")
+                self.runner.run(
+                    Step(f"delete {n.cluster}", ("kind", "delete", "cluster", "--name", n.cluster), ok_to_fail=True)
+                )
+        self.fleet_file.unlink(missing_ok=True)
+
+    # -- inspection -----------------------------------------------------------------------------
+    def is_up(self) -> bool:
+        data = self._load()
+        spec = self._front_door_spec(data) if data else None
+        return spec is not None and procs.alive(spec)
+
+    def entrypoint(self) -> str:
+        data = self._load()
+        if data is None:
+            raise PlatformError("the kind fleet is not up", hint="run `failover-drill up --platform kind`")
+        return f"http://127.0.0.1:{data['frontdoor_ports']['frontdoor']}"
+
+    def mesh(self) -> str:
+        return self.topology.mesh
+
+    def status(self) -> FleetStatus:
+        data = self._load()
+        if data is None:
+            return FleetStatus(up=False, platform=self.name)
+        topo = self.topology
+        components: list[dict[str, Any]] = []
+        for region in topo.region_names:
+            nodes = all_nodes(topo, region)
+            out = self.runner.run(
+                Step("node states", ("docker", "inspect", "-f", "{{.Name}} {{.State.Status}}", *nodes), ok_to_fail=True)
+            )
+            states = dict(line.lstrip("/").split(" ", 1) for line in out.splitlines() if " " in line)
+            for node in nodes:
+                components.append(
+                    {"name": node, "kind": "node", "region": region, "state": states.get(node, "missing")}
+                )
+        spec = self._front_door_spec(data)
+        components.append(
+            {"name": "frontdoor", "kind": "frontdoor", "state": "running" if spec and procs.alive(spec) else "stopped"}
+        )
+        return FleetStatus(
+            up=True, platform=self.name, mesh=topo.mesh, entrypoint=self.entrypoint(), components=components
+        )
+
+    def locations(self) -> dict[str, list[str]]:
+        return {r.name: r.zone_names() for r in self.topology.regions}
+
+    def wait_steady(self, region: str, timeout_s: float = 120.0) -> None:
+        """Every region healthy at the front door and the users' region served at home."""
+        url = self.entrypoint() + "/healthz"
+        admin_port = self.layout().frontdoor_admin_port
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                hosts = admin.cluster_hosts(admin_port, timeout=1.0)
+                healthy = all(
+                    all(f == "healthy" for f in hosts.get(f"mcs-{r}", {"": "missing"}).values())
+                    for r in self.topology.region_names
+                )
+                req = urllib.request.Request(url, headers={"x-client-region": region})
+                with urllib.request.urlopen(req, timeout=2.0) as resp:
+                    if healthy and resp.headers.get("x-served-region") == region:
+                        return
+            except OSError:
+                pass
+            time.sleep(1.0)
+        raise PlatformError(
+            f"the kind fleet did not settle within {timeout_s:g} s (users in {region} not served at home)",
+            hint="check `failover-drill status --platform kind` and `kubectl get pods -A --context kind-fd-<region>`",
+        )
+
+    # -- faults ---------------------------------------------------------------------------------
+    def _ops(self, runner: Runner | None = None) -> KindFaultOps:
+        data = self._load()
+        port = data["frontdoor_ports"]["frontdoor-admin"] if data else None
+        return KindFaultOps(self.topology, runner or self.runner, port)
+
+    def plan_revert(self, fault: FaultSpec) -> dict[str, Any]:
+        return self._ops().plan(fault)
+
+    def inject(self, fault: FaultSpec) -> dict[str, Any]:
+        with self._locked():
+            ops = self._ops()
+            plan = ops.plan(fault)
+            if fault.kind == "blackout":
+                admin.runtime_modify(
+                    plan["frontdoor_admin"], {"blackout.abort_percent": 100, "blackout.http_status": 503}
+                )
+                return plan
+            for step in ops.inject_steps(fault, plan):
+                self.runner.run(step)
+            return plan
+
+    def revert(self, fault: FaultSpec, data: dict[str, Any]) -> None:
+        with self._locked():
+            ops = self._ops()
+            if fault.kind == "blackout":
+                # A front door that is gone took its override with it.
+                with contextlib.suppress(OSError):
+                    admin.runtime_modify(data["frontdoor_admin"], {"blackout.abort_percent": 0})
+                return
+            try:
+                for step in ops.revert_steps(fault, data):
+                    self.runner.run(step)
+                if ops.needs_relayout(data):
+                    for step in latency_setup_steps(self.topology, read_addresses(self.topology, self.runner)):
+                        self.runner.run(step)
+            except PlatformError as exc:
+                raise FaultError(f"could not revert {fault.label()}: {exc.message}", hint=exc.hint) from None
+
+    # -- observations ---------------------------------------------------------------------------
+    def events(self, since_wall: float) -> list[PlatformEvent]:
+        if self._load() is None:
+            return []
+        layout = self.layout()
+        out: list[PlatformEvent] = []
+        hc = layout.events_dir() / "frontdoor-hc.jsonl"
+        if hc.exists():
+            for line in hc.read_text(errors="replace").splitlines():
+                try:
+                    ev = parse_event(json.loads(line), "frontdoor-hc", layout)
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if ev is not None and ev.wall >= since_wall:
+                    out.append(ev)
+        return sorted(out, key=lambda e: e.wall)
+
+    def ledger(self) -> list[LedgerCharge]:
+        """Every pod's ledger, read through `kubectl exec` (a pod on a dead node is read after revert)."""
+        out: list[LedgerCharge] = []
+        for n in names(self.topology).values():
+            pods = self.runner.run(
+                Step(
+                    f"list {APP} pods in {n.region}",
+                    mesh_mod.kubectl(n.context, "-n", NAMESPACE, "get", "pods", "-l", f"app={APP}", "-o", "name"),
+                )
+            )
+            for pod in (p.strip() for p in pods.splitlines() if p.strip()):
+                dump = self.runner.run(
+                    Step(
+                        f"read the ledger of {pod}",
+                        mesh_mod.kubectl(
+                            n.context,
+                            "-n",
+                            NAMESPACE,
+                            "exec",
+                            pod,
+                            "--",
+                            "python",
+                            "-m",
+                            "failover_drill.platforms.kind.pod_tools",
+                            "dump-ledger",
+                            LEDGER_PATH,
+                        ),
+                        timeout_s=60,
+                    )
+                )
+                for line in dump.splitlines():
+                    try:
+                        c = json.loads(line)
+                    except ValueError:
+                        continue
+                    out.append(
+                        LedgerCharge(
+                            c["idempotency_key"],
+                            c["region"],
+                            c["zone"],
+                            c["replica"],
+                            c["payment_id"],
+                            c["amount_cents"],
+                        )
+                    )
+        return out
+
+
+def kind_plan_lines(topo: Topology, state_dir: Path, faults: list[FaultSpec]) -> list[str]:
+    """The commands of up, each fault's inject and revert, and down, as shell lines (dry run)."""
+    from failover_drill.platforms.kind.commands import RecordingRunner
+
+    # Addresses only Docker knows are shown as <placeholders>; the kind network as kind usually makes it.
+    rec = RecordingRunner(answers={".Subnet}}": "172.18.0.0/16", ".Gateway}}": "172.18.0.1"})
+    platform = KindPlatform(state_dir, topo, runner=rec)
+    lines = ["# up (assuming the Docker network 'kind' is 172.18.0.0/16)"]
+    for step in platform.up_steps(rec):
+        rec.steps.append(step)
+    lines += [f"# {s.title}\n{s.shell()}" for s in rec.steps]
+    lines.append("# start the front-door Envoy on the host (the MultiClusterService), health checks per BackendConfig")
+    ops = KindFaultOps(topo, rec, frontdoor_admin_port=None)
+    for fault in faults:
+        try:
+            plan = ops.plan(fault)
+        except FaultError as exc:
+            lines.append(f"# {fault.label()}: {exc}")
+            continue
+        rec.steps.clear()
+        for step in ops.inject_steps(fault, plan):
+            rec.steps.append(step)
+        lines.append(f"# inject {fault.label()}")
+        lines += [s.shell() for s in rec.steps]
+        rec.steps.clear()
+        for step in ops.revert_steps(fault, plan):
+            rec.steps.append(step)
+        lines.append(f"# revert {fault.label()}")
+        lines += [s.shell() for s in rec.steps]
+        if ops.needs_relayout(plan):
+            lines.append("# then the latency layout of `up` again: a restarted node has a fresh network namespace")
+    lines.append("# down")
+    lines += [
+        shell
+        for shell in (
+            Step("", ("kind", "delete", "cluster", "--name", n.cluster)).shell() for n in names(topo).values()
+        )
+    ]
+    return lines

@@ -1,0 +1,38 @@
+"""Which platform a name means, and where its state lives under the state directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from failover_drill.config.topology import Topology
+from failover_drill.errors import ConfigError
+from failover_drill.platforms.base import Platform
+
+PLATFORMS = ("sandbox", "kind")
+
+
+def platform_dir(state_dir: Path, name: str) -> Path:
+    return state_dir / name
+
+
+def check_platform(name: str, field: str = "--platform") -> str:
+    if name in PLATFORMS:
+        return name
+    if name == "kube":
+        raise ConfigError(
+            "the kube platform (existing clusters by kubeconfig context) is not built yet",
+            field=field,
+            hint="use sandbox, or kind where Docker runs",
+        )
+    raise ConfigError(f"unknown platform {name!r}", field=field, hint=f"choose one of {', '.join(PLATFORMS)}")
+
+
+def open_platform(name: str, state_dir: Path, topology: Topology | None = None) -> Platform:
+    check_platform(name)
+    if name == "kind":
+        from failover_drill.platforms.kind.platform import KindPlatform
+
+        return KindPlatform(platform_dir(state_dir, name), topology)
+    from failover_drill.platforms.sandbox.platform import SandboxPlatform
+
+    return SandboxPlatform(platform_dir(state_dir, name), topology)

@@ -1,0 +1,398 @@
+"""The kind platform without Docker: its cluster configs, every manifest it applies (validated
+against the Kubernetes and CRD schemas), the commands of `up` and of each fault's inject and
+revert (recorded, not run: Docker, kind and the clusters' API servers sit behind a process
+boundary this machine cannot cross), and its refusal to start where Docker is missing.
+The end-to-end drill on real kind clusters runs only where `docker` and `kind` exist."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+
+from failover_drill.config.faultspec import FaultSpec
+from failover_drill.config.topology import MESH_PROFILES, Topology
+from failover_drill.errors import FaultError, PlatformError
+from failover_drill.platforms.kind.cluster_config import kind_config, names
+from failover_drill.platforms.kind.commands import RecordingRunner, Step
+from failover_drill.platforms.kind.fault_ops import KindFaultOps
+from failover_drill.platforms.kind.mesh import cacerts_secret, eastwest_gateway, metallb_pool
+from failover_drill.platforms.kind.platform import KindPlatform, kind_plan_lines
+from failover_drill.platforms.kind.workload import cluster_objects
+from failover_drill.platforms.sandbox.pki import MeshCA
+from failover_drill.platforms.sandbox.ports import port_free
+from tests.conftest import ROOT, processes_under, run_cli, topology
+from tests.test_manifests import CRDS, validate_object
+
+HAVE_DOCKER_AND_KIND = shutil.which("docker") is not None and shutil.which("kind") is not None
+SUBNET = {".Subnet}}": "172.18.0.0/16", ".Gateway}}": "172.18.0.1"}
+
+
+def node_answers(topo: Topology) -> dict[str, str]:
+    """What `docker inspect` would say: node addresses on the kind network."""
+    ips: list[str] = []
+    answers: dict[str, str] = {}
+    for i, n in enumerate(names(topo).values()):
+        nodes = [n.control_plane, *[n.worker(k) for k in range(len(topo.region(n.region).zones))]]
+        for k, node in enumerate(nodes):
+            ips.append(f"/{node} 172.18.{i + 1}.{k + 2}")
+        answers[f"{{{{.IPAddress}}}}{{{{end}}}}' {n.control_plane}"] = f"172.18.{i + 1}.2"
+    # first match wins: the all-nodes query also ends with a control plane's name
+    return {"{{.Name}} {{range .NetworkSettings.Networks}}": "\n".join(ips), **SUBNET, **answers}
+
+
+def recorded_up(topo: Topology, state: Path) -> list[Step]:
+    rec = RecordingRunner(answers=node_answers(topo))
+    platform = KindPlatform(state, topo, runner=rec)
+    for step in platform.up_steps(rec):
+        rec.steps.append(step)
+    return rec.steps
+
+
+def stdin_objects(step: Step) -> list[dict[str, Any]]:
+    assert step.stdin is not None
+    return [o for o in yaml.safe_load_all(step.stdin) if o]
+
+
+# -- cluster configs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mesh", ["istio", "cilium"])
+def test_one_cluster_per_region_with_a_labelled_worker_per_zone(mesh: str) -> None:
+    topo = topology(mesh)
+    subnets, ports = set(), set()
+    for region in topo.regions:
+        cfg = kind_config(topo, region)
+        assert cfg["apiVersion"] == "kind.x-k8s.io/v1alpha4" and cfg["name"] == f"fd-{region.name}"
+        cp, *workers = cfg["nodes"]
+        assert cp["role"] == "control-plane" and "topology.kubernetes.io/zone" not in cp["labels"]
+        assert [w["labels"]["topology.kubernetes.io/zone"] for w in workers] == region.zone_names()
+        assert {w["labels"]["topology.kubernetes.io/region"] for w in workers} == {region.name}
+        subnets.add(cfg["networking"]["podSubnet"])
+        ports.add(cp["extraPortMappings"][0]["hostPort"])
+        # Cilium replaces kind's default CNI; Istio runs on it.
+        assert cfg["networking"].get("disableDefaultCNI", False) is (mesh == "cilium")
+        assert set(cfg) <= {"kind", "apiVersion", "name", "networking", "nodes"}
+        for node in cfg["nodes"]:
+            assert set(node) <= {"role", "image", "labels", "extraPortMappings"}
+    # Cluster Mesh needs non-overlapping pod CIDRs; each region needs its own ingress port.
+    assert len(subnets) == len(ports) == len(topo.regions)
+
+
+# -- manifests ---------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not CRDS.is_dir(), reason="../shared/crds is not beside this checkout")
+@pytest.mark.parametrize("profile", MESH_PROFILES)
+def test_every_object_applied_to_a_cluster_validates(profile: str) -> None:
+    topo = topology(profile)
+    objects = cluster_objects(topo, "eu-west1")
+    for obj in objects:
+        validate_object(obj)
+    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    assert [d["spec"]["template"]["spec"]["nodeSelector"]["topology.kubernetes.io/zone"] for d in deployments] == [
+        "eu-west1-a",
+        "eu-west1-b",
+        "eu-west1-c",
+    ]
+    assert all(d["spec"]["replicas"] == topo.replicas_per_zone for d in deployments)
+    args = deployments[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--region") + 1] == "eu-west1" and args[args.index("--zone") + 1] == "eu-west1-a"
+    kinds = {o["kind"] for o in objects}
+    assert not kinds & {"MultiClusterService", "BackendConfig"}  # the host front door plays these
+    if profile.startswith("cilium"):
+        assert not any(o["apiVersion"].startswith("networking.istio.io") for o in objects)
+        ingress = next(o for o in objects if o["metadata"]["name"] == "payment-gateway-ingress")
+        assert ingress["spec"]["type"] == "NodePort"
+        assert ingress["metadata"]["annotations"]["service.cilium.io/global"] == "true"
+    else:
+        vs = next(o for o in objects if o["kind"] == "VirtualService" and o["metadata"]["name"].endswith("ingress"))
+        # the tuned profile's retries apply at the ingress hop too
+        assert ("retries" in vs["spec"]["http"][0]) is (profile == "istio-tuned")
+
+
+@pytest.mark.skipif(not CRDS.is_dir(), reason="../shared/crds is not beside this checkout")
+def test_mesh_objects_validate_and_share_one_root(tmp_path: Path) -> None:
+    ca = MeshCA(tmp_path)
+    ca.create(["us-east1", "eu-west1"])
+    secrets = [cacerts_secret(ca, r) for r in ("us-east1", "eu-west1")]
+    for s in secrets:
+        validate_object(s)
+    validate_object(eastwest_gateway())
+    roots = {s["stringData"]["root-cert.pem"] for s in secrets}
+    assert len(roots) == 1
+    root = x509.load_pem_x509_certificate(roots.pop().encode())
+    for s in secrets:
+        inter = x509.load_pem_x509_certificate(s["stringData"]["ca-cert.pem"].encode())
+        assert inter.issuer == root.subject
+        inter.verify_directly_issued_by(root)
+        assert s["stringData"]["cert-chain.pem"].startswith(s["stringData"]["ca-cert.pem"])
+    pool = metallb_pool("fc00:f853::/64 172.18.0.0/16", 2)
+    assert pool[0]["spec"]["addresses"] == ["172.18.255.209-172.18.255.222"]
+    with pytest.raises(PlatformError, match="no IPv4 subnet"):
+        metallb_pool("fc00:f853::/64", 1)
+
+
+# -- the bring-up plan -------------------------------------------------------------------------
+
+
+def test_istio_up_plan(tmp_path: Path) -> None:
+    topo = topology("istio")
+    steps = recorded_up(topo, tmp_path)
+    shells = [s.shell() for s in steps]
+    creates = [s for s in steps if s.argv[:3] == ("kind", "create", "cluster")]
+    assert len(creates) == 3
+    assert yaml.safe_load(creates[0].stdin or "")["name"] == "fd-us-east1"
+    installs = [s for s in steps if s.argv[:2] == ("istioctl", "install")]
+    assert [s.argv[s.argv.index("--context") + 1] for s in installs] == [n.context for n in names(topo).values()]
+    op = yaml.safe_load(Path(installs[1].argv[-1]).read_text())
+    assert op["spec"]["values"]["global"] == {
+        "meshID": "failover-drill",
+        "multiCluster": {"clusterName": "eu-west1"},
+        "network": "network-eu-west1",
+    }
+    # every istiod watches every other cluster, through the API server's kind-network address
+    remote = [s for s in steps if s.pipe_from and s.pipe_from[1] == "create-remote-secret"]
+    assert len(remote) == 6
+    us_into_eu = next(s for s in remote if "kind-fd-us-east1" in s.pipe_from and "kind-fd-eu-west1" in s.argv)  # type: ignore[operator]
+    assert "https://172.18.1.2:6443" in us_into_eu.pipe_from  # type: ignore[operator]
+    # the cacerts secret is applied but never printed
+    cacerts = [s for s in steps if "cacerts" in (s.stdin or "")]
+    assert len(cacerts) == 3 and all(s.secret and "BEGIN" not in s.shell() for s in cacerts)
+    assert not any("PRIVATE KEY" in sh for sh in shells)
+    # manifests applied and every zone's rollout awaited
+    assert sum("rollout status deployment/payment-gateway-" in sh for sh in shells) == 9
+    # the topology's RTTs on one side of each pair: eu-west1's nodes delay traffic towards us-east1 by 90 ms
+    assert any(
+        s.argv[2] == "fd-eu-west1-worker" and s.argv[-3:] == ("netem", "delay", "90ms") and "1:4" in s.argv
+        for s in steps
+    )
+    assert any(
+        s.argv[2] == "fd-us-east1-worker" and s.argv[-3:] == ("netem", "delay", "0ms") and "1:5" in s.argv
+        for s in steps
+    )
+    assert any("match ip dst 172.18.1.3/32 flowid 1:4" in sh for sh in shells)  # us-east1's first worker
+
+
+def test_cilium_up_plan_shares_one_ca_and_connects_every_pair(tmp_path: Path) -> None:
+    topo = topology("cilium")
+    steps = recorded_up(topo, tmp_path)
+    installs = [s for s in steps if s.argv[:2] == ("cilium", "install")]
+    ids = [a.split("=")[1] for a in (s.argv for s in installs) for a in a if a.startswith("cluster.id=")]
+    assert ids == ["1", "2", "3"]
+    # the CA is copied before the second cluster's install
+    copy_idx = next(i for i, s in enumerate(steps) if s.pipe_from and "cilium-ca" in s.pipe_from)
+    assert copy_idx < steps.index(installs[1])
+    connects = [s for s in steps if s.argv[1:3] == ("clustermesh", "connect")]
+    assert len(connects) == 3
+    assert not any(s.argv[0] == "istioctl" for s in steps)
+
+
+# -- faults --------------------------------------------------------------------------------------
+
+
+def ops_with(topo: Topology, answers: dict[str, str] | None = None) -> tuple[KindFaultOps, RecordingRunner]:
+    rec = RecordingRunner(answers=answers or {})
+    return KindFaultOps(topo, rec, frontdoor_admin_port=1), rec
+
+
+def test_zone_and_region_loss_stop_the_right_node_containers() -> None:
+    topo = topology("istio")
+    ops, _ = ops_with(topo)
+    zone = FaultSpec(kind="zone-loss", target="us-east1-b")
+    plan = ops.plan(zone)
+    assert [s.argv for s in ops.inject_steps(zone, plan)] == [("docker", "kill", "fd-us-east1-worker2")]
+    assert [s.argv for s in ops.revert_steps(zone, plan)] == [("docker", "start", "fd-us-east1-worker2")]
+    assert ops.needs_relayout(plan)
+    frozen = FaultSpec(kind="region-loss", target="eu-west1", mode="freeze")
+    plan = ops.plan(frozen)
+    assert [s.argv[:2] for s in ops.inject_steps(frozen, plan)] == [("docker", "pause")] * 4
+    assert all(s.ok_to_fail for s in ops.revert_steps(frozen, plan))
+    assert not ops.needs_relayout(plan)
+    whole_region_zones = FaultSpec(kind="zone-loss", target="us-east1")
+    assert len(ops.plan(whole_region_zones)["nodes"]) == 3  # every zone, not the control plane
+
+
+def test_link_latency_with_jitter_and_partition_change_netem_and_revert_to_baseline() -> None:
+    topo = topology("istio")
+    ops, _ = ops_with(topo)
+    lat = FaultSpec(kind="link-latency", target="eu-west1", source="us-east1", delay_ms=100, jitter_pct=20)
+    plan = ops.plan(lat)
+    inject = ops.inject_steps(lat, plan)
+    assert len(inject) == 4  # every eu-west1 node
+    assert all(s.argv[-4:] == ("netem", "delay", "190ms", "20ms") and "qdisc" in s.argv for s in inject)
+    assert all(s.argv[-3:] == ("netem", "delay", "90ms") for s in ops.revert_steps(lat, plan))
+    cut = FaultSpec(kind="partition", target="eu-west1", source="us-east1")
+    plan = ops.plan(cut)
+    inject = ops.inject_steps(cut, plan)
+    assert {s.argv[2] for s in inject} >= {"fd-eu-west1-worker", "fd-us-east1-worker"}  # both sides
+    assert all(s.argv[-3:] == ("netem", "loss", "100%") for s in inject)
+    reverted = ops.revert_steps(cut, plan)
+    assert {s.argv[-1] for s in reverted} == {"90ms", "0ms"}
+
+
+def test_control_plane_brownout_and_unsupported_faults() -> None:
+    istio, cilium = topology("istio"), topology("cilium")
+    cp = FaultSpec(kind="control-plane-loss", target="us-east1")
+    ops, _ = ops_with(istio)
+    plan = ops.plan(cp)
+    assert ops.inject_steps(cp, plan)[0].argv[-3:] == ("scale", "deployment/istiod", "--replicas=0")
+    assert ops.revert_steps(cp, plan)[0].argv[-1] == "--replicas=1"
+    ops_c, _ = ops_with(cilium)
+    assert "deployment/clustermesh-apiserver" in ops_c.inject_steps(cp, ops_c.plan(cp))[0].argv
+    pods = "pod/payment-gateway-a-1\npod/payment-gateway-a-2\n"
+    ops, _ = ops_with(istio, {"get pods -l app=payment-gateway,zone=us-east1-a": pods})
+    brown = FaultSpec(kind="brownout", target="us-east1-a", fail_pct=30)
+    steps = ops.inject_steps(brown, ops.plan(brown))
+    assert [s.argv[6] for s in steps] == ["pod/payment-gateway-a-1", "pod/payment-gateway-a-2"]
+    assert json.loads(steps[0].argv[-1]) == {"fail_pct": 30.0, "delay_ms": 0.0}
+    with pytest.raises(FaultError, match="not available on kind"):
+        ops.plan(FaultSpec(kind="cert-expiry", target="us-east1"))
+
+
+def test_plan_command_prints_every_command_without_docker(tmp_path: Path) -> None:
+    out = run_cli("plan", "--platform", "kind", "--fault", "partition", state=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "kind create cluster --name fd-asia-southeast1" in out.stdout
+    assert "# inject partition" in out.stdout and "netem loss 100%" in out.stdout
+    assert "kind delete cluster --name fd-us-east1" in out.stdout
+    assert "PRIVATE KEY" not in out.stdout
+    lines = kind_plan_lines(topology("cilium"), tmp_path / "p", [FaultSpec(kind="cert-expiry", target="us-east1")])
+    assert any("not available on kind" in line for line in lines)
+
+
+def docker_engine_up() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], check=False, capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.mark.skipif(HAVE_DOCKER_AND_KIND, reason="this machine has docker and kind")
+def test_up_without_the_tools_names_what_is_missing_and_leaves_nothing(tmp_path: Path) -> None:
+    out = run_cli("up", "--platform", "kind", state=tmp_path)
+    assert out.returncode == 3, out.stderr
+    assert "missing:" in out.stderr and "kind" in out.stderr and "fix:" in out.stderr
+    assert not (tmp_path / "kind" / "fleet.json").exists()
+    out = run_cli("drill", "--platform", "kind", "--region", "us-east1", state=tmp_path, runs=tmp_path / "runs")
+    assert out.returncode == 3 and "missing:" in out.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI here")
+def test_up_with_the_docker_cli_but_no_engine_says_so(tmp_path: Path) -> None:
+    """kind and istioctl are stand-in scripts on PATH; `docker info` is the real CLI with no engine."""
+    if docker_engine_up():
+        pytest.skip("a Docker engine runs here")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool in ("kind", "istioctl", "kubectl"):
+        if shutil.which(tool) is None:
+            (fake / tool).write_text("#!/bin/sh\nexit 0\n")
+            (fake / tool).chmod(0o755)
+    import os
+
+    out = run_cli("up", "--platform", "kind", state=tmp_path, env={"PATH": f"{fake}:{os.environ['PATH']}"})
+    assert out.returncode == 3
+    assert "Docker engine is not reachable" in out.stderr and "fix:" in out.stderr
+    assert not (tmp_path / "kind" / "fleet.json").exists()
+
+
+def test_unknown_platform_is_bad_input(tmp_path: Path) -> None:
+    out = run_cli("up", "--platform", "nomad", state=tmp_path)
+    assert out.returncode == 2 and "[--platform]" in out.stderr and "sandbox" in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_DOCKER_AND_KIND, reason="needs docker and kind on PATH (not on this machine)")
+def test_kind_zone_loss_drill_end_to_end(tmp_path: Path) -> None:
+    """Real clusters: up, a zone-loss drill, down. Takes ~15 min and ~12 GiB."""
+    info = subprocess.run(["docker", "info"], check=False, capture_output=True, text=True)
+    if info.returncode != 0:
+        pytest.skip("docker is installed but its engine is not running")
+    try:
+        out = run_cli(
+            "drill", "--platform", "kind", "--region", "us-east1", "--fault", "zone-loss", "--rate", "50",
+            state=tmp_path, runs=tmp_path / "runs", timeout=3600,
+        )  # fmt: skip
+        assert out.returncode in (0, 1), out.stderr
+        result = json.loads((tmp_path / "runs" / "latest" / "result.json").read_text())
+        assert result["platform"] == "kind" and result["traffic"]["requests"] > 0
+    finally:
+        run_cli("down", "--platform", "kind", state=tmp_path, timeout=900)
+
+
+def test_dockerfile_runs_the_sandbox_replica() -> None:
+    text = (ROOT / "clusters" / "kind" / "payment-gateway.Dockerfile").read_text()
+    assert "failover_drill.platforms.sandbox.replica" in text
+
+
+def _free_block(n: int) -> int:
+    for base in range(42000, 60000, 97):
+        if all(port_free(base + i) for i in range(n)):
+            return base
+    raise AssertionError("no free port block")
+
+
+@pytest.mark.slow
+def test_front_door_is_a_real_envoy_over_each_clusters_ingress(tmp_path: Path) -> None:
+    """`up` with the commands recorded (Docker and the clusters are behind that boundary), then the
+    real part: the kind front-door Envoy on the host, health-checking each region's ingress port.
+    Each cluster's ingress is stood in for by one real payment-gateway replica on its host port."""
+    topo = topology("istio")
+    base = _free_block(len(topo.regions))
+    replicas: dict[str, subprocess.Popen[bytes]] = {}
+    for i, region in enumerate(topo.region_names):
+        replicas[region] = subprocess.Popen(
+            [sys.executable, "-m", "failover_drill.platforms.sandbox.replica", "--port", str(base + i),
+             "--region", region, "--zone", f"{region}-a", "--ledger", str(tmp_path / f"{region}.sqlite")],
+        )  # fmt: skip
+    rec = RecordingRunner(answers=node_answers(topo))
+    platform = KindPlatform(tmp_path / "state", topo, runner=rec, host_port_base=base)
+    try:
+        platform.up()
+        assert any(s.argv[:3] == ("kind", "create", "cluster") for s in rec.steps)
+        reopened = KindPlatform(tmp_path / "state", runner=rec)  # as `drill` finds it later
+        assert reopened.is_up() and reopened.mesh() == "istio"
+        reopened.wait_steady("us-east1", timeout_s=30)
+        # us-east1's ingress goes away: the front door's BackendConfig health checks (2 s x 2) move its users
+        replicas["us-east1"].kill()
+        replicas["us-east1"].wait()
+        deadline = time.monotonic() + 15
+        served = None
+        while time.monotonic() < deadline:
+            req = urllib.request.Request(reopened.entrypoint() + "/healthz", headers={"x-client-region": "us-east1"})
+            try:
+                with urllib.request.urlopen(req, timeout=2) as resp:
+                    served = resp.headers.get("x-served-region")
+            except OSError:
+                served = None
+            if served == "eu-west1":
+                break
+            time.sleep(0.5)
+        assert served == "eu-west1"
+        # Envoy flushes its event file about once a second
+        deadline = time.monotonic() + 5
+        while not any(e.kind == "health_check_eject" and e.region == "us-east1" for e in reopened.events(0)):
+            assert time.monotonic() < deadline, reopened.events(0)
+            time.sleep(0.25)
+        rec.steps.clear()
+        plan = reopened.inject(FaultSpec(kind="region-loss", target="us-east1"))
+        assert [s.argv[:2] for s in rec.steps] == [("docker", "kill")] * 4 and plan["nodes"]
+        status = reopened.status()
+        assert status.up and any(c["name"] == "frontdoor" and c["state"] == "running" for c in status.components)
+    finally:
+        KindPlatform(tmp_path / "state", runner=rec).down()
+        for p in replicas.values():
+            p.kill()
+            p.wait()
+    assert not processes_under(tmp_path / "state")
+    assert any(s.argv[:3] == ("kind", "delete", "cluster") for s in rec.steps)
