@@ -54,7 +54,17 @@ def direct_envoy(concurrency: int = 1) -> Iterator[str]:
                                                 }
                                             ]
                                         },
+                                        # Read the whole request body before the direct response:
+                                        # answering a POST early makes Envoy close the connection,
+                                        # and every request would pay for a new one.
                                         "http_filters": [
+                                            {
+                                                "name": "envoy.filters.http.buffer",
+                                                "typed_config": {
+                                                    "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                                                    "max_request_bytes": 65536,
+                                                },
+                                            },
                                             {
                                                 "name": "envoy.filters.http.router",
                                                 "typed_config": {
