@@ -92,7 +92,17 @@ def _hcm(
     routes: list[dict[str, Any]],
     headers_to_add: list[dict[str, Any]] | None = None,
     base_fault: dict[str, Any] | None = None,
+    read_body_first: bool = False,
 ) -> dict[str, Any]:
+    # Envoy closes a keep-alive connection when it answers (abort, no healthy upstream) before the
+    # request body has arrived; a load balancer in front of clients should not turn every error into
+    # a reconnect, so the front door reads the (small) payment body first.
+    buffer = [
+        {
+            "name": "envoy.filters.http.buffer",
+            "typed_config": {"@type": T + "envoy.extensions.filters.http.buffer.v3.Buffer", "max_request_bytes": 65536},
+        }
+    ]
     return {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
@@ -115,6 +125,7 @@ def _hcm(
                 }
             },
             "http_filters": [
+                *(buffer if read_body_first else []),
                 {"name": FAULT_FILTER, "typed_config": base_fault or _fault()},
                 *({"name": name, "typed_config": _fault()} for name in JITTER_FILTERS),
                 {
@@ -344,7 +355,7 @@ def frontdoor_bootstrap(layout: Layout, policy: MeshPolicy, *, tls: bool = True)
         )
     # A caller that does not say where it is gets the first region's view.
     routes.append(_route(f"mcs-{layout.regions[0]}", timeout_s=30))
-    hcm = _hcm("frontdoor", routes, base_fault=_fault("blackout", abort=True))
+    hcm = _hcm("frontdoor", routes, base_fault=_fault("blackout", abort=True), read_body_first=True)
     return _bootstrap(
         "frontdoor",
         layout.frontdoor_admin_port,
