@@ -5,7 +5,6 @@ Kept in its own module so it runs before the session-wide fleets start: at 1,000
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,22 +15,7 @@ from tests.test_drill import latest
 pytestmark = pytest.mark.slow
 
 
-# 1,000 req/s needs the fleet and two traffic workers each on a core of their own: on 2 vCPUs
-# (this project's machines) queueing inside the client moves requests past the blackout's edges
-# by tens to hundreds of ms in about half the runs, which measures the machine, not the stopwatch.
-NEEDS_CORES = 4
-ONE_THOUSAND = pytest.param(
-    1000,
-    2,
-    marks=pytest.mark.skipif(
-        (os.cpu_count() or 1) < NEEDS_CORES,
-        reason=f"1,000 req/s calibration needs >= {NEEDS_CORES} cores; this machine has {os.cpu_count()} "
-        "(sandbox clean capacity ~400 req/s per worker here, README benchmarks)",
-    ),
-)
-
-
-@pytest.mark.parametrize(("rate", "workers"), [(200, 1), (500, 2), ONE_THOUSAND])
+@pytest.mark.parametrize(("rate", "workers"), [(200, 1), (500, 2), (1000, 2)])
 def test_blackout_calibration(rate: int, workers: int, tmp_path: Path) -> None:
     """The stopwatch: an outage of exactly fault_s must be measured as fault_s within 2/rate + 20 ms.
     At 1,000 req/s one Python process cannot keep the schedule on 2 cores, so two workers send."""
@@ -57,6 +41,9 @@ def test_blackout_calibration(rate: int, workers: int, tmp_path: Path) -> None:
     measured = r["failover"]["outage_s"]
     assert measured is not None
     assert abs(measured - injected) <= 2 / rate + 0.020, (measured, injected, r["traffic"]["generator"])
-    assert set(r["traffic"]["errors"]) == {"injected_abort"}
+    # The blackout's own errors; at 1,000 req/s on 2 vCPUs the loaded fleet now and then adds a stray
+    # connection failure outside it (spent budget, not outage: measure.failover), never many.
+    errors = r["traffic"]["errors"]
+    assert errors.get("injected_abort", 0) >= 0.99 * sum(errors.values()), errors
     assert r["traffic"]["generator"]["workers"] == workers and r["traffic"]["generator"]["dropped"] == 0
     assert processes_under(tmp_path / "state") == []

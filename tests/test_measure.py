@@ -101,6 +101,16 @@ def test_recovery_must_hold_for_the_stability_window() -> None:
     assert r.ttr_s is not None and math.isclose(r.ttr_s, 3.5, abs_tol=0.006)
 
 
+def test_a_stray_error_after_the_service_is_back_does_not_lengthen_the_outage() -> None:
+    # down for the whole fault, back at revert; one unrelated failure 3 s later
+    r = fo(run((10.0, 20.0), recover_outage=(23.0, 23.005)))
+    assert r.failback_s == 0.0
+    assert math.isclose(r.outage_s, 10.0, abs_tol=1e-6)
+    # while a relapse before the service is back still counts
+    r = fo(run((10.0, 20.0), recover_outage=(20.5, 21.0)))
+    assert math.isclose(r.outage_s, 11.0, abs_tol=1e-6)
+
+
 def test_failback_measured_from_revert() -> None:
     r = fo(run((10.0, 11.0), recover_outage=(20.0, 22.5)))
     assert math.isclose(r.failback_s, 2.5, abs_tol=0.006)

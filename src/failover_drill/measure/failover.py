@@ -156,8 +156,14 @@ def measure(
 
     outage: float | None = None
     if ttd is not None:
+        # The outage runs from the first failure after t0 to the last one before the service was back
+        # (TTR during the fault, else failback after revert): a stray error after recovery is spent
+        # error budget, not a longer outage.
+        back_at = t0 + ttr if ttr is not None else (t_revert + failback if failback is not None else math.inf)
         first_sent = min((b.first_err_sent for _, b in fault if b.failed), default=math.inf)
-        last_sent = max((b.last_err_sent for _, b in fault + recovery if b.failed), default=-math.inf)
+        last_sent = max(
+            (b.last_err_sent for start, b in fault + recovery if b.failed and start < back_at), default=-math.inf
+        )
         outage = last_sent - first_sent + 1.0 / rate_rps
     return Failover(
         ttd_s=_r(ttd),
