@@ -70,7 +70,7 @@ def direct_envoy(concurrency: int = 1) -> Iterator[str]:
                                                 "typed_config": {
                                                     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
                                                 },
-                                            }
+                                            },
                                         ],
                                     },
                                 }
