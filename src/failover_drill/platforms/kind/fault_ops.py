@@ -74,6 +74,18 @@ def tc(node: str, *args: str, ok_to_fail: bool = False, title: str | None = None
     )
 
 
+def band_netem(node: str, verb: str, cls: str, handle: str, args: tuple[str, ...], **kw: Any) -> Step:
+    """Add or change the netem qdisc of one source's band on a node."""
+    return tc(node, "qdisc", verb, "dev", "eth0", "parent", cls, "handle", handle, *args, **kw)
+
+
+def pod_tools(ctx: str, pod: str, *args: str) -> tuple[str, ...]:
+    """`kubectl exec` of failover_drill.platforms.kind.pod_tools inside a payment-gateway pod."""
+    return kubectl(
+        ctx, "-n", NAMESPACE, "exec", pod, "--", "python", "-m", "failover_drill.platforms.kind.pod_tools", *args
+    )
+
+
 def read_addresses(topo: Topology, run: Runner) -> dict[str, list[str]]:
     """source -> IPv4 addresses its traffic comes from (node IPs; the kind network gateway for the host)."""
     nodes = {r: all_nodes(topo, r) for r in topo.region_names}
@@ -120,17 +132,7 @@ def latency_setup_steps(topo: Topology, addrs: dict[str, list[str]]) -> list[Ste
                 if src == region:
                     continue
                 cls, handle = band(topo, src)
-                add(
-                    "qdisc",
-                    "add",
-                    "dev",
-                    "eth0",
-                    "parent",
-                    cls,
-                    "handle",
-                    handle,
-                    *netem(baseline_ms(topo, region, src)),
-                )
+                steps.append(band_netem(node, "add", cls, handle, netem(baseline_ms(topo, region, src)), title=title))
                 for ip in addrs[src]:
                     add("filter", "add", "dev", "eth0", "parent", "1:0", "protocol", "ip", "prio", "1", "u32",
                         "match", "ip", "dst", f"{ip}/32", "flowid", cls)  # fmt: skip
@@ -178,22 +180,10 @@ class KindFaultOps:
         steps = []
         for region, src, args in links:
             cls, handle = band(self.topo, src)
-            for node in all_nodes(self.topo, region):
-                steps.append(
-                    tc(
-                        node,
-                        "qdisc",
-                        "change",
-                        "dev",
-                        "eth0",
-                        "parent",
-                        cls,
-                        "handle",
-                        handle,
-                        *args,
-                        ok_to_fail=ok_to_fail,
-                    )
-                )
+            steps += [
+                band_netem(node, "change", cls, handle, args, ok_to_fail=ok_to_fail)
+                for node in all_nodes(self.topo, region)
+            ]
         return steps
 
     def _pods(self, fault: FaultSpec) -> list[tuple[str, str]]:
@@ -214,20 +204,7 @@ class KindFaultOps:
         return [
             Step(
                 f"{pod}: set faults {json.dumps(body)}",
-                kubectl(
-                    ctx,
-                    "-n",
-                    NAMESPACE,
-                    "exec",
-                    pod,
-                    "--",
-                    "python",
-                    "-m",
-                    "failover_drill.platforms.kind.pod_tools",
-                    "set-faults",
-                    "8080",
-                    json.dumps(body),
-                ),
+                pod_tools(ctx, pod, "set-faults", "8080", json.dumps(body)),
                 timeout_s=30,
                 ok_to_fail=ok_to_fail,
             )

@@ -11,7 +11,6 @@ commands `up` runs.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import time
 import urllib.request
@@ -44,6 +43,7 @@ from failover_drill.platforms.kind.fault_ops import (
     LEDGER_PATH,
     KindFaultOps,
     latency_setup_steps,
+    pod_tools,
     read_addresses,
 )
 from failover_drill.platforms.kind.workload import APP, IMAGE, NAMESPACE, cluster_objects
@@ -54,6 +54,7 @@ from failover_drill.platforms.sandbox.envoy_config import frontdoor_bootstrap, w
 from failover_drill.platforms.sandbox.layout import GatewayInfo, Layout
 from failover_drill.platforms.sandbox.platform import parse_event
 from failover_drill.platforms.sandbox.ports import allocate
+from failover_drill.platforms.state_file import StateFile
 
 log = obs.get(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -89,31 +90,13 @@ class KindPlatform:
         return self.state_dir / "fleet.json"
 
     def _load(self) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads(self.fleet_file.read_text())
-        except FileNotFoundError:
-            return None
-        except ValueError as exc:
-            raise PlatformError(
-                f"kind state {self.fleet_file} is unreadable ({exc})", hint="run `failover-drill recover`"
-            ) from None
-        return data
+        return StateFile(self.state_dir, "kind").load()
 
     def _save(self, data: dict[str, Any]) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.fleet_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(self.fleet_file)
+        StateFile(self.state_dir, "kind").save(data)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with (self.state_dir / "lock").open("w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return StateFile(self.state_dir, "kind").locked()
 
     @property
     def topology(self) -> Topology:
@@ -436,19 +419,7 @@ class KindPlatform:
                 dump = self.runner.run(
                     Step(
                         f"read the ledger of {pod}",
-                        mesh_mod.kubectl(
-                            n.context,
-                            "-n",
-                            NAMESPACE,
-                            "exec",
-                            pod,
-                            "--",
-                            "python",
-                            "-m",
-                            "failover_drill.platforms.kind.pod_tools",
-                            "dump-ledger",
-                            LEDGER_PATH,
-                        ),
+                        pod_tools(n.context, pod, "dump-ledger", LEDGER_PATH),
                         timeout_s=60,
                     )
                 )

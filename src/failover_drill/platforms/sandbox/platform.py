@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from failover_drill.platforms.sandbox.envoy_config import (
 from failover_drill.platforms.sandbox.fault_ops import FaultOps
 from failover_drill.platforms.sandbox.layout import Layout, plan_layout
 from failover_drill.platforms.sandbox.pki import MeshCA
+from failover_drill.platforms.state_file import StateFile
 
 log = obs.get(__name__)
 UP_TIMEOUT_S = 60.0
@@ -55,32 +55,13 @@ class SandboxPlatform:
         return self.state_dir / "fleet.json"
 
     def _load(self) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads(self.fleet_file.read_text())
-        except FileNotFoundError:
-            return None
-        except ValueError as exc:
-            raise PlatformError(
-                f"sandbox state {self.fleet_file} is unreadable ({exc})",
-                hint="run `failover-drill recover` to stop what it can find, then `failover-drill up`",
-            ) from None
-        return data
+        return StateFile(self.state_dir, "sandbox").load()
 
     def _save(self, data: dict[str, Any]) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.fleet_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(self.fleet_file)
+        StateFile(self.state_dir, "sandbox").save(data)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with (self.state_dir / "lock").open("w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return StateFile(self.state_dir, "sandbox").locked()
 
     def _specs(self, data: dict[str, Any]) -> list[procs.ProcSpec]:
         return [procs.ProcSpec(**p) for p in data["processes"]]
