@@ -396,3 +396,35 @@ def test_front_door_is_a_real_envoy_over_each_clusters_ingress(tmp_path: Path) -
             p.wait()
     assert not processes_under(tmp_path / "state")
     assert any(s.argv[:3] == ("kind", "delete", "cluster") for s in rec.steps)
+
+
+class _FailingAt(RecordingRunner):
+    """Records like RecordingRunner; the named tool fails the way a real command would."""
+
+    def __init__(self, tool: str, answers: dict[str, str]) -> None:
+        super().__init__(answers=answers)
+        self.tool = tool
+
+    def run(self, step: Step) -> str:
+        if step.argv[0] == self.tool:
+            raise PlatformError(f"{step.title} failed: boom")
+        return super().run(step)
+
+
+def test_a_bring_up_that_stops_halfway_can_still_be_taken_down(tmp_path: Path) -> None:
+    topo = topology("istio")
+    runner = _FailingAt("istioctl", node_answers(topo))
+    platform = KindPlatform(tmp_path / "state", topo, runner=runner)
+    with pytest.raises(PlatformError, match="kind bring-up stopped") as err:
+        platform.up()
+    assert "run `failover-drill up --platform kind` again" in str(err.value)
+    later = KindPlatform(tmp_path / "state", runner=runner)  # a new process, no topology given
+    assert not later.is_up()
+    runner.steps.clear()
+    later.down()
+    assert [s.argv[-1] for s in runner.steps if s.argv[:3] == ("kind", "delete", "cluster")] == [
+        "fd-us-east1",
+        "fd-eu-west1",
+        "fd-asia-southeast1",
+    ]
+    assert not (tmp_path / "state" / "fleet.json").exists()

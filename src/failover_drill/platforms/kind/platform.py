@@ -37,6 +37,7 @@ from failover_drill.platforms.kind.commands import (
     Runner,
     Step,
     SubprocessRunner,
+    missing_tools,
     require_tools,
 )
 from failover_drill.platforms.kind.fault_ops import (
@@ -202,6 +203,8 @@ class KindPlatform:
                 ) from None
         with self._locked():
             runner = SubprocessRunner(progress=say) if real else self.runner
+            # Written first, so `down` knows which clusters to delete even if bring-up stops halfway.
+            self._save({"mesh": topo.mesh, "topology_source": str(topo.source) if topo.source else None})
             try:
                 for step in self.up_steps(runner):
                     runner.run(step)
@@ -274,8 +277,11 @@ class KindPlatform:
             spec = self._front_door_spec(data)
             if spec is not None:
                 procs.stop_all([spec])
-        topo = self.topology if (data is not None or self._topology is not None) else None
-        if topo is not None:
+        if isinstance(self.runner, SubprocessRunner) and missing_tools({"kind"}):
+            say("kind is not installed here: no kind clusters to delete")
+        else:
+            # Without state (removed by hand), the default topology names the clusters to delete.
+            topo = self.topology if (data is not None or self._topology is not None) else load_topology(None)
             for n in names(topo).values():
                 say(f"delete kind cluster {n.cluster}")
                 self.runner.run(
