@@ -420,6 +420,9 @@ def test_a_bring_up_that_stops_halfway_can_still_be_taken_down(tmp_path: Path) -
     assert "run `failover-drill up --platform kind` again" in str(err.value)
     later = KindPlatform(tmp_path / "state", runner=runner)  # a new process, no topology given
     assert not later.is_up()
+    with pytest.raises(PlatformError, match="not up"):
+        later.entrypoint()
+    assert later.status().entrypoint is None  # clusters may exist; there is no front door yet
     runner.steps.clear()
     later.down()
     assert [s.argv[-1] for s in runner.steps if s.argv[:3] == ("kind", "delete", "cluster")] == [

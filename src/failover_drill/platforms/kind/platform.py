@@ -116,7 +116,7 @@ class KindPlatform:
         base = self.host_port_base
         if ports is None:
             data = self._load()
-            ports = data["frontdoor_ports"] if data else {"frontdoor": 0, "frontdoor-admin": 0}
+            ports = (data or {}).get("frontdoor_ports") or {"frontdoor": 0, "frontdoor-admin": 0}
             base = int(data.get("host_port_base", base)) if data else base
         all_names = names(topo)
         return Layout(
@@ -297,7 +297,8 @@ class KindPlatform:
 
     def entrypoint(self) -> str:
         data = self._load()
-        if data is None:
+        # A bring-up that stopped halfway left state but no front door.
+        if data is None or "frontdoor_ports" not in data:
             raise PlatformError("the kind fleet is not up", hint="run `failover-drill up --platform kind`")
         return f"http://127.0.0.1:{data['frontdoor_ports']['frontdoor']}"
 
@@ -325,7 +326,11 @@ class KindPlatform:
             {"name": "frontdoor", "kind": "frontdoor", "state": "running" if spec and procs.alive(spec) else "stopped"}
         )
         return FleetStatus(
-            up=True, platform=self.name, mesh=topo.mesh, entrypoint=self.entrypoint(), components=components
+            up=True,
+            platform=self.name,
+            mesh=topo.mesh,
+            entrypoint=self.entrypoint() if "frontdoor_ports" in data else None,
+            components=components,
         )
 
     def locations(self) -> dict[str, list[str]]:
@@ -358,7 +363,7 @@ class KindPlatform:
     # -- faults ---------------------------------------------------------------------------------
     def _ops(self, runner: Runner | None = None) -> KindFaultOps:
         data = self._load()
-        port = data["frontdoor_ports"]["frontdoor-admin"] if data else None
+        port = (data or {}).get("frontdoor_ports", {}).get("frontdoor-admin")
         return KindFaultOps(self.topology, runner or self.runner, port)
 
     def plan_revert(self, fault: FaultSpec) -> dict[str, Any]:
