@@ -53,9 +53,7 @@ def node_answers(topo: Topology) -> dict[str, str]:
 def recorded_up(topo: Topology, state: Path) -> list[Step]:
     rec = RecordingRunner(answers=node_answers(topo))
     platform = KindPlatform(state, topo, runner=rec)
-    for step in platform.up_steps(rec):
-        rec.steps.append(step)
-    return rec.steps
+    return rec.record(platform.up_steps(rec))
 
 
 def stdin_objects(step: Step) -> list[dict[str, Any]]:

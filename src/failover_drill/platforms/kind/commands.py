@@ -11,7 +11,7 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,9 +55,6 @@ class Step:
             body = f"# ({len(self.stdin.splitlines())} lines of key material, not shown)" if self.secret else self.stdin
             cmd += f" <<'EOF'\n{body.rstrip()}\nEOF"
         return cmd
-
-    def tools(self) -> set[str]:
-        return {self.argv[0], *([self.pipe_from[0]] if self.pipe_from else [])}
 
 
 class Runner(Protocol):
@@ -128,6 +125,13 @@ class RecordingRunner:
 
     answers: dict[str, str] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
+
+    def record(self, steps: Iterable[Step]) -> list[Step]:
+        """Record steps produced elsewhere (queries made while producing them are recorded too)."""
+        start = len(self.steps)
+        for step in steps:
+            self.steps.append(step)
+        return self.steps[start:]
 
     def run(self, step: Step) -> str:
         self.steps.append(step)

@@ -34,6 +34,7 @@ from failover_drill.platforms.kind.cluster_config import (
     names,
 )
 from failover_drill.platforms.kind.commands import (
+    RecordingRunner,
     Runner,
     Step,
     SubprocessRunner,
@@ -52,7 +53,7 @@ from failover_drill.platforms.sandbox import admin
 from failover_drill.platforms.sandbox import processes as procs
 from failover_drill.platforms.sandbox.envoy_binary import ENVOY_FLAGS, resolve_envoy
 from failover_drill.platforms.sandbox.envoy_config import frontdoor_bootstrap, write_atomic
-from failover_drill.platforms.sandbox.layout import GatewayInfo, Layout
+from failover_drill.platforms.sandbox.layout import GatewayInfo, Layout, routing
 from failover_drill.platforms.sandbox.platform import parse_event
 from failover_drill.platforms.sandbox.ports import allocate
 from failover_drill.platforms.state_file import StateFile
@@ -135,8 +136,7 @@ class KindPlatform:
                 for r in topo.regions
             },
             replicas=[],
-            rtt_ms={a: {b: topo.rtt_ms(a, b) for b in topo.region_names} for a in topo.region_names},
-            nearest={a: topo.nearest(a) for a in topo.region_names},
+            **routing(topo),
         )
 
     # -- bring-up -------------------------------------------------------------------------------
@@ -284,9 +284,7 @@ class KindPlatform:
             topo = self.topology if (data is not None or self._topology is not None) else load_topology(None)
             for n in names(topo).values():
                 say(f"delete kind cluster {n.cluster}")
-                self.runner.run(
-                    Step(f"delete {n.cluster}", ("kind", "delete", "cluster", "--name", n.cluster), ok_to_fail=True)
-                )
+                self.runner.run(delete_cluster_step(n.cluster))
         self.fleet_file.unlink(missing_ok=True)
 
     # -- inspection -----------------------------------------------------------------------------
@@ -452,17 +450,17 @@ class KindPlatform:
         return out
 
 
+def delete_cluster_step(cluster: str) -> Step:
+    return Step(f"delete {cluster}", ("kind", "delete", "cluster", "--name", cluster), ok_to_fail=True)
+
+
 def kind_plan_lines(topo: Topology, state_dir: Path, faults: list[FaultSpec]) -> list[str]:
     """The commands of up, each fault's inject and revert, and down, as shell lines (dry run)."""
-    from failover_drill.platforms.kind.commands import RecordingRunner
-
     # Addresses only Docker knows are shown as <placeholders>; the kind network as kind usually makes it.
     rec = RecordingRunner(answers={".Subnet}}": "172.18.0.0/16", ".Gateway}}": "172.18.0.1"})
     platform = KindPlatform(state_dir, topo, runner=rec)
     lines = ["# up (assuming the Docker network 'kind' is 172.18.0.0/16)"]
-    for step in platform.up_steps(rec):
-        rec.steps.append(step)
-    lines += [f"# {s.title}\n{s.shell()}" for s in rec.steps]
+    lines += [f"# {s.title}\n{s.shell()}" for s in rec.record(platform.up_steps(rec))]
     lines.append("# start the front-door Envoy on the host (the MultiClusterService), health checks per BackendConfig")
     ops = KindFaultOps(topo, rec, frontdoor_admin_port=None)
     for fault in faults:
@@ -471,23 +469,12 @@ def kind_plan_lines(topo: Topology, state_dir: Path, faults: list[FaultSpec]) ->
         except FaultError as exc:
             lines.append(f"# {fault.label()}: {exc}")
             continue
-        rec.steps.clear()
-        for step in ops.inject_steps(fault, plan):
-            rec.steps.append(step)
         lines.append(f"# inject {fault.label()}")
-        lines += [s.shell() for s in rec.steps]
-        rec.steps.clear()
-        for step in ops.revert_steps(fault, plan):
-            rec.steps.append(step)
+        lines += [s.shell() for s in rec.record(ops.inject_steps(fault, plan))]
         lines.append(f"# revert {fault.label()}")
-        lines += [s.shell() for s in rec.steps]
+        lines += [s.shell() for s in rec.record(ops.revert_steps(fault, plan))]
         if ops.needs_relayout(plan):
             lines.append("# then the latency layout of `up` again: a restarted node has a fresh network namespace")
     lines.append("# down")
-    lines += [
-        shell
-        for shell in (
-            Step("", ("kind", "delete", "cluster", "--name", n.cluster)).shell() for n in names(topo).values()
-        )
-    ]
+    lines += [delete_cluster_step(n.cluster).shell() for n in names(topo).values()]
     return lines

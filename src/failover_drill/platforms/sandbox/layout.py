@@ -104,6 +104,14 @@ class Layout:
         )
 
 
+def routing(topo: Topology) -> dict[str, Any]:
+    """RTT between regions and each client region's preferred order, as the front door needs them."""
+    return {
+        "rtt_ms": {a: {b: topo.rtt_ms(a, b) for b in topo.region_names} for a in topo.region_names},
+        "nearest": {a: topo.nearest(a) for a in topo.region_names},
+    }
+
+
 def plan_layout(topo: Topology, state_dir: Path) -> Layout:
     names = ["frontdoor", "frontdoor-admin"]
     replica_keys: list[tuple[str, str, str]] = []
@@ -131,6 +139,5 @@ def plan_layout(topo: Topology, state_dir: Path) -> Layout:
             for r in topo.regions
         },
         replicas=[ReplicaInfo(name=k, region=reg, zone=z, port=ports[k]) for k, reg, z in replica_keys],
-        rtt_ms={a: {b: topo.rtt_ms(a, b) for b in topo.region_names} for a in topo.region_names},
-        nearest={a: topo.nearest(a) for a in topo.region_names},
+        **routing(topo),
     )
