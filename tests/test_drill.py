@@ -75,7 +75,10 @@ def test_region_loss_fails_over_and_back(fleet: Fleet, tmp_path: Path) -> None:
     # health checks (2 s x 2 in the BackendConfig) move traffic within about 2-6 s.
     assert fo["ttd_s"] is not None and fo["ttd_s"] < 0.1
     assert fo["recovered"] and 1.0 < fo["ttr_s"] < 8.0
-    assert fo["mesh_detected_s"] is not None and abs(fo["mesh_detected_s"] - fo["ttr_s"]) < 1.0
+    # The mesh's first sign is the first failed probe; the front door ejects after the second
+    # (2 s apart), and clients recover then: detection precedes TTR by at most one threshold.
+    assert fo["mesh_detected_s"] is not None
+    assert -0.5 < fo["ttr_s"] - fo["mesh_detected_s"] <= 2 * 2.0 + 0.5
     # Refused connections, plus the odd in-flight response cut when the gateway died.
     errors = r["traffic"]["errors"]
     assert errors.get("upstream_connect", 0) > 0.9 * sum(errors.values())
