@@ -212,6 +212,12 @@ def test_reconcile_lost_duplicated_unacknowledged() -> None:
             "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
             "upstream_connect",
         ),
+        # the same, as Envoy 1.40 writes it in the sandbox's local reply body
+        (
+            "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure "
+            "transport=TLS_error:|33554536:system_library:OPENSSL_internal:Connection_reset_by_peer:TLS_error_end",
+            "upstream_connect",
+        ),
         ("no healthy upstream", "no_healthy_upstream"),
         ("fault filter abort", "injected_abort"),
     ],

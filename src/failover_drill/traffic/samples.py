@@ -72,7 +72,9 @@ def classify(status: int, body: str) -> str:
         return "injected_abort"
     # A peer killed mid-handshake shows up as a TLS error from the system library (a reset socket):
     # that is a connection failure, not a certificate problem.
-    handshake_cut = "system library" in low or "connection reset" in low or "broken pipe" in low
+    # (Envoy 1.40 writes the reason with underscores: system_library ... Connection_reset_by_peer.)
+    spaced = low.replace("_", " ")
+    handshake_cut = "system library" in spaced or "connection reset" in spaced or "broken pipe" in spaced
     tls = "tls_error" in low or "tls error" in low or "certificate" in low or "ssl routines" in low
     if tls and not handshake_cut:
         return "tls"
