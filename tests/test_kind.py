@@ -6,6 +6,7 @@ The end-to-end drill on real kind clusters runs only where `docker` and `kind` e
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.topology import MESH_PROFILES, Topology
@@ -27,7 +29,10 @@ from failover_drill.platforms.kind.commands import RecordingRunner, Step
 from failover_drill.platforms.kind.fault_ops import KindFaultOps
 from failover_drill.platforms.kind.mesh import cacerts_secret, eastwest_gateway, metallb_pool
 from failover_drill.platforms.kind.platform import KindPlatform, kind_plan_lines
-from failover_drill.platforms.kind.workload import cluster_objects
+from failover_drill.platforms.kind.workload import EDGE_SECRET, cluster_objects
+from failover_drill.platforms.sandbox import admin
+from failover_drill.platforms.sandbox.envoy_binary import ENVOY_FLAGS, resolve_envoy
+from failover_drill.platforms.sandbox.envoy_config import sds_cert, write_atomic
 from failover_drill.platforms.sandbox.pki import MeshCA
 from failover_drill.platforms.sandbox.ports import port_free
 from tests.conftest import ROOT, processes_under, run_cli, topology
@@ -113,6 +118,9 @@ def test_every_object_applied_to_a_cluster_validates(profile: str) -> None:
         assert ingress["spec"]["type"] == "NodePort"
         assert ingress["metadata"]["annotations"]["service.cilium.io/global"] == "true"
     else:
+        gateway = next(o for o in objects if o["kind"] == "Gateway")
+        # the ingress serves TLS from the edge secret: the front door validates it, cert-expiry replaces it
+        assert gateway["spec"]["servers"][0]["tls"] == {"mode": "SIMPLE", "credentialName": EDGE_SECRET}
         vs = next(o for o in objects if o["kind"] == "VirtualService" and o["metadata"]["name"].endswith("ingress"))
         # the tuned profile's retries apply at the ingress hop too
         assert ("retries" in vs["spec"]["http"][0]) is (profile == "istio-tuned")
@@ -166,6 +174,11 @@ def test_istio_up_plan(tmp_path: Path) -> None:
     # the cacerts secret is applied but never printed
     cacerts = [s for s in steps if "cacerts" in (s.stdin or "")]
     assert len(cacerts) == 3 and all(s.secret and "BEGIN" not in s.shell() for s in cacerts)
+    edge = [s for s in steps if f"name: {EDGE_SECRET}" in (s.stdin or "")]
+    assert [s.argv[2] for s in edge] == [n.context for n in names(topo).values()]
+    for s in edge:
+        leaf, _ = _chain(s)
+        assert leaf.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
     assert not any("PRIVATE KEY" in sh for sh in shells)
     # manifests applied and every zone's rollout awaited
     assert sum("rollout status deployment/payment-gateway-" in sh for sh in shells) == 9
@@ -253,8 +266,61 @@ def test_control_plane_brownout_and_unsupported_faults() -> None:
     steps = ops.inject_steps(brown, ops.plan(brown))
     assert [s.argv[6] for s in steps] == ["pod/payment-gateway-a-1", "pod/payment-gateway-a-2"]
     assert json.loads(steps[0].argv[-1]) == {"fail_pct": 30.0, "delay_ms": 0.0}
-    with pytest.raises(FaultError, match="not available on kind"):
-        ops.plan(FaultSpec(kind="cert-expiry", target="us-east1"))
+    with pytest.raises(FaultError, match="needs an Istio mesh"):
+        ops_c.plan(FaultSpec(kind="cert-expiry", target="us-east1"))
+
+
+def _chain(step: Step) -> list[x509.Certificate]:
+    (secret,) = stdin_objects(step)
+    validate_object(secret)
+    assert secret["metadata"] == {"name": EDGE_SECRET, "namespace": "istio-system"}
+    return x509.load_pem_x509_certificates(secret["stringData"]["tls.crt"].encode())
+
+
+@pytest.mark.parametrize("variant", ["leaf", "intermediate", "rotation-stopped"])
+def test_cert_expiry_replaces_the_edge_certificate_and_revert_renews_it(tmp_path: Path, variant: str) -> None:
+    topo = topology("istio")
+    ca = MeshCA(tmp_path / "pki")
+    ca.create(topo.region_names)
+    istiod_ca = ca.intermediate_pem("us-east1")
+    root = x509.load_pem_x509_certificate(ca.root_pem())
+    rec = RecordingRunner()
+    ops = KindFaultOps(topo, rec, pki_dir=tmp_path / "pki")
+    fault = FaultSpec(kind="cert-expiry", target="us-east1", cert=variant, ttl_s=5)
+    plan = ops.plan(fault)
+    steps, expiry = ops.cert_expiry(fault, plan)
+    (step,) = steps
+    assert step.argv[:3] == ("kubectl", "--context", "kind-fd-us-east1") and step.secret
+    assert "PRIVATE KEY" not in step.shell()
+    leaf, inter = _chain(step)
+    now = dt.datetime.now(dt.UTC)
+    leaf.verify_directly_issued_by(inter)
+    inter.verify_directly_issued_by(root)
+    if variant == "leaf":
+        assert leaf.not_valid_after_utc < now < inter.not_valid_after_utc
+    elif variant == "intermediate":
+        assert inter.not_valid_after_utc < now < leaf.not_valid_after_utc
+    else:
+        assert now < leaf.not_valid_after_utc <= now + dt.timedelta(seconds=6)
+    lapsed = min(leaf.not_valid_after_utc, inter.not_valid_after_utc)
+    assert expiry["expired_at_wall"] == pytest.approx(lapsed.timestamp())
+    # istiod's own intermediate (cacerts, which signs workload certs) is never touched
+    assert ca.intermediate_pem("us-east1") == istiod_ca
+    (renew,) = ops.revert_steps(fault, plan)
+    leaf, inter = _chain(renew)
+    assert inter.public_bytes(serialization.Encoding.PEM).decode() == istiod_ca[0]
+    assert now + dt.timedelta(days=1) < leaf.not_valid_after_utc <= inter.not_valid_after_utc
+    leaf.verify_directly_issued_by(inter)
+
+
+def test_cert_expiry_without_the_fleets_ca_says_so(tmp_path: Path) -> None:
+    ops = KindFaultOps(topology("istio"), RecordingRunner(), pki_dir=tmp_path / "pki")
+    fault = FaultSpec(kind="cert-expiry", target="us-east1")
+    with pytest.raises(FaultError, match="mesh CA") as err:
+        ops.inject_steps(fault, ops.plan(fault))
+    assert "up --platform kind" in (err.value.hint or "")
+    with pytest.raises(FaultError, match="must be a region"):
+        ops.plan(FaultSpec(kind="cert-expiry", target="us-east1-a"))
 
 
 def test_plan_command_prints_every_command_without_docker(tmp_path: Path) -> None:
@@ -265,7 +331,11 @@ def test_plan_command_prints_every_command_without_docker(tmp_path: Path) -> Non
     assert "kind delete cluster --name fd-us-east1" in out.stdout
     assert "PRIVATE KEY" not in out.stdout
     lines = kind_plan_lines(topology("cilium"), tmp_path / "p", [FaultSpec(kind="cert-expiry", target="us-east1")])
-    assert any("not available on kind" in line for line in lines)
+    assert any("needs an Istio mesh" in line for line in lines)
+    out = run_cli("plan", "--platform", "kind", "--fault", "cert-expiry", "--target", "eu-west1", state=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "# inject cert-expiry" in out.stdout and f"{EDGE_SECRET} <- leaf certificate" in out.stdout
+    assert "PRIVATE KEY" not in out.stdout and "BEGIN CERTIFICATE" not in out.stdout
 
 
 def docker_engine_up() -> bool:
@@ -344,8 +414,9 @@ def _free_block(n: int) -> int:
 def test_front_door_is_a_real_envoy_over_each_clusters_ingress(tmp_path: Path) -> None:
     """`up` with the commands recorded (Docker and the clusters are behind that boundary), then the
     real part: the kind front-door Envoy on the host, health-checking each region's ingress port.
-    Each cluster's ingress is stood in for by one real payment-gateway replica on its host port."""
-    topo = topology("istio")
+    Each cluster's ingress (Cilium: a plain-HTTP NodePort) is stood in for by one real
+    payment-gateway replica on its host port."""
+    topo = topology("cilium")
     base = _free_block(len(topo.regions))
     replicas: dict[str, subprocess.Popen[bytes]] = {}
     for i, region in enumerate(topo.region_names):
@@ -359,7 +430,7 @@ def test_front_door_is_a_real_envoy_over_each_clusters_ingress(tmp_path: Path) -
         platform.up()
         assert any(s.argv[:3] == ("kind", "create", "cluster") for s in rec.steps)
         reopened = KindPlatform(tmp_path / "state", runner=rec)  # as `drill` finds it later
-        assert reopened.is_up() and reopened.mesh() == "istio"
+        assert reopened.is_up() and reopened.mesh() == "cilium"
         reopened.wait_steady("us-east1", timeout_s=30)
         # us-east1's ingress goes away: the front door's BackendConfig health checks (2 s x 2) move its users
         replicas["us-east1"].kill()
@@ -394,6 +465,165 @@ def test_front_door_is_a_real_envoy_over_each_clusters_ingress(tmp_path: Path) -
             p.wait()
     assert not processes_under(tmp_path / "state")
     assert any(s.argv[:3] == ("kind", "delete", "cluster") for s in rec.steps)
+
+
+class _EdgeSecretsToSds(RecordingRunner):
+    """Records like RecordingRunner; a Secret applied as the edge certificate of a cluster is written
+    where that region's stand-in ingress Envoy reads it over file-based SDS, as istiod would push it."""
+
+    def __init__(self, answers: dict[str, str], sds_dir: Path, topo: Topology) -> None:
+        super().__init__(answers=answers)
+        self.sds_dir = sds_dir
+        self.region_of = {n.context: n.region for n in names(topo).values()}
+
+    def run(self, step: Step) -> str:
+        if step.stdin and f"name: {EDGE_SECRET}" in step.stdin:
+            (secret,) = stdin_objects(step)
+            data = secret["stringData"]
+            region = self.region_of[step.argv[2]]
+            write_atomic(
+                self.sds_dir / region / "cert.json", sds_cert(data["tls.crt"].encode(), data["tls.key"].encode())
+            )
+        return super().run(step)
+
+
+def _tls_ingress(path: Path, port: int, admin_port: int, replica_port: int, sds: Path) -> dict[str, Any]:
+    """An Istio ingress gateway's part here: terminate TLS with the edge certificate, pass to the app."""
+    t = "type.googleapis.com/"
+    hcm = {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": t + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "ingress",
+            "route_config": {
+                "virtual_hosts": [
+                    {
+                        "name": "all",
+                        "domains": ["*"],
+                        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "app"}}],
+                    }
+                ]
+            },
+            "http_filters": [
+                {
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {"@type": t + "envoy.extensions.filters.http.router.v3.Router"},
+                }
+            ],
+        },
+    }
+    tls = {
+        "@type": t + "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "common_tls_context": {
+            "tls_certificate_sds_secret_configs": [
+                {
+                    "name": "gateway-cert",
+                    "sds_config": {
+                        "resource_api_version": "V3",
+                        "path_config_source": {"path": str(sds), "watched_directory": {"path": str(sds.parent)}},
+                    },
+                }
+            ]
+        },
+    }
+    addr = lambda p: {"socket_address": {"address": "127.0.0.1", "port_value": p}}  # noqa: E731
+    return {
+        "node": {"id": path.stem, "cluster": "ingress"},
+        "admin": {"address": addr(admin_port)},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "https",
+                    "address": addr(port),
+                    "filter_chains": [
+                        {
+                            "filters": [hcm],
+                            "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": tls},
+                        }
+                    ],
+                }
+            ],
+            "clusters": [
+                {
+                    "name": "app",
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "load_assignment": {
+                        "cluster_name": "app",
+                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": addr(replica_port)}}]}],
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _served(entrypoint: str, region: str) -> str | None:
+    req = urllib.request.Request(entrypoint + "/healthz", headers={"x-client-region": region})
+    try:
+        with urllib.request.urlopen(req, timeout=2) as resp:
+            return resp.headers.get("x-served-region")
+    except OSError:
+        return None
+
+
+def _until_served(entrypoint: str, region: str, by: str, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while (served := _served(entrypoint, region)) != by:
+        assert time.monotonic() < deadline, f"users in {region} still served by {served}, not {by}"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_istio_cert_expiry_on_kind_fails_the_region_over_at_a_real_front_door(tmp_path: Path) -> None:
+    """Istio on kind: the front-door Envoy validates each region's ingress certificate (the edge
+    secret, from the mesh CA). Docker, kind and the clusters are behind a process boundary this
+    machine cannot cross: their commands are recorded, and each cluster's ingress gateway is stood
+    in for by a real Envoy terminating TLS with whatever edge secret the platform last applied to
+    that cluster (written to its SDS file, as istiod pushes it), in front of a real replica.
+    cert-expiry must make the front door reject us-east1's certificate and move its users;
+    revert must bring them home."""
+    topo = topology("istio")
+    base = _free_block(len(topo.regions))
+    other = _free_block(2 * len(topo.regions)) + 1000
+    sds = tmp_path / "ingress-sds"
+    rec = _EdgeSecretsToSds(node_answers(topo), sds, topo)
+    procs_: list[subprocess.Popen[bytes]] = []
+    platform = KindPlatform(tmp_path / "state", topo, runner=rec, host_port_base=base)
+    try:
+        for i, region in enumerate(topo.region_names):
+            procs_.append(subprocess.Popen(
+                [sys.executable, "-m", "failover_drill.platforms.sandbox.replica", "--port", str(other + i),
+                 "--region", region, "--zone", f"{region}-a", "--ledger", str(tmp_path / f"{region}.sqlite")],
+            ))  # fmt: skip
+        platform.up()
+        for i, region in enumerate(topo.region_names):
+            assert (sds / region / "cert.json").exists()  # the edge secret applied during up
+            cfg = tmp_path / f"ingress-{region}.json"
+            cfg.write_text(
+                json.dumps(_tls_ingress(cfg, base + i, other + 100 + i, other + i, sds / region / "cert.json"))
+            )
+            log = open(tmp_path / f"ingress-{region}.log", "wb")  # noqa: SIM115
+            procs_.append(
+                subprocess.Popen([str(resolve_envoy()[0]), "-c", str(cfg), *ENVOY_FLAGS], stderr=log, stdout=log)
+            )
+        reopened = KindPlatform(tmp_path / "state", runner=rec)
+        reopened.wait_steady("us-east1", timeout_s=30)
+        admin_port = reopened.layout().frontdoor_admin_port
+        fault = FaultSpec(kind="cert-expiry", target="us-east1", cert="leaf")
+        data = reopened.inject(fault)
+        assert data["expired_at_wall"] < time.time()
+        _until_served(reopened.entrypoint(), "us-east1", by="eu-west1", within_s=15)
+        verify = admin.stats(admin_port, r"cluster\.mcs-us-east1\.ssl\.fail_verify_error")
+        assert sum(verify.values()) > 0, verify  # rejected by certificate validation, not by a dead port
+        reopened.revert(fault, data)
+        _until_served(reopened.entrypoint(), "us-east1", by="us-east1", within_s=15)
+    finally:
+        KindPlatform(tmp_path / "state", runner=rec).down()
+        for p in procs_:
+            p.kill()
+            p.wait()
+    assert not processes_under(tmp_path / "state")
 
 
 class _FailingAt(RecordingRunner):

@@ -9,13 +9,21 @@
   own jitter, or 100% loss for a partition: packets dropped, so peers time out);
 - control-plane-loss: istiod (Istio) or clustermesh-apiserver (Cilium) scaled to 0;
 - brownout / lost-response: the replicas' own fault switch, through `kubectl exec`;
-- blackout: the host front door's abort runtime key, as on the sandbox.
-cert-expiry is not offered on kind yet (it would need istiod's CA rotated under the pods).
+- blackout: the host front door's abort runtime key, as on the sandbox;
+- cert-expiry (Istio): the region's ingress gateway certificate (the edge secret, from the mesh CA)
+  is replaced by an expired leaf, a leaf under an expired intermediate, or a leaf that lapses
+  after ttl_s; istiod pushes the secret to the gateway over SDS. The front door validates that
+  chain, so the region fails its handshakes either way: Envoy rejects the expired chain, or, as
+  Istio >= 1.18 does, the gateway refuses to load it and has nothing to serve (istio/istio#47104).
+  Revert applies a fresh leaf from the region's intermediate. Cilium Cluster Mesh puts no
+  certificate on the request path here, so cert-expiry is refused there.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 from failover_drill.config.faultspec import FRONT_DOOR, FaultSpec
@@ -23,8 +31,9 @@ from failover_drill.config.topology import Topology
 from failover_drill.errors import FaultError
 from failover_drill.platforms.kind.cluster_config import all_nodes, names, zone_nodes
 from failover_drill.platforms.kind.commands import Runner, Step
-from failover_drill.platforms.kind.mesh import kubectl
-from failover_drill.platforms.kind.workload import APP, NAMESPACE
+from failover_drill.platforms.kind.mesh import apply, edge_leaf, edge_secret, kubectl
+from failover_drill.platforms.kind.workload import APP, EDGE_SECRET, NAMESPACE
+from failover_drill.platforms.sandbox.pki import Issued, MeshCA
 
 PRIOMAP = "1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1"  # the kernel's default: unmatched traffic as usual
 LEDGER_PATH = "/var/lib/ledger/payments.sqlite"
@@ -37,6 +46,7 @@ KIND_FAULTS = (
     "brownout",
     "lost-response",
     "blackout",
+    "cert-expiry",
 )
 
 
@@ -140,10 +150,13 @@ def latency_setup_steps(topo: Topology, addrs: dict[str, list[str]]) -> list[Ste
 
 
 class KindFaultOps:
-    def __init__(self, topo: Topology, run: Runner, frontdoor_admin_port: int | None = None) -> None:
+    def __init__(
+        self, topo: Topology, run: Runner, frontdoor_admin_port: int | None = None, pki_dir: Path | None = None
+    ) -> None:
         self.topo = topo
         self.run = run
         self.frontdoor_admin_port = frontdoor_admin_port
+        self.pki_dir = pki_dir
 
     # -- what each fault touches ---------------------------------------------------------------
     def _nodes(self, fault: FaultSpec) -> list[str]:
@@ -217,6 +230,35 @@ class KindFaultOps:
             return ctx, "kube-system", "deployment/clustermesh-apiserver"
         return ctx, "istio-system", "deployment/istiod"
 
+    def _ca(self) -> MeshCA:
+        if self.pki_dir is None or not (self.pki_dir / "root-cert.pem").exists():
+            raise FaultError(
+                "cert-expiry needs the mesh CA the kind fleet was brought up with, and it is missing",
+                hint="bring the fleet up again: `failover-drill up --platform kind`",
+            )
+        return MeshCA(self.pki_dir)
+
+    def _edge_step(self, region: str, leaf: Issued, what: str) -> Step:
+        return apply(names(self.topo)[region].context, f"{region}: {EDGE_SECRET} <- {what}", [edge_secret(leaf)])
+
+    def cert_expiry(self, fault: FaultSpec, plan: dict[str, Any]) -> tuple[list[Step], dict[str, Any]]:
+        """The steps that make the region's edge certificate lapse for real, and when it does."""
+        ca, region, variant = self._ca(), plan["region"], plan["cert"]
+        if variant == "leaf":
+            leaf = ca.issue_leaf(region, expired=True)
+            expired_at = leaf.not_after
+        elif variant == "intermediate":
+            # A spare expired intermediate: istiod keeps the real one (cacerts) for workload certs.
+            spare = f"expired-intermediate-{region}"
+            ca.issue_intermediate(region, expired=True, name=spare)
+            leaf = ca.issue_leaf(region, clamp=False, issuer=spare)
+            expired_at = ca.intermediate_not_after(region, issuer=spare)
+        else:  # rotation-stopped: nothing renews the edge certificate on kind, so it lapses on its own
+            leaf = ca.issue_leaf(region, valid_for=dt.timedelta(seconds=fault.ttl_s))
+            expired_at = leaf.not_after
+        step = self._edge_step(region, leaf, f"{variant} certificate expiring {expired_at.isoformat()}")
+        return [step], {"expired_at_wall": expired_at.timestamp(), "expired_at": expired_at.isoformat()}
+
     # -- plan / inject / revert ----------------------------------------------------------------
     def plan(self, fault: FaultSpec) -> dict[str, Any]:
         k = fault.kind
@@ -225,6 +267,16 @@ class KindFaultOps:
                 f"fault {k!r} is not available on kind",
                 hint=f"kind offers {', '.join(KIND_FAULTS)}; run {k} on the sandbox",
             )
+        if k == "cert-expiry":
+            if not self.topo.mesh.startswith("istio"):
+                raise FaultError(
+                    f"cert-expiry on kind needs an Istio mesh; {self.topo.mesh!r} puts no certificate on the "
+                    "request path here",
+                    hint="use --mesh istio on kind, or run cert-expiry on the sandbox",
+                )
+            if fault.target not in self.topo.region_names:
+                raise FaultError(f"{fault.label()}: the target must be a region ({', '.join(self.topo.region_names)})")
+            return {"cert": fault.cert, "region": fault.target}
         if k in ("zone-loss", "region-loss"):
             return {"nodes": self._nodes(fault), "mode": fault.mode}
         if k in ("link-latency", "partition"):
@@ -253,6 +305,8 @@ class KindFaultOps:
                 else {"drop_after_commit_pct": fault.fail_pct}
             )
             return self._pod_fault_steps(self._pods(fault), body, ok_to_fail=False)
+        if k == "cert-expiry":
+            return self.cert_expiry(fault, plan)[0]
         return []
 
     def revert_steps(self, fault: FaultSpec, plan: dict[str, Any]) -> list[Step]:
@@ -273,6 +327,9 @@ class KindFaultOps:
             return [Step(f"restart {deploy} in {ctx}", kubectl(ctx, "-n", ns, "scale", deploy, "--replicas=1"))]
         if k in ("brownout", "lost-response"):
             return self._pod_fault_steps(self._pods(fault), {}, ok_to_fail=True)
+        if k == "cert-expiry":
+            region = plan["region"]
+            return [self._edge_step(region, edge_leaf(self._ca(), region), "a fresh certificate")]
         return []
 
     def needs_relayout(self, plan: dict[str, Any]) -> bool:

@@ -3,7 +3,8 @@
 - Istio multi-primary, multi-network: one root CA and one intermediate per cluster (`cacerts`),
   meshID / clusterName / network per cluster, an east-west gateway on 15443 (AUTO_PASSTHROUGH)
   with a MetalLB LoadBalancer address, remote secrets in both directions with the API server's
-  address on the kind network (not 127.0.0.1);
+  address on the kind network (not 127.0.0.1); the ingress gateway serves TLS with a leaf from
+  the same CA (the edge secret), which the front door validates as it does on the sandbox;
 - Cilium Cluster Mesh: unique cluster name and id, non-overlapping pod CIDRs (kind config), the
   first cluster's `cilium-ca` copied to the others before install, `clustermesh enable` with a
   NodePort apiserver, `clustermesh connect` for every pair.
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from itertools import combinations
 from pathlib import Path
@@ -22,7 +24,8 @@ from failover_drill.config.topology import Topology
 from failover_drill.errors import PlatformError
 from failover_drill.platforms.kind.cluster_config import INGRESS_NODE_PORT, ClusterNames, names
 from failover_drill.platforms.kind.commands import Runner, Step
-from failover_drill.platforms.sandbox.pki import MeshCA
+from failover_drill.platforms.kind.workload import EDGE_SECRET
+from failover_drill.platforms.sandbox.pki import Issued, MeshCA
 
 ISTIO_VERSION = "1.24.1"
 CILIUM_VERSION = "1.16.4"
@@ -32,6 +35,8 @@ MCS_CRDS = [
     "https://raw.githubusercontent.com/kubernetes-sigs/mcs-api/v0.1.0/config/crd/multicluster.x-k8s.io_serviceimports.yaml",
 ]
 MESH_ID = "failover-drill"
+# Nothing rotates the edge certificate on kind: long enough for any fleet's life, short of the intermediate's.
+EDGE_CERT_DAYS = 30
 
 
 def dump(objects: list[dict[str, Any]]) -> str:
@@ -77,6 +82,22 @@ def cacerts_secret(ca: MeshCA, region: str) -> dict[str, Any]:
     }
 
 
+def edge_secret(leaf: Issued) -> dict[str, Any]:
+    """The ingress gateway's serving certificate (Gateway credentialName): istiod pushes a changed
+    secret to the gateway over SDS, so replacing it is how a certificate fault reaches the edge."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": EDGE_SECRET, "namespace": "istio-system"},
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": leaf.cert_pem.decode(), "tls.key": leaf.key_pem.decode()},
+    }
+
+
+def edge_leaf(ca: MeshCA, region: str) -> Issued:
+    return ca.issue_leaf(region, valid_for=dt.timedelta(days=EDGE_CERT_DAYS))
+
+
 def istio_operator(topo: Topology, n: ClusterNames) -> dict[str, Any]:
     zones = len(topo.region(n.region).zones)
     spread_by_zone = {
@@ -113,7 +134,7 @@ def istio_operator(topo: Topology, n: ClusterNames) -> dict[str, Any]:
                                 "type": "NodePort",
                                 "ports": [
                                     {"name": "status-port", "port": 15021, "targetPort": 15021},
-                                    {"name": "http2", "port": 80, "targetPort": 8080, "nodePort": INGRESS_NODE_PORT},
+                                    {"name": "https", "port": 443, "targetPort": 8443, "nodePort": INGRESS_NODE_PORT},
                                 ],
                             },
                         },
@@ -250,6 +271,11 @@ def istio_steps(topo: Topology, state: Path, run: Runner) -> list[Step]:
                 attempts=2,
             ),
             apply(ctx, f"{n.region}: east-west gateway (15443 AUTO_PASSTHROUGH)", [eastwest_gateway()]),
+            apply(
+                ctx,
+                f"{n.region}: the ingress gateway's certificate ({EDGE_SECRET})",
+                [edge_secret(edge_leaf(ca, n.region))],
+            ),
         ]
     # Remote secrets: every istiod watches every other API server, at its kind-network address.
     cp_ip = {n.region: run.run(node_ip_step(n.control_plane)).strip() for n in all_names.values()}

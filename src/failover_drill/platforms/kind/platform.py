@@ -52,8 +52,9 @@ from failover_drill.platforms.kind.workload import APP, IMAGE, NAMESPACE, cluste
 from failover_drill.platforms.sandbox import admin
 from failover_drill.platforms.sandbox import processes as procs
 from failover_drill.platforms.sandbox.envoy_binary import ENVOY_FLAGS, resolve_envoy
-from failover_drill.platforms.sandbox.envoy_config import frontdoor_bootstrap, write_atomic
+from failover_drill.platforms.sandbox.envoy_config import frontdoor_bootstrap, sds_root, write_atomic
 from failover_drill.platforms.sandbox.layout import GatewayInfo, Layout, routing
+from failover_drill.platforms.sandbox.pki import MeshCA
 from failover_drill.platforms.sandbox.platform import parse_event
 from failover_drill.platforms.sandbox.ports import allocate
 from failover_drill.platforms.state_file import StateFile
@@ -234,7 +235,13 @@ class KindPlatform:
         layout.events_dir().mkdir(parents=True, exist_ok=True)
         policy = load_policy(topo.manifests_dir(), topo.mesh)
         path = self.state_dir / "envoy" / "frontdoor.json"
-        write_atomic(path, frontdoor_bootstrap(layout, policy, tls=False))
+        # Istio's ingress gateways serve TLS from the mesh CA (the edge secret): the front door
+        # validates it as on the sandbox. Cilium's ingress is plain HTTP.
+        tls = topo.mesh.startswith("istio")
+        if tls:
+            root = sds_root(MeshCA(self.state_dir / "pki").root_pem())
+            write_atomic(self.state_dir / "sds" / "frontdoor" / "root.json", root)
+        write_atomic(path, frontdoor_bootstrap(layout, policy, tls=tls))
         spec = procs.ProcSpec(
             name="frontdoor",
             kind="frontdoor",
@@ -362,7 +369,7 @@ class KindPlatform:
     def _ops(self, runner: Runner | None = None) -> KindFaultOps:
         data = self._load()
         port = (data or {}).get("frontdoor_ports", {}).get("frontdoor-admin")
-        return KindFaultOps(self.topology, runner or self.runner, port)
+        return KindFaultOps(self.topology, runner or self.runner, port, pki_dir=self.state_dir / "pki")
 
     def plan_revert(self, fault: FaultSpec) -> dict[str, Any]:
         return self._ops().plan(fault)
@@ -376,9 +383,12 @@ class KindPlatform:
                     plan["frontdoor_admin"], {"blackout.abort_percent": 100, "blackout.http_status": 503}
                 )
                 return plan
-            for step in ops.inject_steps(fault, plan):
+            steps, expiry = (
+                ops.cert_expiry(fault, plan) if fault.kind == "cert-expiry" else (ops.inject_steps(fault, plan), {})
+            )
+            for step in steps:
                 self.runner.run(step)
-            return plan
+            return {**plan, **expiry}
 
     def revert(self, fault: FaultSpec, data: dict[str, Any]) -> None:
         with self._locked():
@@ -462,7 +472,7 @@ def kind_plan_lines(topo: Topology, state_dir: Path, faults: list[FaultSpec]) ->
     lines = ["# up (assuming the Docker network 'kind' is 172.18.0.0/16)"]
     lines += [f"# {s.title}\n{s.shell()}" for s in rec.record(platform.up_steps(rec))]
     lines.append("# start the front-door Envoy on the host (the MultiClusterService), health checks per BackendConfig")
-    ops = KindFaultOps(topo, rec, frontdoor_admin_port=None)
+    ops = KindFaultOps(topo, rec, frontdoor_admin_port=None, pki_dir=state_dir / "pki")
     for fault in faults:
         try:
             plan = ops.plan(fault)
@@ -470,9 +480,9 @@ def kind_plan_lines(topo: Topology, state_dir: Path, faults: list[FaultSpec]) ->
             lines.append(f"# {fault.label()}: {exc}")
             continue
         lines.append(f"# inject {fault.label()}")
-        lines += [s.shell() for s in rec.record(ops.inject_steps(fault, plan))]
+        lines += [f"#   {s.title}\n{s.shell()}" for s in rec.record(ops.inject_steps(fault, plan))]
         lines.append(f"# revert {fault.label()}")
-        lines += [s.shell() for s in rec.record(ops.revert_steps(fault, plan))]
+        lines += [f"#   {s.title}\n{s.shell()}" for s in rec.record(ops.revert_steps(fault, plan))]
         if ops.needs_relayout(plan):
             lines.append("# then the latency layout of `up` again: a restarted node has a fresh network namespace")
     lines.append("# down")

@@ -4,9 +4,10 @@ overlay, the same files the sandbox translates), made concrete for one region.
 - one Deployment per zone, pinned by nodeSelector, so "replicas per zone" holds exactly and a
   zone loss takes down a known set of pods; each replica is told its region and zone, which it
   returns in x-served-region / x-served-zone;
-- an ingress on NodePort 30080 (Istio: an ingress gateway + Gateway/VirtualService; Cilium: a
-  global NodePort Service with the profile's annotations) that kind maps to a host port, where
-  the front door (the MultiClusterService) reaches the region;
+- an ingress on NodePort 30080 (Istio: an ingress gateway serving TLS with the edge secret +
+  Gateway/VirtualService; Cilium: a plain-HTTP global NodePort Service with the profile's
+  annotations) that kind maps to a host port, where the front door (the MultiClusterService)
+  reaches the region;
 - GKE kinds (MultiClusterService, BackendConfig) are not applied: the host's front-door Envoy
   plays them, with the BackendConfig's health-check timing.
 """
@@ -27,6 +28,7 @@ SERVICE_HOST = f"{APP}.{NAMESPACE}.svc.cluster.local"
 IMAGE = "failover-drill/payment-gateway:dev"
 FRONT_DOOR_ONLY = {"MultiClusterService", "BackendConfig"}
 ISTIO_GROUPS = ("networking.istio.io/", "security.istio.io/")
+EDGE_SECRET = "payment-gateway-edge"  # in istio-system, beside the ingress gateway that serves it
 
 
 def _find(objects: list[dict[str, Any]], kind: str, name: str = APP) -> dict[str, Any] | None:
@@ -74,7 +76,13 @@ def istio_ingress(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "metadata": {"name": APP, "namespace": NAMESPACE},
         "spec": {
             "selector": {"istio": "ingressgateway"},
-            "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+            "servers": [
+                {
+                    "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                    "hosts": ["*"],
+                    "tls": {"mode": "SIMPLE", "credentialName": EDGE_SECRET},
+                }
+            ],
         },
     }
     route: dict[str, Any] = {"route": [{"destination": {"host": SERVICE_HOST, "port": {"number": 80}}}]}

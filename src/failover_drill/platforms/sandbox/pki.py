@@ -123,8 +123,15 @@ class MeshCA:
             self.issue_intermediate(region)
 
     def issue_intermediate(
-        self, region: str, *, valid_for: dt.timedelta = dt.timedelta(days=365), expired: bool = False
+        self,
+        region: str,
+        *,
+        valid_for: dt.timedelta = dt.timedelta(days=365),
+        expired: bool = False,
+        name: str | None = None,
     ) -> None:
+        """The region's intermediate; `name` stores a spare one beside it (e.g. an expired one that
+        signs a single leaf) without replacing the intermediate a control plane already holds."""
         root, root_key = self._load("root")
         now = dt.datetime.now(dt.UTC)
         nb, na = (
@@ -134,7 +141,7 @@ class MeshCA:
         )
         key = _key()
         cert = _build(f"intermediate {region}", key, root.subject, root_key, nb, na, ca=True)
-        self._store(f"intermediate-{region}", cert, key)
+        self._store(name or f"intermediate-{region}", cert, key)
 
     def rotation_flag(self, region: str) -> Path:
         """While this file exists the region's rotation agent does not renew its certificate."""
@@ -148,8 +155,8 @@ class MeshCA:
     def root_pem(self) -> bytes:
         return self._paths("root")[0].read_bytes()
 
-    def intermediate_not_after(self, region: str) -> dt.datetime:
-        cert, _ = self._load(f"intermediate-{region}")
+    def intermediate_not_after(self, region: str, issuer: str | None = None) -> dt.datetime:
+        cert, _ = self._load(issuer or f"intermediate-{region}")
         return cert.not_valid_after_utc
 
     def issue_leaf(
@@ -159,9 +166,10 @@ class MeshCA:
         valid_for: dt.timedelta = dt.timedelta(hours=24),
         expired: bool = False,
         clamp: bool = True,
+        issuer: str | None = None,
     ) -> Issued:
         """A gateway leaf with the chain (leaf + intermediate) Envoy presents to peers."""
-        inter, inter_key = self._load(f"intermediate-{region}")
+        inter, inter_key = self._load(issuer or f"intermediate-{region}")
         now = dt.datetime.now(dt.UTC)
         if expired:
             nb, na = now - dt.timedelta(hours=2), now - dt.timedelta(hours=1)
