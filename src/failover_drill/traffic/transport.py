@@ -38,17 +38,35 @@ class LeanAiohttpTransport(httpx.AsyncBaseTransport):
         return hit[1]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        stream = request.stream
+        # A body given as bytes sits in a ByteStream: take it as is rather than through aread().
+        data = b"".join(stream) if isinstance(stream, httpx.ByteStream) else await request.aread()
+        # The body goes out whole, so aiohttp sets its length: a streamed body's chunked framing
+        # must not be announced as well.
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in request.headers.raw
+            if k.lower() != b"transfer-encoding"
+        ]
         async with self._client().request(
             request.method,
             self._url(request.url),
             headers=headers,
-            data=request.content or None,
+            data=data or None,
             allow_redirects=False,
             compress=False,
         ) as resp:
             body = await resp.read()
-        return httpx.Response(resp.status, headers=resp.raw_headers, content=body, request=request)
+        # Headers decoded as latin-1 (every octet maps, as HTTP/1.1 allows): httpx's guess between
+        # ascii, utf-8 and latin-1 runs on each Headers object and costs more than the rest of it.
+        response = httpx.Response(
+            resp.status,
+            headers=httpx.Headers(resp.raw_headers, encoding="latin-1"),
+            stream=httpx.ByteStream(body),
+            request=request,
+        )
+        response.read()  # a ByteStream reads without awaiting; callers get a loaded response
+        return response
 
     async def aclose(self) -> None:
         if self._session is not None:
