@@ -298,11 +298,13 @@ def recover(state_dir: StateOpt = DEFAULT_STATE) -> None:
         out.print(f"reverted: {label}")
     if rep.fleet_stopped:
         out.print("stopped a sandbox left behind by a drill that died")
+    for job in rep.traffic_removed:
+        out.print(f"removed traffic job {job} left behind by a drill that died")
     if rep.failed:
         for f in rep.failed:
             err.print(f"could not revert {f}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(3)
-    if not rep.reverted and not rep.fleet_stopped:
+    if not rep.reverted and not rep.fleet_stopped and not rep.traffic_removed:
         out.print("nothing to recover")
 
 

@@ -28,6 +28,7 @@ from failover_drill.config.scenario import Scenario
 from failover_drill.config.topology import Topology
 from failover_drill.errors import (
     EXIT_INTERRUPTED,
+    ConfigError,
     DrillError,
     FaultError,
     Interrupted,
@@ -43,6 +44,7 @@ from failover_drill.report import journal as journal_mod
 from failover_drill.report.rundir import finish_run, new_run_dir
 from failover_drill.traffic.client import PaymentClient
 from failover_drill.traffic.generator import GeneratorStats, OpenLoopGenerator
+from failover_drill.traffic.remote_pool import RemoteWorkerPool
 from failover_drill.traffic.samples import Sample
 from failover_drill.traffic.schedule import Schedule
 from failover_drill.traffic.workers import WorkerPool
@@ -122,7 +124,9 @@ def resolve_faults(scenario: Scenario, topo: Topology) -> list[FaultSpec]:
 class _Traffic:
     """The drill's traffic: in this process, or split over worker processes."""
 
-    def __init__(self, drill: Drill, pool: WorkerPool | None, sink: Callable[[Sample], None], key_prefix: str) -> None:
+    def __init__(
+        self, drill: Drill, pool: WorkerPool | RemoteWorkerPool | None, sink: Callable[[Sample], None], key_prefix: str
+    ) -> None:
         sc = drill.scenario
         self.pool = pool
         self.sink = sink
@@ -195,6 +199,7 @@ class Drill:
     def run(self) -> DrillOutcome:
         faults = resolve_faults(self.scenario, self.topology)
         Schedule.constant(self.scenario.traffic.rate_rps, self.scenario.phases.total_s())
+        self._check_traffic_origin(faults)
         owned = not self.platform.is_up()
         if owned:
             self.platform.up(progress=self._say, owner_pid=os.getpid())
@@ -230,6 +235,25 @@ class Drill:
         if code == EXIT_INTERRUPTED:
             raise Interrupted(f"drill interrupted; faults reverted; partial results in {run_dir}")
         return DrillOutcome(run_dir, result, 0 if result["verdict"]["passed"] else 1)
+
+    def _check_traffic_origin(self, faults: list[FaultSpec]) -> None:
+        sc = self.scenario
+        if sc.traffic.origin != "in-region":
+            return
+        if self.platform.name == "sandbox":
+            raise ConfigError(
+                "the sandbox's users are on this host: in-region traffic needs a Kubernetes platform",
+                field="traffic.origin",
+                hint="use traffic.origin: host on the sandbox (the default), or --platform kind",
+            )
+        for f in faults:
+            if f.kind == "region-loss" and f.target == sc.region:
+                raise ConfigError(
+                    f"in-region traffic runs in {sc.region}: a region-loss of {sc.region} would take the users "
+                    "down with it and measure nothing",
+                    field="traffic.origin",
+                    hint="send from the host (traffic.origin: host) to drill the loss of the users' own region",
+                )
 
     def _warn_near_capacity(self) -> None:
         """Above the sandbox's own clean capacity a drill measures the laptop, not the mesh."""
@@ -274,8 +298,25 @@ class Drill:
             {"name": "recovery", "start": w + b + f, "end": w + b + f + r},
         ]
         jr = journal_mod.JournalWriter(run_dir / "journal.jsonl")
-        pool: WorkerPool | None = None
-        if sc.traffic.workers > 1:
+        pool: WorkerPool | RemoteWorkerPool | None = None
+        if sc.traffic.origin == "in-region":
+            remote = RemoteWorkerPool(
+                self.platform.traffic_workers(
+                    region=sc.region,
+                    spec_json=sc.traffic.model_dump_json(),
+                    duration_s=sc.phases.total_s(),
+                    workers=sc.traffic.workers,
+                    key_prefix=run_dir.name,
+                )
+            )
+            self._say(f"starting {sc.traffic.workers} traffic worker(s) in {sc.region}")
+            try:
+                remote.wait_ready()
+            except BaseException:
+                remote.close()
+                raise
+            pool = remote
+        elif sc.traffic.workers > 1:
             # Workers start before the clock's origin so none of them begins late.
             self._say(f"starting {sc.traffic.workers} traffic workers")
             pool = WorkerPool(
@@ -322,7 +363,7 @@ class Drill:
         anchor: Anchor,
         faults: list[FaultSpec],
         planned: list[dict[str, Any]],
-        pool: WorkerPool | None = None,
+        pool: WorkerPool | RemoteWorkerPool | None = None,
     ) -> int:
         sc = self.scenario
         loop = asyncio.get_running_loop()

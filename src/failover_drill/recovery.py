@@ -13,7 +13,9 @@ from pathlib import Path
 from failover_drill import obs
 from failover_drill.errors import DrillError
 from failover_drill.faults.ledger import FaultLedger
-from failover_drill.platforms.registry import open_platform
+from failover_drill.platforms.kind.commands import missing_tools
+from failover_drill.platforms.kind.platform import KindPlatform
+from failover_drill.platforms.registry import open_platform, platform_dir
 from failover_drill.platforms.sandbox.platform import SandboxPlatform
 
 log = obs.get(__name__)
@@ -48,6 +50,7 @@ class RecoveryReport:
     reverted: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     fleet_stopped: bool = False
+    traffic_removed: list[str] = field(default_factory=list)
 
 
 def revert_open_faults(state_dir: Path, *, only_owner: int | None = None, expired_only: bool = False) -> RecoveryReport:
@@ -78,6 +81,10 @@ def recover(state_dir: Path, *, stop_orphans: bool = True) -> RecoveryReport:
     """Revert every open fault; stop a sandbox whose owning drill process is gone."""
     report = revert_open_faults(state_dir)
     if stop_orphans:
+        kind = KindPlatform(platform_dir(state_dir, "kind"))
+        if kind.fleet_file.exists() and not missing_tools({"kubectl"}):
+            # In-region traffic of a drill that died would keep paying until its schedule ends.
+            report.traffic_removed = kind.remove_traffic_jobs(keep=pid_alive)
         platform = SandboxPlatform(sandbox_dir(state_dir))
         owner = platform.owner_pid()
         if owner is not None and not pid_alive(owner) and platform.fleet_file.exists():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -50,6 +50,9 @@ class TrafficSpec(Strict):
     workers: int = Field(default=1, ge=1, le=16)
     max_in_flight: int = Field(default=4000, ge=1)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    # host: the drill's own process(es) send; in-region: workers run inside the users' region
+    # (kind: a Job in that region's cluster), so requests cross that region's network first.
+    origin: Literal["host", "in-region"] = "host"
 
 
 class SLO(Strict):

@@ -48,6 +48,18 @@ class FleetStatus:
         return self.up and all(c.get("state") == "running" for c in self.components)
 
 
+class TrafficWorkers(Protocol):
+    """Traffic workers a platform runs where the users are (the shape traffic.remote_pool drives)."""
+
+    def describe(self) -> str: ...
+    def launch(self) -> None: ...
+    def running(self, timeout_s: float) -> list[str]: ...
+    def follow_argv(self, worker: str) -> list[str]: ...
+    def start(self, worker: str, wall: float) -> None: ...
+    def stop(self, worker: str) -> None: ...
+    def cleanup(self) -> None: ...
+
+
 class Platform(Protocol):
     name: str
 
@@ -89,4 +101,11 @@ class Platform(Protocol):
 
     def locations(self) -> dict[str, list[str]]:
         """region -> zones, for labelling where requests were served."""
+        ...
+
+    def traffic_workers(
+        self, *, region: str, spec_json: str, duration_s: float, workers: int, key_prefix: str
+    ) -> TrafficWorkers:
+        """Traffic workers inside the users' region (traffic.origin: in-region); ConfigError where
+        the platform has none."""
         ...

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from failover_drill.platforms.kind.fault_ops import (
     pod_tools,
     read_addresses,
 )
+from failover_drill.platforms.kind.traffic_jobs import KindTrafficJobs, delete_job_step, list_traffic_jobs
 from failover_drill.platforms.kind.workload import APP, IMAGE, NAMESPACE, cluster_objects
 from failover_drill.platforms.sandbox import admin
 from failover_drill.platforms.sandbox import processes as procs
@@ -241,7 +243,8 @@ class KindPlatform:
         if tls:
             root = sds_root(MeshCA(self.state_dir / "pki").root_pem())
             write_atomic(self.state_dir / "sds" / "frontdoor" / "root.json", root)
-        write_atomic(path, frontdoor_bootstrap(layout, policy, tls=tls))
+        pod_side = self._kind_gateway_address()
+        write_atomic(path, frontdoor_bootstrap(layout, policy, tls=tls, also_listen=pod_side))
         spec = procs.ProcSpec(
             name="frontdoor",
             kind="frontdoor",
@@ -261,7 +264,31 @@ class KindPlatform:
         else:
             procs.stop_all([spec])
             raise PlatformError(f"the front door did not answer within 30 s: {procs.log_tail(spec.log, 5)}")
-        return {"pid": spec.pid, "start_ticks": spec.start_ticks, "log": spec.log, "argv": spec.argv}
+        pod_url = f"http://{pod_side}:{ports['frontdoor']}" if pod_side else None
+        return {
+            "pid": spec.pid,
+            "start_ticks": spec.start_ticks,
+            "log": spec.log,
+            "argv": spec.argv,
+            "pod_url": pod_url,
+        }
+
+    def _kind_gateway_address(self) -> str | None:
+        """The host's address on the kind network, where pods reach the front door; None when it is
+        not an address of this machine (Docker in a VM, or no kind network)."""
+        out = self.runner.run(
+            Step(
+                "read the kind network's gateway (the host as pods see it)",
+                ("docker", "network", "inspect", "kind", "-f", "{{range .IPAM.Config}}{{.Gateway}} {{end}}"),
+                timeout_s=30,
+                ok_to_fail=True,
+            )
+        )
+        for ip in (g for g in out.split() if "." in g):
+            with contextlib.suppress(OSError), socket.socket() as s:
+                s.bind((ip, 0))
+                return ip
+        return None
 
     def _front_door_spec(self, data: dict[str, Any]) -> procs.ProcSpec | None:
         fd = data.get("frontdoor")
@@ -364,6 +391,37 @@ class KindPlatform:
             f"the kind fleet did not settle within {timeout_s:g} s (users in {region} not served at home)",
             hint="check `failover-drill status --platform kind` and `kubectl get pods -A --context kind-fd-<region>`",
         )
+
+    def traffic_workers(
+        self, *, region: str, spec_json: str, duration_s: float, workers: int, key_prefix: str
+    ) -> KindTrafficJobs:
+        data = self._load() or {}
+        pod_url = (data.get("frontdoor") or {}).get("pod_url")
+        if not pod_url:
+            raise PlatformError(
+                "in-region traffic needs the front door on the kind network, and this host has no address there",
+                hint="run traffic from the host (traffic.origin: host), or Docker on this machine rather than a VM",
+            )
+        return KindTrafficJobs(
+            self.topology,
+            self.runner,
+            region=region,
+            url=pod_url,
+            spec_json=spec_json,
+            duration_s=duration_s,
+            workers=workers,
+            key_prefix=key_prefix,
+        )
+
+    def remove_traffic_jobs(self, keep: Callable[[int], bool]) -> list[str]:
+        """Delete traffic Jobs whose drill is gone (keep(pid) says which owners still run)."""
+        removed = []
+        for ctx, job, pid in list_traffic_jobs(self.topology, self.runner):
+            if pid is not None and keep(pid):
+                continue
+            self.runner.run(delete_job_step(ctx, job))
+            removed.append(f"{ctx}/{job}")
+        return removed
 
     # -- faults ---------------------------------------------------------------------------------
     def _ops(self, runner: Runner | None = None) -> KindFaultOps:

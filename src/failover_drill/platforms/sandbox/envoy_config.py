@@ -280,8 +280,12 @@ def baseline_runtime(layout: Layout, dst: str) -> dict[str, Any]:
 # -- front door --------------------------------------------------------------------------------
 
 
-def frontdoor_bootstrap(layout: Layout, policy: MeshPolicy, *, tls: bool = True) -> dict[str, Any]:
-    """tls=False for kind, where the front door reaches each cluster's plain-HTTP ingress."""
+def frontdoor_bootstrap(
+    layout: Layout, policy: MeshPolicy, *, tls: bool = True, also_listen: str | None = None
+) -> dict[str, Any]:
+    """tls=False for kind with Cilium, where the front door reaches each cluster's plain-HTTP
+    ingress; also_listen: one more local address for users elsewhere (kind: the kind network's
+    gateway, where traffic workers in the clusters reach the host), on the same port."""
     hc = policy.front_door
     routes: list[dict[str, Any]] = [_blocked_internal()]
     clusters = []
@@ -356,14 +360,12 @@ def frontdoor_bootstrap(layout: Layout, policy: MeshPolicy, *, tls: bool = True)
     # A caller that does not say where it is gets the first region's view.
     routes.append(_route(f"mcs-{layout.regions[0]}", timeout_s=30))
     hcm = _hcm("frontdoor", routes, base_fault=_fault("blackout", abort=True), read_body_first=True)
-    return _bootstrap(
-        "frontdoor",
-        layout.frontdoor_admin_port,
-        layout,
-        {},
-        [_listener("mcs", layout.frontdoor_port, hcm)],
-        clusters,
-    )
+    listener = _listener("mcs", layout.frontdoor_port, hcm)
+    if also_listen:
+        listener["additional_addresses"] = [
+            {"address": {"socket_address": {"address": also_listen, "port_value": layout.frontdoor_port}}}
+        ]
+    return _bootstrap("frontdoor", layout.frontdoor_admin_port, layout, {}, [listener], clusters)
 
 
 # -- regional gateway ----------------------------------------------------------------------------

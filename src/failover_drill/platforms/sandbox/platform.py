@@ -16,8 +16,8 @@ from failover_drill import obs
 from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.manifests import MeshPolicy, load_policy
 from failover_drill.config.topology import Topology
-from failover_drill.errors import FaultError, PlatformError
-from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress
+from failover_drill.errors import ConfigError, FaultError, PlatformError
+from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress, TrafficWorkers
 from failover_drill.platforms.sandbox import admin, ledger_db
 from failover_drill.platforms.sandbox import processes as procs
 from failover_drill.platforms.sandbox.envoy_binary import ENVOY_FLAGS, resolve_envoy
@@ -85,6 +85,15 @@ class SandboxPlatform:
 
     def entrypoint(self) -> str:
         return self.layout().frontdoor_url()
+
+    def traffic_workers(
+        self, *, region: str, spec_json: str, duration_s: float, workers: int, key_prefix: str
+    ) -> TrafficWorkers:
+        raise ConfigError(
+            "the sandbox's users are on this host: in-region traffic needs a Kubernetes platform",
+            field="traffic.origin",
+            hint="use traffic.origin: host on the sandbox (the default), or --platform kind",
+        )
 
     def locations(self) -> dict[str, list[str]]:
         lay = self.layout()
