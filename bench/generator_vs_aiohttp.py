@@ -16,18 +16,22 @@ from typing import Any
 import aiohttp
 
 from failover_drill.clock import MonotonicClock
-from failover_drill.config.scenario import RetryPolicy
+from failover_drill.config.scenario import RetryPolicy, TrafficSpec
 from failover_drill.drill import event_loop_factory
+from failover_drill.traffic import gc_quiet
 from failover_drill.traffic.client import PaymentClient
 from failover_drill.traffic.generator import LATE_MS, OpenLoopGenerator
 from failover_drill.traffic.samples import Sample
 from failover_drill.traffic.schedule import Schedule
+from failover_drill.traffic.workers import WorkerPool
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from direct_envoy import direct_envoy
 
 DURATION = 5.0
 ROUNDS = 3
+REPEATS = 3
+SWEEP_RATES = (500, 1000, 1500, 1750, 2000, 2250, 2500, 2750, 3000, 3500)
 # Lag statistics leave out the first half second (connections opening, caches warming), as a drill's
 # warm-up phase does; both loops are treated the same.
 WARMUP_S = 0.5
@@ -83,6 +87,7 @@ async def generator(url: str, rate: float) -> dict[str, Any]:
     client = PaymentClient(url, "bench", 5.0, RetryPolicy())
     clock = MonotonicClock()
     gen = OpenLoopGenerator(client, Schedule.constant(rate, DURATION), clock, samples.append, key_prefix="b")
+    gc_quiet.settle()  # as the drill and its workers do before their origin
     cpu0 = time.process_time()
     t0 = clock.now()
     st = await gen.run(t0 + 0.2)
@@ -106,29 +111,32 @@ def _run(fn: Any, url: str, rate: float) -> dict[str, Any]:
     return result
 
 
-def _worker(url: str, rate: float, q: Any) -> None:
-    q.put(_run(generator, url, rate))
-
-
 def workers(url: str, rate: float, n: int) -> dict[str, Any]:
-    q: Any = mp.get_context("spawn").Queue()
-    procs = [mp.get_context("spawn").Process(target=_worker, args=(url, rate / n, q)) for _ in range(n)]
-    for p in procs:
-        p.start()
-    results = [q.get() for _ in procs]
-    for p in procs:
-        p.join()
+    """The drill's own multi-worker path (traffic.workers.WorkerPool): n processes, one origin,
+    samples merged in this process, which pays for collecting them as a drill does."""
+    spec = TrafficSpec(rate_rps=rate, workers=n, timeout_s=5.0)
+    pool = WorkerPool(n, url, "bench", spec, DURATION, "b", event_loop_factory())
+    samples: list[Sample] = []
+    try:
+        pool.wait_ready()
+        origin = time.monotonic() + 0.2
+        pool.go(origin)
+        with asyncio.Runner(loop_factory=event_loop_factory()) as r:
+            r.run(pool.collect(samples.append))
+    finally:
+        pool.stop()
+        pool.close()
     return {
         "workers": n,
         "rate": rate,
-        "ok": sum(r["ok"] for r in results),
-        "sent": sum(r["sent"] for r in results),
-        "lag_p99_ms": max(r["lag_p99_ms"] for r in results),
+        "ok": sum(s.ok for s in samples),
+        "sent": pool.stats.scheduled,
+        "lag_p99_ms": round(_pct([s.lag_ms for s in samples if s.sched >= WARMUP_S], 99), 3),
     }
 
 
 def clean(r: dict[str, Any], lag_bound_ms: float) -> bool:
-    return bool(r["ok"] == r["sent"] and r["lag_p99_ms"] <= lag_bound_ms)
+    return bool(r["failed"] == 0 and r["lag_p99_ms"] <= lag_bound_ms)
 
 
 def main() -> None:
@@ -161,17 +169,25 @@ def main() -> None:
                 }
             )
         # One sweep per worker count; "clean" judged at the issue's 2 ms send-lag bound and at the
-        # generator's own lateness threshold (LATE_MS), from the same measurements.
+        # generator's own lateness threshold (LATE_MS), from the same measurements. A 5 s run's
+        # p99 on a shared microVM is often one stall of the VM: each rate runs REPEATS times and
+        # is judged by the median p99 (every request answered in every run).
         sweeps: dict[int, list[dict[str, Any]]] = {}
         for n in (1, 2):
             sweeps[n] = []
-            for rate in (250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000):
-                r = workers(url, rate, n)
+            for rate in SWEEP_RATES:
+                tries = [workers(url, rate, n) for _ in range(REPEATS)]
+                r = {
+                    "rate": rate,
+                    "lag_p99_ms": statistics.median(t["lag_p99_ms"] for t in tries),
+                    "lag_p99_ms_each": [t["lag_p99_ms"] for t in tries],
+                    "failed": sum(t["sent"] - t["ok"] for t in tries),
+                }
                 sweeps[n].append(r)
                 if not clean(r, LATE_MS):
                     break
         out["sweeps"] = {
-            f"{n}_workers": [(r["rate"], r["lag_p99_ms"], r["sent"] - r["ok"]) for r in rs] for n, rs in sweeps.items()
+            f"{n}_workers": [(r["rate"], r["lag_p99_ms_each"], r["failed"]) for r in rs] for n, rs in sweeps.items()
         }
         for bound in (2.0, LATE_MS):
             best = {n: max((r["rate"] for r in rs if clean(r, bound)), default=0) for n, rs in sweeps.items()}

@@ -42,6 +42,7 @@ from failover_drill.platforms.registry import open_platform
 from failover_drill.recovery import ledger_path, revert_open_faults
 from failover_drill.report import journal as journal_mod
 from failover_drill.report.rundir import finish_run, new_run_dir
+from failover_drill.traffic import gc_quiet
 from failover_drill.traffic.client import PaymentClient
 from failover_drill.traffic.generator import GeneratorStats, OpenLoopGenerator
 from failover_drill.traffic.remote_pool import RemoteWorkerPool
@@ -329,6 +330,7 @@ class Drill:
                 event_loop_factory(),
             )
             pool.wait_ready()
+        gc_quiet.settle()  # before the origin: a full collection can take 100 ms
         anchor = Anchor(self.clock)
         started = datetime.now(UTC).isoformat()
         jr.write_now(

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 from failover_drill.clock import MonotonicClock
 from failover_drill.config.scenario import TrafficSpec
+from failover_drill.traffic import gc_quiet
 from failover_drill.traffic.client import PaymentClient
 from failover_drill.traffic.generator import OpenLoopGenerator
 from failover_drill.traffic.samples import Sample
@@ -71,6 +72,7 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, gen.stop)
+    gc_quiet.settle()
     _line(out, {"t": "ready", "k": k})
     out.flush()
     try:

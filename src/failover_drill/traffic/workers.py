@@ -15,6 +15,7 @@ from typing import Any
 
 from failover_drill.clock import MonotonicClock
 from failover_drill.config.scenario import TrafficSpec
+from failover_drill.traffic import gc_quiet
 from failover_drill.traffic.client import PaymentClient
 from failover_drill.traffic.generator import GeneratorStats, OpenLoopGenerator
 from failover_drill.traffic.samples import Sample
@@ -50,6 +51,7 @@ def _child(
             seq_stride=n,
             seq_offset=k,
         )
+        gc_quiet.settle()
         conn.send(("ready", k))
         _, origin = conn.recv()
         run = asyncio.create_task(gen.run(origin, offset_s=k / spec.rate_rps))
