@@ -33,10 +33,8 @@ class Budget:
     minutes_to_exhaust_at_peak: float | None
 
 
-def _peak_bad(tl: Timeline, start: float, end: float, window_s: float) -> int:
-    series = tl.series(start, end)
-    w = max(1, round(window_s / tl.bucket_s))
-    bad = [b.failed for _, b in series]
+def _peak_bad(bad: list[int], bucket_s: float, window_s: float) -> int:
+    w = max(1, round(window_s / bucket_s))
     best = run = sum(bad[:w])
     for i in range(w, len(bad)):
         run += bad[i] - bad[i - w]
@@ -46,13 +44,15 @@ def _peak_bad(tl: Timeline, start: float, end: float, window_s: float) -> int:
 
 def error_budget(tl: Timeline, start: float, end: float, slo_pct: float, period_days: float, rate_rps: float) -> Budget:
     allowed = 1.0 - slo_pct / 100.0
-    series = tl.series(start, end)
+    # Buckets after the last request hold nothing: a session asked "so far" need not walk its whole plan.
+    series = tl.series(start, min(end, max(start, tl.data_end())))
     requests = sum(b.count for _, b in series)
-    bad = sum(b.failed for _, b in series)
+    bad_by_bucket = [b.failed for _, b in series]
+    bad = sum(bad_by_bucket)
     budget = allowed * rate_rps * period_days * 86_400
 
     def burn(window_s: float) -> float:
-        return round(_peak_bad(tl, start, end, window_s) / (rate_rps * window_s) / allowed, 3)
+        return round(_peak_bad(bad_by_bucket, tl.bucket_s, window_s) / (rate_rps * window_s) / allowed, 3)
 
     b1m, b5m, b30m, b1h, b6h = burn(60), burn(300), burn(1800), burn(3600), burn(21600)
     exhaust = None

@@ -63,6 +63,9 @@ class Bucket:
         self.lat = None
 
 
+EMPTY = Bucket(lat=None)  # never written: Timeline.add only touches buckets it stores
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str
@@ -161,9 +164,15 @@ class Timeline:
         return min(self.buckets), max(self.buckets)
 
     def series(self, start: float, end: float) -> list[tuple[float, Bucket]]:
-        """(bucket start time, bucket) for every bucket in [start, end), empty ones included."""
+        """(bucket start time, bucket) for every bucket in [start, end), empty ones included
+        (as one shared, read-only empty bucket: a session's window can span hours of 0.1 s)."""
         lo, hi = self.index(start), math.ceil(end / self.bucket_s - 1e-9)
-        return [(i * self.bucket_s, self.buckets.get(i) or Bucket(lat=None)) for i in range(lo, hi)]
+        get = self.buckets.get
+        return [(i * self.bucket_s, get(i, EMPTY)) for i in range(lo, hi)]
+
+    def data_end(self) -> float:
+        """End of the last bucket holding a request (0 with none)."""
+        return (max(self.buckets) + 1) * self.bucket_s if self.buckets else 0.0
 
     def phase_latency(self, phase: str) -> dict[str, Any]:
         h = self.phase_hist.get(phase)
