@@ -75,7 +75,9 @@ def test_a_tolerance_the_fault_must_break_deviates(chaos_env: Fleet) -> None:
     exp = load_experiment(str(ROOT / "experiments" / "region-loss.json"))
     # Check the hypothesis while the region is still lost: the method no longer reverts it.
     exp["method"] = [m for m in exp["method"] if m["name"] != "revert-region-loss"][:1]
-    exp["method"][0]["pauses"] = {"after": 1}
+    # The success-ratio window ends one request timeout (2 s) ago, so only requests that have
+    # surely finished count: 4 s after the fault it holds the first 2 s of the outage.
+    exp["method"][0]["pauses"] = {"after": 4}
     journal = run_experiment(exp, settings={})
     sessions.clear()
     assert journal["deviated"] is True

@@ -451,9 +451,10 @@ class Drill:
     def _timed(self, fn: Callable[..., Any], *args: Any) -> tuple[tuple[float, float], Any]:
         """Timestamps taken in the worker thread around the call itself: on a busy machine the
         hop into the thread pool can take tens of ms, which must not blur when a fault took effect."""
-        before = self.clock.now()
-        out = fn(*args)
-        return (before, self.clock.now()), out
+        with gc_quiet.paused():
+            before = self.clock.now()
+            out = fn(*args)
+            return (before, self.clock.now()), out
 
     async def _until(self, when: float) -> None:
         delay = when - self.clock.now()

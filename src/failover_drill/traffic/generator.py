@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from failover_drill.clock import Clock
-from failover_drill.traffic import gc_quiet
 from failover_drill.traffic.client import PaymentClient
 from failover_drill.traffic.samples import DROPPED, Sample
 from failover_drill.traffic.schedule import Schedule
@@ -58,15 +57,11 @@ class OpenLoopGenerator:
     async def run(self, origin: float, offset_s: float = 0.0) -> GeneratorStats:
         """Send from `origin + offset_s` (monotonic) on; sample times are relative to `origin`.
         Callers settle the collector first (gc_quiet.settle), before the origin: it takes a while."""
-        next_freeze = gc_quiet.FREEZE_EVERY_S
         for i, t in enumerate(self.schedule):
             seq = i * self.seq_stride + self.seq_offset
             if self._stop.is_set():
                 break
             sched = offset_s + t
-            if t >= next_freeze:
-                gc_quiet.freeze()
-                next_freeze = t + gc_quiet.FREEZE_EVERY_S
             delay = origin + sched - self.clock.now()
             if delay > 0:
                 # A plain sleep: wait_for(event) would cost a task and a timer per request.
