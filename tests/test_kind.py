@@ -424,7 +424,9 @@ def test_front_door_is_a_real_envoy_over_each_clusters_ingress(tmp_path: Path) -
             [sys.executable, "-m", "failover_drill.platforms.sandbox.replica", "--port", str(base + i),
              "--region", region, "--zone", f"{region}-a", "--ledger", str(tmp_path / f"{region}.sqlite")],
         )  # fmt: skip
-    rec = RecordingRunner(answers=node_answers(topo))
+    # The kind network's gateway stood in for by another loopback address of this host, so the
+    # front door also listens where in-region traffic workers would reach it.
+    rec = RecordingRunner(answers={**node_answers(topo), ".Gateway}}": "127.0.0.2"})
     platform = KindPlatform(tmp_path / "state", topo, runner=rec, host_port_base=base)
     try:
         platform.up()
@@ -432,6 +434,12 @@ def test_front_door_is_a_real_envoy_over_each_clusters_ingress(tmp_path: Path) -
         reopened = KindPlatform(tmp_path / "state", runner=rec)  # as `drill` finds it later
         assert reopened.is_up() and reopened.mesh() == "cilium"
         reopened.wait_steady("us-east1", timeout_s=30)
+        jobs = reopened.traffic_workers(region="us-east1", spec_json="{}", duration_s=5, workers=1, key_prefix="t")
+        args = jobs.job["spec"]["template"]["spec"]["containers"][0]["args"]
+        pod_url = args[args.index("--url") + 1]
+        port = reopened.entrypoint().rsplit(":", 1)[1]
+        assert pod_url == f"http://127.0.0.2:{port}"
+        assert _served(pod_url, "us-east1") == "us-east1"  # the same front door, on the pods' side
         # us-east1's ingress goes away: the front door's BackendConfig health checks (2 s x 2) move its users
         replicas["us-east1"].kill()
         replicas["us-east1"].wait()
@@ -609,6 +617,9 @@ def test_istio_cert_expiry_on_kind_fails_the_region_over_at_a_real_front_door(tm
             )
         reopened = KindPlatform(tmp_path / "state", runner=rec)
         reopened.wait_steady("us-east1", timeout_s=30)
+        # 172.18.0.1 is no address of this machine (Docker elsewhere): no in-region traffic, said so
+        with pytest.raises(PlatformError, match="kind network"):
+            reopened.traffic_workers(region="us-east1", spec_json="{}", duration_s=5, workers=1, key_prefix="t")
         admin_port = reopened.layout().frontdoor_admin_port
         fault = FaultSpec(kind="cert-expiry", target="us-east1", cert="leaf")
         data = reopened.inject(fault)
