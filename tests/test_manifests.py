@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -20,10 +22,18 @@ CORE_KINDS = {"Deployment", "Service", "Namespace"}
 UNPUBLISHED = {"MultiClusterService", "BackendConfig"}
 
 
+@functools.cache
+def _crd(path: Path) -> dict[str, Any]:
+    # The CRDs are large (Istio's are MBs): parsed once per run, with libyaml where it is built in.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    crd: dict[str, Any] = yaml.load(path.read_text(), Loader=loader)
+    return crd
+
+
 def crd_schema(api_version: str, kind: str) -> dict[str, Any] | None:
     group, _, version = api_version.partition("/")
-    for f in CRDS.glob(f"{group}_*.yaml"):
-        crd = yaml.safe_load(f.read_text())
+    for f in sorted(CRDS.glob(f"{group}_*.yaml")):
+        crd = _crd(f)
         if crd["spec"]["names"]["kind"] != kind:
             continue
         for v in crd["spec"]["versions"]:
@@ -43,6 +53,14 @@ def _strip_k8s_extensions(node: Any) -> Any:
     return node
 
 
+@functools.cache
+def _stripped(api_version: str, kind: str) -> dict[str, Any]:
+    schema = crd_schema(api_version, kind)
+    assert schema is not None
+    out: dict[str, Any] = _strip_k8s_extensions(schema)
+    return out
+
+
 def validate_object(obj: dict[str, Any]) -> None:
     """Core kinds against the Kubernetes API schema, custom resources against their official CRD."""
     kind = obj["kind"]
@@ -53,7 +71,7 @@ def validate_object(obj: dict[str, Any]) -> None:
     else:
         schema = crd_schema(obj["apiVersion"], kind)
         assert schema is not None, f"no CRD for {kind} {obj['apiVersion']} in {CRDS}"
-        jsonschema.validate(obj, _strip_k8s_extensions(schema))
+        jsonschema.validate(obj, _stripped(obj["apiVersion"], kind))
 
 
 @pytest.mark.skipif(not CRDS.is_dir(), reason="../shared/crds is not beside this checkout")
