@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 
 from failover_drill.config.topology import Topology, load_topology
 from failover_drill.platforms.sandbox.platform import SandboxPlatform
+from failover_drill.platforms.sandbox.ports import allocate
 from failover_drill.recovery import sandbox_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +63,30 @@ def run_cli(
     if runs is not None and args and args[0] in ("drill",):
         cmd += ["--runs-dir", str(runs)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd, check=False)
+
+
+@contextlib.contextmanager
+def lone_replica(directory: Path, region: str, zone: str) -> Iterator[str]:
+    """One real payment-gateway replica process on a free port; yields its URL once it answers."""
+    port = allocate(["replica"], 0)["replica"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "failover_drill.platforms.sandbox.replica", "--port", str(port),
+         "--region", region, "--zone", zone, "--ledger", str(directory / "ledger.sqlite")],
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "replica did not start"
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def topology(mesh: str | None = None) -> Topology:

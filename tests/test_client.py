@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,29 +16,14 @@ from failover_drill.config.scenario import RetryPolicy
 from failover_drill.platforms.sandbox.ports import allocate
 from failover_drill.traffic.client import PaymentClient, served_by
 from failover_drill.traffic.transport import LeanAiohttpTransport
+from tests.conftest import lone_replica
 
 
 @pytest.fixture(scope="module")
 def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     tmp = tmp_path_factory.mktemp("replica")
-    port = allocate(["replica"], 0)["replica"]
-    ledger = tmp / "ledger.sqlite"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "failover_drill.platforms.sandbox.replica", "--port", str(port),
-         "--region", "eu-west1", "--zone", "eu-west1-b", "--ledger", str(ledger)],
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline and proc.poll() is None, "replica did not start"
-            time.sleep(0.1)
-    yield url, ledger
-    proc.kill()
-    proc.wait()
+    with lone_replica(tmp, "eu-west1", "eu-west1-b") as url:
+        yield url, tmp / "ledger.sqlite"
 
 
 def test_served_by_reads_raw_headers_in_any_case() -> None:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,34 +26,17 @@ from failover_drill.errors import DrillError
 from failover_drill.platforms.kind.commands import SubprocessRunner
 from failover_drill.platforms.kind.traffic_jobs import CONTROL_DIR, KindTrafficJobs, job_name
 from failover_drill.platforms.registry import platform_dir
-from failover_drill.platforms.sandbox.ports import allocate
 from failover_drill.platforms.state_file import StateFile
 from failover_drill.traffic.remote_pool import RemoteWorkerPool
 from failover_drill.traffic.samples import Sample
-from tests.conftest import processes_under, run_cli, topology
+from tests.conftest import lone_replica, processes_under, run_cli, topology
 from tests.test_manifests import validate_object
 
 
 @pytest.fixture(scope="module")
 def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("replica")
-    port = allocate(["replica"], 0)["replica"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "failover_drill.platforms.sandbox.replica", "--port", str(port),
-         "--region", "us-east1", "--zone", "us-east1-a", "--ledger", str(tmp / "ledger.sqlite")],
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline and proc.poll() is None, "replica did not start"
-            time.sleep(0.1)
-    yield url
-    proc.kill()
-    proc.wait()
+    with lone_replica(tmp_path_factory.mktemp("replica"), "us-east1", "us-east1-a") as url:
+        yield url
 
 
 def test_a_worker_waits_for_its_start_time_and_streams_its_samples(replica: str, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from failover_drill.config.faultspec import FaultSpec
+from failover_drill.remote_workers import RemoteWorkers
 
 Progress = Callable[[str], None]
 
@@ -46,18 +47,6 @@ class FleetStatus:
     @property
     def healthy(self) -> bool:
         return self.up and all(c.get("state") == "running" for c in self.components)
-
-
-class TrafficWorkers(Protocol):
-    """Traffic workers a platform runs where the users are (the shape traffic.remote_pool drives)."""
-
-    def describe(self) -> str: ...
-    def launch(self) -> None: ...
-    def running(self, timeout_s: float) -> list[str]: ...
-    def follow_argv(self, worker: str) -> list[str]: ...
-    def start(self, worker: str, wall: float) -> None: ...
-    def stop(self, worker: str) -> None: ...
-    def cleanup(self) -> None: ...
 
 
 class Platform(Protocol):
@@ -105,7 +94,7 @@ class Platform(Protocol):
 
     def traffic_workers(
         self, *, region: str, spec_json: str, duration_s: float, workers: int, key_prefix: str
-    ) -> TrafficWorkers:
+    ) -> RemoteWorkers:
         """Traffic workers inside the users' region (traffic.origin: in-region); ConfigError where
         the platform has none."""
         ...

@@ -2,7 +2,7 @@
 traffic originates where the users are), seen as the drill sees its local worker processes:
 ready, go at an origin, samples merged as they arrive, stopped, cleaned up.
 
-The platform says how to create the workers and read their output (RemoteWorkers); this pool
+The platform says how to create the workers and read their output (remote_workers.RemoteWorkers); this pool
 follows each worker's output stream in a thread, starts every worker at one wall-clock time a
 moment ahead, and puts their samples on the drill's axis.
 """
@@ -17,9 +17,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from failover_drill.errors import DrillError
+from failover_drill.remote_workers import RemoteWorkers
 from failover_drill.traffic.generator import GeneratorStats
 from failover_drill.traffic.samples import Sample
 
@@ -27,18 +28,6 @@ from failover_drill.traffic.samples import Sample
 # them have it before it comes.
 START_LEAD_S = 1.0
 STAT_FIELDS = ("scheduled", "sent", "completed", "dropped", "late")
-
-
-class RemoteWorkers(Protocol):
-    """What a platform provides for remote traffic workers (see platforms.kind.traffic_jobs)."""
-
-    def describe(self) -> str: ...
-    def launch(self) -> None: ...
-    def running(self, timeout_s: float) -> list[str]: ...
-    def follow_argv(self, worker: str) -> list[str]: ...
-    def start(self, worker: str, wall: float) -> None: ...
-    def stop(self, worker: str) -> None: ...
-    def cleanup(self) -> None: ...
 
 
 class RemoteWorkerPool:

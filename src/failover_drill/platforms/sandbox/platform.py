@@ -17,7 +17,7 @@ from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.manifests import MeshPolicy, load_policy
 from failover_drill.config.topology import Topology
 from failover_drill.errors import ConfigError, FaultError, PlatformError
-from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress, TrafficWorkers
+from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress
 from failover_drill.platforms.sandbox import admin, ledger_db
 from failover_drill.platforms.sandbox import processes as procs
 from failover_drill.platforms.sandbox.envoy_binary import ENVOY_FLAGS, resolve_envoy
@@ -33,6 +33,7 @@ from failover_drill.platforms.sandbox.fault_ops import FaultOps
 from failover_drill.platforms.sandbox.layout import Layout, plan_layout
 from failover_drill.platforms.sandbox.pki import MeshCA
 from failover_drill.platforms.state_file import StateFile
+from failover_drill.remote_workers import RemoteWorkers
 
 log = obs.get(__name__)
 UP_TIMEOUT_S = 60.0
@@ -88,7 +89,7 @@ class SandboxPlatform:
 
     def traffic_workers(
         self, *, region: str, spec_json: str, duration_s: float, workers: int, key_prefix: str
-    ) -> TrafficWorkers:
+    ) -> RemoteWorkers:
         raise ConfigError(
             "the sandbox's users are on this host: in-region traffic needs a Kubernetes platform",
             field="traffic.origin",
