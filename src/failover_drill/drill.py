@@ -299,6 +299,9 @@ class Drill:
             {"name": "recovery", "start": w + b + f, "end": w + b + f + r},
         ]
         jr = journal_mod.JournalWriter(run_dir / "journal.jsonl")
+        # Before any worker starts and before the origin: a full collection can take 100 ms, and
+        # remote workers start at the instant wait_ready returns, which the origin must follow at once.
+        gc_quiet.settle()
         pool: WorkerPool | RemoteWorkerPool | None = None
         if sc.traffic.origin == "in-region":
             remote = RemoteWorkerPool(
@@ -330,7 +333,6 @@ class Drill:
                 event_loop_factory(),
             )
             pool.wait_ready()
-        gc_quiet.settle()  # before the origin: a full collection can take 100 ms
         anchor = Anchor(self.clock)
         started = datetime.now(UTC).isoformat()
         jr.write_now(
