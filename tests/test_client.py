@@ -5,6 +5,8 @@ zone, acknowledgement), and how it names a refused connection."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gzip
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,8 @@ import pytest
 
 from failover_drill.config.scenario import RetryPolicy
 from failover_drill.platforms.sandbox.ports import allocate
-from failover_drill.traffic.client import PaymentClient, served_by
+from failover_drill.traffic.client import PaymentClient, _body, _scan, served_by
+from failover_drill.traffic.samples import Sample
 from failover_drill.traffic.transport import LeanAiohttpTransport
 from tests.conftest import lone_replica
 
@@ -30,6 +33,27 @@ def test_served_by_reads_raw_headers_in_any_case() -> None:
     raw = [(b"Content-Type", b"application/json"), (b"X-Served-Zone", b"us-east1-c"), (b"x-served-region", b"us-east1")]
     assert served_by(raw) == ("us-east1", "us-east1-c")
     assert served_by([(b"x-served-regionx", b"no"), (b"server", b"envoy")]) == (None, None)
+
+
+def test_an_encoded_body_is_decoded_and_an_identity_body_taken_as_sent() -> None:
+    """The fast path (the ByteStream's bytes as they are) is only for bodies without a coding."""
+    text = b'{"payment_id": "pay_1"}'
+    raw = [(b"Content-Encoding", b"gzip"), (b"x-served-region", b"eu-west1")]
+    region, zone, encoded = _scan(raw)
+    assert (region, zone, encoded) == ("eu-west1", None, True)
+    gz = httpx.Response(201, headers=httpx.Headers(raw), stream=httpx.ByteStream(gzip.compress(text)))
+    assert asyncio.run(_body(gz, encoded)) == text
+    plain_raw = [(b"content-encoding", b"identity"), (b"content-length", b"%d" % len(text))]
+    assert _scan(plain_raw)[2] is False
+    plain = httpx.Response(201, headers=httpx.Headers(plain_raw), stream=httpx.ByteStream(text))
+    assert asyncio.run(_body(plain, False)) == text
+
+
+def test_a_sample_crosses_a_workers_pipe_whole() -> None:
+    """Every field, in order: a field added to Sample but not to its row would shift the rest."""
+    s = Sample(7, 1.25, 12.5, 0.3, 503, "upstream_connect", "eu-west1", "eu-west1-b", 3, 2, True, "run-7")
+    assert Sample(*s.to_row()) == s
+    assert len(s.to_row()) == len(dataclasses.fields(Sample))
 
 
 def test_a_payment_reaches_the_replica_and_is_acknowledged(replica: tuple[str, Path]) -> None:

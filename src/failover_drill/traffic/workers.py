@@ -18,7 +18,7 @@ from failover_drill.config.scenario import TrafficSpec
 from failover_drill.traffic import gc_quiet
 from failover_drill.traffic.client import PaymentClient
 from failover_drill.traffic.generator import GeneratorStats, OpenLoopGenerator
-from failover_drill.traffic.samples import Sample
+from failover_drill.traffic.samples import Sample, SampleRow
 from failover_drill.traffic.schedule import Schedule
 
 BATCH_S = 0.1
@@ -38,14 +38,14 @@ def _child(
     spec = TrafficSpec.model_validate(spec_json)
 
     async def main() -> None:
-        batch: list[dict[str, Any]] = []
+        batch: list[SampleRow] = []
         client = PaymentClient.for_traffic(url, region, spec)
         rate = spec.rate_rps / n
         gen = OpenLoopGenerator(
             client,
             Schedule.constant(rate, total_s),
             MonotonicClock(),
-            lambda s: batch.append(s.to_json()),
+            lambda s: batch.append(s.to_row()),
             key_prefix=key_prefix,
             max_in_flight=max(1, spec.max_in_flight // n),
             seq_stride=n,
@@ -128,9 +128,9 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         finished: list[asyncio.Future[None]] = [loop.create_future() for _ in self.conns]
 
-        def deliver(batch: list[dict[str, Any]]) -> None:
-            for d in batch:
-                sink(Sample.from_json(d))
+        def deliver(batch: list[SampleRow]) -> None:
+            for row in batch:
+                sink(Sample(*row))
 
         def account(payload: dict[str, Any], k: int) -> None:
             for f in ("scheduled", "sent", "completed", "dropped", "late"):
