@@ -241,12 +241,7 @@ class Drill:
         sc = self.scenario
         if sc.traffic.origin != "in-region":
             return
-        if self.platform.name == "sandbox":
-            raise ConfigError(
-                "the sandbox's users are on this host: in-region traffic needs a Kubernetes platform",
-                field="traffic.origin",
-                hint="use traffic.origin: host on the sandbox (the default), or --platform kind",
-            )
+        self.platform.check_in_region_traffic()
         for f in faults:
             if f.kind == "region-loss" and f.target == sc.region:
                 raise ConfigError(

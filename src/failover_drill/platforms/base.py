@@ -92,9 +92,14 @@ class Platform(Protocol):
         """region -> zones, for labelling where requests were served."""
         ...
 
+    def check_in_region_traffic(self) -> None:
+        """ConfigError where this platform cannot run traffic inside a region: asked before any
+        fleet comes up."""
+        ...
+
     def traffic_workers(
         self, *, region: str, spec_json: str, duration_s: float, workers: int, key_prefix: str
     ) -> RemoteWorkers:
         """Traffic workers inside the users' region (traffic.origin: in-region); ConfigError where
-        the platform has none."""
+        the platform has none (check_in_region_traffic)."""
         ...

@@ -392,6 +392,10 @@ class KindPlatform:
             hint="check `failover-drill status --platform kind` and `kubectl get pods -A --context kind-fd-<region>`",
         )
 
+    def check_in_region_traffic(self) -> None:
+        """Every kind fleet can run a Job in a region; whether the front door is reachable from
+        the pods is known once the fleet is up (traffic_workers)."""
+
     def traffic_workers(
         self, *, region: str, spec_json: str, duration_s: float, workers: int, key_prefix: str
     ) -> KindTrafficJobs:

@@ -43,6 +43,14 @@ def _noop(_: str) -> None:
     pass
 
 
+def _no_in_region_traffic() -> ConfigError:
+    return ConfigError(
+        "the sandbox's users are on this host: in-region traffic needs a Kubernetes platform",
+        field="traffic.origin",
+        hint="use traffic.origin: host on the sandbox (the default), or --platform kind",
+    )
+
+
 class SandboxPlatform:
     name = "sandbox"
 
@@ -87,14 +95,13 @@ class SandboxPlatform:
     def entrypoint(self) -> str:
         return self.layout().frontdoor_url()
 
+    def check_in_region_traffic(self) -> None:
+        raise _no_in_region_traffic()
+
     def traffic_workers(
         self, *, region: str, spec_json: str, duration_s: float, workers: int, key_prefix: str
     ) -> RemoteWorkers:
-        raise ConfigError(
-            "the sandbox's users are on this host: in-region traffic needs a Kubernetes platform",
-            field="traffic.origin",
-            hint="use traffic.origin: host on the sandbox (the default), or --platform kind",
-        )
+        raise _no_in_region_traffic()
 
     def locations(self) -> dict[str, list[str]]:
         lay = self.layout()
