@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -17,6 +18,19 @@ from failover_drill.platforms.sandbox.ports import allocate
 
 @contextmanager
 def direct_envoy(concurrency: int = 1) -> Iterator[str]:
+    with direct_envoy_process(concurrency) as (url, _):
+        yield url
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def direct_envoy_process(concurrency: int = 1) -> Iterator[tuple[str, int]]:
+    """The listener's URL and the Envoy's pid (to read what the target itself costs)."""
     envoy, _ = resolve_envoy()
     ports = allocate(["listener", "admin"])
     cfg = {
@@ -106,7 +120,7 @@ def direct_envoy(concurrency: int = 1) -> Iterator[str]:
                     break
                 except OSError:
                     time.sleep(0.05)
-            yield url
+            yield url, proc.pid
         finally:
             proc.terminate()
             proc.wait(5)
