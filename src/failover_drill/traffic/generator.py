@@ -23,7 +23,21 @@ class GeneratorStats:
     completed: int = 0
     dropped: int = 0
     late: int = 0
+    # Sent before their time: uvloop's timers have whole-millisecond resolution, so a wake-up can
+    # come up to ~1 ms early (about four in ten at 2,000 req/s here).
+    early: int = 0
     max_lag_ms: float = 0.0
+
+
+# What several workers' stats add up to (max_lag_ms is a maximum).
+SUMMED_STATS = ("scheduled", "sent", "completed", "dropped", "late", "early")
+
+
+def latency_ms(sched_at: float, sent_at: float, done_at: float) -> float:
+    """From whichever came first: the scheduled send time, so a late send counts against the
+    request (no coordinated omission), or the actual send when it went early, or the figure would
+    be shorter than the request's own round trip (even negative)."""
+    return (done_at - min(sched_at, sent_at)) * 1000.0
 
 
 class OpenLoopGenerator:
@@ -86,6 +100,8 @@ class OpenLoopGenerator:
         self.stats.sent += 1
         if lag_ms > LATE_MS:
             self.stats.late += 1
+        elif lag_ms < 0:
+            self.stats.early += 1
         self.stats.max_lag_ms = max(self.stats.max_lag_ms, lag_ms)
         key = f"{self.key_prefix}-{seq}"
         res = await self.client.pay(key, 1000 + seq % 9000)
@@ -96,7 +112,7 @@ class OpenLoopGenerator:
             Sample(
                 seq=seq,
                 sched=sched,
-                lat_ms=(done - origin - sched) * 1000.0,
+                lat_ms=latency_ms(origin + sched, sent, done),
                 lag_ms=lag_ms,
                 status=a.status,
                 err=a.err,

@@ -21,13 +21,12 @@ from typing import Any
 
 from failover_drill.errors import DrillError
 from failover_drill.remote_workers import RemoteWorkers
-from failover_drill.traffic.generator import GeneratorStats
+from failover_drill.traffic.generator import SUMMED_STATS, GeneratorStats
 from failover_drill.traffic.samples import Sample
 
 # The start time is sent to every worker this far ahead (plus a second per worker), so all of
 # them have it before it comes.
 START_LEAD_S = 1.0
-STAT_FIELDS = ("scheduled", "sent", "completed", "dropped", "late")
 
 
 class RemoteWorkerPool:
@@ -133,7 +132,7 @@ class RemoteWorkerPool:
             self.lost.append(self.ids[k])
             return
         stats = rec.get("stats") or {}
-        for f in STAT_FIELDS:
+        for f in SUMMED_STATS:
             setattr(self.stats, f, getattr(self.stats, f) + int(stats.get(f, 0)))
         self.stats.max_lag_ms = max(self.stats.max_lag_ms, float(stats.get("max_lag_ms", 0.0)))
 
