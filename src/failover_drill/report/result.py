@@ -113,8 +113,9 @@ def _fault_targets(faults: list[dict[str, Any]], zones: set[str]) -> tuple[set[s
     return targets, level
 
 
-def build_result(path: Path) -> dict[str, Any]:
-    rp = Replay(path)
+def build_result(path: Path, replay: Replay | None = None) -> dict[str, Any]:
+    """result.json's content from a journal (or its Replay, when the caller has one already)."""
+    rp = replay if replay is not None else Replay(path)
     sc = rp.scenario
     meta = rp.meta
     phases = {p.name: p for p in rp.phases()}

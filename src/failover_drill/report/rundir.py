@@ -22,10 +22,11 @@ def new_run_dir(runs_dir: Path, run_id: str) -> Path:
 def write_reports(run_dir: Path) -> dict[str, Any]:
     """Rebuild every report from the journal alone."""
     journal = run_dir / "journal.jsonl"
-    result = build_result(journal)
+    replay = Replay(journal)  # read once for every report
+    result = build_result(journal, replay)
     (run_dir / "result.json").write_text(json.dumps(result, indent=2))
     (run_dir / "report.md").write_text(render_markdown(result))
-    (run_dir / "report.html").write_text(render_html(result, Replay(journal)))
+    (run_dir / "report.html").write_text(render_html(result, replay))
     return result
 
 
