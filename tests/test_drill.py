@@ -70,7 +70,10 @@ def test_region_loss_fails_over_and_back(fleet: Fleet, tmp_path: Path) -> None:
     fo = r["failover"]
     # Back home once the restarted region passes the front door's health checks again.
     assert fo["return_s"] is not None and fo["return_s"] < 8
-    assert max(r["served_by"]["recovery"], key=r["served_by"]["recovery"].get) == "us-east1"
+    # From its return on, home serves >= 90% (the definition): the recovery phase's share agrees.
+    # (Not "the majority": a return 5-8 s into a 10 s phase is within bounds on a busy machine.)
+    home = r["served_by"]["recovery"].get("us-east1", 0)
+    assert home >= 0.9 * 0.95 * (10 - fo["return_s"]) / 10, (home, fo["return_s"])
     # A killed gateway refuses connections at once: users see it immediately, and the front door's
     # health checks (2 s x 2 in the BackendConfig) move traffic within about 2-6 s.
     assert fo["ttd_s"] is not None and fo["ttd_s"] < 0.1
