@@ -5,8 +5,9 @@ counted as dropped, never silently delayed. Latency runs from the scheduled send
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from failover_drill.clock import Clock
 from failover_drill.traffic.client import PaymentClient
@@ -28,9 +29,11 @@ class GeneratorStats:
     early: int = 0
     max_lag_ms: float = 0.0
 
-
-# What several workers' stats add up to (max_lag_ms is a maximum).
-SUMMED_STATS = ("scheduled", "sent", "completed", "dropped", "late", "early")
+    def add(self, worker: Mapping[str, Any]) -> None:
+        """Fold in one worker's stats (as it reported them: vars() of its GeneratorStats)."""
+        for f in ("scheduled", "sent", "completed", "dropped", "late", "early"):
+            setattr(self, f, getattr(self, f) + int(worker.get(f, 0)))
+        self.max_lag_ms = max(self.max_lag_ms, float(worker.get("max_lag_ms", 0.0)))
 
 
 def latency_ms(sched_at: float, sent_at: float, done_at: float) -> float:

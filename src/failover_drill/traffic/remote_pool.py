@@ -21,7 +21,7 @@ from typing import Any
 
 from failover_drill.errors import DrillError
 from failover_drill.remote_workers import RemoteWorkers
-from failover_drill.traffic.generator import SUMMED_STATS, GeneratorStats
+from failover_drill.traffic.generator import GeneratorStats
 from failover_drill.traffic.samples import Sample
 
 # The start time is sent to every worker this far ahead (plus a second per worker), so all of
@@ -131,10 +131,7 @@ class RemoteWorkerPool:
         if rec is None:
             self.lost.append(self.ids[k])
             return
-        stats = rec.get("stats") or {}
-        for f in SUMMED_STATS:
-            setattr(self.stats, f, getattr(self.stats, f) + int(stats.get(f, 0)))
-        self.stats.max_lag_ms = max(self.stats.max_lag_ms, float(stats.get("max_lag_ms", 0.0)))
+        self.stats.add(rec.get("stats") or {})
 
     async def collect(self, sink: Callable[[Sample], None]) -> GeneratorStats:
         """Feed every worker's samples to sink until each has ended."""

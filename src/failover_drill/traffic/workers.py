@@ -17,7 +17,7 @@ from failover_drill.clock import MonotonicClock
 from failover_drill.config.scenario import TrafficSpec
 from failover_drill.traffic import gc_quiet
 from failover_drill.traffic.client import PaymentClient
-from failover_drill.traffic.generator import SUMMED_STATS, GeneratorStats, OpenLoopGenerator
+from failover_drill.traffic.generator import GeneratorStats, OpenLoopGenerator
 from failover_drill.traffic.samples import Sample, SampleRow
 from failover_drill.traffic.schedule import Schedule
 
@@ -133,9 +133,7 @@ class WorkerPool:
                 sink(Sample(*row))
 
         def account(payload: dict[str, Any], k: int) -> None:
-            for f in SUMMED_STATS:
-                setattr(self.stats, f, getattr(self.stats, f) + payload[f])
-            self.stats.max_lag_ms = max(self.stats.max_lag_ms, payload["max_lag_ms"])
+            self.stats.add(payload)
             if not finished[k].done():
                 finished[k].set_result(None)
 
