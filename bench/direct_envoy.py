@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from failover_drill.platforms.sandbox.envoy_binary import resolve_envoy
-from failover_drill.platforms.sandbox.ports import allocate
+from failover_drill.platforms.envoy.binary import resolve_envoy
+from failover_drill.platforms.ports import allocate
 
 
 @contextmanager

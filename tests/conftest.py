@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from failover_drill.config.topology import Topology, load_topology
+from failover_drill.platforms.ports import allocate
 from failover_drill.platforms.sandbox.platform import SandboxPlatform
-from failover_drill.platforms.sandbox.ports import allocate
 from failover_drill.recovery import sandbox_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def lone_replica(directory: Path, region: str, zone: str) -> Iterator[str]:
     """One real payment-gateway replica process on a free port; yields its URL once it answers."""
     port = allocate(["replica"], 0)["replica"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "failover_drill.platforms.sandbox.replica", "--port", str(port),
+        [sys.executable, "-m", "failover_drill.platforms.service.replica", "--port", str(port),
          "--region", region, "--zone", zone, "--ledger", str(directory / "ledger.sqlite")],
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from failover_drill.config.scenario import RetryPolicy
-from failover_drill.platforms.sandbox.ports import allocate
+from failover_drill.platforms.ports import allocate
 from failover_drill.traffic.client import PaymentClient, _body, _scan, served_by
 from failover_drill.traffic.samples import Sample
 from failover_drill.traffic.transport import LeanAiohttpTransport

@@ -24,17 +24,17 @@ from cryptography.hazmat.primitives import serialization
 from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.topology import MESH_PROFILES, Topology
 from failover_drill.errors import FaultError, PlatformError
+from failover_drill.platforms.envoy import admin
+from failover_drill.platforms.envoy.binary import ENVOY_FLAGS, resolve_envoy
+from failover_drill.platforms.envoy.config import sds_cert, write_atomic
 from failover_drill.platforms.kind.cluster_config import kind_config, names
 from failover_drill.platforms.kind.commands import RecordingRunner, Step
 from failover_drill.platforms.kind.fault_ops import KindFaultOps
 from failover_drill.platforms.kind.mesh import cacerts_secret, eastwest_gateway, metallb_pool
 from failover_drill.platforms.kind.platform import KindPlatform, kind_plan_lines
 from failover_drill.platforms.kind.workload import EDGE_SECRET, cluster_objects
-from failover_drill.platforms.sandbox import admin
-from failover_drill.platforms.sandbox.envoy_binary import ENVOY_FLAGS, resolve_envoy
-from failover_drill.platforms.sandbox.envoy_config import sds_cert, write_atomic
-from failover_drill.platforms.sandbox.pki import MeshCA
-from failover_drill.platforms.sandbox.ports import port_free
+from failover_drill.platforms.pki import MeshCA
+from failover_drill.platforms.ports import port_free
 from tests.conftest import ROOT, processes_under, run_cli, topology
 from tests.test_manifests import CRDS, validate_object
 
@@ -400,7 +400,7 @@ def test_kind_zone_loss_drill_end_to_end(tmp_path: Path) -> None:
 
 def test_dockerfile_runs_the_sandbox_replica() -> None:
     text = (ROOT / "clusters" / "kind" / "payment-gateway.Dockerfile").read_text()
-    assert "failover_drill.platforms.sandbox.replica" in text
+    assert "failover_drill.platforms.service.replica" in text
 
 
 def _free_block(n: int) -> int:
@@ -421,7 +421,7 @@ def test_front_door_is_a_real_envoy_over_each_clusters_ingress(tmp_path: Path) -
     replicas: dict[str, subprocess.Popen[bytes]] = {}
     for i, region in enumerate(topo.region_names):
         replicas[region] = subprocess.Popen(
-            [sys.executable, "-m", "failover_drill.platforms.sandbox.replica", "--port", str(base + i),
+            [sys.executable, "-m", "failover_drill.platforms.service.replica", "--port", str(base + i),
              "--region", region, "--zone", f"{region}-a", "--ledger", str(tmp_path / f"{region}.sqlite")],
         )  # fmt: skip
     # The kind network's gateway stood in for by another loopback address of this host, so the
@@ -601,7 +601,7 @@ def test_istio_cert_expiry_on_kind_fails_the_region_over_at_a_real_front_door(tm
     try:
         for i, region in enumerate(topo.region_names):
             procs_.append(subprocess.Popen(
-                [sys.executable, "-m", "failover_drill.platforms.sandbox.replica", "--port", str(other + i),
+                [sys.executable, "-m", "failover_drill.platforms.service.replica", "--port", str(other + i),
                  "--region", region, "--zone", f"{region}-a", "--ledger", str(tmp_path / f"{region}.sqlite")],
             ))  # fmt: skip
         platform.up()

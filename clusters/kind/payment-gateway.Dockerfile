@@ -12,4 +12,4 @@ RUN pip install --no-cache-dir --no-deps . \
  && pip install --no-cache-dir "uvicorn>=0.30" "httptools>=0.6" "uvloop>=0.19" \
     "httpx>=0.28" "aiohttp>=3.10" "tenacity>=9.0" "pydantic>=2.7" "pyyaml>=6.0"
 USER 65532
-ENTRYPOINT ["python", "-m", "failover_drill.platforms.sandbox.replica"]
+ENTRYPOINT ["python", "-m", "failover_drill.platforms.service.replica"]

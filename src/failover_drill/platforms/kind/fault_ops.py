@@ -33,7 +33,7 @@ from failover_drill.platforms.kind.cluster_config import all_nodes, names, zone_
 from failover_drill.platforms.kind.commands import Runner, Step
 from failover_drill.platforms.kind.mesh import apply, edge_leaf, edge_secret, kubectl
 from failover_drill.platforms.kind.workload import APP, EDGE_SECRET, NAMESPACE
-from failover_drill.platforms.sandbox.pki import Issued, MeshCA
+from failover_drill.platforms.pki import Issued, MeshCA
 
 PRIOMAP = "1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1"  # the kernel's default: unmatched traffic as usual
 LEDGER_PATH = "/var/lib/ledger/payments.sqlite"

@@ -25,7 +25,7 @@ from failover_drill.errors import PlatformError
 from failover_drill.platforms.kind.cluster_config import INGRESS_NODE_PORT, ClusterNames, names
 from failover_drill.platforms.kind.commands import Runner, Step
 from failover_drill.platforms.kind.workload import EDGE_SECRET
-from failover_drill.platforms.sandbox.pki import Issued, MeshCA
+from failover_drill.platforms.pki import Issued, MeshCA
 
 ISTIO_VERSION = "1.24.1"
 CILIUM_VERSION = "1.16.4"

@@ -26,7 +26,13 @@ from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.manifests import load_policy
 from failover_drill.config.topology import Topology, load_topology
 from failover_drill.errors import FaultError, PlatformError
+from failover_drill.platforms import processes as procs
 from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress
+from failover_drill.platforms.envoy import admin
+from failover_drill.platforms.envoy.binary import ENVOY_FLAGS, resolve_envoy
+from failover_drill.platforms.envoy.config import frontdoor_bootstrap, sds_root, write_atomic
+from failover_drill.platforms.envoy.events import parse_event
+from failover_drill.platforms.envoy.layout import GatewayInfo, Layout, routing
 from failover_drill.platforms.kind import mesh as mesh_mod
 from failover_drill.platforms.kind.cluster_config import (
     DEFAULT_HOST_PORT_BASE,
@@ -51,14 +57,8 @@ from failover_drill.platforms.kind.fault_ops import (
 )
 from failover_drill.platforms.kind.traffic_jobs import KindTrafficJobs, delete_job_step, list_traffic_jobs
 from failover_drill.platforms.kind.workload import APP, IMAGE, NAMESPACE, cluster_objects
-from failover_drill.platforms.sandbox import admin
-from failover_drill.platforms.sandbox import processes as procs
-from failover_drill.platforms.sandbox.envoy_binary import ENVOY_FLAGS, resolve_envoy
-from failover_drill.platforms.sandbox.envoy_config import frontdoor_bootstrap, sds_root, write_atomic
-from failover_drill.platforms.sandbox.layout import GatewayInfo, Layout, routing
-from failover_drill.platforms.sandbox.pki import MeshCA
-from failover_drill.platforms.sandbox.platform import parse_event
-from failover_drill.platforms.sandbox.ports import allocate
+from failover_drill.platforms.pki import MeshCA
+from failover_drill.platforms.ports import allocate
 from failover_drill.platforms.state_file import StateFile
 
 log = obs.get(__name__)

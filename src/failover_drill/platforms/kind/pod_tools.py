@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
-from failover_drill.platforms.sandbox import ledger_db
+from failover_drill.platforms.service import ledger_db
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from failover_drill.platforms.sandbox.envoy_config import eds_response, sds_cert, write_atomic
-from failover_drill.platforms.sandbox.layout import Layout, ReplicaInfo
-from failover_drill.platforms.sandbox.pki import MeshCA, leaf_validity
+from failover_drill.platforms.envoy.config import eds_response, sds_cert, write_atomic
+from failover_drill.platforms.envoy.layout import Layout, ReplicaInfo
+from failover_drill.platforms.pki import MeshCA, leaf_validity
 
 
 @dataclass

@@ -11,9 +11,9 @@ from typing import Any
 
 from failover_drill.config.faultspec import FRONT_DOOR, FaultSpec
 from failover_drill.errors import FaultError
-from failover_drill.platforms.sandbox import admin
-from failover_drill.platforms.sandbox import processes as procs
-from failover_drill.platforms.sandbox.envoy_config import (
+from failover_drill.platforms import processes as procs
+from failover_drill.platforms.envoy import admin
+from failover_drill.platforms.envoy.config import (
     PARTITION_DELAY_MS,
     jitter_key,
     jitter_steps_ms,
@@ -21,8 +21,8 @@ from failover_drill.platforms.sandbox.envoy_config import (
     sds_cert,
     write_atomic,
 )
-from failover_drill.platforms.sandbox.layout import Layout
-from failover_drill.platforms.sandbox.pki import MeshCA
+from failover_drill.platforms.envoy.layout import Layout
+from failover_drill.platforms.pki import MeshCA
 
 
 class FaultOps:

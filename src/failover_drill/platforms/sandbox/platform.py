@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import sys
 import time
@@ -17,11 +16,11 @@ from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.manifests import MeshPolicy, load_policy
 from failover_drill.config.topology import Topology
 from failover_drill.errors import ConfigError, FaultError, PlatformError
+from failover_drill.platforms import processes as procs
 from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress
-from failover_drill.platforms.sandbox import admin, ledger_db
-from failover_drill.platforms.sandbox import processes as procs
-from failover_drill.platforms.sandbox.envoy_binary import ENVOY_FLAGS, resolve_envoy
-from failover_drill.platforms.sandbox.envoy_config import (
+from failover_drill.platforms.envoy import admin
+from failover_drill.platforms.envoy.binary import ENVOY_FLAGS, resolve_envoy
+from failover_drill.platforms.envoy.config import (
     eds_response,
     frontdoor_bootstrap,
     gateway_bootstrap,
@@ -29,9 +28,11 @@ from failover_drill.platforms.sandbox.envoy_config import (
     sds_root,
     write_atomic,
 )
+from failover_drill.platforms.envoy.events import parse_event
+from failover_drill.platforms.envoy.layout import Layout, plan_layout
+from failover_drill.platforms.pki import MeshCA
 from failover_drill.platforms.sandbox.fault_ops import FaultOps
-from failover_drill.platforms.sandbox.layout import Layout, plan_layout
-from failover_drill.platforms.sandbox.pki import MeshCA
+from failover_drill.platforms.service import ledger_db
 from failover_drill.platforms.state_file import StateFile
 from failover_drill.remote_workers import RemoteWorkers
 
@@ -199,7 +200,7 @@ class SandboxPlatform:
                     argv=[
                         py,
                         "-m",
-                        "failover_drill.platforms.sandbox.replica",
+                        "failover_drill.platforms.service.replica",
                         "--port",
                         str(rep.port),
                         "--region",
@@ -515,58 +516,3 @@ class SandboxPlatform:
             for c in ledger_db.read_all(layout.ledger(region)):
                 out.append(LedgerCharge(c.idempotency_key, c.region, c.zone, c.replica, c.payment_id, c.amount_cents))
         return out
-
-
-def _ts(value: Any) -> float:
-    if isinstance(value, int | float):
-        return float(value)
-    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-
-
-_HC_KINDS = {
-    "eject_unhealthy_event": "health_check_eject",
-    "add_healthy_event": "health_check_healthy",
-    "health_check_failure_event": "health_check_failure",
-    "degraded_healthy_host": "health_check_degraded",
-}
-
-
-def parse_event(raw: dict[str, Any], stem: str, layout: Layout) -> PlatformEvent | None:
-    if stem.startswith("control-plane-"):
-        return PlatformEvent(
-            wall=float(raw["ts"]),
-            source=raw["source"],
-            kind=raw["event"],
-            region=raw.get("region") or stem.removeprefix("control-plane-"),
-            zone=raw.get("zone"),
-            detail=raw.get("replica") or json.dumps(raw.get("priorities", "")),
-        )
-    if stem == "frontdoor-hc":
-        kind = next((v for k, v in _HC_KINDS.items() if k in raw), None)
-        if kind is None:
-            return None
-        port = int(raw["host"]["socket_address"]["port_value"])
-        name, region, zone = layout.port_owner(port)
-        return PlatformEvent(
-            wall=_ts(raw["timestamp"]),
-            source="frontdoor",
-            kind=kind,
-            region=region,
-            zone=zone,
-            detail=f"{raw.get('cluster_name')} {name}",
-        )
-    if stem.endswith("-outlier"):
-        port = int(str(raw["upstream_url"]).rsplit(":", 1)[1])
-        name, region, zone = layout.port_owner(port)
-        action = str(raw.get("action", "")).lower()
-        enforced = raw.get("enforced", True)
-        kind = f"outlier_{action}" + ("" if enforced else "_not_enforced")
-        return PlatformEvent(
-            wall=_ts(raw["timestamp"]),
-            source=stem.removesuffix("-outlier"),
-            kind=kind,
-            region=region,
-            zone=zone,
-            detail=f"{raw.get('type')} {raw.get('cluster_name')} {name}",
-        )
-    return None

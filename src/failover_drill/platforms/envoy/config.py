@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from failover_drill.config.manifests import MeshPolicy
-from failover_drill.platforms.sandbox.layout import FRONT_DOOR, Layout
-from failover_drill.platforms.sandbox.pki import TRUST_DOMAIN
+from failover_drill.platforms.envoy.layout import FRONT_DOOR, Layout
+from failover_drill.platforms.pki import TRUST_DOMAIN
 
 T = "type.googleapis.com/"
 FAULT_FILTER = "envoy.filters.http.fault"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from failover_drill.config.topology import Topology
-from failover_drill.platforms.sandbox.ports import allocate
+from failover_drill.platforms.ports import allocate
 
 FRONT_DOOR = "front-door"
 

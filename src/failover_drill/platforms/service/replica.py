@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from failover_drill.platforms.sandbox import ledger_db
+from failover_drill.platforms.service import ledger_db
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

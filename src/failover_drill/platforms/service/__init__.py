@@ -1,0 +1,1 @@
+"""The service under test: the payment-gateway replica and its ledger."""
