@@ -12,7 +12,7 @@ MODE ?=
 RATE ?=
 ARGS ?=
 
-.PHONY: setup drill test lint typecheck layers unit bench down recover clean
+.PHONY: setup drill test lint typecheck layers unit bench down recover clean k8s-bin
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck layers unit
+
+# Kubernetes components (etcd, kube-*, kwok, rollouts-controller) built with go into ~/.cache/failover-drill
+# (FAILOVER_DRILL_CACHE overrides); only what changed in src/failover_drill/toolchain/pins.toml.
+k8s-bin: $(STAMP)
+	$(BIN)/python -m failover_drill.toolchain build
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

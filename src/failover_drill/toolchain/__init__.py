@@ -1,0 +1,41 @@
+"""The Kubernetes toolchain: pinned components built from source with go, and upstream CRDs.
+
+Pins live in pins.toml beside this file. `python -m failover_drill.toolchain build` (`make k8s-bin`)
+builds what changed; `... crds` prints the CRD files taken from the pinned modules.
+"""
+
+from __future__ import annotations
+
+from failover_drill.toolchain.build import (
+    Built,
+    binary_path,
+    cache_root,
+    component_dir,
+    ensure_built,
+    paths,
+    reported_version,
+    up_to_date,
+)
+from failover_drill.toolchain.gocmd import BuildFailed, GoNotFound, ToolchainError
+from failover_drill.toolchain.pins import Component, CrdSource, Pins, load_pins
+from failover_drill.toolchain.sources import component_files, crd_files
+
+__all__ = [
+    "BuildFailed",
+    "Built",
+    "Component",
+    "CrdSource",
+    "GoNotFound",
+    "Pins",
+    "ToolchainError",
+    "binary_path",
+    "cache_root",
+    "component_dir",
+    "component_files",
+    "crd_files",
+    "ensure_built",
+    "load_pins",
+    "paths",
+    "reported_version",
+    "up_to_date",
+]

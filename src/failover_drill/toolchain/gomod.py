@@ -1,0 +1,151 @@
+"""Just enough of go.mod to carry an upstream module's directives into a build module of our own.
+
+`go install pkg@version` refuses modules whose go.mod has replace directives (golang/go#44840), and
+those directives do not apply to a module that merely requires them. So each component is built from
+a small generated module that requires the upstream one and repeats its replaces, with the local
+ones (k8s.io/kubernetes' `k8s.io/X => ./staging/src/k8s.io/X`) turned into published versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from failover_drill.toolchain.pins import split_version
+
+
+@dataclass(frozen=True)
+class Replace:
+    old_path: str
+    old_version: str | None
+    new_path: str
+    new_version: str | None  # None: a local directory
+
+    @property
+    def local(self) -> bool:
+        return self.new_version is None
+
+    def line(self) -> str:
+        old = f"{self.old_path} {self.old_version}" if self.old_version else self.old_path
+        new = f"{self.new_path} {self.new_version}" if self.new_version else self.new_path
+        return f"{old} => {new}"
+
+
+@dataclass
+class GoMod:
+    module: str = ""
+    go: str = ""
+    godebug: list[str] = field(default_factory=list)
+    requires: dict[str, str] = field(default_factory=dict)
+    replaces: list[Replace] = field(default_factory=list)
+    excludes: list[str] = field(default_factory=list)
+
+
+def _strip_comment(line: str) -> str:
+    i = line.find("//")
+    return (line[:i] if i >= 0 else line).strip()
+
+
+def _unquote(token: str) -> str:
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in '"`':
+        return token[1:-1]
+    return token
+
+
+def _replace(spec: str) -> Replace:
+    left, _, right = spec.partition("=>")
+    old = [_unquote(t) for t in left.split()]
+    new = [_unquote(t) for t in right.split()]
+    if not old or not new or len(old) > 2 or len(new) > 2:
+        raise ValueError(f"malformed replace directive: {spec!r}")
+    return Replace(
+        old_path=old[0],
+        old_version=old[1] if len(old) == 2 else None,
+        new_path=new[0],
+        new_version=new[1] if len(new) == 2 else None,
+    )
+
+
+def parse(text: str) -> GoMod:
+    mod = GoMod()
+    block: str | None = None
+    for raw in text.splitlines():
+        line = _strip_comment(raw)
+        if not line:
+            continue
+        if block is not None:
+            if line == ")":
+                block = None
+                continue
+            verb, rest = block, line
+        else:
+            verb, _, rest = line.partition(" ")
+            rest = rest.strip()
+            if rest == "(":
+                block = verb
+                continue
+        if verb == "module":
+            mod.module = _unquote(rest)
+        elif verb == "go":
+            mod.go = rest
+        elif verb == "godebug":
+            mod.godebug.append(rest)
+        elif verb == "require":
+            parts = rest.split()
+            mod.requires[_unquote(parts[0])] = parts[1]
+        elif verb == "replace":
+            mod.replaces.append(_replace(rest))
+        elif verb == "exclude":
+            mod.excludes.append(rest)
+        # toolchain, tool, ignore, retract: meaningless for a module that is only required.
+    return mod
+
+
+def staging_version(kubernetes_version: str) -> str:
+    """k8s.io/kubernetes v1.X.Y publishes its staging modules (k8s.io/api, client-go, ...) as v0.X.Y."""
+    _major, minor, rest = split_version(kubernetes_version)
+    return f"v0.{minor}.{rest}"
+
+
+def carried_replaces(upstream: GoMod, version: str) -> list[Replace]:
+    """The upstream replaces, as a module that requires upstream@version must state them.
+
+    - to another module: kept as is (Argo Rollouts' forks and pinned Kubernetes libraries);
+    - to a local directory, for a module required at a real version (etcd's `../api`): dropped, the
+      requirement already names the published version;
+    - to a local directory, for a module required at v0.0.0 (Kubernetes' staging): the published
+      v0.X.Y of Kubernetes v1.X.Y;
+    - for a module upstream does not require: dropped (it is not in the build graph).
+    """
+    out: list[Replace] = []
+    for r in upstream.replaces:
+        if not r.local:
+            out.append(r)
+            continue
+        required = upstream.requires.get(r.old_path)
+        if required is None or required != "v0.0.0":
+            continue
+        if upstream.module != "k8s.io/kubernetes":
+            raise ValueError(
+                f"{upstream.module} requires {r.old_path} v0.0.0 from the local directory {r.new_path}: "
+                "no published version is known for it"
+            )
+        out.append(Replace(r.old_path, None, r.old_path, staging_version(version)))
+    return out
+
+
+def render_build_module(name: str, module: str, version: str, package: str, upstream: GoMod) -> str:
+    """go.mod of the build module for one component: requires upstream, declares the tool package."""
+    lines = [
+        "// Generated by failover_drill.toolchain: builds one pinned component. Do not edit.",
+        f"module failover-drill.local/build/{name}",
+        "",
+        f"go {upstream.go or '1.22'}",
+    ]
+    lines += [f"godebug {d}" for d in upstream.godebug]
+    lines += ["", f"require {module} {version}", "", f"tool {package}"]
+    replaces = carried_replaces(upstream, version)
+    if replaces:
+        lines += ["", "replace ("] + [f"\t{r.line()}" for r in replaces] + [")"]
+    if upstream.excludes:
+        lines += ["", "exclude ("] + [f"\t{e}" for e in upstream.excludes] + [")"]
+    return "\n".join(lines) + "\n"
