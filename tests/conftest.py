@@ -15,8 +15,8 @@ import pytest
 
 from failover_drill.config.topology import Topology, load_topology
 from failover_drill.platforms.ports import allocate
+from failover_drill.platforms.registry import platform_dir
 from failover_drill.platforms.sandbox.platform import SandboxPlatform
-from failover_drill.recovery import sandbox_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPOLOGY = ROOT / "clusters" / "topology.yaml"
@@ -97,7 +97,7 @@ class Fleet:
     def __init__(self, state: Path, mesh: str) -> None:
         self.state = state
         self.mesh = mesh
-        self.platform = SandboxPlatform(sandbox_dir(state), topology(mesh))
+        self.platform = SandboxPlatform(platform_dir(state, "sandbox"), topology(mesh))
 
 
 def _fleet(tmp_path_factory: pytest.TempPathFactory, mesh: str) -> Iterator[Fleet]:

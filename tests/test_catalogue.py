@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.scenario import Scenario, build_scenario
 from failover_drill.drill import resolve_faults
 from failover_drill.errors import ConfigError
 from failover_drill.faults.catalogue import check_schedule, resolve
+from failover_drill.faults.model import Fault, parse_fault
 from tests.conftest import topology
+
+
+def F(**fields: Any) -> Fault:
+    return parse_fault(fields)
 
 
 def test_defaults_fill_from_client_region() -> None:
     topo = topology()
-    assert resolve(FaultSpec(kind="region-loss"), topo, "eu-west1").target == "eu-west1"
-    assert resolve(FaultSpec(kind="zone-loss"), topo, "eu-west1").target == "eu-west1-a"
-    link = resolve(FaultSpec(kind="link-latency", delay_ms=50), topo, "us-east1")
+    assert resolve(F(kind="region-loss"), topo, "eu-west1").target == "eu-west1"
+    assert resolve(F(kind="zone-loss"), topo, "eu-west1").target == "eu-west1-a"
+    link = resolve(F(kind="link-latency", delay_ms=50), topo, "us-east1")
     assert (link.source, link.target) == ("*", "us-east1")
-    part = resolve(FaultSpec(kind="partition"), topo, "us-east1")
+    part = resolve(F(kind="partition"), topo, "us-east1")
     assert (part.source, part.target) == ("front-door", "us-east1")
 
 
@@ -58,19 +64,19 @@ def test_scenario_defaults_are_valid() -> None:
 
 def test_impossible_compound_schedule() -> None:
     faults = [
-        FaultSpec(kind="link-latency", delay_ms=100, at_s=0, duration_s=10),
-        FaultSpec(kind="region-loss", at_s=20, duration_s=10),
+        F(kind="link-latency", delay_ms=100, at_s=0, duration_s=10),
+        F(kind="region-loss", at_s=20, duration_s=10),
     ]
     with pytest.raises(ConfigError, match="runs from 20s to 30s but the fault phase is 25s"):
         check_schedule(faults, 25)
     overlapping = [
-        FaultSpec(kind="region-loss", target="x", at_s=0, duration_s=10),
-        FaultSpec(kind="region-loss", target="x", at_s=5, duration_s=10),
+        F(kind="region-loss", target="x", at_s=0, duration_s=10),
+        F(kind="region-loss", target="x", at_s=5, duration_s=10),
     ]
     with pytest.raises(ConfigError, match="overlaps"):
         check_schedule(overlapping, 25)
     check_schedule(
-        [FaultSpec(kind="link-latency", delay_ms=100, at_s=0, duration_s=10), FaultSpec(kind="region-loss", at_s=10)],
+        [F(kind="link-latency", delay_ms=100, at_s=0, duration_s=10), F(kind="region-loss", at_s=10)],
         25,
     )
 

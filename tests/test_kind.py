@@ -21,15 +21,15 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.topology import MESH_PROFILES, Topology
 from failover_drill.errors import FaultError, PlatformError
+from failover_drill.faults.model import Fault, parse_fault
 from failover_drill.platforms.envoy import admin
 from failover_drill.platforms.envoy.binary import ENVOY_FLAGS, resolve_envoy
 from failover_drill.platforms.envoy.config import sds_cert, write_atomic
 from failover_drill.platforms.kind.cluster_config import kind_config, names
 from failover_drill.platforms.kind.commands import RecordingRunner, Step
-from failover_drill.platforms.kind.fault_ops import KindFaultOps
+from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table
 from failover_drill.platforms.kind.mesh import cacerts_secret, eastwest_gateway, metallb_pool
 from failover_drill.platforms.kind.platform import KindPlatform, kind_plan_lines
 from failover_drill.platforms.kind.workload import EDGE_SECRET, cluster_objects
@@ -211,6 +211,43 @@ def test_cilium_up_plan_shares_one_ca_and_connects_every_pair(tmp_path: Path) ->
 # -- faults --------------------------------------------------------------------------------------
 
 
+def F(**fields: Any) -> Fault:
+    return parse_fault(fields)
+
+
+class KindFaultOps:
+    """The kind fault table as these tests read it: each handler's plan, and the commands its
+    inject and revert run (recorded, not run)."""
+
+    def __init__(
+        self, topo: Topology, rec: RecordingRunner, frontdoor_admin_port: int | None = None, pki_dir: Path | None = None
+    ) -> None:
+        self.table = fault_table(KindFleet(topo, rec, frontdoor_admin_port, pki_dir))
+
+    def _h(self, fault: Fault) -> StepHandler:
+        h = self.table.handler(fault)
+        assert isinstance(h, StepHandler)
+        return h
+
+    def plan(self, fault: Fault) -> dict[str, Any]:
+        return self.table.plan(fault)
+
+    def cert_expiry(self, fault: Fault, plan: dict[str, Any]) -> tuple[list[Step], dict[str, Any]]:
+        h = self._h(fault)
+        return h.inject_steps(fault, h.plan_type.model_validate(plan))
+
+    def inject_steps(self, fault: Fault, plan: dict[str, Any]) -> list[Step]:
+        return self.cert_expiry(fault, plan)[0]
+
+    def revert_steps(self, fault: Fault, plan: dict[str, Any]) -> list[Step]:
+        h = self._h(fault)
+        return h.revert_steps(fault, h.plan_type.model_validate(plan))
+
+    def needs_relayout(self, fault: Fault, plan: dict[str, Any]) -> bool:
+        h = self._h(fault)
+        return h.relayout_after_revert(h.plan_type.model_validate(plan))
+
+
 def ops_with(topo: Topology, answers: dict[str, str] | None = None) -> tuple[KindFaultOps, RecordingRunner]:
     rec = RecordingRunner(answers=answers or {})
     return KindFaultOps(topo, rec, frontdoor_admin_port=1), rec
@@ -219,30 +256,30 @@ def ops_with(topo: Topology, answers: dict[str, str] | None = None) -> tuple[Kin
 def test_zone_and_region_loss_stop_the_right_node_containers() -> None:
     topo = topology("istio")
     ops, _ = ops_with(topo)
-    zone = FaultSpec(kind="zone-loss", target="us-east1-b")
+    zone = F(kind="zone-loss", target="us-east1-b")
     plan = ops.plan(zone)
     assert [s.argv for s in ops.inject_steps(zone, plan)] == [("docker", "kill", "fd-us-east1-worker2")]
     assert [s.argv for s in ops.revert_steps(zone, plan)] == [("docker", "start", "fd-us-east1-worker2")]
-    assert ops.needs_relayout(plan)
-    frozen = FaultSpec(kind="region-loss", target="eu-west1", mode="freeze")
+    assert ops.needs_relayout(zone, plan)
+    frozen = F(kind="region-loss", target="eu-west1", mode="freeze")
     plan = ops.plan(frozen)
     assert [s.argv[:2] for s in ops.inject_steps(frozen, plan)] == [("docker", "pause")] * 4
     assert all(s.ok_to_fail for s in ops.revert_steps(frozen, plan))
-    assert not ops.needs_relayout(plan)
-    whole_region_zones = FaultSpec(kind="zone-loss", target="us-east1")
+    assert not ops.needs_relayout(frozen, plan)
+    whole_region_zones = F(kind="zone-loss", target="us-east1")
     assert len(ops.plan(whole_region_zones)["nodes"]) == 3  # every zone, not the control plane
 
 
 def test_link_latency_with_jitter_and_partition_change_netem_and_revert_to_baseline() -> None:
     topo = topology("istio")
     ops, _ = ops_with(topo)
-    lat = FaultSpec(kind="link-latency", target="eu-west1", source="us-east1", delay_ms=100, jitter_pct=20)
+    lat = F(kind="link-latency", target="eu-west1", source="us-east1", delay_ms=100, jitter_pct=20)
     plan = ops.plan(lat)
     inject = ops.inject_steps(lat, plan)
     assert len(inject) == 4  # every eu-west1 node
     assert all(s.argv[-4:] == ("netem", "delay", "190ms", "20ms") and "qdisc" in s.argv for s in inject)
     assert all(s.argv[-3:] == ("netem", "delay", "90ms") for s in ops.revert_steps(lat, plan))
-    cut = FaultSpec(kind="partition", target="eu-west1", source="us-east1")
+    cut = F(kind="partition", target="eu-west1", source="us-east1")
     plan = ops.plan(cut)
     inject = ops.inject_steps(cut, plan)
     assert {s.argv[2] for s in inject} >= {"fd-eu-west1-worker", "fd-us-east1-worker"}  # both sides
@@ -253,7 +290,7 @@ def test_link_latency_with_jitter_and_partition_change_netem_and_revert_to_basel
 
 def test_control_plane_brownout_and_unsupported_faults() -> None:
     istio, cilium = topology("istio"), topology("cilium")
-    cp = FaultSpec(kind="control-plane-loss", target="us-east1")
+    cp = F(kind="control-plane-loss", target="us-east1")
     ops, _ = ops_with(istio)
     plan = ops.plan(cp)
     assert ops.inject_steps(cp, plan)[0].argv[-3:] == ("scale", "deployment/istiod", "--replicas=0")
@@ -262,12 +299,12 @@ def test_control_plane_brownout_and_unsupported_faults() -> None:
     assert "deployment/clustermesh-apiserver" in ops_c.inject_steps(cp, ops_c.plan(cp))[0].argv
     pods = "pod/payment-gateway-a-1\npod/payment-gateway-a-2\n"
     ops, _ = ops_with(istio, {"get pods -l app=payment-gateway,zone=us-east1-a": pods})
-    brown = FaultSpec(kind="brownout", target="us-east1-a", fail_pct=30)
+    brown = F(kind="brownout", target="us-east1-a", fail_pct=30)
     steps = ops.inject_steps(brown, ops.plan(brown))
     assert [s.argv[6] for s in steps] == ["pod/payment-gateway-a-1", "pod/payment-gateway-a-2"]
     assert json.loads(steps[0].argv[-1]) == {"fail_pct": 30.0, "delay_ms": 0.0}
     with pytest.raises(FaultError, match="needs an Istio mesh"):
-        ops_c.plan(FaultSpec(kind="cert-expiry", target="us-east1"))
+        ops_c.plan(F(kind="cert-expiry", target="us-east1"))
 
 
 def _chain(step: Step) -> list[x509.Certificate]:
@@ -286,7 +323,7 @@ def test_cert_expiry_replaces_the_edge_certificate_and_revert_renews_it(tmp_path
     root = x509.load_pem_x509_certificate(ca.root_pem())
     rec = RecordingRunner()
     ops = KindFaultOps(topo, rec, pki_dir=tmp_path / "pki")
-    fault = FaultSpec(kind="cert-expiry", target="us-east1", cert=variant, ttl_s=5)
+    fault = F(kind="cert-expiry", target="us-east1", cert=variant, ttl_s=5)
     plan = ops.plan(fault)
     steps, expiry = ops.cert_expiry(fault, plan)
     (step,) = steps
@@ -315,12 +352,12 @@ def test_cert_expiry_replaces_the_edge_certificate_and_revert_renews_it(tmp_path
 
 def test_cert_expiry_without_the_fleets_ca_says_so(tmp_path: Path) -> None:
     ops = KindFaultOps(topology("istio"), RecordingRunner(), pki_dir=tmp_path / "pki")
-    fault = FaultSpec(kind="cert-expiry", target="us-east1")
+    fault = F(kind="cert-expiry", target="us-east1")
     with pytest.raises(FaultError, match="mesh CA") as err:
         ops.inject_steps(fault, ops.plan(fault))
     assert "up --platform kind" in (err.value.hint or "")
     with pytest.raises(FaultError, match="must be a region"):
-        ops.plan(FaultSpec(kind="cert-expiry", target="us-east1-a"))
+        ops.plan(F(kind="cert-expiry", target="us-east1-a"))
 
 
 def test_plan_command_prints_every_command_without_docker(tmp_path: Path) -> None:
@@ -330,7 +367,7 @@ def test_plan_command_prints_every_command_without_docker(tmp_path: Path) -> Non
     assert "# inject partition" in out.stdout and "netem loss 100%" in out.stdout
     assert "kind delete cluster --name fd-us-east1" in out.stdout
     assert "PRIVATE KEY" not in out.stdout
-    lines = kind_plan_lines(topology("cilium"), tmp_path / "p", [FaultSpec(kind="cert-expiry", target="us-east1")])
+    lines = kind_plan_lines(topology("cilium"), tmp_path / "p", [F(kind="cert-expiry", target="us-east1")])
     assert any("needs an Istio mesh" in line for line in lines)
     out = run_cli("plan", "--platform", "kind", "--fault", "cert-expiry", "--target", "eu-west1", state=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -462,7 +499,8 @@ def test_front_door_is_a_real_envoy_over_each_clusters_ingress(tmp_path: Path) -
             assert time.monotonic() < deadline, reopened.events(0)
             time.sleep(0.25)
         rec.steps.clear()
-        plan = reopened.inject(FaultSpec(kind="region-loss", target="us-east1"))
+        loss = F(kind="region-loss", target="us-east1")
+        plan = reopened.inject(loss, reopened.plan_fault(loss))
         assert [s.argv[:2] for s in rec.steps] == [("docker", "kill")] * 4 and plan["nodes"]
         status = reopened.status()
         assert status.up and any(c["name"] == "frontdoor" and c["state"] == "running" for c in status.components)
@@ -621,8 +659,8 @@ def test_istio_cert_expiry_on_kind_fails_the_region_over_at_a_real_front_door(tm
         with pytest.raises(PlatformError, match="kind network"):
             reopened.traffic_workers(region="us-east1", spec_json="{}", duration_s=5, workers=1, key_prefix="t")
         admin_port = reopened.layout().frontdoor_admin_port
-        fault = FaultSpec(kind="cert-expiry", target="us-east1", cert="leaf")
-        data = reopened.inject(fault)
+        fault = F(kind="cert-expiry", target="us-east1", cert="leaf")
+        data = reopened.inject(fault, reopened.plan_fault(fault))
         assert data["expired_at_wall"] < time.time()
         _until_served(reopened.entrypoint(), "us-east1", by="eu-west1", within_s=15)
         verify = admin.stats(admin_port, r"cluster\.mcs-us-east1\.ssl\.fail_verify_error")

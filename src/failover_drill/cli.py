@@ -189,7 +189,7 @@ def drill(
         runs_dir=runs_dir,
         keep_up=keep_up,
         progress=live_progress if interactive else quiet_progress,
-        platform=platform,
+        platform=open_platform(platform, state_dir, topo),
     )
     if interactive:
         with Live("", console=err, refresh_per_second=5, transient=True) as lv:
@@ -237,12 +237,10 @@ def plan(
     sc = build_scenario(base, region=region, fault=fault, mode=mode, target=target, rate=None)
     topo = load_topology(topology, mesh=mesh)
     faults = resolve_faults(sc, topo)
-    if platform == "kind":
-        from failover_drill.platforms.kind.platform import kind_plan_lines
-
-        # Files the plan refers to (the Istio operator spec, the mesh CA) go to a plan folder.
-        for line in kind_plan_lines(topo, state_dir / "kind-plan", faults):
-            out.print(line, markup=False, highlight=False, soft_wrap=True)
+    lines = open_platform(platform, state_dir, topo).plan_lines(faults)
+    for line in lines:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if lines:
         return
     ph = sc.phases
     out.print(f"scenario {sc.name}: users in {sc.region}, {sc.traffic.rate_rps:g} req/s, mesh {topo.mesh}")
@@ -251,7 +249,8 @@ def plan(
     )
     for f in faults:
         end = f"{f.at_s + f.duration_s:g}s" if f.duration_s else "the end of the fault phase"
-        out.print(f"  inject {f.label()} (mode {f.mode}) at +{f.at_s:g}s, revert at {end}")
+        mode = f" (mode {f.mode_of()})" if f.mode_of() else ""
+        out.print(f"  inject {f.label()}{mode} at +{f.at_s:g}s, revert at {end}")
 
 
 @app.command()
@@ -296,15 +295,13 @@ def recover(state_dir: StateOpt = DEFAULT_STATE) -> None:
     rep = run_recover(state_dir)
     for label in rep.reverted:
         out.print(f"reverted: {label}")
-    if rep.fleet_stopped:
-        out.print("stopped a sandbox left behind by a drill that died")
-    for job in rep.traffic_removed:
-        out.print(f"removed traffic job {job} left behind by a drill that died")
+    for line in rep.orphans:
+        out.print(line)
     if rep.failed:
         for f in rep.failed:
             err.print(f"could not revert {f}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(3)
-    if not rep.reverted and not rep.fleet_stopped and not rep.traffic_removed:
+    if not rep.reverted and not rep.orphans:
         out.print("nothing to recover")
 
 

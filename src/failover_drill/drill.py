@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -23,23 +22,22 @@ from typing import Any
 
 from failover_drill import obs, watchdog
 from failover_drill.clock import Anchor, Clock, MonotonicClock
-from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.scenario import Scenario
 from failover_drill.config.topology import Topology
 from failover_drill.errors import (
     EXIT_INTERRUPTED,
     ConfigError,
     DrillError,
-    FaultError,
     Interrupted,
     PlatformError,
 )
+from failover_drill.fault_runner import FaultRunner
 from failover_drill.faults.catalogue import check_schedule, resolve
-from failover_drill.faults.ledger import FaultLedger
+from failover_drill.faults.ledger import FaultLedger, ledger_path
+from failover_drill.faults.model import Fault, dump_fault
 from failover_drill.measure.payments import reconcile
 from failover_drill.platforms.base import Platform
-from failover_drill.platforms.registry import open_platform
-from failover_drill.recovery import ledger_path, revert_open_faults
+from failover_drill.recovery import revert_open_faults
 from failover_drill.report import journal as journal_mod
 from failover_drill.report.rundir import finish_run, new_run_dir
 from failover_drill.traffic import gc_quiet
@@ -98,8 +96,7 @@ class _Recent:
             return
         oks = [s for s in xs if s.ok]
         view.ok_ratio = len(oks) / len(xs)
-        lat = sorted(s.lat_ms for s in xs)
-        view.p99_ms = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+        view.p99_ms = live_p99([s.lat_ms for s in xs])
         by: dict[str, int] = {}
         for s in oks:
             by[s.region or "?"] = by.get(s.region or "?", 0) + 1
@@ -114,7 +111,7 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def resolve_faults(scenario: Scenario, topo: Topology) -> list[FaultSpec]:
+def resolve_faults(scenario: Scenario, topo: Topology) -> list[Fault]:
     """Every name checked, every default filled, the schedule checked: before anything runs."""
     topo.region(scenario.region)
     faults = [resolve(f, topo, scenario.region) for f in scenario.faults]
@@ -178,7 +175,7 @@ class Drill:
         keep_up: bool = False,
         clock: Clock | None = None,
         progress: Progress | None = None,
-        platform: str = "sandbox",
+        platform: Platform,
     ) -> None:
         self.scenario = scenario
         self.topology = topology
@@ -187,7 +184,7 @@ class Drill:
         self.keep_up = keep_up
         self.clock = clock or MonotonicClock()
         self.progress = progress or _noop
-        self.platform = open_platform(platform, self.state_dir, topology)
+        self.platform = platform
         self.ledger = FaultLedger(ledger_path(self.state_dir))
         self.view = LiveView(total_s=scenario.phases.total_s())
         self._interrupted = False
@@ -223,7 +220,7 @@ class Drill:
             code = self._run_phases(run_dir, faults)
         finally:
             try:
-                revert_open_faults(self.state_dir, only_owner=os.getpid())
+                revert_open_faults(self.state_dir, only_owner=os.getpid(), platform=self.platform)
             finally:
                 if watcher is not None:
                     watcher.terminate()
@@ -237,13 +234,13 @@ class Drill:
             raise Interrupted(f"drill interrupted; faults reverted; partial results in {run_dir}")
         return DrillOutcome(run_dir, result, 0 if result["verdict"]["passed"] else 1)
 
-    def _check_traffic_origin(self, faults: list[FaultSpec]) -> None:
+    def _check_traffic_origin(self, faults: list[Fault]) -> None:
         sc = self.scenario
         if sc.traffic.origin != "in-region":
             return
         self.platform.check_in_region_traffic()
         for f in faults:
-            if f.kind == "region-loss" and f.target == sc.region:
+            if f.takes_down(sc.region):
                 raise ConfigError(
                     f"in-region traffic runs in {sc.region}: a region-loss of {sc.region} would take the users "
                     "down with it and measure nothing",
@@ -252,21 +249,12 @@ class Drill:
                 )
 
     def _warn_near_capacity(self) -> None:
-        """Above the sandbox's own clean capacity a drill measures the laptop, not the mesh."""
-        if self.platform.name != "sandbox":
-            return
-        try:
-            cap = json.loads((self.state_dir / "capacity.json").read_text())["max_clean_rate_rps"]
-        except (OSError, ValueError, KeyError):
-            return
         per_worker = self.scenario.traffic.rate_rps / self.scenario.traffic.workers
-        if cap and per_worker > 0.8 * cap:
-            self._say(
-                f"warning: {per_worker:g} req/s per worker is near or above this machine's measured clean "
-                f"capacity ({cap} req/s, `make bench`): latency here may be the laptop's, not the mesh's"
-            )
+        warning = self.platform.capacity_warning(per_worker)
+        if warning:
+            self._say(warning)
 
-    def _run_id(self, faults: list[FaultSpec]) -> str:
+    def _run_id(self, faults: list[Fault]) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         kind = faults[0].kind if len(faults) == 1 else "compound"
         return f"{stamp}-{kind}-{self.scenario.region}-{secrets.token_hex(2)}"
@@ -283,7 +271,7 @@ class Drill:
                 hint="check `failover-drill status`; `failover-drill down` then retry",
             ) from None
 
-    def _run_phases(self, run_dir: Path, faults: list[FaultSpec]) -> int:
+    def _run_phases(self, run_dir: Path, faults: list[Fault]) -> int:
         sc = self.scenario
         ph = sc.phases
         w, b, f, r = ph.warmup_s, ph.baseline_s, ph.fault_s, ph.recovery_s
@@ -329,22 +317,7 @@ class Drill:
             )
             pool.wait_ready()
         anchor = Anchor(self.clock)
-        started = datetime.now(UTC).isoformat()
-        jr.write_now(
-            {
-                "t": "meta",
-                "run_id": run_dir.name,
-                "scenario": sc.model_dump(mode="json"),
-                "platform": self.platform.name,
-                "mesh": self.topology.mesh,
-                "phases": planned,
-                "started_at": started,
-                "origin_wall": anchor.wall,
-                "regions": self.topology.region_names,
-                "zones": self.topology.all_zones(),
-                "faults_resolved": [fs.model_dump(mode="json") for fs in faults],
-            }
-        )
+        jr.write_now(meta_record(run_dir.name, sc, self.platform.name, self.topology, anchor, planned, faults))
         code = 0
         try:
             with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
@@ -360,7 +333,7 @@ class Drill:
         self,
         jr: journal_mod.JournalWriter,
         anchor: Anchor,
-        faults: list[FaultSpec],
+        faults: list[Fault],
         planned: list[dict[str, Any]],
         pool: WorkerPool | RemoteWorkerPool | None = None,
     ) -> int:
@@ -386,6 +359,15 @@ class Drill:
             self.view.sent += 1
 
         traffic = _Traffic(self, pool, sink, jr.path.parent.name)
+        runner = FaultRunner(
+            self.platform,
+            self.ledger,
+            self.clock,
+            lambda: origin,
+            jr,
+            lease_s=sc.phases.total_s() + 30.0,
+            owner_pid=os.getpid(),
+        )
         gen_task = asyncio.create_task(traffic.run(origin))
 
         async def ticker() -> None:
@@ -417,9 +399,9 @@ class Drill:
                 await self._until(at)
                 if action == "inject":
                     self.view.phase = "fault"
-                    active[i] = await self._inject(jr, faults[i], origin)
+                    active[i] = await self._inject(runner, faults[i])
                 else:
-                    await self._revert(jr, faults[i], active.pop(i), origin)
+                    await self._revert(runner, faults[i], active.pop(i))
             self.view.phase = "recovery"
             await self._until(origin + planned[3]["end"])
             traffic.stop()
@@ -431,7 +413,7 @@ class Drill:
         finally:
             for i, entry in list(active.items()):
                 try:
-                    await self._revert(jr, faults[i], entry, origin)
+                    await self._revert(runner, faults[i], entry)
                 except DrillError as exc:
                     log.error("revert failed; the watchdog and `failover-drill recover` will retry", error=str(exc))
             traffic.stop()
@@ -445,57 +427,55 @@ class Drill:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    def _timed(self, fn: Callable[..., Any], *args: Any) -> tuple[tuple[float, float], Any]:
-        """Timestamps taken in the worker thread around the call itself: on a busy machine the
-        hop into the thread pool can take tens of ms, which must not blur when a fault took effect."""
-        with gc_quiet.paused():
-            before = self.clock.now()
-            out = fn(*args)
-            return (before, self.clock.now()), out
-
     async def _until(self, when: float) -> None:
         delay = when - self.clock.now()
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def _inject(self, jr: journal_mod.JournalWriter, fault: FaultSpec, origin: float) -> str:
-        plan = await asyncio.to_thread(self.platform.plan_revert, fault)
-        lease = self.scenario.phases.total_s() + 30.0
-        entry = await asyncio.to_thread(self.ledger.record, self.platform.name, fault, plan, lease, os.getpid())
-        try:
-            (before, after), details = await asyncio.to_thread(self._timed, self.platform.inject, fault)
-        except DrillError as exc:
-            await asyncio.to_thread(self.ledger.update, entry, error=str(exc))
-            raise
-        await asyncio.to_thread(self.ledger.update, entry, state="active")
-        jr.write_now(
-            journal_mod.fault_event(
-                "fault_injected", before - origin, after - origin, fault.model_dump(mode="json"), entry, details
-            )
-        )
+    async def _inject(self, runner: FaultRunner, fault: Fault) -> str:
+        done = await asyncio.to_thread(runner.inject, fault)
         self._say(f"injected {fault.label()}")
-        return entry
+        return done.entry
 
-    async def _revert(self, jr: journal_mod.JournalWriter, fault: FaultSpec, entry_id: str, origin: float) -> None:
-        entries = {e.id: e for e in await asyncio.to_thread(self.ledger.open_entries)}
-        entry = entries.get(entry_id)
-        if entry is None:
-            return
-        try:
-            (before, after), _ = await asyncio.to_thread(self._timed, self.platform.revert, fault, entry.revert)
-        except DrillError as exc:
-            await asyncio.to_thread(self.ledger.update, entry_id, error=str(exc))
-            raise FaultError(f"could not revert {fault.label()}: {exc}") from None
-        await asyncio.to_thread(self.ledger.update, entry_id, state="reverted", reverted_wall=time.time())
-        jr.write_now(
-            journal_mod.fault_event(
-                "fault_reverted", before - origin, after - origin, fault.model_dump(mode="json"), entry_id
-            )
-        )
-        self._say(f"reverted {fault.label()}")
+    async def _revert(self, runner: FaultRunner, fault: Fault, entry_id: str) -> None:
+        if await asyncio.to_thread(runner.revert, fault, entry_id):
+            self._say(f"reverted {fault.label()}")
 
     def _finish(self, jr: journal_mod.JournalWriter, anchor: Anchor, run_dir: Path) -> None:
         finish_journal(self.platform, jr, anchor, run_dir)
+
+
+def meta_record(
+    run_id: str,
+    scenario: Scenario,
+    platform: str,
+    topology: Topology,
+    anchor: Anchor,
+    phases: list[dict[str, Any]],
+    faults: list[Fault] | None = None,
+) -> dict[str, Any]:
+    """The journal's first record: what ran, where, and the wall time of the drill's origin."""
+    rec: dict[str, Any] = {
+        "t": "meta",
+        "run_id": run_id,
+        "scenario": scenario.model_dump(mode="json"),
+        "platform": platform,
+        "mesh": topology.mesh,
+        "phases": phases,
+        "started_at": datetime.now(UTC).isoformat(),
+        "origin_wall": anchor.wall,
+        "regions": topology.region_names,
+        "zones": topology.all_zones(),
+    }
+    if faults is not None:
+        rec["faults_resolved"] = [dump_fault(f) for f in faults]
+    return rec
+
+
+def live_p99(latencies_ms: list[float]) -> float:
+    """The live view's p99 (nearest rank; measurement uses the HDR histograms, not this)."""
+    lat = sorted(latencies_ms)
+    return lat[min(len(lat) - 1, int(0.99 * len(lat)))]
 
 
 def finish_journal(platform: Platform, jr: journal_mod.JournalWriter, anchor: Anchor, run_dir: Path) -> dict[str, Any]:

@@ -12,21 +12,11 @@ from pathlib import Path
 
 from failover_drill import obs
 from failover_drill.errors import DrillError
-from failover_drill.faults.ledger import FaultLedger
-from failover_drill.platforms.kind.commands import missing_tools
-from failover_drill.platforms.kind.platform import KindPlatform
-from failover_drill.platforms.registry import open_platform, platform_dir
-from failover_drill.platforms.sandbox.platform import SandboxPlatform
+from failover_drill.faults.ledger import FaultLedger, ledger_path
+from failover_drill.platforms.base import Platform
+from failover_drill.platforms.registry import all_platforms, open_platform
 
 log = obs.get(__name__)
-
-
-def ledger_path(state_dir: Path) -> Path:
-    return state_dir / "faults.json"
-
-
-def sandbox_dir(state_dir: Path) -> Path:
-    return state_dir / "sandbox"
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -49,11 +39,18 @@ def pid_alive(pid: int | None) -> bool:
 class RecoveryReport:
     reverted: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    fleet_stopped: bool = False
-    traffic_removed: list[str] = field(default_factory=list)
+    # What a drill that died left running and recovery stopped (fleets, traffic workers).
+    orphans: list[str] = field(default_factory=list)
 
 
-def revert_open_faults(state_dir: Path, *, only_owner: int | None = None, expired_only: bool = False) -> RecoveryReport:
+def revert_open_faults(
+    state_dir: Path,
+    *,
+    only_owner: int | None = None,
+    expired_only: bool = False,
+    platform: Platform | None = None,
+) -> RecoveryReport:
+    """platform: the caller's own (a drill reverting its faults); others are opened by name."""
     report = RecoveryReport()
     ledger = FaultLedger(ledger_path(state_dir))
     now = time.time()
@@ -64,7 +61,8 @@ def revert_open_faults(state_dir: Path, *, only_owner: int | None = None, expire
             continue
         label = entry.spec().label()
         try:
-            open_platform(entry.platform, state_dir).revert(entry.spec(), entry.revert)
+            owner = platform if platform is not None and platform.name == entry.platform else None
+            (owner or open_platform(entry.platform, state_dir)).revert(entry.spec(), entry.revert)
         except DrillError as exc:
             ledger.update(entry.id, error=str(exc))
             report.failed.append(f"{label}: {exc}")
@@ -78,16 +76,9 @@ def revert_open_faults(state_dir: Path, *, only_owner: int | None = None, expire
 
 
 def recover(state_dir: Path, *, stop_orphans: bool = True) -> RecoveryReport:
-    """Revert every open fault; stop a sandbox whose owning drill process is gone."""
+    """Revert every open fault; stop what drills that died left running."""
     report = revert_open_faults(state_dir)
     if stop_orphans:
-        kind = KindPlatform(platform_dir(state_dir, "kind"))
-        if kind.fleet_file.exists() and not missing_tools({"kubectl"}):
-            # In-region traffic of a drill that died would keep paying until its schedule ends.
-            report.traffic_removed = kind.remove_traffic_jobs(keep=pid_alive)
-        platform = SandboxPlatform(sandbox_dir(state_dir))
-        owner = platform.owner_pid()
-        if owner is not None and not pid_alive(owner) and platform.fleet_file.exists():
-            platform.down()
-            report.fleet_stopped = True
+        for platform in all_platforms(state_dir):
+            report.orphans += platform.recover_orphans(pid_alive)
     return report

@@ -8,22 +8,22 @@ import asyncio
 import collections
 import os
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from failover_drill import obs, watchdog
 from failover_drill.clock import Anchor, MonotonicClock
-from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.scenario import Scenario
 from failover_drill.config.topology import Topology
-from failover_drill.drill import finish_journal
+from failover_drill.drill import finish_journal, live_p99, meta_record
 from failover_drill.errors import PlatformError
+from failover_drill.fault_runner import FaultRunner
 from failover_drill.faults.catalogue import resolve
-from failover_drill.faults.ledger import FaultLedger
-from failover_drill.platforms.registry import open_platform
-from failover_drill.recovery import ledger_path, revert_open_faults
+from failover_drill.faults.ledger import FaultLedger, ledger_path
+from failover_drill.faults.model import Fault, dump_fault
+from failover_drill.platforms.base import Platform
+from failover_drill.recovery import revert_open_faults
 from failover_drill.report import journal as journal_mod
 from failover_drill.report.result import build_result
 from failover_drill.report.rundir import new_run_dir
@@ -47,7 +47,7 @@ class Session:
         state_dir: Path,
         runs_dir: Path,
         keep_up: bool = False,
-        platform: str = "sandbox",
+        platform: Platform,
     ) -> None:
         self.scenario = scenario
         self.topology = topology
@@ -55,14 +55,15 @@ class Session:
         self.runs_dir = runs_dir
         self.keep_up = keep_up
         self.clock = MonotonicClock()
-        self.platform = open_platform(platform, self.state_dir, topology)
+        self.platform = platform
         self.ledger = FaultLedger(ledger_path(self.state_dir))
         self.owned = False
         self.run_dir: Path | None = None
         self.jr: journal_mod.JournalWriter | None = None
         self.anchor: Anchor | None = None
         self.recent: collections.deque[Sample] = collections.deque()
-        self.active: dict[str, FaultSpec] = {}
+        self.active: dict[str, Fault] = {}
+        self.runner: FaultRunner | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gen: OpenLoopGenerator | None = None
@@ -87,26 +88,23 @@ class Session:
         self.run_dir = new_run_dir(self.runs_dir, f"{stamp}-session-{sc.region}-{os.urandom(2).hex()}")
         self.jr = journal_mod.JournalWriter(self.run_dir / "journal.jsonl")
         self.anchor = Anchor(self.clock)
-        far = MAX_SESSION_S
-        self.jr.write_now(
-            {
-                "t": "meta",
-                "run_id": self.run_dir.name,
-                "scenario": sc.model_dump(mode="json"),
-                "platform": self.platform.name,
-                "mesh": self.topology.mesh,
-                "started_at": datetime.now(UTC).isoformat(),
-                "origin_wall": self.anchor.wall,
-                "regions": self.topology.region_names,
-                "zones": self.topology.all_zones(),
-                # Phases after the warm-up are set by what happens: inject, revert, stop.
-                "phases": [
-                    {"name": "warmup", "start": 0.0, "end": WARMUP_S},
-                    {"name": "baseline", "start": WARMUP_S, "end": far},
-                    {"name": "fault", "start": far, "end": far},
-                    {"name": "recovery", "start": far, "end": far},
-                ],
-            }
+        # Phases after the warm-up are set by what happens: inject, revert, stop.
+        phases = [
+            {"name": "warmup", "start": 0.0, "end": WARMUP_S},
+            {"name": "baseline", "start": WARMUP_S, "end": MAX_SESSION_S},
+            {"name": "fault", "start": MAX_SESSION_S, "end": MAX_SESSION_S},
+            {"name": "recovery", "start": MAX_SESSION_S, "end": MAX_SESSION_S},
+        ]
+        self.jr.write_now(meta_record(self.run_dir.name, sc, self.platform.name, self.topology, self.anchor, phases))
+        anchor = self.anchor
+        self.runner = FaultRunner(
+            self.platform,
+            self.ledger,
+            self.clock,
+            lambda: anchor.mono,
+            self.jr,
+            lease_s=MAX_SESSION_S + 30,
+            owner_pid=os.getpid(),
         )
         self._watchdog = watchdog.spawn(
             self.state_dir, os.getpid(), MAX_SESSION_S + 30, self.state_dir / "logs" / "watchdog.log"
@@ -165,40 +163,25 @@ class Session:
         return self.clock.now() - self.anchor.mono
 
     # -- faults ---------------------------------------------------------------------------------
-    def inject(self, fault: FaultSpec) -> dict[str, Any]:
-        if self.jr is None:
+    def inject(self, fault: Fault) -> dict[str, Any]:
+        if self.runner is None:
             self.start()
-        assert self.jr is not None
+        assert self.runner is not None
         spec = resolve(fault, self.topology, self.scenario.region)
-        plan = self.platform.plan_revert(spec)
-        entry = self.ledger.record(self.platform.name, spec, plan, MAX_SESSION_S + 30, os.getpid())
-        before = self.now()
-        details = self.platform.inject(spec)
-        after = self.now()
-        self.ledger.update(entry, state="active")
-        self.active[entry] = spec
-        self.jr.write_now(
-            journal_mod.fault_event("fault_injected", before, after, spec.model_dump(mode="json"), entry, details)
-        )
-        return {"entry": entry, "fault": spec.label(), "injected_at_s": round((before + after) / 2, 4)}
+        done = self.runner.inject(spec)
+        self.active[done.entry] = spec
+        return {"entry": done.entry, "fault": spec.label(), "injected_at_s": round(done.at_s, 4)}
 
     def revert(self, kind: str | None = None) -> list[str]:
         done = []
-        open_entries = {e.id: e for e in self.ledger.open_entries()}
         for entry_id, spec in list(self.active.items()):
             if kind and spec.kind != kind:
                 continue
-            e = open_entries.get(entry_id)
-            before = self.now()
-            if e is not None:
-                self.platform.revert(spec, e.revert)
-                self.ledger.update(entry_id, state="reverted", reverted_wall=time.time())
-            after = self.now()
+            if self.runner is not None and not self.runner.revert(spec, entry_id) and self.jr is not None:
+                # Reverted already by someone else (the watchdog, `recover`): the journal still ends it.
+                at = self.now()
+                self.jr.write_now(journal_mod.fault_event("fault_reverted", at, at, dump_fault(spec), entry_id))
             del self.active[entry_id]
-            if self.jr is not None:
-                self.jr.write_now(
-                    journal_mod.fault_event("fault_reverted", before, after, spec.model_dump(mode="json"), entry_id)
-                )
             done.append(spec.label())
         return done
 
@@ -212,11 +195,10 @@ class Session:
             xs = [s for s in self.recent if end - seconds <= s.sched < end]
         if not xs:
             return {"requests": 0, "success_ratio": None, "p99_ms": None}
-        lat = sorted(s.lat_ms for s in xs)
         return {
             "requests": len(xs),
             "success_ratio": sum(s.ok for s in xs) / len(xs),
-            "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+            "p99_ms": live_p99([s.lat_ms for s in xs]),
         }
 
     def result(self) -> dict[str, Any]:
@@ -230,7 +212,7 @@ class Session:
         try:
             self.revert()
         finally:
-            revert_open_faults(self.state_dir, only_owner=os.getpid())
+            revert_open_faults(self.state_dir, only_owner=os.getpid(), platform=self.platform)
         result = None
         if self._gen is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._gen.stop)
@@ -241,6 +223,7 @@ class Session:
             self.jr.write_now({"t": "ev", "kind": "end", "at": self.now()})
             result = finish_journal(self.platform, self.jr, self.anchor, self.run_dir)
             self.jr = None
+            self.runner = None
         if self._watchdog is not None:
             self._watchdog.terminate()
             self._watchdog.wait(5)

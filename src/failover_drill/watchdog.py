@@ -48,7 +48,7 @@ def watch(state_dir: Path, owner_pid: int, lease_s: float, poll_s: float = 0.25)
                 "drill process died: faults reverted",
                 owner=owner_pid,
                 reverted=report.reverted,
-                fleet_stopped=report.fleet_stopped,
+                orphans=report.orphans,
             )
             return "owner-died"
         if time.monotonic() > deadline:

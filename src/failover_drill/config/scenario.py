@@ -7,9 +7,9 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.yamlio import load_one, validate
 from failover_drill.errors import ConfigError
+from failover_drill.faults.model import Fault, FaultField, RegionLoss, explain
 
 
 class Strict(BaseModel):
@@ -84,10 +84,14 @@ class Limits(Strict):
     max_duplicated: int | None = Field(default=0, ge=0)
 
 
+def _default_faults() -> list[Fault]:
+    return [RegionLoss()]
+
+
 class Scenario(Strict):
     name: str = "drill"
     region: str = "us-east1"  # where the users are
-    faults: list[FaultSpec] = Field(default_factory=lambda: [FaultSpec(kind="region-loss")])
+    faults: list[FaultField] = Field(default_factory=_default_faults)
     phases: Phases = Field(default_factory=Phases)
     traffic: TrafficSpec = Field(default_factory=TrafficSpec)
     slo: SLO = Field(default_factory=SLO)
@@ -151,7 +155,5 @@ def build_scenario(
         return Scenario.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field_name = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(
-            str(err["msg"]).removeprefix("Value error, "), field=field_name, hint="see `failover-drill drill --help`"
-        ) from None
+        loc, msg = explain(err)
+        raise ConfigError(msg, field=".".join(str(p) for p in loc), hint="see `failover-drill drill --help`") from None

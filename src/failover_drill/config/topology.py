@@ -120,6 +120,9 @@ class Topology(Strict):
         order = {n: i for i, n in enumerate(self.region_names)}
         return sorted(self.region_names, key=lambda n: (n != origin, self.rtt_ms(origin, n), order[n]))
 
+    def home_zone(self, region: str) -> str:
+        return self.region(region).home_zone()
+
     def zone_region(self, zone: str) -> str | None:
         for r in self.regions:
             if zone in r.zone_names():

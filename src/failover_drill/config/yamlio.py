@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from failover_drill.errors import ConfigError
+from failover_drill.faults.model import explain
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -73,11 +74,8 @@ def validate(model: type[M], data: Any, lines: dict[Loc, int], source: str, hint
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc, msg = explain(err)
         field = ".".join(str(p) for p in loc) or None
-        msg = err["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
         more = len(exc.errors()) - 1
         if more:
             msg += f" (and {more} more problem{'s' if more > 1 else ''})"

@@ -15,7 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from failover_drill.config.faultspec import FaultSpec
+from failover_drill.faults.model import KIND_MODELS, Fault, dump_fault, parse_fault
+
+
+def ledger_path(state_dir: Path) -> Path:
+    return state_dir / "faults.json"
 
 
 @dataclass
@@ -31,8 +35,10 @@ class Entry:
     reverted_wall: float | None = None
     error: str | None = None
 
-    def spec(self) -> FaultSpec:
-        return FaultSpec.model_validate(self.fault)
+    def spec(self) -> Fault:
+        # Entries written before faults were typed carry every kind's parameters: keep this kind's.
+        fields = KIND_MODELS[self.fault["kind"]].model_fields if self.fault.get("kind") in KIND_MODELS else {}
+        return parse_fault({k: v for k, v in self.fault.items() if k in fields or not fields})
 
 
 class FaultLedger:
@@ -66,12 +72,12 @@ class FaultLedger:
             return []
         return [Entry(**e) for e in raw]
 
-    def record(self, platform: str, fault: FaultSpec, revert: dict[str, Any], lease_s: float, owner_pid: int) -> str:
+    def record(self, platform: str, fault: Fault, revert: dict[str, Any], lease_s: float, owner_pid: int) -> str:
         now = time.time()
         entry = Entry(
             id=uuid.uuid4().hex[:12],
             platform=platform,
-            fault=fault.model_dump(),
+            fault=dump_fault(fault),
             revert=revert,
             state="injecting",
             owner_pid=owner_pid,

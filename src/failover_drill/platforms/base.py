@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from failover_drill.config.faultspec import FaultSpec
+from failover_drill.faults.model import Fault
 from failover_drill.remote_workers import RemoteWorkers
 
 Progress = Callable[[str], None]
@@ -72,15 +72,17 @@ class Platform(Protocol):
 
     def mesh(self) -> str: ...
 
-    def inject(self, fault: FaultSpec) -> dict[str, Any]:
-        """Inject; returns what revert needs (saved in the ledger before anything changes)."""
+    def plan_fault(self, fault: Fault) -> dict[str, Any]:
+        """What inject will do and revert will need, computed before anything changes; it goes into
+        the fault ledger, so a crash mid-inject is still revertible. FaultError if the platform
+        does not offer this fault."""
         ...
 
-    def plan_revert(self, fault: FaultSpec) -> dict[str, Any]:
-        """What revert will need, computed before injecting (so a crash mid-inject is revertible)."""
+    def inject(self, fault: Fault, plan: dict[str, Any]) -> dict[str, Any]:
+        """Inject as planned; returns details for the journal."""
         ...
 
-    def revert(self, fault: FaultSpec, data: dict[str, Any]) -> None:
+    def revert(self, fault: Fault, plan: dict[str, Any]) -> None:
         """Idempotent; a target that is gone already is not an error."""
         ...
 
@@ -90,6 +92,19 @@ class Platform(Protocol):
 
     def locations(self) -> dict[str, list[str]]:
         """region -> zones, for labelling where requests were served."""
+        ...
+
+    def plan_lines(self, faults: list[Fault]) -> list[str]:
+        """What up, each fault's inject and revert, and down would do, beyond the drill's own plan
+        (kind: every command); nothing is touched."""
+        ...
+
+    def recover_orphans(self, alive: Callable[[int], bool]) -> list[str]:
+        """Stop what a drill that died left running (its fleet, its traffic workers); says what."""
+        ...
+
+    def capacity_warning(self, rate_per_worker: float) -> str | None:
+        """A warning when the rate is near what this machine can serve cleanly on this platform."""
         ...
 
     def check_in_region_traffic(self) -> None:

@@ -18,17 +18,12 @@ def platform_dir(state_dir: Path, name: str) -> Path:
 def check_platform(name: str, field: str = "--platform") -> str:
     if name in PLATFORMS:
         return name
-    if name == "kube":
-        raise ConfigError(
-            "the kube platform (existing clusters by kubeconfig context) is not built yet",
-            field=field,
-            hint="use sandbox, or kind where Docker runs",
-        )
     raise ConfigError(f"unknown platform {name!r}", field=field, hint=f"choose one of {', '.join(PLATFORMS)}")
 
 
 def open_platform(name: str, state_dir: Path, topology: Topology | None = None) -> Platform:
     check_platform(name)
+    # Imported on demand: a sandbox drill never loads the kind platform's modules, and back.
     if name == "kind":
         from failover_drill.platforms.kind.platform import KindPlatform
 
@@ -36,3 +31,8 @@ def open_platform(name: str, state_dir: Path, topology: Topology | None = None) 
     from failover_drill.platforms.sandbox.platform import SandboxPlatform
 
     return SandboxPlatform(platform_dir(state_dir, name), topology)
+
+
+def all_platforms(state_dir: Path) -> list[Platform]:
+    """Every platform's view of one state directory (for recovery)."""
+    return [open_platform(name, state_dir) for name in PLATFORMS]

@@ -8,8 +8,8 @@ from chaoslib.exceptions import ActivityFailed
 from pydantic import ValidationError
 
 from failover_drill.adapters.chaostoolkit import sessions
-from failover_drill.config.faultspec import FaultSpec
 from failover_drill.errors import DrillError
+from failover_drill.faults.model import explain, fault_from_args
 
 __all__ = ["fleet_down", "fleet_up", "inject_fault", "revert_fault", "start_traffic", "stop_traffic"]
 
@@ -64,19 +64,19 @@ def inject_fault(
     kind: str,
     target: str | None = None,
     source: str | None = None,
-    mode: str = "kill",
-    delay_ms: float = 0.0,
-    jitter_pct: float = 0.0,
-    fail_pct: float = 0.0,
-    cert: str = "leaf",
-    ttl_s: float = 3.0,
+    mode: str | None = None,
+    delay_ms: float | None = None,
+    jitter_pct: float | None = None,
+    fail_pct: float | None = None,
+    cert: str | None = None,
+    ttl_s: float | None = None,
     configuration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Inject one fault (region-loss, zone-loss, link-latency, partition, brownout,
     control-plane-loss, cert-expiry, blackout); it is in the ledger before it is injected."""
     try:
-        spec = FaultSpec(
-            kind=kind,
+        spec = fault_from_args(
+            kind,
             target=target,
             source=source,
             mode=mode,
@@ -87,11 +87,9 @@ def inject_fault(
             ttl_s=ttl_s,
         )
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "kind"
-        raise ActivityFailed(
-            f"inject_fault argument {where!r}: {str(err['msg']).removeprefix('Value error, ')}"
-        ) from None
+        loc, msg = explain(exc.errors()[0])
+        where = ".".join(str(p) for p in loc) or "kind"
+        raise ActivityFailed(f"inject_fault argument {where!r}: {msg}") from None
     s = sessions.get(configuration)
     assert s is not None
     try:

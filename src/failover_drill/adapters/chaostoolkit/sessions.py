@@ -68,7 +68,9 @@ def get(configuration: dict[str, Any] | None, *, create: bool = True) -> Session
     except DrillError as exc:
         raise ActivityFailed(str(exc)) from None
     runs = Path(str(_cfg(configuration, "failover_drill_runs_dir", "FAILOVER_DRILL_RUNS", "runs")))
-    session = Session(scenario, topology, state_dir=key, runs_dir=runs, platform=platform)
+    session = Session(
+        scenario, topology, state_dir=key, runs_dir=runs, platform=_open_platform(platform, key, topology)
+    )
     _SESSIONS[key] = session
     return session
 

@@ -22,10 +22,10 @@ from typing import Any
 import yaml
 
 from failover_drill import obs
-from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.manifests import load_policy
 from failover_drill.config.topology import Topology, load_topology
 from failover_drill.errors import FaultError, PlatformError
+from failover_drill.faults.model import Fault
 from failover_drill.platforms import processes as procs
 from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress
 from failover_drill.platforms.envoy import admin
@@ -33,6 +33,7 @@ from failover_drill.platforms.envoy.binary import ENVOY_FLAGS, resolve_envoy
 from failover_drill.platforms.envoy.config import frontdoor_bootstrap, sds_root, write_atomic
 from failover_drill.platforms.envoy.events import parse_event
 from failover_drill.platforms.envoy.layout import GatewayInfo, Layout, routing
+from failover_drill.platforms.fault_table import FaultTable
 from failover_drill.platforms.kind import mesh as mesh_mod
 from failover_drill.platforms.kind.cluster_config import (
     DEFAULT_HOST_PORT_BASE,
@@ -48,9 +49,9 @@ from failover_drill.platforms.kind.commands import (
     missing_tools,
     require_tools,
 )
-from failover_drill.platforms.kind.fault_ops import (
+from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table
+from failover_drill.platforms.kind.netem import (
     LEDGER_PATH,
-    KindFaultOps,
     latency_setup_steps,
     pod_tools,
     read_addresses,
@@ -417,6 +418,23 @@ class KindPlatform:
             key_prefix=key_prefix,
         )
 
+    def plan_lines(self, faults: list[Fault]) -> list[str]:
+        # Files the plan refers to (the Istio operator spec, the mesh CA) go to a plan folder.
+        if self.topology is None:
+            raise PlatformError("no topology given", hint="pass --topology or run from the project folder")
+        return kind_plan_lines(self.topology, self.state_dir.parent / "kind-plan", faults)
+
+    def recover_orphans(self, alive: Callable[[int], bool]) -> list[str]:
+        if not self.fleet_file.exists() or missing_tools({"kubectl"}):
+            return []
+        # In-region traffic of a drill that died would keep paying until its schedule ends.
+        return [
+            f"removed traffic job {job} left behind by a drill that died" for job in self.remove_traffic_jobs(alive)
+        ]
+
+    def capacity_warning(self, rate_per_worker: float) -> str | None:
+        return None
+
     def remove_traffic_jobs(self, keep: Callable[[int], bool]) -> list[str]:
         """Delete traffic Jobs whose drill is gone (keep(pid) says which owners still run)."""
         removed = []
@@ -428,46 +446,21 @@ class KindPlatform:
         return removed
 
     # -- faults ---------------------------------------------------------------------------------
-    def _ops(self, runner: Runner | None = None) -> KindFaultOps:
+    def _faults(self, runner: Runner | None = None) -> FaultTable:
         data = self._load()
         port = (data or {}).get("frontdoor_ports", {}).get("frontdoor-admin")
-        return KindFaultOps(self.topology, runner or self.runner, port, pki_dir=self.state_dir / "pki")
+        return fault_table(KindFleet(self.topology, runner or self.runner, port, pki_dir=self.state_dir / "pki"))
 
-    def plan_revert(self, fault: FaultSpec) -> dict[str, Any]:
-        return self._ops().plan(fault)
+    def plan_fault(self, fault: Fault) -> dict[str, Any]:
+        return self._faults().plan(fault)
 
-    def inject(self, fault: FaultSpec) -> dict[str, Any]:
+    def inject(self, fault: Fault, plan: dict[str, Any]) -> dict[str, Any]:
         with self._locked():
-            ops = self._ops()
-            plan = ops.plan(fault)
-            if fault.kind == "blackout":
-                admin.runtime_modify(
-                    plan["frontdoor_admin"], {"blackout.abort_percent": 100, "blackout.http_status": 503}
-                )
-                return plan
-            steps, expiry = (
-                ops.cert_expiry(fault, plan) if fault.kind == "cert-expiry" else (ops.inject_steps(fault, plan), {})
-            )
-            for step in steps:
-                self.runner.run(step)
-            return {**plan, **expiry}
+            return self._faults().inject(fault, plan)
 
-    def revert(self, fault: FaultSpec, data: dict[str, Any]) -> None:
+    def revert(self, fault: Fault, plan: dict[str, Any]) -> None:
         with self._locked():
-            ops = self._ops()
-            if fault.kind == "blackout":
-                # A front door that is gone took its override with it.
-                with contextlib.suppress(OSError):
-                    admin.runtime_modify(data["frontdoor_admin"], {"blackout.abort_percent": 0})
-                return
-            try:
-                for step in ops.revert_steps(fault, data):
-                    self.runner.run(step)
-                if ops.needs_relayout(data):
-                    for step in latency_setup_steps(self.topology, read_addresses(self.topology, self.runner)):
-                        self.runner.run(step)
-            except PlatformError as exc:
-                raise FaultError(f"could not revert {fault.label()}: {exc.message}", hint=exc.hint) from None
+            self._faults().revert(fault, plan)
 
     # -- observations ---------------------------------------------------------------------------
     def events(self, since_wall: float) -> list[PlatformEvent]:
@@ -526,7 +519,7 @@ def delete_cluster_step(cluster: str) -> Step:
     return Step(f"delete {cluster}", ("kind", "delete", "cluster", "--name", cluster), ok_to_fail=True)
 
 
-def kind_plan_lines(topo: Topology, state_dir: Path, faults: list[FaultSpec]) -> list[str]:
+def kind_plan_lines(topo: Topology, state_dir: Path, faults: list[Fault]) -> list[str]:
     """The commands of up, each fault's inject and revert, and down, as shell lines (dry run)."""
     # Addresses only Docker knows are shown as <placeholders>; the kind network as kind usually makes it.
     rec = RecordingRunner(answers={".Subnet}}": "172.18.0.0/16", ".Gateway}}": "172.18.0.1"})
@@ -534,18 +527,20 @@ def kind_plan_lines(topo: Topology, state_dir: Path, faults: list[FaultSpec]) ->
     lines = ["# up (assuming the Docker network 'kind' is 172.18.0.0/16)"]
     lines += [f"# {s.title}\n{s.shell()}" for s in rec.record(platform.up_steps(rec))]
     lines.append("# start the front-door Envoy on the host (the MultiClusterService), health checks per BackendConfig")
-    ops = KindFaultOps(topo, rec, frontdoor_admin_port=None, pki_dir=state_dir / "pki")
+    table = fault_table(KindFleet(topo, rec, frontdoor_admin_port=None, pki_dir=state_dir / "pki"))
     for fault in faults:
         try:
-            plan = ops.plan(fault)
+            handler = table.handler(fault)
+            plan = handler.plan(fault)
         except FaultError as exc:
             lines.append(f"# {fault.label()}: {exc}")
             continue
+        assert isinstance(handler, StepHandler)
         lines.append(f"# inject {fault.label()}")
-        lines += [f"#   {s.title}\n{s.shell()}" for s in rec.record(ops.inject_steps(fault, plan))]
+        lines += [f"#   {s.title}\n{s.shell()}" for s in rec.record(handler.inject_steps(fault, plan)[0])]
         lines.append(f"# revert {fault.label()}")
-        lines += [f"#   {s.title}\n{s.shell()}" for s in rec.record(ops.revert_steps(fault, plan))]
-        if ops.needs_relayout(plan):
+        lines += [f"#   {s.title}\n{s.shell()}" for s in rec.record(handler.revert_steps(fault, plan))]
+        if handler.relayout_after_revert(plan):
             lines.append("# then the latency layout of `up` again: a restarted node has a fresh network namespace")
     lines.append("# down")
     lines += [delete_cluster_step(n.cluster).shell() for n in names(topo).values()]

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from failover_drill import obs
-from failover_drill.config.faultspec import FaultSpec
 from failover_drill.config.manifests import MeshPolicy, load_policy
 from failover_drill.config.topology import Topology
 from failover_drill.errors import ConfigError, FaultError, PlatformError
+from failover_drill.faults.model import Fault
 from failover_drill.platforms import processes as procs
 from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress
 from failover_drill.platforms.envoy import admin
@@ -30,8 +30,9 @@ from failover_drill.platforms.envoy.config import (
 )
 from failover_drill.platforms.envoy.events import parse_event
 from failover_drill.platforms.envoy.layout import Layout, plan_layout
+from failover_drill.platforms.fault_table import FaultTable
 from failover_drill.platforms.pki import MeshCA
-from failover_drill.platforms.sandbox.fault_ops import FaultOps
+from failover_drill.platforms.sandbox.faults import Fleet, fault_table
 from failover_drill.platforms.service import ledger_db
 from failover_drill.platforms.state_file import StateFile
 from failover_drill.remote_workers import RemoteWorkers
@@ -455,16 +456,41 @@ class SandboxPlatform:
             components=comps,
         )
 
+    def plan_lines(self, faults: list[Fault]) -> list[str]:
+        return []
+
+    def recover_orphans(self, alive: Callable[[int], bool]) -> list[str]:
+        owner = self.owner_pid()
+        if owner is not None and not alive(owner) and self.fleet_file.exists():
+            self.down()
+            return ["stopped a sandbox left behind by a drill that died"]
+        return []
+
+    def capacity_warning(self, rate_per_worker: float) -> str | None:
+        """Above the sandbox's own clean capacity (`make bench` measures it) a drill measures the
+        laptop, not the mesh."""
+        try:
+            cap = json.loads((self.state_dir.parent / "capacity.json").read_text())["max_clean_rate_rps"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if cap and rate_per_worker > 0.8 * cap:
+            return (
+                f"warning: {rate_per_worker:g} req/s per worker is near or above this machine's measured clean "
+                f"capacity ({cap} req/s, `make bench`): latency here may be the laptop's, not the mesh's"
+            )
+        return None
+
     def owner_pid(self) -> int | None:
         data = self._load()
         return None if data is None else data.get("owner_pid")
 
     # -- faults ---------------------------------------------------------------------------------
-    def _ops(self) -> FaultOps:
+    def _faults(self) -> FaultTable:
         data = self._load()
         if data is None:
             raise FaultError("the sandbox is not up, nothing to inject into", hint="run `failover-drill up` first")
-        return FaultOps(Layout.from_json(data["layout"]), self._specs(data), self._respawned)
+        specs = {s.name: s for s in self._specs(data)}
+        return fault_table(Fleet(Layout.from_json(data["layout"]), specs, self._respawned))
 
     def _respawned(self, spec: procs.ProcSpec) -> None:
         """Record a restarted process's new pid in the state file (the caller holds the lock)."""
@@ -476,20 +502,19 @@ class SandboxPlatform:
                 p["pid"], p["start_ticks"] = spec.pid, spec.start_ticks
         self._save(data)
 
-    def plan_revert(self, fault: FaultSpec) -> dict[str, Any]:
-        return self._ops().plan(fault)
+    def plan_fault(self, fault: Fault) -> dict[str, Any]:
+        return self._faults().plan(fault)
 
-    def inject(self, fault: FaultSpec) -> dict[str, Any]:
-        ops = self._ops()
-        return ops.inject(fault, ops.plan(fault))
+    def inject(self, fault: Fault, plan: dict[str, Any]) -> dict[str, Any]:
+        return self._faults().inject(fault, plan)
 
-    def revert(self, fault: FaultSpec, data: dict[str, Any]) -> None:
+    def revert(self, fault: Fault, plan: dict[str, Any]) -> None:
         # Under the state lock, with pids read afresh: two reverters (the drill's finally, the
         # watchdog, `recover`) must never both restart a process and leave an orphan behind.
         with self._locked():
             if self._load() is None:
                 return  # the fleet is gone, and every fault with it
-            self._ops().revert(fault, data)
+            self._faults().revert(fault, plan)
 
     # -- observations ---------------------------------------------------------------------------
     def events(self, since_wall: float) -> list[PlatformEvent]:

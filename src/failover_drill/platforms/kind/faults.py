@@ -1,0 +1,399 @@
+"""Faults on kind (one handler per fault type, TABLE), with the same names and meaning as on the sandbox:
+
+- zone-loss / region-loss: the zone's (region's) node containers are killed (`docker kill`,
+  a crash) or paused (`docker pause`, a hang); revert starts / unpauses them;
+- link-latency / partition: `tc netem` inside the node containers (FACTS.md: needs sch_netem on
+  the host). Each node's egress has a prio qdisc with one band per source (every other region
+  and the front door), filtered by the source's node addresses; the topology's baseline RTT
+  sits on one side of each pair, a fault changes the band's netem in place (delay with netem's
+  own jitter, or 100% loss for a partition: packets dropped, so peers time out);
+- control-plane-loss: istiod (Istio) or clustermesh-apiserver (Cilium) scaled to 0;
+- brownout / lost-response: the replicas' own fault switch, through `kubectl exec`;
+- blackout: the host front door's abort runtime key, as on the sandbox;
+- cert-expiry (Istio): the region's ingress gateway certificate (the edge secret, from the mesh CA)
+  is replaced by an expired leaf, a leaf under an expired intermediate, or a leaf that lapses
+  after ttl_s; istiod pushes the secret to the gateway over SDS. The front door validates that
+  chain, so the region fails its handshakes either way: Envoy rejects the expired chain, or, as
+  Istio >= 1.18 does, the gateway refuses to load it and has nothing to serve (istio/istio#47104).
+  Revert applies a fresh leaf from the region's intermediate. Cilium Cluster Mesh puts no
+  certificate on the request path here, so cert-expiry is refused there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from failover_drill.config.topology import Topology
+from failover_drill.errors import FaultError, PlatformError
+from failover_drill.faults.model import (
+    FRONT_DOOR,
+    Blackout,
+    Brownout,
+    CertExpiry,
+    CertVariant,
+    ControlPlaneLoss,
+    LinkLatency,
+    LostResponse,
+    Mode,
+    Partition,
+    RegionLoss,
+    ZoneLoss,
+)
+from failover_drill.platforms.envoy import admin
+from failover_drill.platforms.fault_table import FaultTable, Handler, Plan
+from failover_drill.platforms.kind.cluster_config import all_nodes, names, zone_nodes
+from failover_drill.platforms.kind.commands import Runner, Step
+from failover_drill.platforms.kind.mesh import apply, edge_leaf, edge_secret, kubectl
+from failover_drill.platforms.kind.netem import (
+    band,
+    band_netem,
+    baseline_ms,
+    latency_setup_steps,
+    netem,
+    pod_tools,
+    read_addresses,
+    sources,
+)
+from failover_drill.platforms.kind.workload import APP, EDGE_SECRET, NAMESPACE
+from failover_drill.platforms.pki import Issued, MeshCA
+
+
+@dataclass
+class KindFleet:
+    """The kind fleet as a fault sees it. The front door's admin port is None in a dry-run plan."""
+
+    topo: Topology
+    run: Runner
+    frontdoor_admin_port: int | None = None
+    pki_dir: Path | None = None
+
+    def ca(self) -> MeshCA:
+        if self.pki_dir is None or not (self.pki_dir / "root-cert.pem").exists():
+            raise FaultError(
+                "cert-expiry needs the mesh CA the kind fleet was brought up with, and it is missing",
+                hint="bring the fleet up again: `failover-drill up --platform kind`",
+            )
+        return MeshCA(self.pki_dir)
+
+    def edge_step(self, region: str, leaf: Issued, what: str) -> Step:
+        return apply(names(self.topo)[region].context, f"{region}: {EDGE_SECRET} <- {what}", [edge_secret(leaf)])
+
+    def region_of(self, label: str, target: str) -> str:
+        region = target if target in self.topo.region_names else self.topo.zone_region(target)
+        if region is None:
+            raise FaultError(f"{label}: {target!r} is neither a region nor a zone of this topology")
+        return region
+
+
+class StepHandler(Handler[Any, Any]):
+    """A fault on kind is a list of commands (docker, tc, kubectl): run on inject and revert, and
+    printed by `failover-drill plan` without running."""
+
+    def __init__(self, fleet: KindFleet) -> None:
+        self.fleet = fleet
+
+    def inject_steps(self, fault: Any, plan: Any) -> tuple[list[Step], dict[str, Any]]:
+        raise NotImplementedError
+
+    def revert_steps(self, fault: Any, plan: Any) -> list[Step]:
+        raise NotImplementedError
+
+    def relayout_after_revert(self, plan: Any) -> bool:
+        """A restarted node container has a fresh network namespace: netem is gone with it."""
+        return False
+
+    def inject(self, fault: Any, plan: Any) -> dict[str, Any]:
+        steps, details = self.inject_steps(fault, plan)
+        for step in steps:
+            self.fleet.run.run(step)
+        return {**plan.model_dump(mode="json"), **details}
+
+    def revert(self, fault: Any, plan: Any) -> None:
+        try:
+            for step in self.revert_steps(fault, plan):
+                self.fleet.run.run(step)
+            if self.relayout_after_revert(plan):
+                for step in latency_setup_steps(self.fleet.topo, read_addresses(self.fleet.topo, self.fleet.run)):
+                    self.fleet.run.run(step)
+        except PlatformError as exc:
+            raise FaultError(f"could not revert {fault.label()}: {exc.message}", hint=exc.hint) from None
+
+
+# -- zone and region loss: the node containers ----------------------------------------------------
+class NodePlan(Plan):
+    nodes: list[str]
+    mode: Mode
+
+
+class _NodeLoss(StepHandler):
+    plan_type = NodePlan
+
+    def nodes(self, fault: Any) -> list[str]:
+        raise NotImplementedError
+
+    def plan(self, fault: Any) -> NodePlan:
+        return NodePlan(nodes=self.nodes(fault), mode=fault.mode)
+
+    def inject_steps(self, fault: Any, plan: NodePlan) -> tuple[list[Step], dict[str, Any]]:
+        verb = "pause" if plan.mode == "freeze" else "kill"
+        return [Step(f"{verb} node {n}", ("docker", verb, n), timeout_s=60) for n in plan.nodes], {}
+
+    def revert_steps(self, fault: Any, plan: NodePlan) -> list[Step]:
+        if plan.mode == "freeze":
+            return [Step(f"unpause node {n}", ("docker", "unpause", n), ok_to_fail=True) for n in plan.nodes]
+        return [Step(f"start node {n}", ("docker", "start", n), timeout_s=120, ok_to_fail=True) for n in plan.nodes]
+
+    def relayout_after_revert(self, plan: NodePlan) -> bool:
+        return plan.mode != "freeze"
+
+
+class RegionLossHandler(_NodeLoss):
+    def nodes(self, fault: RegionLoss) -> list[str]:
+        assert fault.target is not None
+        return all_nodes(self.fleet.topo, self.fleet.region_of(fault.label(), fault.target))
+
+
+class ZoneLossHandler(_NodeLoss):
+    def nodes(self, fault: ZoneLoss) -> list[str]:
+        t = fault.target
+        assert t is not None
+        topo = self.fleet.topo
+        if t in topo.region_names:
+            return [n for ns in zone_nodes(topo, t).values() for n in ns]
+        return zone_nodes(topo, self.fleet.region_of(fault.label(), t))[t]
+
+
+# -- links: netem bands in the node containers ----------------------------------------------------
+class LinkPlan(Plan):
+    # (node region, source, netem args while the fault is on)
+    links: list[tuple[str, str, list[str]]]
+
+
+class _LinkHandler(StepHandler):
+    plan_type = LinkPlan
+
+    def links(self, fault: Any) -> list[tuple[str, str, tuple[str, ...]]]:
+        raise NotImplementedError
+
+    def plan(self, fault: Any) -> LinkPlan:
+        return LinkPlan(links=[(r, s, list(a)) for r, s, a in self.links(fault)])
+
+    def _steps(self, links: list[tuple[str, str, tuple[str, ...]]], ok_to_fail: bool = False) -> list[Step]:
+        steps = []
+        for region, src, args in links:
+            cls, handle = band(self.fleet.topo, src)
+            steps += [
+                band_netem(node, "change", cls, handle, args, ok_to_fail=ok_to_fail)
+                for node in all_nodes(self.fleet.topo, region)
+            ]
+        return steps
+
+    def inject_steps(self, fault: Any, plan: LinkPlan) -> tuple[list[Step], dict[str, Any]]:
+        return self._steps([(r, s, tuple(a)) for r, s, a in plan.links]), {}
+
+    def revert_steps(self, fault: Any, plan: LinkPlan) -> list[Step]:
+        base = [(r, s, netem(baseline_ms(self.fleet.topo, r, s))) for r, s, _ in plan.links]
+        return self._steps(base, ok_to_fail=True)
+
+
+class LinkLatencyHandler(_LinkHandler):
+    def links(self, fault: LinkLatency) -> list[tuple[str, str, tuple[str, ...]]]:
+        dst, src = fault.target, fault.source or "*"
+        assert dst is not None
+        out = []
+        for s in sources(self.fleet.topo) if src == "*" else [src]:
+            if s == dst:
+                continue
+            base = baseline_ms(self.fleet.topo, dst, s)
+            out.append((dst, s, netem(base + fault.delay_ms, fault.delay_ms * fault.jitter_pct / 100)))
+        return out
+
+
+class PartitionHandler(_LinkHandler):
+    def links(self, fault: Partition) -> list[tuple[str, str, tuple[str, ...]]]:
+        dst, src = fault.target, fault.source or FRONT_DOOR
+        assert dst is not None
+        if src == FRONT_DOOR:
+            return [(dst, FRONT_DOOR, netem(loss=True))]
+        return [(dst, src, netem(loss=True)), (src, dst, netem(loss=True))]
+
+
+# -- control plane: istiod or clustermesh-apiserver scaled to 0 -------------------------------------
+class ControlPlanePlan(Plan):
+    context: str
+    namespace: str
+    deployment: str
+
+
+class ControlPlaneLossHandler(StepHandler):
+    plan_type = ControlPlanePlan
+
+    def plan(self, fault: ControlPlaneLoss) -> ControlPlanePlan:
+        assert fault.target is not None
+        ctx = names(self.fleet.topo)[fault.target].context
+        if self.fleet.topo.mesh.startswith("cilium"):
+            return ControlPlanePlan(context=ctx, namespace="kube-system", deployment="deployment/clustermesh-apiserver")
+        return ControlPlanePlan(context=ctx, namespace="istio-system", deployment="deployment/istiod")
+
+    def _scale(self, plan: ControlPlanePlan, replicas: int, verb: str) -> Step:
+        return Step(
+            f"{verb} {plan.deployment} in {plan.context}",
+            kubectl(plan.context, "-n", plan.namespace, "scale", plan.deployment, f"--replicas={replicas}"),
+        )
+
+    def inject_steps(self, fault: Any, plan: ControlPlanePlan) -> tuple[list[Step], dict[str, Any]]:
+        return [self._scale(plan, 0, "stop")], {}
+
+    def revert_steps(self, fault: Any, plan: ControlPlanePlan) -> list[Step]:
+        return [self._scale(plan, 1, "restart")]
+
+
+# -- gray failure: the replicas' own fault switch, through kubectl exec -----------------------------
+class PodPlan(Plan):
+    target: str
+
+
+class _PodSwitch(StepHandler):
+    plan_type = PodPlan
+
+    def body(self, fault: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def plan(self, fault: Any) -> PodPlan:
+        assert fault.target is not None
+        return PodPlan(target=fault.target)
+
+    def _pods(self, fault: Any, target: str) -> list[tuple[str, str]]:
+        """(context, pod) of the replicas in the target zone or region, read now."""
+        region = self.fleet.region_of(fault.label(), target)
+        ctx = names(self.fleet.topo)[region].context
+        selector = f"app={APP}" if target == region else f"app={APP},zone={target}"
+        out = self.fleet.run.run(
+            Step(
+                f"list replicas in {target}", kubectl(ctx, "-n", NAMESPACE, "get", "pods", "-l", selector, "-o", "name")
+            )
+        )
+        return [(ctx, line.strip()) for line in out.splitlines() if line.strip()]
+
+    def _steps(self, pods: list[tuple[str, str]], body: dict[str, Any], ok_to_fail: bool) -> list[Step]:
+        return [
+            Step(
+                f"{pod}: set faults {json.dumps(body)}",
+                pod_tools(ctx, pod, "set-faults", "8080", json.dumps(body)),
+                timeout_s=30,
+                ok_to_fail=ok_to_fail,
+            )
+            for ctx, pod in pods
+        ]
+
+    def inject_steps(self, fault: Any, plan: PodPlan) -> tuple[list[Step], dict[str, Any]]:
+        return self._steps(self._pods(fault, plan.target), self.body(fault), ok_to_fail=False), {}
+
+    def revert_steps(self, fault: Any, plan: PodPlan) -> list[Step]:
+        return self._steps(self._pods(fault, plan.target), {}, ok_to_fail=True)
+
+
+class BrownoutHandler(_PodSwitch):
+    def body(self, fault: Brownout) -> dict[str, Any]:
+        return {"fail_pct": fault.fail_pct, "delay_ms": fault.delay_ms}
+
+
+class LostResponseHandler(_PodSwitch):
+    def body(self, fault: LostResponse) -> dict[str, Any]:
+        return {"drop_after_commit_pct": fault.fail_pct}
+
+
+# -- blackout: the host front door, as on the sandbox ----------------------------------------------
+class BlackoutPlan(Plan):
+    frontdoor_admin: int | None
+
+
+class BlackoutHandler(StepHandler):
+    plan_type = BlackoutPlan
+
+    def plan(self, fault: Blackout) -> BlackoutPlan:
+        return BlackoutPlan(frontdoor_admin=self.fleet.frontdoor_admin_port)
+
+    def inject_steps(self, fault: Any, plan: BlackoutPlan) -> tuple[list[Step], dict[str, Any]]:
+        return [], {}
+
+    def revert_steps(self, fault: Any, plan: BlackoutPlan) -> list[Step]:
+        return []
+
+    def inject(self, fault: Blackout, plan: BlackoutPlan) -> dict[str, Any]:
+        if plan.frontdoor_admin is None:
+            raise FaultError("blackout needs the kind fleet's front door, and it is not running")
+        admin.runtime_modify(plan.frontdoor_admin, {"blackout.abort_percent": 100, "blackout.http_status": 503})
+        return plan.model_dump(mode="json")
+
+    def revert(self, fault: Blackout, plan: BlackoutPlan) -> None:
+        # A front door that is gone took its override with it.
+        if plan.frontdoor_admin is not None:
+            with contextlib.suppress(OSError):
+                admin.runtime_modify(plan.frontdoor_admin, {"blackout.abort_percent": 0})
+
+
+# -- certificate expiry (Istio): the region's edge secret ------------------------------------------
+class CertPlan(Plan):
+    cert: CertVariant
+    region: str
+
+
+class CertExpiryHandler(StepHandler):
+    plan_type = CertPlan
+
+    def plan(self, fault: CertExpiry) -> CertPlan:
+        topo = self.fleet.topo
+        if not topo.mesh.startswith("istio"):
+            raise FaultError(
+                f"cert-expiry on kind needs an Istio mesh; {topo.mesh!r} puts no certificate on the request path here",
+                hint="use --mesh istio on kind, or run cert-expiry on the sandbox",
+            )
+        if fault.target not in topo.region_names:
+            raise FaultError(f"{fault.label()}: the target must be a region ({', '.join(topo.region_names)})")
+        return CertPlan(cert=fault.cert, region=fault.target)
+
+    def inject_steps(self, fault: CertExpiry, plan: CertPlan) -> tuple[list[Step], dict[str, Any]]:
+        """The steps that make the region's edge certificate lapse for real, and when it does."""
+        ca, region = self.fleet.ca(), plan.region
+        if plan.cert == "leaf":
+            leaf = ca.issue_leaf(region, expired=True)
+            expired_at = leaf.not_after
+        elif plan.cert == "intermediate":
+            # A spare expired intermediate: istiod keeps the real one (cacerts) for workload certs.
+            spare = f"expired-intermediate-{region}"
+            ca.issue_intermediate(region, expired=True, name=spare)
+            leaf = ca.issue_leaf(region, clamp=False, issuer=spare)
+            expired_at = ca.intermediate_not_after(region, issuer=spare)
+        else:  # rotation-stopped: nothing renews the edge certificate on kind, so it lapses on its own
+            leaf = ca.issue_leaf(region, valid_for=dt.timedelta(seconds=fault.ttl_s))
+            expired_at = leaf.not_after
+        step = self.fleet.edge_step(region, leaf, f"{plan.cert} certificate expiring {expired_at.isoformat()}")
+        return [step], {"expired_at_wall": expired_at.timestamp(), "expired_at": expired_at.isoformat()}
+
+    def revert_steps(self, fault: Any, plan: CertPlan) -> list[Step]:
+        ca = self.fleet.ca()
+        return [self.fleet.edge_step(plan.region, edge_leaf(ca, plan.region), "a fresh certificate")]
+
+
+def fault_table(fleet: KindFleet) -> FaultTable:
+    return FaultTable(
+        "kind",
+        {
+            RegionLoss: RegionLossHandler(fleet),
+            ZoneLoss: ZoneLossHandler(fleet),
+            ControlPlaneLoss: ControlPlaneLossHandler(fleet),
+            LinkLatency: LinkLatencyHandler(fleet),
+            Partition: PartitionHandler(fleet),
+            Brownout: BrownoutHandler(fleet),
+            LostResponse: LostResponseHandler(fleet),
+            Blackout: BlackoutHandler(fleet),
+            CertExpiry: CertExpiryHandler(fleet),
+        },
+        elsewhere="run the others on the sandbox",
+    )

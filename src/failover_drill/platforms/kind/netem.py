@@ -1,0 +1,115 @@
+"""Latency between regions on kind: per node a prio qdisc with one band per source, each with its
+own netem, filtered by the source's addresses (FACTS.md: needs sch_netem, prio and u32)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from failover_drill.config.topology import Topology
+from failover_drill.faults.model import FRONT_DOOR
+from failover_drill.platforms.kind.cluster_config import all_nodes
+from failover_drill.platforms.kind.commands import Runner, Step
+from failover_drill.platforms.kind.mesh import kubectl
+from failover_drill.platforms.kind.workload import NAMESPACE
+
+PRIOMAP = "1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1"  # the kernel's default: unmatched traffic as usual
+LEDGER_PATH = "/var/lib/ledger/payments.sqlite"
+
+
+def sources(topo: Topology) -> list[str]:
+    return [*topo.region_names, FRONT_DOOR]
+
+
+def band(topo: Topology, src: str) -> tuple[str, str]:
+    """(class id, netem handle) of the band for traffic towards src."""
+    k = sources(topo).index(src)
+    return f"1:{4 + k}", f"{40 + k}:"
+
+
+def baseline_ms(topo: Topology, node_region: str, src: str) -> float:
+    """The pair's RTT lives on the later region's side only, so it is paid once per round trip."""
+    if src in (FRONT_DOOR, node_region):
+        return 0.0
+    order = topo.region_names
+    return topo.rtt_ms(node_region, src) if order.index(node_region) > order.index(src) else 0.0
+
+
+def netem(delay_ms: float = 0.0, jitter_ms: float = 0.0, loss: bool = False) -> tuple[str, ...]:
+    if loss:
+        return ("netem", "loss", "100%")
+    args = ("netem", "delay", f"{delay_ms:g}ms")
+    return (*args, f"{jitter_ms:g}ms") if jitter_ms > 0 else args
+
+
+def tc(node: str, *args: str, ok_to_fail: bool = False, title: str | None = None) -> Step:
+    return Step(
+        title or f"tc {args[0]} {args[1]} on {node}",
+        ("docker", "exec", node, "tc", *args),
+        timeout_s=30,
+        ok_to_fail=ok_to_fail,
+    )
+
+
+def band_netem(node: str, verb: str, cls: str, handle: str, args: tuple[str, ...], **kw: Any) -> Step:
+    """Add or change the netem qdisc of one source's band on a node."""
+    return tc(node, "qdisc", verb, "dev", "eth0", "parent", cls, "handle", handle, *args, **kw)
+
+
+def pod_tools(ctx: str, pod: str, *args: str) -> tuple[str, ...]:
+    """`kubectl exec` of failover_drill.platforms.kind.pod_tools inside a payment-gateway pod."""
+    return kubectl(
+        ctx, "-n", NAMESPACE, "exec", pod, "--", "python", "-m", "failover_drill.platforms.kind.pod_tools", *args
+    )
+
+
+def read_addresses(topo: Topology, run: Runner) -> dict[str, list[str]]:
+    """source -> IPv4 addresses its traffic comes from (node IPs; the kind network gateway for the host)."""
+    nodes = {r: all_nodes(topo, r) for r in topo.region_names}
+    flat = [n for ns in nodes.values() for n in ns]
+    out = run.run(
+        Step(
+            "read node addresses",
+            ("docker", "inspect", "-f", "{{.Name}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", *flat),
+            timeout_s=30,
+        )
+    )
+    ip_of = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            ip_of[parts[0].lstrip("/")] = parts[1]
+    gateway = run.run(
+        Step(
+            "read the kind network's gateway (the host's address as nodes see it)",
+            ("docker", "network", "inspect", "kind", "-f", "{{range .IPAM.Config}}{{.Gateway}} {{end}}"),
+            timeout_s=30,
+        )
+    )
+    addrs = {r: [ip_of.get(n, f"<ip of {n}>") for n in ns] for r, ns in nodes.items()}
+    addrs[FRONT_DOOR] = [g for g in gateway.split() if "." in g] or ["<kind network gateway>"]
+    return addrs
+
+
+def latency_setup_steps(topo: Topology, addrs: dict[str, list[str]]) -> list[Step]:
+    """Per node: the band layout, baseline netem per source, and filters by source address."""
+    steps: list[Step] = []
+    srcs = sources(topo)
+    for region in topo.region_names:
+        for node in all_nodes(topo, region):
+            title = f"latency layout on {node}"
+
+            def add(*args: str, ok: bool = False, node: str = node, title: str = title) -> None:
+                steps.append(tc(node, *args, ok_to_fail=ok, title=title))
+
+            add("qdisc", "del", "dev", "eth0", "root", ok=True)
+            add("qdisc", "add", "dev", "eth0", "root", "handle", "1:", "prio", "bands", str(3 + len(srcs)),
+                "priomap", *PRIOMAP.split())  # fmt: skip
+            for src in srcs:
+                if src == region:
+                    continue
+                cls, handle = band(topo, src)
+                steps.append(band_netem(node, "add", cls, handle, netem(baseline_ms(topo, region, src)), title=title))
+                for ip in addrs[src]:
+                    add("filter", "add", "dev", "eth0", "parent", "1:0", "protocol", "ip", "prio", "1", "u32",
+                        "match", "ip", "dst", f"{ip}/32", "flowid", cls)  # fmt: skip
+    return steps

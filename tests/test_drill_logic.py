@@ -1,0 +1,103 @@
+"""The drill's own logic against an in-memory platform (tests/memory_platform.py): what it injects and
+reverts in which order, what the fault ledger holds when an inject fails, and Ctrl-C. Real traffic
+crosses a real socket to the in-process front door; no fleet is started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from failover_drill.config.scenario import Scenario, build_scenario
+from failover_drill.config.topology import load_topology
+from failover_drill.drill import Drill
+from failover_drill.errors import FaultError, Interrupted
+from failover_drill.faults.ledger import FaultLedger, ledger_path
+from failover_drill.faults.model import Fault
+
+from .memory_platform import MemoryPlatform
+
+TOPOLOGY = Path(__file__).resolve().parents[1] / "clusters" / "topology.yaml"
+QUICK = {
+    "phases.warmup_s": 0.0,
+    "phases.baseline_s": 0.3,
+    "phases.fault_s": 0.6,
+    "phases.recovery_s": 0.3,
+    "slo.stability_s": 0.2,
+    "traffic.rate_rps": 50,
+    "traffic.timeout_s": 0.5,
+}
+
+
+def scenario(faults: list[dict[str, object]]) -> Scenario:
+    sc = build_scenario(None, overrides=QUICK)
+    data = sc.model_dump(mode="json")
+    data["faults"] = faults
+    return Scenario.model_validate(data)
+
+
+def run(tmp_path: Path, sc: Scenario, platform: MemoryPlatform) -> Drill:
+    drill = Drill(
+        sc, load_topology(TOPOLOGY), state_dir=tmp_path / "state", runs_dir=tmp_path / "runs", platform=platform
+    )
+    return drill
+
+
+def test_a_compound_schedule_injects_and_reverts_in_time_order(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    sc = scenario(
+        [
+            {"kind": "link-latency", "target": "eu-west1", "delay_ms": 50, "at_s": 0.0, "duration_s": 0.5},
+            {"kind": "zone-loss", "target": "us-east1-a", "at_s": 0.1, "duration_s": 0.2},
+        ]
+    )
+    outcome = run(tmp_path, sc, platform).run()
+    verbs = [(v, label) for v, label in platform.calls if v != "plan"]
+    assert verbs == [
+        ("inject", "link-latency *->eu-west1"),
+        ("inject", "zone-loss us-east1-a"),
+        ("revert", "zone-loss us-east1-a"),
+        ("revert", "link-latency *->eu-west1"),
+    ]
+    # every plan was computed before its inject, and nothing is left open in the ledger
+    assert platform.calls.index(("plan", "zone-loss us-east1-a")) < platform.calls.index(
+        ("inject", "zone-loss us-east1-a")
+    )
+    assert FaultLedger(ledger_path(tmp_path / "state")).open_entries() == []
+    assert not platform.active and not platform.is_up()  # the drill brought it up, so it took it down
+    result = json.loads((outcome.run_dir / "result.json").read_text())
+    assert result["traffic"]["failed"] > 0  # the in-process front door failed while a fault was on
+
+
+def test_an_inject_that_fails_is_written_to_the_ledger_and_still_reverted(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    platform.fail_inject = FaultError("the fleet said no")
+    with pytest.raises(FaultError, match="the fleet said no"):
+        run(tmp_path, scenario([{"kind": "region-loss", "target": "us-east1"}]), platform).run()
+    entries = json.loads(ledger_path(tmp_path / "state").read_text())
+    assert len(entries) == 1
+    (entry,) = entries
+    assert entry["error"] == "the fleet said no"  # the ledger says why, for `recover` and for people
+    assert entry["state"] == "reverted"  # a half-done inject is reverted all the same
+    assert [v for v, _ in platform.calls] == ["plan", "inject", "revert"]
+
+
+def test_ctrl_c_during_the_fault_reverts_it_and_says_interrupted(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+
+    def interrupt(_: Fault) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    platform.on_inject = interrupt
+    sc = scenario([{"kind": "region-loss", "target": "us-east1"}])
+    with pytest.raises(Interrupted, match="faults reverted"):
+        run(tmp_path, sc, platform).run()
+    assert [v for v, _ in platform.calls] == ["plan", "inject", "revert"]
+    assert not platform.active
+    assert FaultLedger(ledger_path(tmp_path / "state")).open_entries() == []
+    (run_dir,) = (tmp_path / "runs").glob("2*")
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["complete"] is False  # partial results are written, and say they are partial
