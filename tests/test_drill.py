@@ -254,3 +254,20 @@ def test_interrupt_reverts_then_exits_130(fleet: Fleet, tmp_path: Path, sig: sig
     assert FaultLedger(ledger_path(fleet.state)).open_entries() == []
     journal = next((tmp_path / "runs").glob("*/journal.jsonl")).read_text()
     assert '"kind":"fault_reverted"' in journal
+
+
+def test_a_second_drill_on_a_fleet_in_use_is_refused_naming_the_owner(fleet: Fleet, tmp_path: Path) -> None:
+    """Two drills on one state dir: the second used to inject into the first's fleet and both passed."""
+    first = _start_drill(fleet, tmp_path / "runs1", "--fault", "zone-loss", "--set", "phases.fault_s=8")
+    _wait_active(fleet, first)
+    second = run_cli("drill", "--fault", "region-loss", *FAST, state=fleet.state, runs=tmp_path / "runs2")
+    assert second.returncode == 3, second.stdout + second.stderr
+    assert f"in use by drill zone-loss-us-east1 (pid {first.pid}" in second.stderr
+    assert not (tmp_path / "runs2").exists()  # refused before anything ran
+    down = run_cli("down", state=fleet.state)
+    assert down.returncode == 3 and "cannot take it down" in down.stderr, down.stderr
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    assert latest(tmp_path / "runs1")["payments"]["lost"] == 0
+    # once the first is done, the fleet is free again
+    assert run_cli("recover", state=fleet.state).returncode == 0

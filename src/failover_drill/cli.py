@@ -18,6 +18,7 @@ from failover_drill.config.scenario import build_scenario, load_scenario
 from failover_drill.config.topology import load_topology
 from failover_drill.drill import Drill, LiveView, resolve_faults
 from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError
+from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.registry import check_platform, open_platform
 from failover_drill.recovery import recover as run_recover
 from failover_drill.report.history import History
@@ -62,6 +63,7 @@ def up(
     """Bring the fleet up (sandbox: real Envoy + payment-gateway processes on 127.0.0.1; kind: clusters)."""
     _platform_check(platform)
     topo = load_topology(topology, mesh=mesh)
+    FleetOwnership(state_dir).refuse_if_owned("bring it up")
     open_platform(platform, state_dir, topo).up(progress=_say)
 
 
@@ -69,6 +71,7 @@ def up(
 def down(state_dir: StateOpt = DEFAULT_STATE, platform: PlatformOpt = "sandbox") -> None:
     """Revert open faults, then stop every process of the fleet (kind: delete the clusters)."""
     _platform_check(platform)
+    FleetOwnership(state_dir).refuse_if_owned("take it down")
     run_recover(state_dir, stop_orphans=False)
     open_platform(platform, state_dir).down(progress=_say)
 
@@ -292,6 +295,7 @@ def history(
 @app.command()
 def recover(state_dir: StateOpt = DEFAULT_STATE) -> None:
     """Revert every fault the ledger still holds and stop fleets whose drill died."""
+    FleetOwnership(state_dir).refuse_if_owned("recover it")
     rep = run_recover(state_dir)
     for label in rep.reverted:
         out.print(f"reverted: {label}")

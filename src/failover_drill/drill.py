@@ -36,6 +36,7 @@ from failover_drill.faults.catalogue import check_schedule, resolve
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault, dump_fault
 from failover_drill.measure.payments import reconcile
+from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import Platform
 from failover_drill.recovery import revert_open_faults
 from failover_drill.report import journal as journal_mod
@@ -188,6 +189,7 @@ class Drill:
         self.ledger = FaultLedger(ledger_path(self.state_dir))
         self.view = LiveView(total_s=scenario.phases.total_s())
         self._interrupted = False
+        self.ownership = FleetOwnership(self.state_dir)
 
     def _say(self, msg: str) -> None:
         self.view.message = msg
@@ -198,36 +200,41 @@ class Drill:
         faults = resolve_faults(self.scenario, self.topology)
         Schedule.constant(self.scenario.traffic.rate_rps, self.scenario.phases.total_s())
         self._check_traffic_origin(faults)
-        owned = not self.platform.is_up()
-        if owned:
-            self.platform.up(progress=self._say, owner_pid=os.getpid())
-        elif self.platform.mesh() != self.topology.mesh:
-            raise PlatformError(
-                f"the {self.platform.name} fleet is up with mesh {self.platform.mesh()!r} "
-                f"but the drill asks for {self.topology.mesh!r}",
-                hint="run `failover-drill down` first, or drop --mesh",
-            )
-        run_dir: Path | None = None
-        watcher = None
+        # Held until the fleet is down again: nobody else injects into it or tears it down meanwhile.
+        self.ownership.acquire(f"drill {self.scenario.name}")
         try:
-            self._say("checking the fleet is steady")
-            self.platform.wait_steady(self.scenario.region)
-            self._check_reachable()
-            self._warn_near_capacity()
-            run_dir = new_run_dir(self.runs_dir, self._run_id(faults))
-            lease = self.scenario.phases.total_s() + 30.0
-            watcher = watchdog.spawn(self.state_dir, os.getpid(), lease, self.state_dir / "logs" / "watchdog.log")
-            code = self._run_phases(run_dir, faults)
-        finally:
+            owned = not self.platform.is_up()
+            if owned:
+                self.platform.up(progress=self._say, owner_pid=os.getpid())
+            elif self.platform.mesh() != self.topology.mesh:
+                raise PlatformError(
+                    f"the {self.platform.name} fleet is up with mesh {self.platform.mesh()!r} "
+                    f"but the drill asks for {self.topology.mesh!r}",
+                    hint="run `failover-drill down` first, or drop --mesh",
+                )
+            run_dir: Path | None = None
+            watcher = None
             try:
-                revert_open_faults(self.state_dir, only_owner=os.getpid(), platform=self.platform)
+                self._say("checking the fleet is steady")
+                self.platform.wait_steady(self.scenario.region)
+                self._check_reachable()
+                self._warn_near_capacity()
+                run_dir = new_run_dir(self.runs_dir, self._run_id(faults))
+                lease = self.scenario.phases.total_s() + 30.0
+                watcher = watchdog.spawn(self.state_dir, os.getpid(), lease, self.state_dir / "logs" / "watchdog.log")
+                code = self._run_phases(run_dir, faults)
             finally:
-                if watcher is not None:
-                    watcher.terminate()
-                    watcher.wait(5)
-                if owned and not self.keep_up:
-                    self._say(f"stopping the {self.platform.name} fleet")
-                    self.platform.down()
+                try:
+                    revert_open_faults(self.state_dir, only_owner=os.getpid(), platform=self.platform)
+                finally:
+                    if watcher is not None:
+                        watcher.terminate()
+                        watcher.wait(5)
+                    if owned and not self.keep_up:
+                        self._say(f"stopping the {self.platform.name} fleet")
+                        self.platform.down()
+        finally:
+            self.ownership.release()
         assert run_dir is not None
         result = json.loads((run_dir / "result.json").read_text())
         if code == EXIT_INTERRUPTED:

@@ -22,6 +22,7 @@ from failover_drill.fault_runner import FaultRunner
 from failover_drill.faults.catalogue import resolve
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault, dump_fault
+from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import Platform
 from failover_drill.recovery import revert_open_faults
 from failover_drill.report import journal as journal_mod
@@ -64,6 +65,8 @@ class Session:
         self.recent: collections.deque[Sample] = collections.deque()
         self.active: dict[str, Fault] = {}
         self.runner: FaultRunner | None = None
+        self.ownership = FleetOwnership(self.state_dir)
+        self.ownership_held = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gen: OpenLoopGenerator | None = None
@@ -72,6 +75,9 @@ class Session:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def up(self) -> None:
+        if not self.ownership_held:
+            self.ownership.acquire(f"chaos toolkit session {self.scenario.name}")
+            self.ownership_held = True
         if not self.platform.is_up():
             self.platform.up(owner_pid=os.getpid())
             self.owned = True
@@ -231,4 +237,7 @@ class Session:
         if self.owned and not self.keep_up:
             self.platform.down()
             self.owned = False
+        if self.ownership_held:
+            self.ownership.release()
+            self.ownership_held = False
         return result
