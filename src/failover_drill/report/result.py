@@ -13,6 +13,26 @@ from failover_drill.measure.failover import measure
 from failover_drill.measure.timeline import Phase, Timeline
 from failover_drill.measure.verdict import judge
 from failover_drill.report import journal
+from failover_drill.report.result_model import (
+    BurnRates,
+    Check,
+    ErrorBudget,
+    FailoverFigures,
+    FaultSummary,
+    GeneratorStats,
+    JournalSummary,
+    Latency,
+    PaymentExamples,
+    Payments,
+    PhaseLatency,
+    Phases,
+    PhaseShares,
+    PhaseSpan,
+    PlatformEventOut,
+    Result,
+    Traffic,
+    VerdictOut,
+)
 from failover_drill.traffic.samples import Sample
 
 TARGETED_KINDS = {"region-loss", "zone-loss", "brownout", "link-latency", "partition", "lost-response"}
@@ -115,6 +135,11 @@ def _fault_targets(faults: list[dict[str, Any]], zones: set[str]) -> tuple[set[s
 
 def build_result(path: Path, replay: Replay | None = None) -> dict[str, Any]:
     """result.json's content from a journal (or its Replay, when the caller has one already)."""
+    return build_result_model(path, replay).model_dump(mode="json")
+
+
+def build_result_model(path: Path, replay: Replay | None = None) -> Result:
+    """The typed result (report/result_model.py) from a journal or its Replay."""
     rp = replay if replay is not None else Replay(path)
     sc = rp.scenario
     meta = rp.meta
@@ -174,87 +199,89 @@ def build_result(path: Path, replay: Replay | None = None) -> dict[str, Any]:
     if rp.payments is None:
         verdict.reasons.append("payments were not reconciled for this run")
     mesh_events = _mesh_detection(rp.platform_events, t0, tr, targets)
-    return {
-        "schema": 1,
-        "run_id": meta["run_id"],
-        "scenario": sc.name,
-        "platform": meta["platform"],
-        "mesh": meta["mesh"],
-        "client_region": sc.region,
-        "started_at": meta.get("started_at"),
-        "complete": complete,
-        "fault": {
-            "kind": "+".join(sorted({f["kind"] for f in faults})),
-            "target": ",".join(sorted({f.get("target") or "all" for f in faults})),
-            "mode": faults[0].get("mode") if faults else None,
-            "faults": faults,
-            "details": [_details(e, meta) for e in injected],
-            "injected_at_s": round(t0, 4),
-            "reverted_at_s": round(tr, 4) if reverted or complete else None,
-        },
-        "phases": {p.name: {"start_s": round(p.start, 4), "end_s": round(p.end, 4)} for p in phases.values()},
-        "traffic": {
-            "requests": requests,
-            "ok": ok,
-            "failed": requests - ok,
-            "rate_rps": sc.traffic.rate_rps,
-            "achieved_rps": round(requests / (t_end - start), 2) if t_end > start else 0.0,
-            "dropped": dropped,
-            "attempts": attempts,
-            "raw_failures": raw_fail,
-            "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
-            "generator": rp.generator,
-        },
-        "failover": {
-            "ttd_s": fo.ttd_s,
-            "ttr_s": fo.ttr_s,
-            "shift_s": fo.shift_s,
-            "failback_s": fo.failback_s,
-            "return_s": fo.return_s,
-            "outage_s": fo.outage_s,
-            "recovered": fo.recovered,
-            "failed_back": fo.failed_back,
-            "measured_at": level,
-            "targets": sorted(targets),
-            "mesh_detected_s": mesh_events["detected_s"],
-            "mesh_restored_s": mesh_events["restored_s"],
-        },
-        "error_budget": {
-            "slo": sc.slo.target_pct,
-            "period_days": sc.slo.period_days,
-            "bad_requests": budget.bad_requests,
-            "budget_requests": budget.budget_requests,
-            "budget_consumed_pct": budget.budget_consumed_pct,
-            "peak_burn_rate": budget.burn_rate_1m,
-            "burn_rate": {
-                "1m": budget.burn_rate_1m,
-                "5m": budget.burn_rate_5m,
-                "30m": budget.burn_rate_30m,
-                "1h": budget.burn_rate_1h,
-                "6h": budget.burn_rate_6h,
-            },
-            "page_alert_fired": budget.page_alert,
-            "ticket_alert_fired": budget.ticket_alert,
-            "minutes_to_exhaust_at_peak": budget.minutes_to_exhaust_at_peak,
-        },
-        "latency_ms": latency,
-        "served_by": served,
-        "served_by_zone": served_zone,
-        "payments": {
-            "reconciled": rp.payments is not None,
-            "acknowledged": pay.get("acknowledged"),
-            "charged": pay.get("charged"),
-            "lost": pay.get("lost"),
-            "duplicated": pay.get("duplicated"),
-            "charged_unacknowledged": pay.get("charged_unacknowledged"),
-            "examples": {k: pay.get(k, []) for k in ("lost_keys", "duplicated_keys", "unacknowledged_keys")},
-        },
-        "platform_events": [
-            {k: e.get(k) for k in ("at", "source", "kind", "region", "zone", "detail")} for e in rp.platform_events
+    return Result(
+        run_id=meta["run_id"],
+        scenario=sc.name,
+        platform=meta["platform"],
+        mesh=meta["mesh"],
+        client_region=sc.region,
+        started_at=meta.get("started_at"),
+        complete=complete,
+        fault=FaultSummary(
+            kind="+".join(sorted({f["kind"] for f in faults})),
+            target=",".join(sorted({f.get("target") or "all" for f in faults})),
+            mode=faults[0].get("mode") if faults else None,
+            faults=faults,
+            details=[_details(e, meta) for e in injected],
+            injected_at_s=round(t0, 4),
+            reverted_at_s=round(tr, 4) if reverted or complete else None,
+        ),
+        phases=Phases(**{p.name: PhaseSpan(start_s=round(p.start, 4), end_s=round(p.end, 4)) for p in phases.values()}),
+        traffic=Traffic(
+            requests=requests,
+            ok=ok,
+            failed=requests - ok,
+            rate_rps=sc.traffic.rate_rps,
+            achieved_rps=round(requests / (t_end - start), 2) if t_end > start else 0.0,
+            dropped=dropped,
+            attempts=attempts,
+            raw_failures=raw_fail,
+            errors=dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+            generator=GeneratorStats.model_validate(rp.generator) if rp.generator is not None else None,
+        ),
+        failover=FailoverFigures(
+            ttd_s=fo.ttd_s,
+            ttr_s=fo.ttr_s,
+            shift_s=fo.shift_s,
+            failback_s=fo.failback_s,
+            return_s=fo.return_s,
+            outage_s=fo.outage_s,
+            recovered=fo.recovered,
+            failed_back=fo.failed_back,
+            measured_at=level,
+            targets=sorted(targets),
+            mesh_detected_s=mesh_events["detected_s"],
+            mesh_restored_s=mesh_events["restored_s"],
+        ),
+        error_budget=ErrorBudget(
+            slo=sc.slo.target_pct,
+            period_days=sc.slo.period_days,
+            bad_requests=budget.bad_requests,
+            budget_requests=budget.budget_requests,
+            budget_consumed_pct=budget.budget_consumed_pct,
+            peak_burn_rate=budget.burn_rate_1m,
+            burn_rate=BurnRates(
+                m1=budget.burn_rate_1m,
+                m5=budget.burn_rate_5m,
+                m30=budget.burn_rate_30m,
+                h1=budget.burn_rate_1h,
+                h6=budget.burn_rate_6h,
+            ),
+            page_alert_fired=budget.page_alert,
+            ticket_alert_fired=budget.ticket_alert,
+            minutes_to_exhaust_at_peak=budget.minutes_to_exhaust_at_peak,
+        ),
+        latency_ms=PhaseLatency(**{k: Latency(**v) for k, v in latency.items()}),
+        served_by=PhaseShares(**served),
+        served_by_zone=PhaseShares(**served_zone),
+        payments=Payments(
+            reconciled=rp.payments is not None,
+            acknowledged=pay.get("acknowledged"),
+            charged=pay.get("charged"),
+            lost=pay.get("lost"),
+            duplicated=pay.get("duplicated"),
+            charged_unacknowledged=pay.get("charged_unacknowledged"),
+            examples=PaymentExamples(
+                **{k: pay.get(k, []) for k in ("lost_keys", "duplicated_keys", "unacknowledged_keys")}
+            ),
+        ),
+        platform_events=[
+            PlatformEventOut(**{k: e.get(k) for k in ("at", "source", "kind", "region", "zone", "detail")})
+            for e in rp.platform_events
         ][:500],
-        "verdict": {"passed": verdict.passed, "reasons": verdict.reasons, "checks": verdict.checks},
-        "journal": {"samples": rp.samples, "skipped_lines": rp.problems.skipped[:50]},
-    }
+        verdict=VerdictOut(passed=verdict.passed, reasons=verdict.reasons, checks=[Check(**c) for c in verdict.checks]),
+        journal=JournalSummary(samples=rp.samples, skipped_lines=rp.problems.skipped[:50]),
+    )
 
 
 def _mesh_detection(events: list[dict[str, Any]], t0: float, tr: float, targets: set[str]) -> dict[str, float | None]:
