@@ -16,6 +16,7 @@ import pytest
 from failover_drill.faults.ledger import FaultLedger
 from failover_drill.recovery import ledger_path
 from tests.conftest import FAST, ROOT, Fleet, processes_under, run_cli
+from tests.schema_check import assert_valid_result
 
 pytestmark = pytest.mark.slow
 CONTRACT = {
@@ -64,6 +65,7 @@ def test_region_loss_fails_over_and_back(fleet: Fleet, tmp_path: Path) -> None:
         assert key in r
         if sub:
             assert sub <= set(r[key]), key
+    assert_valid_result(r)  # a real drill's result.json against the JSON Schema shipped in the package
     assert r["fault"]["kind"] == "region-loss" and r["fault"]["target"] == "us-east1"
     assert r["served_by"]["baseline"] == {"us-east1": 1.0}
     assert r["served_by"]["fault"].get("us-east1", 0) == 0 and sum(r["served_by"]["fault"].values()) > 0.99
@@ -105,6 +107,7 @@ def test_region_loss_fails_over_and_back(fleet: Fleet, tmp_path: Path) -> None:
     assert rebuilt.returncode == 0, rebuilt.stderr
     again = json.loads((run_dir / "result.json").read_text())
     assert again["failover"] == r["failover"] and again["traffic"] == r["traffic"]
+    assert_valid_result(again)
 
     # a corrupt and a truncated line are skipped with a warning naming them
     journal = run_dir / "journal.jsonl"

@@ -19,6 +19,7 @@ from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault
 
 from .memory_platform import MemoryPlatform
+from .schema_check import assert_valid_result
 
 TOPOLOGY = Path(__file__).resolve().parents[1] / "clusters" / "topology.yaml"
 QUICK = {
@@ -70,6 +71,7 @@ def test_a_compound_schedule_injects_and_reverts_in_time_order(tmp_path: Path) -
     assert not platform.active and not platform.is_up()  # the drill brought it up, so it took it down
     result = json.loads((outcome.run_dir / "result.json").read_text())
     assert result["traffic"]["failed"] > 0  # the in-process front door failed while a fault was on
+    assert_valid_result(result)  # the contract: the JSON Schema shipped in the package
 
 
 def test_an_inject_that_fails_is_written_to_the_ledger_and_still_reverted(tmp_path: Path) -> None:
@@ -101,3 +103,4 @@ def test_ctrl_c_during_the_fault_reverts_it_and_says_interrupted(tmp_path: Path)
     (run_dir,) = (tmp_path / "runs").glob("2*")
     result = json.loads((run_dir / "result.json").read_text())
     assert result["complete"] is False  # partial results are written, and say they are partial
+    assert_valid_result(result)  # a partial result keeps the contract too

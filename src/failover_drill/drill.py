@@ -40,6 +40,7 @@ from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import Platform
 from failover_drill.recovery import revert_open_faults
 from failover_drill.report import journal as journal_mod
+from failover_drill.report import records
 from failover_drill.report.rundir import finish_run, new_run_dir
 from failover_drill.traffic import gc_quiet
 from failover_drill.traffic.client import PaymentClient
@@ -391,7 +392,7 @@ class Drill:
             self.view.phase = "warmup"
             await self._until(origin + planned[1]["start"])
             self.view.phase = "baseline"
-            jr.write_now({"t": "ev", "kind": "phase", "name": "baseline", "at": self.clock.now() - origin})
+            jr.write_now(records.PhaseEvent("baseline", self.clock.now() - origin).to_json())
             fault_start = origin + planned[2]["start"]
             fault_end = origin + planned[2]["end"]
             timeline = sorted(
@@ -413,7 +414,7 @@ class Drill:
             await self._until(origin + planned[3]["end"])
             traffic.stop()
             await asyncio.wait_for(gen_task, timeout=sc.traffic.timeout_s * sc.traffic.retry.attempts + 5)
-            jr.write_now({"t": "ev", "kind": "end", "at": self.clock.now() - origin})
+            jr.write_now(records.EndEvent(self.clock.now() - origin).to_json())
             return 0
         except asyncio.CancelledError:
             return EXIT_INTERRUPTED
@@ -429,7 +430,7 @@ class Drill:
             await asyncio.gather(gen_task, return_exceptions=True)
             tick.cancel()
             await traffic.aclose()
-            jr.write({"t": "gen", "workers": sc.traffic.workers, **vars(traffic.stats)})
+            jr.write(records.GenRecord(sc.traffic.workers, traffic.stats).to_json())
             jr.flush(sync=True)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
@@ -462,21 +463,18 @@ def meta_record(
     faults: list[Fault] | None = None,
 ) -> dict[str, Any]:
     """The journal's first record: what ran, where, and the wall time of the drill's origin."""
-    rec: dict[str, Any] = {
-        "t": "meta",
-        "run_id": run_id,
-        "scenario": scenario.model_dump(mode="json"),
-        "platform": platform,
-        "mesh": topology.mesh,
-        "phases": phases,
-        "started_at": datetime.now(UTC).isoformat(),
-        "origin_wall": anchor.wall,
-        "regions": topology.region_names,
-        "zones": topology.all_zones(),
-    }
-    if faults is not None:
-        rec["faults_resolved"] = [dump_fault(f) for f in faults]
-    return rec
+    return records.MetaRecord(
+        run_id=run_id,
+        scenario=scenario.model_dump(mode="json"),
+        platform=platform,
+        mesh=topology.mesh,
+        phases=[records.PlannedPhase.from_json(p) for p in phases],
+        started_at=datetime.now(UTC).isoformat(),
+        origin_wall=anchor.wall,
+        regions=topology.region_names,
+        zones=topology.all_zones(),
+        faults_resolved=[dump_fault(f) for f in faults] if faults is not None else None,
+    ).to_json()
 
 
 def live_p99(latencies_ms: list[float]) -> float:
@@ -490,17 +488,8 @@ def finish_journal(platform: Platform, jr: journal_mod.JournalWriter, anchor: An
     are built from it; shared by drills and step-by-step sessions."""
     try:
         for ev in platform.events(anchor.wall - 5):
-            jr.write(
-                {
-                    "t": "pe",
-                    "at": round(anchor.to_mono(ev.wall) - anchor.mono, 4),
-                    "source": ev.source,
-                    "kind": ev.kind,
-                    "region": ev.region,
-                    "zone": ev.zone,
-                    "detail": ev.detail,
-                }
-            )
+            at = round(anchor.to_mono(ev.wall) - anchor.mono, 4)
+            jr.write(records.PlatformEventRecord(at, ev.source, ev.kind, ev.region, ev.zone, ev.detail).to_json())
     except (DrillError, OSError) as exc:
         log.warning("could not read platform events", error=str(exc))
     jr.flush(sync=True)
@@ -508,7 +497,7 @@ def finish_journal(platform: Platform, jr: journal_mod.JournalWriter, anchor: An
         charges = [(c.key, c.region) for c in platform.ledger()]
         outcomes = ((rec["k"], bool(rec.get("ack"))) for rec in journal_mod.read(jr.path) if rec.get("t") == "s")
         rec = reconcile(outcomes, charges, workdir=run_dir)
-        jr.write({"t": "payments", **vars(rec)})
+        jr.write(records.PaymentsRecord(rec).to_json())
     except (DrillError, OSError) as exc:
         log.warning("could not reconcile payments", error=str(exc))
     jr.close()

@@ -19,6 +19,7 @@ from failover_drill.faults.ledger import FaultLedger
 from failover_drill.faults.model import Fault, dump_fault
 from failover_drill.platforms.base import Platform
 from failover_drill.report import journal as journal_mod
+from failover_drill.report import records
 from failover_drill.traffic import gc_quiet
 
 
@@ -70,7 +71,7 @@ class FaultRunner:
             raise FaultError(f"could not inject {fault.label()}: {exc}", hint="check `failover-drill status`") from None
         self.ledger.update(entry, state="active")
         self.journal.write_now(
-            journal_mod.fault_event("fault_injected", before, after, dump_fault(fault), entry, details)
+            records.FaultEvent.timed("fault_injected", before, after, dump_fault(fault), entry, details).to_json()
         )
         return Injected(entry, fault, (before + after) / 2, details)
 
@@ -85,5 +86,7 @@ class FaultRunner:
             self.ledger.update(entry_id, error=str(exc))
             raise FaultError(f"could not revert {fault.label()}: {exc}") from None
         self.ledger.update(entry_id, state="reverted", reverted_wall=time.time())
-        self.journal.write_now(journal_mod.fault_event("fault_reverted", before, after, dump_fault(fault), entry_id))
+        self.journal.write_now(
+            records.FaultEvent.timed("fault_reverted", before, after, dump_fault(fault), entry_id).to_json()
+        )
         return True

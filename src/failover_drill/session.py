@@ -26,6 +26,7 @@ from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import Platform
 from failover_drill.recovery import revert_open_faults
 from failover_drill.report import journal as journal_mod
+from failover_drill.report import records
 from failover_drill.report.result import build_result
 from failover_drill.report.rundir import new_run_dir
 from failover_drill.traffic.client import PaymentClient
@@ -157,7 +158,7 @@ class Session:
             try:
                 stats = await self._gen.run(self.anchor.mono if self.anchor else self.clock.now())
                 if self.jr is not None:
-                    self.jr.write({"t": "gen", "workers": 1, **vars(stats)})
+                    self.jr.write(records.GenRecord(1, stats).to_json())
             finally:
                 f.cancel()
                 await client.aclose()
@@ -186,7 +187,9 @@ class Session:
             if self.runner is not None and not self.runner.revert(spec, entry_id) and self.jr is not None:
                 # Reverted already by someone else (the watchdog, `recover`): the journal still ends it.
                 at = self.now()
-                self.jr.write_now(journal_mod.fault_event("fault_reverted", at, at, dump_fault(spec), entry_id))
+                self.jr.write_now(
+                    records.FaultEvent.timed("fault_reverted", at, at, dump_fault(spec), entry_id).to_json()
+                )
             del self.active[entry_id]
             done.append(spec.label())
         return done
@@ -226,7 +229,7 @@ class Session:
             self._thread.join(self.scenario.traffic.timeout_s * self.scenario.traffic.retry.attempts + 10)
             self._thread = None
         if self.jr is not None and self.run_dir is not None and self.anchor is not None:
-            self.jr.write_now({"t": "ev", "kind": "end", "at": self.now()})
+            self.jr.write_now(records.EndEvent(self.now()).to_json())
             result = finish_journal(self.platform, self.jr, self.anchor, self.run_dir)
             self.jr = None
             self.runner = None

@@ -54,24 +54,6 @@ class JournalWriter:
             self._fh.close()
 
 
-def fault_event(
-    kind: str, before: float, after: float, fault: dict[str, Any], entry: str, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """A fault_injected / fault_reverted record: the fault took effect somewhere in [before, after]
-    (seconds on the drill's axis), so the midpoint is recorded with the spread."""
-    rec: dict[str, Any] = {
-        "t": "ev",
-        "kind": kind,
-        "at": (before + after) / 2,
-        "took_ms": round((after - before) * 1000, 3),
-        "fault": fault,
-        "entry": entry,
-    }
-    if details is not None:
-        rec["details"] = details
-    return rec
-
-
 @dataclass
 class JournalProblems:
     skipped: list[int] = field(default_factory=list)

@@ -12,7 +12,27 @@ from failover_drill.measure.budget import error_budget
 from failover_drill.measure.failover import measure
 from failover_drill.measure.timeline import Phase, Timeline
 from failover_drill.measure.verdict import judge
-from failover_drill.report import journal
+from failover_drill.report import journal, records
+from failover_drill.report.result_model import (
+    BurnRates,
+    Check,
+    ErrorBudget,
+    FailoverFigures,
+    FaultSummary,
+    GeneratorStats,
+    JournalSummary,
+    Latency,
+    PaymentExamples,
+    Payments,
+    PhaseLatency,
+    Phases,
+    PhaseShares,
+    PhaseSpan,
+    PlatformEventOut,
+    Result,
+    Traffic,
+    VerdictOut,
+)
 from failover_drill.traffic.samples import Sample
 
 TARGETED_KINDS = {"region-loss", "zone-loss", "brownout", "link-latency", "partition", "lost-response"}
@@ -23,14 +43,13 @@ class Replay:
 
     def __init__(self, path: Path) -> None:
         self.problems = journal.JournalProblems()
-        self.meta: dict[str, Any] = {}
-        self.events: list[dict[str, Any]] = []
-        self.platform_events: list[dict[str, Any]] = []
-        self.payments: dict[str, Any] | None = None
-        self.generator: dict[str, Any] | None = None
+        self.events: list[records.Event] = []
+        self.platform_events: list[records.PlatformEventRecord] = []
+        self.payments: records.PaymentsRecord | None = None
+        self.generator: records.GenRecord | None = None
         samples_seen = 0
-        records = journal.read(path, self.problems)
-        first = next(records, None)
+        lines = journal.read(path, self.problems)
+        first = next(lines, None)
         if first is None or first.get("t") != "meta":
             raise ConfigError(
                 "journal has no header line",
@@ -38,17 +57,21 @@ class Replay:
                 line=1,
                 hint="a journal starts with the drill's meta record; this file is not one",
             )
-        self.meta = first
-        sc = Scenario.model_validate(first["scenario"])
+        try:
+            self.meta = records.MetaRecord.from_json(first)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"journal header lacks {exc}", source=str(path), line=1, hint="the meta record is incomplete"
+            ) from None
+        sc = Scenario.model_validate(self.meta.scenario)
         self.scenario = sc
         horizon = sc.traffic.timeout_s * sc.traffic.retry.attempts + sc.traffic.retry.backoff_max_ms / 1000 + 1
         self.timeline = Timeline(horizon_s=horizon)
-        planned = first["phases"]
-        self.timeline.set_phases([Phase(p["name"], p["start"], p["end"]) for p in planned])
+        self.timeline.set_phases(self.phases(planned_only=True))
         pending: list[Sample] = []
         phases_final = False
         last_t = 0.0
-        for rec in records:
+        for rec in lines:
             kind = rec["t"]
             if kind == "s":
                 try:
@@ -66,33 +89,42 @@ class Replay:
                         for p in pending:
                             self.timeline.add(p)
                         pending.clear()
-            elif kind == "ev":
-                self.events.append(rec)
-                if rec.get("kind") in ("fault_injected", "fault_reverted", "end"):
-                    self._refine_phases(planned)
-            elif kind == "pe":
-                self.platform_events.append(rec)
-            elif kind == "payments":
-                self.payments = rec
-            elif kind == "gen":
-                self.generator = rec
+            else:
+                try:
+                    self._fold(kind, rec)
+                except (KeyError, TypeError, ValueError):
+                    continue  # a record this version cannot read: skipped like a bad sample
         for p in pending:
             self.timeline.add(p)
         self.timeline.seal_all()
         self.samples = samples_seen
         self.last_t = last_t
 
-    def _refine_phases(self, planned: list[dict[str, Any]]) -> None:
-        self.timeline.set_phases(self.phases(planned_only=False))
+    def _fold(self, kind: str, rec: dict[str, Any]) -> None:
+        if kind == "ev":
+            ev = records.event_from_json(rec)
+            self.events.append(ev)
+            if isinstance(ev, records.FaultEvent | records.EndEvent):
+                # Phases are refined by when faults and the drill really started and ended.
+                self.timeline.set_phases(self.phases(planned_only=False))
+        elif kind == "pe":
+            self.platform_events.append(records.PlatformEventRecord.from_json(rec))
+        elif kind == "payments":
+            self.payments = records.PaymentsRecord.from_json(rec)
+        elif kind == "gen":
+            self.generator = records.GenRecord.from_json(rec)
+
+    def fault_events(self, kind: str) -> list[records.FaultEvent]:
+        return [e for e in self.events if isinstance(e, records.FaultEvent) and e.kind == kind]
 
     def event_time(self, kind: str, which: str = "first") -> float | None:
-        times = [float(e["at"]) for e in self.events if e.get("kind") == kind]
+        times = [float(e.at) for e in self.events if e.kind == kind and e.at is not None]
         if not times:
             return None
         return min(times) if which == "first" else max(times)
 
     def phases(self, planned_only: bool = False) -> list[Phase]:
-        planned = {p["name"]: (p["start"], p["end"]) for p in self.meta["phases"]}
+        planned = {p.name: (p.start, p.end) for p in self.meta.phases}
         if planned_only:
             return [Phase(n, s, e) for n, (s, e) in planned.items()]
         t0 = self.event_time("fault_injected") or planned["fault"][0]
@@ -115,18 +147,23 @@ def _fault_targets(faults: list[dict[str, Any]], zones: set[str]) -> tuple[set[s
 
 def build_result(path: Path, replay: Replay | None = None) -> dict[str, Any]:
     """result.json's content from a journal (or its Replay, when the caller has one already)."""
+    return build_result_model(path, replay).model_dump(mode="json")
+
+
+def build_result_model(path: Path, replay: Replay | None = None) -> Result:
+    """The typed result (report/result_model.py) from a journal or its Replay."""
     rp = replay if replay is not None else Replay(path)
     sc = rp.scenario
     meta = rp.meta
     phases = {p.name: p for p in rp.phases()}
-    injected = [e for e in rp.events if e.get("kind") == "fault_injected"]
-    reverted = [e for e in rp.events if e.get("kind") == "fault_reverted"]
+    injected = rp.fault_events("fault_injected")
+    reverted = rp.fault_events("fault_reverted")
     complete = rp.event_time("end") is not None
     t0 = phases["fault"].start
     tr = phases["fault"].end
     t_end = phases["recovery"].end if complete else max(rp.last_t, tr)
-    faults = [e["fault"] for e in injected] or [f for f in meta["scenario"]["faults"]]
-    targets, level = _fault_targets(faults, set(meta.get("zones", [])))
+    faults = [e.fault for e in injected] or [f for f in meta.scenario["faults"]]
+    targets, level = _fault_targets(faults, set(meta.zones))
     baseline_share = sum(v for k, v in rp.timeline.served_by("baseline", level).items() if k in targets)
     fo = measure(
         rp.timeline,
@@ -156,7 +193,7 @@ def build_result(path: Path, replay: Replay | None = None) -> dict[str, Any]:
     latency = {name: rp.timeline.phase_latency(name) for name in ("baseline", "fault", "recovery")}
     served = {name: rp.timeline.served_by(name, "region") for name in ("baseline", "fault", "recovery")}
     served_zone = {name: rp.timeline.served_by(name, "zone") for name in ("baseline", "fault", "recovery")}
-    pay = rp.payments or {}
+    pay = rp.payments.rec if rp.payments is not None else None
     verdict = judge(
         sc.limits,
         ttr_s=fo.ttr_s,
@@ -165,8 +202,8 @@ def build_result(path: Path, replay: Replay | None = None) -> dict[str, Any]:
         failed_back=fo.failed_back,
         budget_pct=budget.budget_consumed_pct,
         fault_p99_ms=latency["fault"]["p99"],
-        lost=int(pay.get("lost", 0)),
-        duplicated=int(pay.get("duplicated", 0)),
+        lost=pay.lost if pay is not None else 0,
+        duplicated=pay.duplicated if pay is not None else 0,
     )
     if not complete:
         verdict.passed = False
@@ -174,101 +211,108 @@ def build_result(path: Path, replay: Replay | None = None) -> dict[str, Any]:
     if rp.payments is None:
         verdict.reasons.append("payments were not reconciled for this run")
     mesh_events = _mesh_detection(rp.platform_events, t0, tr, targets)
-    return {
-        "schema": 1,
-        "run_id": meta["run_id"],
-        "scenario": sc.name,
-        "platform": meta["platform"],
-        "mesh": meta["mesh"],
-        "client_region": sc.region,
-        "started_at": meta.get("started_at"),
-        "complete": complete,
-        "fault": {
-            "kind": "+".join(sorted({f["kind"] for f in faults})),
-            "target": ",".join(sorted({f.get("target") or "all" for f in faults})),
-            "mode": faults[0].get("mode") if faults else None,
-            "faults": faults,
-            "details": [_details(e, meta) for e in injected],
-            "injected_at_s": round(t0, 4),
-            "reverted_at_s": round(tr, 4) if reverted or complete else None,
-        },
-        "phases": {p.name: {"start_s": round(p.start, 4), "end_s": round(p.end, 4)} for p in phases.values()},
-        "traffic": {
-            "requests": requests,
-            "ok": ok,
-            "failed": requests - ok,
-            "rate_rps": sc.traffic.rate_rps,
-            "achieved_rps": round(requests / (t_end - start), 2) if t_end > start else 0.0,
-            "dropped": dropped,
-            "attempts": attempts,
-            "raw_failures": raw_fail,
-            "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
-            "generator": rp.generator,
-        },
-        "failover": {
-            "ttd_s": fo.ttd_s,
-            "ttr_s": fo.ttr_s,
-            "shift_s": fo.shift_s,
-            "failback_s": fo.failback_s,
-            "return_s": fo.return_s,
-            "outage_s": fo.outage_s,
-            "recovered": fo.recovered,
-            "failed_back": fo.failed_back,
-            "measured_at": level,
-            "targets": sorted(targets),
-            "mesh_detected_s": mesh_events["detected_s"],
-            "mesh_restored_s": mesh_events["restored_s"],
-        },
-        "error_budget": {
-            "slo": sc.slo.target_pct,
-            "period_days": sc.slo.period_days,
-            "bad_requests": budget.bad_requests,
-            "budget_requests": budget.budget_requests,
-            "budget_consumed_pct": budget.budget_consumed_pct,
-            "peak_burn_rate": budget.burn_rate_1m,
-            "burn_rate": {
-                "1m": budget.burn_rate_1m,
-                "5m": budget.burn_rate_5m,
-                "30m": budget.burn_rate_30m,
-                "1h": budget.burn_rate_1h,
-                "6h": budget.burn_rate_6h,
-            },
-            "page_alert_fired": budget.page_alert,
-            "ticket_alert_fired": budget.ticket_alert,
-            "minutes_to_exhaust_at_peak": budget.minutes_to_exhaust_at_peak,
-        },
-        "latency_ms": latency,
-        "served_by": served,
-        "served_by_zone": served_zone,
-        "payments": {
-            "reconciled": rp.payments is not None,
-            "acknowledged": pay.get("acknowledged"),
-            "charged": pay.get("charged"),
-            "lost": pay.get("lost"),
-            "duplicated": pay.get("duplicated"),
-            "charged_unacknowledged": pay.get("charged_unacknowledged"),
-            "examples": {k: pay.get(k, []) for k in ("lost_keys", "duplicated_keys", "unacknowledged_keys")},
-        },
-        "platform_events": [
-            {k: e.get(k) for k in ("at", "source", "kind", "region", "zone", "detail")} for e in rp.platform_events
+    return Result(
+        run_id=meta.run_id,
+        scenario=sc.name,
+        platform=meta.platform,
+        mesh=meta.mesh,
+        client_region=sc.region,
+        started_at=meta.started_at,
+        complete=complete,
+        fault=FaultSummary(
+            kind="+".join(sorted({f["kind"] for f in faults})),
+            target=",".join(sorted({f.get("target") or "all" for f in faults})),
+            mode=faults[0].get("mode") if faults else None,
+            faults=faults,
+            details=[_details(e, meta) for e in injected],
+            injected_at_s=round(t0, 4),
+            reverted_at_s=round(tr, 4) if reverted or complete else None,
+        ),
+        phases=Phases(**{p.name: PhaseSpan(start_s=round(p.start, 4), end_s=round(p.end, 4)) for p in phases.values()}),
+        traffic=Traffic(
+            requests=requests,
+            ok=ok,
+            failed=requests - ok,
+            rate_rps=sc.traffic.rate_rps,
+            achieved_rps=round(requests / (t_end - start), 2) if t_end > start else 0.0,
+            dropped=dropped,
+            attempts=attempts,
+            raw_failures=raw_fail,
+            errors=dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+            generator=GeneratorStats.model_validate(rp.generator.to_json()) if rp.generator is not None else None,
+        ),
+        failover=FailoverFigures(
+            ttd_s=fo.ttd_s,
+            ttr_s=fo.ttr_s,
+            shift_s=fo.shift_s,
+            failback_s=fo.failback_s,
+            return_s=fo.return_s,
+            outage_s=fo.outage_s,
+            recovered=fo.recovered,
+            failed_back=fo.failed_back,
+            measured_at=level,
+            targets=sorted(targets),
+            mesh_detected_s=mesh_events["detected_s"],
+            mesh_restored_s=mesh_events["restored_s"],
+        ),
+        error_budget=ErrorBudget(
+            slo=sc.slo.target_pct,
+            period_days=sc.slo.period_days,
+            bad_requests=budget.bad_requests,
+            budget_requests=budget.budget_requests,
+            budget_consumed_pct=budget.budget_consumed_pct,
+            peak_burn_rate=budget.burn_rate_1m,
+            burn_rate=BurnRates(
+                m1=budget.burn_rate_1m,
+                m5=budget.burn_rate_5m,
+                m30=budget.burn_rate_30m,
+                h1=budget.burn_rate_1h,
+                h6=budget.burn_rate_6h,
+            ),
+            page_alert_fired=budget.page_alert,
+            ticket_alert_fired=budget.ticket_alert,
+            minutes_to_exhaust_at_peak=budget.minutes_to_exhaust_at_peak,
+        ),
+        latency_ms=PhaseLatency(**{k: Latency(**v) for k, v in latency.items()}),
+        served_by=PhaseShares(**served),
+        served_by_zone=PhaseShares(**served_zone),
+        payments=Payments(
+            reconciled=rp.payments is not None,
+            acknowledged=pay.acknowledged if pay is not None else None,
+            charged=pay.charged if pay is not None else None,
+            lost=pay.lost if pay is not None else None,
+            duplicated=pay.duplicated if pay is not None else None,
+            charged_unacknowledged=pay.charged_unacknowledged if pay is not None else None,
+            examples=PaymentExamples(
+                lost_keys=pay.lost_keys if pay is not None else [],
+                duplicated_keys=pay.duplicated_keys if pay is not None else [],
+                unacknowledged_keys=pay.unacknowledged_keys if pay is not None else [],
+            ),
+        ),
+        platform_events=[
+            PlatformEventOut(at=e.at, source=e.source, kind=e.kind, region=e.region, zone=e.zone, detail=e.detail)
+            for e in rp.platform_events
         ][:500],
-        "verdict": {"passed": verdict.passed, "reasons": verdict.reasons, "checks": verdict.checks},
-        "journal": {"samples": rp.samples, "skipped_lines": rp.problems.skipped[:50]},
-    }
+        verdict=VerdictOut(passed=verdict.passed, reasons=verdict.reasons, checks=[Check(**c) for c in verdict.checks]),
+        journal=JournalSummary(samples=rp.samples, skipped_lines=rp.problems.skipped[:50]),
+    )
 
 
-def _mesh_detection(events: list[dict[str, Any]], t0: float, tr: float, targets: set[str]) -> dict[str, float | None]:
+def _mesh_detection(
+    events: list[records.PlatformEventRecord], t0: float, tr: float, targets: set[str]
+) -> dict[str, float | None]:
     """When the platform itself first reacted to the fault (ejection, health flip, endpoint removal)."""
     detect_kinds = {"health_check_eject", "health_check_failure", "outlier_eject", "not_ready"}
     restore_kinds = {"health_check_healthy", "outlier_uneject", "ready"}
 
     def hits(kinds: set[str], lo: float, hi: float) -> list[float]:
         return sorted(
-            float(e["at"])
+            float(e.at)
             for e in events
-            if e.get("kind") in kinds
-            and lo <= float(e["at"]) < hi
-            and (not targets or e.get("region") in targets or e.get("zone") in targets)
+            if e.at is not None
+            and e.kind in kinds
+            and lo <= float(e.at) < hi
+            and (not targets or e.region in targets or e.zone in targets)
         )
 
     det = hits(detect_kinds, t0, tr)
@@ -279,9 +323,9 @@ def _mesh_detection(events: list[dict[str, Any]], t0: float, tr: float, targets:
     }
 
 
-def _details(event: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+def _details(event: records.FaultEvent, meta: records.MetaRecord) -> dict[str, Any]:
     """What the platform reported for an injection; wall times also on the drill's axis."""
-    d = dict(event.get("details") or {})
-    if "expired_at_wall" in d and meta.get("origin_wall"):
-        d["expired_at_s"] = round(float(d["expired_at_wall"]) - float(meta["origin_wall"]), 3)
-    return {"fault": event["fault"].get("kind"), "target": event["fault"].get("target"), **d}
+    d = dict(event.details or {})
+    if "expired_at_wall" in d and meta.origin_wall:
+        d["expired_at_s"] = round(float(d["expired_at_wall"]) - float(meta.origin_wall), 3)
+    return {"fault": event.fault.get("kind"), "target": event.fault.get("target"), **d}

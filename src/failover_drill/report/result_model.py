@@ -1,0 +1,249 @@
+"""result.json as a typed model: the product's contract, with its JSON Schema shipped beside it.
+
+`build_result` (report/result.py) constructs a `Result` and writes `model_dump(mode="json")`, so
+the file's keys, their order and their values are what the model declares. The schema in
+result.schema.json is generated from this module; after changing a model, regenerate it with
+
+    python -m failover_drill.report.result_model --write-schema
+
+(tests/test_result_schema.py fails while the shipped schema and the model disagree).
+Bump SCHEMA_VERSION when a key is added, removed or changes meaning (the schema allows no unknown keys).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+SCHEMA_VERSION: Literal[1] = 1
+SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
+
+# A measured figure exactly as computed: an int stays an int in the JSON (pydantic would make 5
+# into 5.0 for a float field, and result.json must read as it always has).
+Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        # Every key is always written, defaulted or not: the schema says so.
+        json_schema_serialization_defaults_required=True,
+        # Keys that are not identifiers ("1m", "schema") are aliases; Python code uses the names.
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        # As json.dumps writes them (never expected, but never silently turned into null).
+        ser_json_inf_nan="constants",
+    )
+
+
+class FaultSummary(_Model):
+    kind: str = Field(description="the fault kinds, sorted and joined with '+'")
+    target: str = Field(description="the targets, sorted and joined with ',' ('all' for an untargeted fault)")
+    mode: str | None = Field(description="the first fault's mode (kill, freeze), when it has one")
+    faults: list[dict[str, Any]] = Field(description="every fault as injected (or as planned, when none was)")
+    details: list[dict[str, Any]] = Field(description="what the platform reported for each injection")
+    injected_at_s: Number
+    reverted_at_s: Number | None
+
+
+class PhaseSpan(_Model):
+    start_s: Number
+    end_s: Number
+
+
+class Phases(_Model):
+    warmup: PhaseSpan
+    baseline: PhaseSpan
+    fault: PhaseSpan
+    recovery: PhaseSpan
+
+
+class GeneratorStats(_Model):
+    """The journal's "gen" record as written (the traffic generators' counters, merged)."""
+
+    t: Literal["gen"] = "gen"
+    workers: int
+    scheduled: int
+    sent: int
+    completed: int
+    dropped: int
+    late: int
+    early: int = 0  # journals written before early sends were counted lack it
+    max_lag_ms: Number
+
+
+class Traffic(_Model):
+    requests: int
+    ok: int
+    failed: int
+    rate_rps: Number
+    achieved_rps: Number
+    dropped: int
+    attempts: int
+    raw_failures: int
+    errors: dict[str, int] = Field(description="failures by class, most frequent first")
+    generator: GeneratorStats | None
+
+
+class FailoverFigures(_Model):
+    ttd_s: Number | None
+    ttr_s: Number | None
+    shift_s: Number | None
+    failback_s: Number | None
+    return_s: Number | None
+    outage_s: Number | None
+    recovered: bool
+    failed_back: bool
+    measured_at: Literal["zone", "region"]
+    targets: list[str]
+    mesh_detected_s: Number | None
+    mesh_restored_s: Number | None
+
+
+class BurnRates(_Model):
+    m1: Number = Field(alias="1m")
+    m5: Number = Field(alias="5m")
+    m30: Number = Field(alias="30m")
+    h1: Number = Field(alias="1h")
+    h6: Number = Field(alias="6h")
+
+
+class ErrorBudget(_Model):
+    slo: Number
+    period_days: Number
+    bad_requests: int
+    budget_requests: Number
+    budget_consumed_pct: Number
+    peak_burn_rate: Number
+    burn_rate: BurnRates
+    page_alert_fired: bool
+    ticket_alert_fired: bool
+    minutes_to_exhaust_at_peak: Number | None
+
+
+class Latency(_Model):
+    """Milliseconds from the scheduled send; None when the phase had no completed request."""
+
+    p10: Number | None
+    p50: Number | None
+    p90: Number | None
+    p99: Number | None
+    max: Number | None
+    count: int
+
+
+class PhaseLatency(_Model):
+    baseline: Latency
+    fault: Latency
+    recovery: Latency
+
+
+class PhaseShares(_Model):
+    """Share of successful requests served per region (or zone) in each phase."""
+
+    baseline: dict[str, Number]
+    fault: dict[str, Number]
+    recovery: dict[str, Number]
+
+
+class PaymentExamples(_Model):
+    lost_keys: list[str]
+    duplicated_keys: list[str]
+    unacknowledged_keys: list[str]
+
+
+class Payments(_Model):
+    reconciled: bool
+    acknowledged: int | None
+    charged: int | None
+    lost: int | None
+    duplicated: int | None
+    charged_unacknowledged: int | None
+    examples: PaymentExamples
+
+
+class PlatformEventOut(_Model):
+    at: Number | None
+    source: str | None
+    kind: str | None
+    region: str | None
+    zone: str | None
+    detail: str | None
+
+
+class Check(_Model):
+    name: str
+    passed: bool
+    measured: Number | None
+    limit: Number | None
+
+
+class VerdictOut(_Model):
+    passed: bool
+    reasons: list[str]
+    checks: list[Check]
+
+
+class JournalSummary(_Model):
+    samples: int
+    skipped_lines: list[int] = Field(description="line numbers of unreadable journal lines (the first 50)")
+
+
+class Result(_Model):
+    """result.json."""
+
+    model_config = ConfigDict(title="failover-drill result.json")
+
+    schema_: Literal[1] = Field(1, alias="schema", description="the same as schema_version, kept for older readers")
+    schema_version: Literal[1] = SCHEMA_VERSION
+    run_id: str
+    scenario: str
+    platform: str
+    mesh: str
+    client_region: str
+    started_at: str | None
+    complete: bool
+    fault: FaultSummary
+    phases: Phases
+    traffic: Traffic
+    failover: FailoverFigures
+    error_budget: ErrorBudget
+    latency_ms: PhaseLatency
+    served_by: PhaseShares
+    served_by_zone: PhaseShares
+    payments: Payments
+    platform_events: list[PlatformEventOut] = Field(description="what the platform itself saw (the first 500)")
+    verdict: VerdictOut
+    journal: JournalSummary
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of result.json as written (serialization mode: every key present)."""
+    schema = Result.model_json_schema(mode="serialization")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m failover_drill.report.result_model", description=__doc__)
+    ap.add_argument("--write-schema", action="store_true", help=f"write {SCHEMA_PATH.name} beside this module")
+    args = ap.parse_args(argv)
+    if args.write_schema:
+        SCHEMA_PATH.write_text(schema_text())
+        print(SCHEMA_PATH)
+    else:
+        sys.stdout.write(schema_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

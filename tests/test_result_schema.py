@@ -1,0 +1,134 @@
+"""The JSON Schema of result.json shipped in the package is the one the model generates, and it holds."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+
+from failover_drill.report.result_model import SCHEMA_PATH, SCHEMA_VERSION, Result, schema_text
+
+from .schema_check import assert_valid_result, shipped_schema
+
+
+def test_the_shipped_schema_is_the_generated_one() -> None:
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(), (
+        "result.schema.json is stale: run `python -m failover_drill.report.result_model --write-schema`"
+    )
+    assert shipped_schema()["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+
+
+def minimal_result() -> dict[str, Any]:
+    latency = {"p10": None, "p50": None, "p90": None, "p99": None, "max": None, "count": 0}
+    span = {"start_s": 0.0, "end_s": 1}
+    return {
+        "schema": 1,
+        "schema_version": 1,
+        "run_id": "r",
+        "scenario": "s",
+        "platform": "sandbox",
+        "mesh": "istio",
+        "client_region": "us-east1",
+        "started_at": None,
+        "complete": False,
+        "fault": {
+            "kind": "region-loss",
+            "target": "us-east1",
+            "mode": None,
+            "faults": [{"kind": "region-loss", "target": "us-east1"}],
+            "details": [],
+            "injected_at_s": 3,
+            "reverted_at_s": None,
+        },
+        "phases": {p: span for p in ("warmup", "baseline", "fault", "recovery")},
+        "traffic": {
+            "requests": 0,
+            "ok": 0,
+            "failed": 0,
+            "rate_rps": 100,
+            "achieved_rps": 0.0,
+            "dropped": 0,
+            "attempts": 0,
+            "raw_failures": 0,
+            "errors": {},
+            "generator": None,
+        },
+        "failover": {
+            "ttd_s": None,
+            "ttr_s": None,
+            "shift_s": None,
+            "failback_s": None,
+            "return_s": None,
+            "outage_s": None,
+            "recovered": False,
+            "failed_back": False,
+            "measured_at": "region",
+            "targets": ["us-east1"],
+            "mesh_detected_s": None,
+            "mesh_restored_s": None,
+        },
+        "error_budget": {
+            "slo": 99.9,
+            "period_days": 30,
+            "bad_requests": 0,
+            "budget_requests": 0.0,
+            "budget_consumed_pct": 0.0,
+            "peak_burn_rate": 0.0,
+            "burn_rate": {"1m": 0.0, "5m": 0.0, "30m": 0.0, "1h": 0.0, "6h": 0.0},
+            "page_alert_fired": False,
+            "ticket_alert_fired": False,
+            "minutes_to_exhaust_at_peak": None,
+        },
+        "latency_ms": {p: latency for p in ("baseline", "fault", "recovery")},
+        "served_by": {"baseline": {}, "fault": {}, "recovery": {}},
+        "served_by_zone": {"baseline": {}, "fault": {}, "recovery": {}},
+        "payments": {
+            "reconciled": False,
+            "acknowledged": None,
+            "charged": None,
+            "lost": None,
+            "duplicated": None,
+            "charged_unacknowledged": None,
+            "examples": {"lost_keys": [], "duplicated_keys": [], "unacknowledged_keys": []},
+        },
+        "platform_events": [],
+        "verdict": {"passed": False, "reasons": ["the drill did not finish"], "checks": []},
+        "journal": {"samples": 0, "skipped_lines": []},
+    }
+
+
+def test_the_model_round_trips_result_json_exactly() -> None:
+    """Keys, their order and ints stay as written (an int figure is not turned into a float)."""
+    r = minimal_result()
+    assert_valid_result(r)
+    dumped = Result.model_validate(r).model_dump(mode="json")
+    assert json.dumps(dumped) == json.dumps(r)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("failover", "measured_at"), "planet"),
+        (("traffic", "requests"), "many"),
+        (("error_budget", "burn_rate", "1m"), None),
+        (("surprise",), 1),
+    ],
+)
+def test_the_schema_rejects_what_the_contract_does_not_allow(path: tuple[str, ...], value: object) -> None:
+    r = copy.deepcopy(minimal_result())
+    node: dict[str, Any] = r
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(jsonschema.ValidationError):
+        assert_valid_result(r)
+
+
+def test_a_missing_key_is_rejected() -> None:
+    r = minimal_result()
+    del r["payments"]["lost"]
+    with pytest.raises(jsonschema.ValidationError, match="'lost' is a required property"):
+        assert_valid_result(r)
