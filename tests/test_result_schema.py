@@ -24,9 +24,20 @@ def test_the_shipped_schema_is_the_generated_one() -> None:
 def minimal_result() -> dict[str, Any]:
     latency = {"p10": None, "p50": None, "p90": None, "p99": None, "max": None, "count": 0}
     span = {"start_s": 0.0, "end_s": 1}
+    lag = {
+        "requests": 0,
+        "late": 0,
+        "late_share": 0.0,
+        "p50_ms": None,
+        "p99_ms": None,
+        "max_ms": None,
+        "cpu_busy_pct": None,
+        "cpu_steal_pct": None,
+        "own_cpu_pct": None,
+    }
     return {
-        "schema": 1,
-        "schema_version": 1,
+        "schema": 2,
+        "schema_version": 2,
         "run_id": "r",
         "scenario": "s",
         "platform": "sandbox",
@@ -95,7 +106,13 @@ def minimal_result() -> dict[str, Any]:
             "examples": {"lost_keys": [], "duplicated_keys": [], "unacknowledged_keys": []},
         },
         "platform_events": [],
-        "verdict": {"passed": False, "reasons": ["the drill did not finish"], "checks": []},
+        "verdict": {"passed": False, "inconclusive": False, "reasons": ["the drill did not finish"], "checks": []},
+        "measurement": {
+            "valid": True,
+            "reasons": [],
+            "bounds": {"late_ms": 10.0, "max_late_share": 0.05, "max_lag_p99_ms": 100.0},
+            "phases": {p: lag for p in ("baseline", "fault", "recovery")},
+        },
         "journal": {"samples": 0, "skipped_lines": []},
     }
 

@@ -22,7 +22,7 @@ from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.registry import check_platform, open_platform
 from failover_drill.recovery import recover as run_recover
 from failover_drill.report.history import History
-from failover_drill.report.markdown import scorecard_rows
+from failover_drill.report.markdown import scorecard_rows, verdict_word
 from failover_drill.report.rundir import write_reports
 
 app = typer.Typer(
@@ -216,7 +216,9 @@ def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
     v = result["verdict"]
     out.print(f"failover time: {ttr}")
     out.print(
-        ("[green]PASSED[/green]" if v["passed"] else "[red]FAILED[/red]")
+        {"PASSED": "[green]PASSED[/green]", "FAILED": "[red]FAILED[/red]"}.get(
+            verdict_word(v), "[yellow]INCONCLUSIVE[/yellow]"
+        )
         + (": " + "; ".join(v["reasons"]) if v["reasons"] else "")
     )
     out.print(f"report: {run_dir / 'report.html'}")

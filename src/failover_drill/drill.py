@@ -20,12 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from failover_drill import obs, watchdog
+from failover_drill import cpu_load, obs, watchdog
 from failover_drill.clock import Anchor, Clock, MonotonicClock
 from failover_drill.config.scenario import Scenario
 from failover_drill.config.topology import Topology
 from failover_drill.errors import (
+    EXIT_INCONCLUSIVE,
     EXIT_INTERRUPTED,
+    EXIT_PASSED,
+    EXIT_VERDICT_FAILED,
     ConfigError,
     DrillError,
     Interrupted,
@@ -240,7 +243,11 @@ class Drill:
         result = json.loads((run_dir / "result.json").read_text())
         if code == EXIT_INTERRUPTED:
             raise Interrupted(f"drill interrupted; faults reverted; partial results in {run_dir}")
-        return DrillOutcome(run_dir, result, 0 if result["verdict"]["passed"] else 1)
+        verdict = result["verdict"]
+        code = (
+            EXIT_PASSED if verdict["passed"] else EXIT_INCONCLUSIVE if verdict["inconclusive"] else EXIT_VERDICT_FAILED
+        )
+        return DrillOutcome(run_dir, result, code)
 
     def _check_traffic_origin(self, faults: list[Fault]) -> None:
         sc = self.scenario
@@ -379,8 +386,19 @@ class Drill:
         gen_task = asyncio.create_task(traffic.run(origin))
 
         async def ticker() -> None:
+            cpu_before = cpu_load.read()
+            n = 0
             while True:
                 await asyncio.sleep(0.2)
+                n += 1
+                if n % 5 == 0 and cpu_before is not None:
+                    # What else used the CPU meanwhile: it explains a stopwatch that fell behind.
+                    cpu_now = cpu_load.read()
+                    used = cpu_load.share(cpu_before, cpu_now) if cpu_now is not None else None
+                    if used is not None:
+                        at = round(self.clock.now() - origin, 3)
+                        jr.write(records.CpuRecord(at, used.busy_pct, used.steal_pct, used.own_pct).to_json())
+                    cpu_before = cpu_now
                 jr.flush()
                 self.view.elapsed_s = self.clock.now() - origin
                 recent.fill(self.view)

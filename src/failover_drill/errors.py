@@ -10,6 +10,8 @@ EXIT_PASSED = 0
 EXIT_VERDICT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_PLATFORM = 3
+# The load generator fell behind: the figures describe the machine, not the mesh.
+EXIT_INCONCLUSIVE = 4
 EXIT_INTERRUPTED = 130
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from failover_drill.faults.model import KIND_MODELS, Fault, dump_fault, parse_fault
+from failover_drill.faults.model import Fault, dump_fault, parse_recorded_fault
 
 
 def ledger_path(state_dir: Path) -> Path:
@@ -36,9 +36,7 @@ class Entry:
     error: str | None = None
 
     def spec(self) -> Fault:
-        # Entries written before faults were typed carry every kind's parameters: keep this kind's.
-        fields = KIND_MODELS[self.fault["kind"]].model_fields if self.fault.get("kind") in KIND_MODELS else {}
-        return parse_fault({k: v for k, v in self.fault.items() if k in fields or not fields})
+        return parse_recorded_fault(self.fault)
 
 
 class FaultLedger:

@@ -273,6 +273,13 @@ def parse_fault(data: Any) -> Fault:
     return _ADAPTER.validate_python(data)
 
 
+def parse_recorded_fault(data: dict[str, Any]) -> Fault:
+    """A fault as a ledger or journal recorded it. Records written before faults were typed carry
+    every kind's parameters: only this kind's are kept."""
+    model = KIND_MODELS.get(str(data.get("kind")))
+    return parse_fault({k: v for k, v in data.items() if model is None or k in model.model_fields})
+
+
 def fault_from_args(kind: str, **args: Any) -> Fault:
     """A fault from keyword arguments that name every parameter of every kind (the Chaos Toolkit
     action's signature): arguments left unset (None) are dropped; ValidationError otherwise."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from failover_drill.traffic.generator import LATE_MS
 from failover_drill.traffic.samples import DROPPED, Sample
 
 HIST_MAX_US = 600_000_000  # 10 minutes
@@ -81,6 +82,7 @@ class Timeline:
         self.phases: list[Phase] = []
         self.phase_hist: dict[str, HdrHistogram] = {}
         self.phase_counts: dict[str, Counter[str]] = {}
+        self.phase_lag: dict[str, HdrHistogram] = {}
         self._sealed_upto = -1
         self._latest = 0.0
 
@@ -129,8 +131,14 @@ class Timeline:
             if h is None:
                 h = self.phase_hist[phase] = new_hist()
             h.record_value(max(1, min(HIST_MAX_US, round(s.lat_ms * 1000))))
+            lag = self.phase_lag.get(phase)
+            if lag is None:
+                lag = self.phase_lag[phase] = new_hist()
+            lag.record_value(max(1, min(HIST_MAX_US, round(s.lag_ms * 1000))))
             c = self.phase_counts.setdefault(phase, Counter())
             c["requests"] += 1
+            if s.lag_ms > LATE_MS:
+                c["late"] += 1
             c["ok" if s.ok else "failed"] += 1
             if s.ok and s.region:
                 c[f"region:{s.region}"] += 1
@@ -185,6 +193,21 @@ class Timeline:
             "p99": round(h.get_value_at_percentile(99) / 1000, 3),
             "max": round(h.get_max_value() / 1000, 3),
             "count": h.get_total_count(),
+        }
+
+    def send_lag(self, phase: str) -> dict[str, Any]:
+        """How far behind its schedule the generator sent this phase's requests: the stopwatch's own health."""
+        h = self.phase_lag.get(phase)
+        c = self.phase_counts.get(phase, Counter())
+        if h is None or h.get_total_count() == 0:
+            return {"requests": 0, "late": 0, "late_share": 0.0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+        return {
+            "requests": c["requests"],
+            "late": c["late"],
+            "late_share": round(c["late"] / c["requests"], 4) if c["requests"] else 0.0,
+            "p50_ms": round(h.get_value_at_percentile(50) / 1000, 3),
+            "p99_ms": round(h.get_value_at_percentile(99) / 1000, 3),
+            "max_ms": round(h.get_max_value() / 1000, 3),
         }
 
     def served_by(self, phase: str, level: str = "region") -> dict[str, float]:

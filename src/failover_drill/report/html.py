@@ -6,13 +6,13 @@ import base64
 import html
 from typing import Any
 
-from failover_drill.report.markdown import scorecard_rows
+from failover_drill.report.markdown import scorecard_rows, verdict_word
 from failover_drill.report.plot import timeline_png
 from failover_drill.report.result import Replay
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1040px;color:#222}
-h1{font-size:1.4rem}.pass{color:#1a7f37}.fail{color:#cf222e}table{border-collapse:collapse;margin:1rem 0}
+h1{font-size:1.4rem}.pass{color:#1a7f37}.fail{color:#cf222e}.inconclusive{color:#9a6700}table{border-collapse:collapse;margin:1rem 0}
 td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;font-size:.92rem}th{background:#f6f8fa}
 img{max-width:100%;border:1px solid #eee}.meta{color:#555}
 """
@@ -25,14 +25,15 @@ def render_html(result: dict[str, Any], replay: Replay) -> str:
     rows = "".join(f"<tr><th>{e(k)}</th><td>{e(val)}</td></tr>" for k, val in scorecard_rows(result))
     reasons = "".join(f"<li>{e(r)}</li>" for r in v["reasons"]) or "<li>every limit held</li>"
     errors = "".join(f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in result["traffic"]["errors"].items())
-    verdict_cls = "pass" if v["passed"] else "fail"
+    word = verdict_word(v)
+    verdict_cls = {"PASSED": "pass", "FAILED": "fail"}.get(word, "inconclusive")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Drill {e(result["run_id"])}</title><style>{CSS}</style></head>
 <body>
 <h1>Drill {e(result["run_id"])}</h1>
 <p class="meta">Scenario <b>{e(result["scenario"])}</b> on <b>{e(result["platform"])}</b>, mesh <b>{e(result["mesh"])}</b>,
 users in <b>{e(result["client_region"])}</b>, {result["traffic"]["rate_rps"]:g} req/s open loop.</p>
-<h2 class="{verdict_cls}">Verdict: {"PASSED" if v["passed"] else "FAILED"}</h2>
+<h2 class="{verdict_cls}">Verdict: {word}</h2>
 <ul>{reasons}</ul>
 <img alt="timeline: success ratio, latency and served-by share, with the fault and revert marked"
  src="data:image/png;base64,{png}">

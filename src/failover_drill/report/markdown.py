@@ -59,6 +59,13 @@ def scorecard_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def verdict_word(v: dict[str, Any]) -> str:
+    """PASSED, FAILED, or INCONCLUSIVE when the load generator could not keep its schedule."""
+    if v["passed"]:
+        return "PASSED"
+    return "INCONCLUSIVE" if v.get("inconclusive") else "FAILED"
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     v = r["verdict"]
     lines = [
@@ -67,7 +74,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Scenario **{r['scenario']}** on **{r['platform']}**, mesh **{r['mesh']}**, users in **{r['client_region']}**, "
         f"{r['traffic']['rate_rps']:g} req/s open loop.",
         "",
-        f"## Verdict: {'PASSED' if v['passed'] else 'FAILED'}",
+        f"## Verdict: {verdict_word(v)}",
         "",
     ]
     lines += [f"- {reason}" for reason in v["reasons"]] or ["- every limit held"]

@@ -232,3 +232,20 @@ class GenRecord:
     def from_json(cls, d: dict[str, Any]) -> GenRecord:
         known = GeneratorStats.__dataclass_fields__
         return cls(int(d.get("workers", 1)), GeneratorStats(**{k: v for k, v in d.items() if k in known}))
+
+
+@dataclass(frozen=True, slots=True)
+class CpuRecord:
+    """How busy the machine was over the second before `at` (cpu_load.py)."""
+
+    at: float
+    busy_pct: float
+    steal_pct: float
+    own_pct: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"t": "cpu", "at": self.at, "busy": self.busy_pct, "steal": self.steal_pct, "own": self.own_pct}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CpuRecord:
+        return cls(float(d["at"]), float(d["busy"]), float(d["steal"]), float(d["own"]))

@@ -6,11 +6,15 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from failover_drill.config.scenario import Scenario
 from failover_drill.errors import ConfigError
+from failover_drill.faults.model import parse_recorded_fault
 from failover_drill.measure.budget import error_budget
 from failover_drill.measure.failover import measure
 from failover_drill.measure.timeline import Phase, Timeline
+from failover_drill.measure.validity import judge_measurement
 from failover_drill.measure.verdict import judge
 from failover_drill.report import journal, records
 from failover_drill.report.result_model import (
@@ -22,6 +26,9 @@ from failover_drill.report.result_model import (
     GeneratorStats,
     JournalSummary,
     Latency,
+    Measurement,
+    MeasurementBounds,
+    MeasurementPhases,
     PaymentExamples,
     Payments,
     PhaseLatency,
@@ -30,12 +37,11 @@ from failover_drill.report.result_model import (
     PhaseSpan,
     PlatformEventOut,
     Result,
+    SendLag,
     Traffic,
     VerdictOut,
 )
 from failover_drill.traffic.samples import Sample
-
-TARGETED_KINDS = {"region-loss", "zone-loss", "brownout", "link-latency", "partition", "lost-response"}
 
 
 class Replay:
@@ -47,6 +53,7 @@ class Replay:
         self.platform_events: list[records.PlatformEventRecord] = []
         self.payments: records.PaymentsRecord | None = None
         self.generator: records.GenRecord | None = None
+        self.cpu: list[records.CpuRecord] = []
         samples_seen = 0
         lines = journal.read(path, self.problems)
         first = next(lines, None)
@@ -113,6 +120,24 @@ class Replay:
             self.payments = records.PaymentsRecord.from_json(rec)
         elif kind == "gen":
             self.generator = records.GenRecord.from_json(rec)
+        elif kind == "cpu":
+            self.cpu.append(records.CpuRecord.from_json(rec))
+
+    def cpu_by_phase(self) -> dict[str, dict[str, float | None]]:
+        """Mean CPU shares per phase; a record covers the second before its time."""
+        groups: dict[str, list[records.CpuRecord]] = {}
+        for c in self.cpu:
+            phase = self.timeline.phase_of(c.at - 0.5)
+            if phase is not None:
+                groups.setdefault(phase, []).append(c)
+        return {
+            phase: {
+                "busy_pct": round(sum(c.busy_pct for c in cs) / len(cs), 1),
+                "steal_pct": round(sum(c.steal_pct for c in cs) / len(cs), 1),
+                "own_pct": round(sum(c.own_pct for c in cs) / len(cs), 1),
+            }
+            for phase, cs in groups.items()
+        }
 
     def fault_events(self, kind: str) -> list[records.FaultEvent]:
         return [e for e in self.events if isinstance(e, records.FaultEvent) and e.kind == kind]
@@ -140,7 +165,14 @@ class Replay:
 
 def _fault_targets(faults: list[dict[str, Any]], zones: set[str]) -> tuple[set[str], str]:
     """Where the fault hit, and whether shift is measured between zones or regions."""
-    targets = {f["target"] for f in faults if f.get("target") and f.get("kind") in TARGETED_KINDS}
+    targets: set[str] = set()
+    for f in faults:
+        try:
+            target = parse_recorded_fault(f).served_target()
+        except ValidationError:
+            continue  # a fault this version does not know: it moved no measured share
+        if target:
+            targets.add(target)
     level = "zone" if targets and targets <= zones else "region"
     return targets, level
 
@@ -210,6 +242,11 @@ def build_result_model(path: Path, replay: Replay | None = None) -> Result:
         verdict.reasons.append("the drill did not finish (the journal ends early): numbers cover what was recorded")
     if rp.payments is None:
         verdict.reasons.append("payments were not reconciled for this run")
+    validity = judge_measurement(rp.timeline, rp.cpu_by_phase())
+    if not validity.valid:
+        # The machine's starvation is not the mesh's failure, nor its success.
+        verdict.passed = False
+        verdict.reasons[:0] = validity.reasons
     mesh_events = _mesh_detection(rp.platform_events, t0, tr, targets)
     return Result(
         run_id=meta.run_id,
@@ -293,7 +330,18 @@ def build_result_model(path: Path, replay: Replay | None = None) -> Result:
             PlatformEventOut(at=e.at, source=e.source, kind=e.kind, region=e.region, zone=e.zone, detail=e.detail)
             for e in rp.platform_events
         ][:500],
-        verdict=VerdictOut(passed=verdict.passed, reasons=verdict.reasons, checks=[Check(**c) for c in verdict.checks]),
+        verdict=VerdictOut(
+            passed=verdict.passed,
+            inconclusive=not validity.valid,
+            reasons=verdict.reasons,
+            checks=[Check(**c) for c in verdict.checks],
+        ),
+        measurement=Measurement(
+            valid=validity.valid,
+            reasons=validity.reasons,
+            bounds=MeasurementBounds(**validity.bounds),
+            phases=MeasurementPhases(**{k: SendLag(**v) for k, v in validity.phases.items()}),
+        ),
         journal=JournalSummary(samples=rp.samples, skipped_lines=rp.problems.skipped[:50]),
     )
 

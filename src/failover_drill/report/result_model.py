@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-SCHEMA_VERSION: Literal[1] = 1
+SCHEMA_VERSION: Literal[2] = 2
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 
 # A measured figure exactly as computed: an int stays an int in the JSON (pydantic would make 5
@@ -186,8 +186,46 @@ class Check(_Model):
 
 class VerdictOut(_Model):
     passed: bool
+    inconclusive: bool = Field(
+        description="the load generator fell behind (see measurement): neither a pass nor a fail of the mesh"
+    )
     reasons: list[str]
     checks: list[Check]
+
+
+class SendLag(_Model):
+    """How far behind schedule the generator sent a phase's requests, and what else used the CPU."""
+
+    requests: int
+    late: int = Field(description="requests sent more than measurement.bounds.late_ms after their scheduled time")
+    late_share: Number
+    p50_ms: Number | None
+    p99_ms: Number | None
+    max_ms: Number | None
+    cpu_busy_pct: Number | None = Field(description="all cores, mean over the phase")
+    cpu_steal_pct: Number | None = Field(description="taken by the hypervisor")
+    own_cpu_pct: Number | None = Field(description="the drill process itself, of one core")
+
+
+class MeasurementPhases(_Model):
+    baseline: SendLag
+    fault: SendLag
+    recovery: SendLag
+
+
+class MeasurementBounds(_Model):
+    late_ms: Number
+    max_late_share: Number
+    max_lag_p99_ms: Number
+
+
+class Measurement(_Model):
+    """Whether the stopwatch can be trusted: beyond the bounds the drill is inconclusive."""
+
+    valid: bool
+    reasons: list[str]
+    bounds: MeasurementBounds
+    phases: MeasurementPhases
 
 
 class JournalSummary(_Model):
@@ -200,8 +238,10 @@ class Result(_Model):
 
     model_config = ConfigDict(title="failover-drill result.json")
 
-    schema_: Literal[1] = Field(1, alias="schema", description="the same as schema_version, kept for older readers")
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_: Literal[2] = Field(2, alias="schema", description="the same as schema_version, kept for older readers")
+    schema_version: Literal[2] = Field(
+        SCHEMA_VERSION, description="2: adds `measurement` (the stopwatch's own health) and verdict.inconclusive"
+    )
     run_id: str
     scenario: str
     platform: str
@@ -220,6 +260,7 @@ class Result(_Model):
     payments: Payments
     platform_events: list[PlatformEventOut] = Field(description="what the platform itself saw (the first 500)")
     verdict: VerdictOut
+    measurement: Measurement
     journal: JournalSummary
 
 
