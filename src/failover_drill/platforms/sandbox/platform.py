@@ -33,6 +33,7 @@ from failover_drill.platforms.envoy.layout import Layout, plan_layout
 from failover_drill.platforms.fault_table import FaultTable
 from failover_drill.platforms.pki import MeshCA
 from failover_drill.platforms.sandbox.faults import Fleet, fault_table
+from failover_drill.platforms.sandbox.footprint import check_fits
 from failover_drill.platforms.service import ledger_db
 from failover_drill.platforms.state_file import StateFile
 from failover_drill.remote_workers import RemoteWorkers
@@ -131,6 +132,10 @@ class SandboxPlatform:
                     return
                 say("cleaning up a sandbox that was left half-running")
                 self._teardown(existing)
+            warning = check_fits(self.topology)
+            if warning:
+                say(warning)
+                log.warning("fleet crowds the machine", detail=warning)
             envoy, version = resolve_envoy()
             policy = load_policy(self.topology.manifests_dir(), self.topology.mesh)
             layout = plan_layout(self.topology, self.state_dir)
