@@ -12,8 +12,8 @@ import pytest
 from failover_drill.config.manifests import load_policy
 from failover_drill.platforms.envoy.binary import resolve_envoy
 from failover_drill.platforms.envoy.config import gateway_bootstrap, jitter_steps_ms
+from failover_drill.platforms.envoy.eds import endpoint_groups
 from failover_drill.platforms.envoy.layout import plan_layout
-from failover_drill.platforms.sandbox.control_plane import endpoint_groups
 from failover_drill.platforms.sandbox.platform import SandboxPlatform
 from tests.conftest import ROOT, topology
 

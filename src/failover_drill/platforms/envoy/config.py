@@ -51,8 +51,9 @@ def _dur(seconds: float) -> str:
     return f"{seconds:.3f}s"
 
 
-def _addr(port: int) -> dict[str, Any]:
-    return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+def _addr(port: int | tuple[str, int]) -> dict[str, Any]:
+    host, port = port if isinstance(port, tuple) else ("127.0.0.1", port)
+    return {"socket_address": {"address": host, "port_value": port}}
 
 
 def write_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -548,7 +549,7 @@ def gateway_bootstrap(layout: Layout, region: str, policy: MeshPolicy) -> dict[s
 
 
 def eds_response(cluster: str, version: int, groups: list[dict[str, Any]]) -> dict[str, Any]:
-    """groups: [{priority, region, zone, endpoints: [(port, weight, tls)]}]"""
+    """groups: [{priority, region, zone, endpoints: [(port or (host, port), weight, tls)]}]"""
     endpoints = []
     for g in groups:
         lb = []

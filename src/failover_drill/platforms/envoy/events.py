@@ -39,8 +39,8 @@ def parse_event(raw: dict[str, Any], stem: str, layout: Layout) -> PlatformEvent
         kind = next((v for k, v in _HC_KINDS.items() if k in raw), None)
         if kind is None:
             return None
-        port = int(raw["host"]["socket_address"]["port_value"])
-        name, region, zone = layout.port_owner(port)
+        sock = raw["host"]["socket_address"]
+        name, region, zone = layout.port_owner(int(sock["port_value"]), sock.get("address", "127.0.0.1"))
         return PlatformEvent(
             wall=_ts(raw["timestamp"]),
             source="frontdoor",
@@ -50,8 +50,8 @@ def parse_event(raw: dict[str, Any], stem: str, layout: Layout) -> PlatformEvent
             detail=f"{raw.get('cluster_name')} {name}",
         )
     if stem.endswith("-outlier"):
-        port = int(str(raw["upstream_url"]).rsplit(":", 1)[1])
-        name, region, zone = layout.port_owner(port)
+        host, port = str(raw["upstream_url"]).rsplit(":", 1)
+        name, region, zone = layout.port_owner(int(port), host)
         action = str(raw.get("action", "")).lower()
         enforced = raw.get("enforced", True)
         kind = f"outlier_{action}" + ("" if enforced else "_not_enforced")

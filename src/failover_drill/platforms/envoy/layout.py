@@ -18,6 +18,12 @@ class ReplicaInfo:
     region: str
     zone: str
     port: int
+    # A pod's own IP on the kwok platform; the sandbox's replicas listen on loopback.
+    host: str = "127.0.0.1"
+
+    def address(self) -> int | tuple[str, int]:
+        """What an EDS endpoint tuple holds: a loopback port, or (host, port)."""
+        return self.port if self.host == "127.0.0.1" else (self.host, self.port)
 
 
 @dataclass
@@ -77,15 +83,15 @@ class Layout:
     def frontdoor_url(self) -> str:
         return f"http://127.0.0.1:{self.frontdoor_port}"
 
-    def port_owner(self, port: int) -> tuple[str, str | None, str | None]:
-        """(component, region, zone) listening on port, for naming hosts in Envoy's event logs."""
+    def port_owner(self, port: int, host: str = "127.0.0.1") -> tuple[str, str | None, str | None]:
+        """(component, region, zone) listening on host:port, for naming hosts in Envoy's event logs."""
         for r in self.replicas:
-            if r.port == port:
+            if r.port == port and r.host == host:
                 return r.name, r.region, r.zone
         for g in self.gateways.values():
             if port in (g.ingress_port, g.eastwest_port):
                 return f"gateway-{g.region}", g.region, None
-        return f"127.0.0.1:{port}", None, None
+        return f"{host}:{port}", None, None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

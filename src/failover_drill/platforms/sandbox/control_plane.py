@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import signal
@@ -21,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from failover_drill.platforms.envoy.config import eds_response, sds_cert, write_atomic
+from failover_drill.platforms.envoy.config import eds_response, write_atomic
+from failover_drill.platforms.envoy.eds import endpoint_groups
 from failover_drill.platforms.envoy.layout import Layout, ReplicaInfo
-from failover_drill.platforms.pki import MeshCA, leaf_validity
+from failover_drill.platforms.envoy.rotation import rotate_if_due
 
 
 @dataclass
@@ -32,56 +32,6 @@ class ProbeSettings:
     timeout_s: float
     failure_threshold: int
     success_threshold: int
-
-
-def endpoint_groups(
-    layout: Layout,
-    region: str,
-    mesh: str,
-    locality: bool,
-    ready: list[ReplicaInfo],
-    remote_ready: dict[str, int],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(payment-gateway groups, pg-local groups) for the gateway of `region`.
-
-    Istio with locality LB: priority 0 the gateway's zone, 1 the rest of the region, then remote
-    regions by RTT through their east-west gateways (renumbered without gaps, as pilot does).
-    Cilium global service with affinity local: local backends only, remote ones only when no local
-    backend is ready (all or nothing).
-    """
-    home = layout.gateways[region].home_zone
-    zones: dict[str, list[ReplicaInfo]] = {}
-    for r in ready:
-        zones.setdefault(r.zone, []).append(r)
-    local_groups = [
-        {"priority": 0, "region": region, "zone": z, "endpoints": [(r.port, 1, False) for r in rs]}
-        for z, rs in sorted(zones.items())
-    ]
-    remote = [
-        {"region": other, "endpoints": [(layout.gateways[other].eastwest_port, remote_ready[other], True)]}
-        for other in layout.nearest[region]
-        if other != region and remote_ready.get(other, 0) > 0
-    ]
-    tiers: list[list[dict[str, Any]]]
-    if mesh == "cilium":
-        tiers = [local_groups] if local_groups else [remote]
-    elif locality:
-        tiers = [
-            [g for g in local_groups if g["zone"] == home],
-            [g for g in local_groups if g["zone"] != home],
-            *[[g] for g in remote],
-        ]
-    else:
-        tiers = [local_groups + remote]
-    groups = []
-    prio = 0
-    for tier in tiers:
-        if not tier:
-            continue
-        for g in tier:
-            groups.append({**g, "priority": prio})
-        prio += 1
-    return groups, local_groups
 
 
 class Agent:
@@ -168,22 +118,9 @@ class Agent:
         )
 
     def rotate(self) -> None:
-        """istio-agent's job: renew the gateway certificate once half its life is gone."""
-        ca = MeshCA(self.layout.pki_dir())
-        if ca.rotation_flag(self.region).exists():
-            return
-        cert_file = self.layout.sds_dir(self.region) / "cert.json"
-        try:
-            chain = json.loads(cert_file.read_text())["resources"][0]["tls_certificate"]["certificate_chain"]
-            nb, na = leaf_validity(chain["inline_string"].encode())
-        except (OSError, ValueError, KeyError, IndexError):
-            return
-        now = dt.datetime.now(dt.UTC)
-        if now < nb + (na - nb) / 2:
-            return
-        leaf = ca.issue_leaf(self.region)
-        write_atomic(cert_file, sds_cert(leaf.cert_pem, leaf.key_pem))
-        self.log("cert_rotated", not_after=leaf.not_after.isoformat())
+        not_after = rotate_if_due(self.layout, self.region)
+        if not_after:
+            self.log("cert_rotated", not_after=not_after)
 
     async def rotation_loop(self) -> None:
         while True:

@@ -6,7 +6,6 @@ import contextlib
 import json
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,20 +17,10 @@ from failover_drill.errors import ConfigError, FaultError, PlatformError
 from failover_drill.faults.model import Fault
 from failover_drill.platforms import processes as procs
 from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress
-from failover_drill.platforms.envoy import admin
-from failover_drill.platforms.envoy.binary import ENVOY_FLAGS, resolve_envoy
-from failover_drill.platforms.envoy.config import (
-    eds_response,
-    frontdoor_bootstrap,
-    gateway_bootstrap,
-    sds_cert,
-    sds_root,
-    write_atomic,
-)
-from failover_drill.platforms.envoy.events import parse_event
+from failover_drill.platforms.envoy import admin, dataplane
+from failover_drill.platforms.envoy.binary import resolve_envoy
 from failover_drill.platforms.envoy.layout import Layout, plan_layout
 from failover_drill.platforms.fault_table import FaultTable
-from failover_drill.platforms.pki import MeshCA
 from failover_drill.platforms.sandbox.faults import Fleet, fault_table
 from failover_drill.platforms.sandbox.footprint import check_fits
 from failover_drill.platforms.service import ledger_db
@@ -167,28 +156,10 @@ class SandboxPlatform:
         say(f"sandbox up: front door {layout.frontdoor_url()}")
 
     def prepare_files(self, layout: Layout, policy: MeshPolicy) -> None:
-        for sub in ("eds", "sds", "cp", "events", "logs", "envoy", "pki", "ledgers"):
-            d = self.state_dir / sub
-            if d.exists() and sub in ("eds", "cp", "events", "ledgers"):
-                for f in d.rglob("*"):
-                    if f.is_file():
-                        f.unlink()
-            d.mkdir(parents=True, exist_ok=True)
-        ca = MeshCA(layout.pki_dir())
-        ca.create(layout.regions)
-        root = sds_root(ca.root_pem())
-        write_atomic(self.state_dir / "sds" / "frontdoor" / "root.json", root)
+        dataplane.prepare_files(layout, policy)
         for region in layout.regions:
-            leaf = ca.issue_leaf(region)
-            write_atomic(layout.sds_dir(region) / "cert.json", sds_cert(leaf.cert_pem, leaf.key_pem))
-            write_atomic(layout.sds_dir(region) / "root.json", root)
-            eds = layout.eds_dir(region)
-            write_atomic(eds / "payment-gateway.json", eds_response("payment-gateway", 0, []))
-            write_atomic(eds / "pg-local.json", eds_response("pg-local", 0, []))
-            write_atomic(layout.envoy_dir() / f"gateway-{region}.json", gateway_bootstrap(layout, region, policy))
             # The region's database exists (in WAL mode) before its replicas open it together.
             ledger_db.connect(layout.ledger(region)).close()
-        write_atomic(layout.envoy_dir() / "frontdoor.json", frontdoor_bootstrap(layout, policy))
 
     def _process_specs(self, layout: Layout, policy: MeshPolicy, envoy: Path) -> list[procs.ProcSpec]:
         py = sys.executable
@@ -252,45 +223,8 @@ class SandboxPlatform:
                     log=str(logs / f"control-plane-{region}.log"),
                 )
             )
-        conc = str(self.topology.sandbox.envoy_concurrency if self.topology else 1)
-        for region, gw in layout.gateways.items():
-            specs.append(
-                procs.ProcSpec(
-                    name=f"gateway-{region}",
-                    kind="gateway",
-                    region=region,
-                    port=gw.admin_port,
-                    log=str(logs / f"gateway-{region}.log"),
-                    argv=[
-                        str(envoy),
-                        "-c",
-                        str(layout.envoy_dir() / f"gateway-{region}.json"),
-                        *ENVOY_FLAGS,
-                        "--concurrency",
-                        conc,
-                        "--log-level",
-                        "warning",
-                    ],
-                )
-            )
-        specs.append(
-            procs.ProcSpec(
-                name="frontdoor",
-                kind="frontdoor",
-                port=layout.frontdoor_admin_port,
-                log=str(logs / "frontdoor.log"),
-                argv=[
-                    str(envoy),
-                    "-c",
-                    str(layout.envoy_dir() / "frontdoor.json"),
-                    *ENVOY_FLAGS,
-                    "--concurrency",
-                    conc,
-                    "--log-level",
-                    "warning",
-                ],
-            )
-        )
+        conc = self.topology.sandbox.envoy_concurrency if self.topology else 1
+        specs += dataplane.envoy_specs(layout, envoy, conc)
         return specs
 
     def _check_exits(self, specs: list[procs.ProcSpec]) -> None:
@@ -309,7 +243,7 @@ class SandboxPlatform:
             (
                 "Envoy gateways and front door live",
                 lambda: all(
-                    self._envoy_live(p)
+                    dataplane.envoy_live(p)
                     for p in [layout.frontdoor_admin_port, *[g.admin_port for g in layout.gateways.values()]]
                 ),
             ),
@@ -319,14 +253,14 @@ class SandboxPlatform:
             ),
             (
                 "gateways loaded every endpoint",
-                lambda: all(self._gateway_loaded(layout, r) for r in layout.regions),
+                lambda: all(dataplane.gateway_loaded(layout, r) for r in layout.regions),
             ),
-            ("front door sees every region healthy", lambda: self._frontdoor_all_healthy(layout)),
+            ("front door sees every region healthy", lambda: dataplane.frontdoor_all_healthy(layout)),
             # Envoy may still spread a new cluster's traffic over lower priorities for a moment after
             # its health flags turn green: wait until every client region is served at home.
             (
                 "every region serving its own users",
-                lambda: all(self._served_home(layout, r) for r in layout.regions),
+                lambda: all(dataplane.served_home(layout, r) for r in layout.regions),
             ),
         ]
         for label, check in stages:
@@ -353,40 +287,11 @@ class SandboxPlatform:
             return False
 
     @staticmethod
-    def _envoy_live(admin_port: int) -> bool:
-        try:
-            status, text = admin.request(f"http://127.0.0.1:{admin_port}/ready", timeout=0.5)
-        except OSError:
-            return False
-        return status == 200 and "LIVE" in text
-
-    @staticmethod
     def _published_count(layout: Layout, region: str) -> int:
         try:
             return len(json.loads(layout.published(region).read_text())["ready"])
         except (OSError, ValueError, KeyError):
             return 0
-
-    @staticmethod
-    def _gateway_loaded(layout: Layout, region: str) -> bool:
-        hosts = admin.cluster_hosts(layout.gateways[region].admin_port, timeout=0.5).get("payment-gateway", {})
-        want = {f"127.0.0.1:{r.port}" for r in layout.region_replicas(region)}
-        return want <= {h for h, flags in hosts.items() if flags == "healthy"}
-
-    @staticmethod
-    def _served_home(layout: Layout, region: str) -> bool:
-        for _ in range(3):
-            req = urllib.request.Request(layout.frontdoor_url() + "/healthz", headers={"x-client-region": region})
-            with urllib.request.urlopen(req, timeout=1.0) as resp:
-                if resp.headers.get("x-served-region") != region:
-                    return False
-        return True
-
-    @staticmethod
-    def _frontdoor_all_healthy(layout: Layout) -> bool:
-        hosts = admin.cluster_hosts(layout.frontdoor_admin_port, timeout=0.5)
-        clusters = [hosts.get(f"mcs-{r}", {}) for r in layout.regions]
-        return all(c and all(flags == "healthy" for flags in c.values()) for c in clusters)
 
     def wait_steady(self, region: str, timeout_s: float = 30.0) -> None:
         """Before a baseline: every process running and the users' region served at home."""
@@ -399,7 +304,7 @@ class SandboxPlatform:
         while True:
             broken = [s.name for s in specs if not procs.alive(s) or procs.frozen(s)]
             try:
-                home = not broken and self._served_home(layout, region)
+                home = not broken and dataplane.served_home(layout, region)
             except OSError:
                 home = False
             if home:
@@ -526,18 +431,7 @@ class SandboxPlatform:
         data = self._load()
         if data is None:
             return []
-        layout = Layout.from_json(data["layout"])
-        out: list[PlatformEvent] = []
-        for f in sorted(layout.events_dir().glob("*.jsonl")):
-            for line in f.read_text(errors="replace").splitlines():
-                try:
-                    ev = parse_event(json.loads(line), f.stem, layout)
-                except (ValueError, KeyError, TypeError):
-                    continue
-                if ev is not None and ev.wall >= since_wall:
-                    out.append(ev)
-        out.sort(key=lambda e: e.wall)
-        return out
+        return dataplane.read_events(Layout.from_json(data["layout"]), since_wall)
 
     def ledger(self) -> list[LedgerCharge]:
         layout = self.layout()

@@ -1,0 +1,282 @@
+"""Every Kubernetes API operation the tool makes, on the `kubernetes` Python client: server-side
+apply, reads, watches, status patches, scaling, secrets. The kind and kwok platforms use this
+(subprocesses stay only for what has no API: docker, kind, tc, istioctl, cilium); errors come back
+as PlatformError naming the object and what the API server said."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+
+from failover_drill.errors import PlatformError
+
+FIELD_MANAGER = "failover-drill"
+Obj = dict[str, Any]
+
+
+def _name(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{obj.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
+
+
+def _api_message(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        try:
+            return str(json.loads(body).get("message") or body)[:600]
+        except ValueError:
+            return body[:600]
+    return str(exc)[:600]
+
+
+class Kube:
+    """One cluster (one kubeconfig context)."""
+
+    def __init__(self, kubeconfig: Path, context: str | None = None, timeout_s: float = 10.0) -> None:
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.timeout_s = timeout_s
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=cfg)
+        # Our control planes answer on 127.0.0.1; a proxy from the environment must not intercept.
+        cfg.proxy = None
+        cfg.retries = 0
+        self.api = client.ApiClient(cfg)
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self.discovery = client.DiscoveryV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self._dynamic: DynamicClient | None = None
+
+    def close(self) -> None:
+        self.api.close()
+
+    def where(self) -> str:
+        return self.context or str(self.kubeconfig)
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        if self._dynamic is None:
+            try:
+                self._dynamic = DynamicClient(self.api)
+            except (ApiException, urllib3.exceptions.HTTPError) as exc:
+                raise PlatformError(f"{self.where()}: API discovery failed: {_api_message(exc)}") from None
+        return self._dynamic
+
+    # -- apply -----------------------------------------------------------------------------------
+    def apply(self, objects: list[Obj], *, force: bool = True) -> None:
+        """Server-side apply, in order: the API server validates each object with its real schema."""
+        for obj in objects:
+            try:
+                resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            except ResourceNotFoundError:
+                # A CRD applied a moment ago: discovery has to be read again.
+                self.dynamic.resources.invalidate_cache()
+                try:
+                    resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+                except ResourceNotFoundError:
+                    raise PlatformError(
+                        f"{self.where()}: the API server does not serve {obj['apiVersion']} {obj['kind']}",
+                        hint="its CustomResourceDefinition must be applied first",
+                    ) from None
+            try:
+                self.dynamic.server_side_apply(
+                    resource,
+                    body=obj,
+                    namespace=(obj.get("metadata") or {}).get("namespace"),
+                    field_manager=FIELD_MANAGER,
+                    force_conflicts=force,
+                )
+            except (DynamicApiError, ApiException) as exc:
+                raise PlatformError(
+                    f"{self.where()}: the API server refused {_name(obj)}: {_api_message(exc)}",
+                    hint="the manifest does not fit the cluster's schema; fix it in clusters/manifests/",
+                ) from None
+
+    def wait_crds(self, names: list[str], timeout_s: float = 60.0) -> None:
+        """Until every named CustomResourceDefinition is Established."""
+        deadline = time.monotonic() + timeout_s
+        ext = client.ApiextensionsV1Api(self.api)
+        pending = list(names)
+        while pending:
+            still = []
+            for name in pending:
+                try:
+                    crd = ext.read_custom_resource_definition(name)
+                except ApiException:
+                    still.append(name)
+                    continue
+                status: Any = crd.status
+                conds = {c.type: c.status for c in (status.conditions or [])} if status else {}
+                if conds.get("Established") != "True":
+                    still.append(name)
+            pending = still
+            if pending and time.monotonic() > deadline:
+                raise PlatformError(f"{self.where()}: CRDs not established after {timeout_s:g} s: {', '.join(pending)}")
+            if pending:
+                time.sleep(0.2)
+        self.dynamic.resources.invalidate_cache()
+
+    # -- reads -----------------------------------------------------------------------------------
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        try:
+            resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+            got = self.dynamic.get(resource, name=name, namespace=namespace)
+        except (DynamicApiError, ApiException) as exc:
+            if getattr(exc, "status", None) == 404:
+                return None
+            raise PlatformError(f"{self.where()}: reading {kind} {name}: {_api_message(exc)}") from None
+        out: Obj = got.to_dict()
+        return out
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None, **selectors: str) -> list[Obj]:
+        try:
+            resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+            got = self.dynamic.get(resource, namespace=namespace, **selectors)
+        except (DynamicApiError, ApiException) as exc:
+            raise PlatformError(f"{self.where()}: listing {kind}: {_api_message(exc)}") from None
+        return [i.to_dict() for i in got.items]
+
+    def server_version(self) -> str:
+        info = client.VersionApi(self.api).get_code()
+        return str(info.git_version)
+
+    def ready(self) -> bool:
+        try:
+            client.VersionApi(self.api).get_code(_request_timeout=2)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError):
+            return False
+        return True
+
+    # -- watches ---------------------------------------------------------------------------------
+    def watch(
+        self,
+        lister: Callable[..., Any],
+        *,
+        stop: Callable[[], bool] = lambda: False,
+        timeout_s: int = 30,
+        **kwargs: Any,
+    ) -> Iterator[tuple[str, Any]]:
+        """(event type, object) from a list-then-watch that re-lists after every expiry or error:
+        ADDED for everything listed first, then what changes. Ends when stop() says so."""
+        while not stop():
+            try:
+                listed = lister(**kwargs, _request_timeout=self.timeout_s)
+                for item in listed.items:
+                    yield "ADDED", item
+                rv = listed.metadata.resource_version
+                w = watch.Watch()
+                for ev in w.stream(lister, resource_version=rv, timeout_seconds=timeout_s, **kwargs):
+                    yield ev["type"], ev["object"]
+                    if stop():
+                        w.stop()
+                        return
+            except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError):
+                # The API server is gone (control-plane loss) or the watch expired: keep what we
+                # had and try again, as informers do.
+                time.sleep(1.0)
+
+    # -- writes ----------------------------------------------------------------------------------
+    def patch_pod_status(self, name: str, namespace: str, status: Obj) -> None:
+        try:
+            self.core.patch_namespaced_pod_status(name, namespace, {"status": status}, _request_timeout=self.timeout_s)
+        except ApiException as exc:
+            if exc.status == 404:
+                return  # deleted meanwhile
+            raise PlatformError(f"{self.where()}: status of pod {namespace}/{name}: {_api_message(exc)}") from None
+
+    def delete_pod(self, name: str, namespace: str, grace_s: int = 0) -> None:
+        try:
+            self.core.delete_namespaced_pod(
+                name, namespace, grace_period_seconds=grace_s, _request_timeout=self.timeout_s
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise PlatformError(f"{self.where()}: deleting pod {namespace}/{name}: {_api_message(exc)}") from None
+
+    def scale(self, kind: str, name: str, namespace: str, replicas: int) -> None:
+        body = {"spec": {"replicas": replicas}}
+        try:
+            if kind == "Deployment":
+                self.apps.patch_namespaced_deployment_scale(name, namespace, body, _request_timeout=self.timeout_s)
+            elif kind == "StatefulSet":
+                self.apps.patch_namespaced_stateful_set_scale(name, namespace, body, _request_timeout=self.timeout_s)
+            else:
+                raise PlatformError(f"cannot scale a {kind}")
+        except ApiException as exc:
+            raise PlatformError(f"{self.where()}: scaling {kind} {namespace}/{name}: {_api_message(exc)}") from None
+
+    def replace_secret(self, name: str, namespace: str, string_data: dict[str, str], type_: str = "Opaque") -> None:
+        """The whole secret replaced (a certificate rotation or a fault's lapsed chain), created if absent."""
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "type": type_,
+            "stringData": string_data,
+        }
+        try:
+            self.core.replace_namespaced_secret(name, namespace, body, _request_timeout=self.timeout_s)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise PlatformError(f"{self.where()}: secret {namespace}/{name}: {_api_message(exc)}") from None
+            try:
+                self.core.create_namespaced_secret(namespace, body, _request_timeout=self.timeout_s)
+            except ApiException as exc2:
+                raise PlatformError(f"{self.where()}: secret {namespace}/{name}: {_api_message(exc2)}") from None
+
+    def patch(
+        self, api_version: str, kind: str, name: str, namespace: str | None, body: Obj, subresource: str | None = None
+    ) -> Obj:
+        """A JSON merge patch (what `kubectl patch --type merge` sends), on the object or a subresource."""
+        try:
+            resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+            if subresource:
+                resource = resource.subresources[subresource]
+            got = self.dynamic.patch(
+                resource,
+                body=body,
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+            )
+        except (DynamicApiError, ApiException, KeyError) as exc:
+            raise PlatformError(f"{self.where()}: patching {kind} {name}: {_api_message(exc)}") from None
+        out: Obj = got.to_dict()
+        return out
+
+    def wait_deployments(
+        self, namespace: str, timeout_s: float = 120.0, progress: Callable[[str], None] | None = None
+    ) -> None:
+        """Until every Deployment in the namespace has all its replicas updated and available."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            lagging = []
+            listed: Any = self.apps.list_namespaced_deployment(namespace, _request_timeout=self.timeout_s)
+            for d in listed.items:
+                want = d.spec.replicas or 0
+                st = d.status
+                if (st.updated_replicas or 0) < want or (st.available_replicas or 0) < want:
+                    lagging.append(f"{d.metadata.name} {st.available_replicas or 0}/{want}")
+            if not lagging:
+                return
+            if time.monotonic() > deadline:
+                raise PlatformError(
+                    f"{self.where()}: deployments not available after {timeout_s:g} s: {', '.join(lagging)}",
+                    hint="see the pods' events: `kubectl --kubeconfig ... -n payments get pods`",
+                )
+            if progress is not None:
+                progress(f"{self.where()}: waiting for {', '.join(lagging)}")
+            time.sleep(0.5)
