@@ -11,6 +11,16 @@ EXIT_VERDICT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_PLATFORM = 3
 EXIT_INTERRUPTED = 130
+ECHO_CHARS = 40
+
+
+def echo(value: object, limit: int = ECHO_CHARS) -> str:
+    """A user's value as messages quote it: repr, cut to `limit` characters with its length, so a
+    300-character name or a pasted blob never floods the terminal (or a log) whole."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(value)
+    return f"{text[:limit]!r}… ({len(text)} characters)"
 
 
 class DrillError(Exception):
