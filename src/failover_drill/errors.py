@@ -68,6 +68,10 @@ class PlatformError(DrillError):
     """The fleet could not be brought up, inspected or torn down."""
 
 
+class StateDamaged(PlatformError):
+    """A platform's state file is unreadable, of the wrong shape, or missing while its processes run."""
+
+
 class EnvoyNotFound(PlatformError):
     """No runnable Envoy binary."""
 

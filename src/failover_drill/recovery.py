@@ -50,6 +50,9 @@ class RecoveryReport:
     reverted: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     fleet_stopped: bool = False
+    repaired: list[str] = field(default_factory=list)
+    unrepaired: list[str] = field(default_factory=list)
+    ledger_set_aside: list[Path] = field(default_factory=list)
     traffic_removed: list[str] = field(default_factory=list)
 
 
@@ -74,12 +77,24 @@ def revert_open_faults(state_dir: Path, *, only_owner: int | None = None, expire
         report.reverted.append(label)
         log.info("fault reverted", fault=label, entry=entry.id)
     ledger.prune()
+    report.ledger_set_aside = ledger.set_aside
     return report
 
 
 def recover(state_dir: Path, *, stop_orphans: bool = True) -> RecoveryReport:
-    """Revert every open fault; stop a sandbox whose owning drill process is gone."""
+    """Repair what faults left on the live sandbox, revert every open fault; stop a sandbox whose
+    owning drill process is gone."""
+    # Reality before records (issue 16): a torn ledger must not hide a frozen replica, and a
+    # damaged state file is salvaged (marked processes stopped) before the ledger is worked.
+    repaired: list[str] = []
+    unrepaired: list[str] = []
+    if stop_orphans:
+        try:
+            repaired = SandboxPlatform(sandbox_dir(state_dir)).repair_leftovers()
+        except DrillError as exc:
+            unrepaired = [str(exc)]
     report = revert_open_faults(state_dir)
+    report.repaired, report.unrepaired = repaired, unrepaired
     if stop_orphans:
         kind = KindPlatform(platform_dir(state_dir, "kind"))
         if kind.fleet_file.exists() and not missing_tools({"kubectl"}):

@@ -160,7 +160,7 @@ class FaultOps:
                 if procs.alive(spec):
                     procs.signal_proc(spec, signal.SIGCONT)
                 else:
-                    procs.spawn(spec)
+                    procs.spawn(spec, fleet=self.layout.state_dir)
                     self.on_respawn(spec)
                     restarted.append(spec)
             # A restart that dies at once (a port still held, a bad config) must not pass for a revert.
