@@ -59,6 +59,7 @@ class ConfigError(DrillError):
         if field:
             where = f"{where} [{field}]" if where else f"[{field}]"
         super().__init__(f"{where}: {message}" if where else message, hint=hint)
+        self.reason = message  # without the file:line [field] prefix, for callers that say where themselves
         self.source = source
         self.field = field
         self.line = line
