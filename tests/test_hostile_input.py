@@ -83,6 +83,12 @@ def test_a_300_character_region_name_is_refused_for_its_length_and_not_echoed(tm
     assert err.line == 3 and err.field == "regions.1.name"
 
 
+def test_a_short_bad_name_is_quoted_whole_and_the_message_is_not_cut(tmp_path: Path) -> None:
+    f = _topology_file(tmp_path, "regions:\n  - name: Bad Name\n")
+    err = _refused(load_topology, f)
+    assert err.reason == "region name 'Bad Name' must start with a lower-case letter and hold only a-z, 0-9 and '-'"
+
+
 def test_duplicate_region_names_are_reported_at_the_second_entry(tmp_path: Path) -> None:
     f = _topology_file(tmp_path, "regions:\n  - name: us-east1\n  - name: eu-west1\n  - name: us-east1\n")
     err = _refused(load_topology, f)

@@ -209,14 +209,20 @@ def line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
     return None
 
 
-_LONG_QUOTED = re.compile(r"'([^'\n]{41,})'|\"([^\"\n]{41,})\"")
+# Every quoted literal, paired left to right (a long gap between two short quotes is not one).
+_QUOTED = re.compile(r"'([^'\n]*)'|\"([^\"\n]*)\"")
 
 
 def _clip(message: str, limit: int = 300) -> str:
     """Never echo a user's long value whole: quoted values are cut to 40 characters, the message
     to `limit` (validators written elsewhere may quote a value with a plain repr)."""
-    message = _LONG_QUOTED.sub(lambda m: echo(m.group(1) or m.group(2)), message)
+    message = _QUOTED.sub(_clip_quoted, message)
     return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def _clip_quoted(m: re.Match[str]) -> str:
+    value = m.group(1) if m.group(1) is not None else m.group(2)
+    return m.group(0) if len(value) <= ECHO_CHARS else echo(value)
 
 
 def validate(model: type[M], data: Any, lines: dict[Loc, int], source: str, hint: str | None = None) -> M:
