@@ -124,6 +124,9 @@ class MemoryPlatform:
     def recover_orphans(self, alive: Callable[[int], bool]) -> list[str]:
         return []
 
+    def repair_leftovers(self) -> list[str]:
+        return []
+
     def capacity_warning(self, rate_per_worker: float) -> str | None:
         return None
 

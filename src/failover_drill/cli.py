@@ -296,18 +296,30 @@ def history(
 
 @app.command()
 def recover(state_dir: StateOpt = DEFAULT_STATE) -> None:
-    """Revert every fault the ledger still holds and stop fleets whose drill died."""
+    """Repair what faults left on the fleet, revert every fault the ledger still holds, and stop
+    fleets whose drill died."""
     FleetOwnership(state_dir).refuse_if_owned("recover it")
     rep = run_recover(state_dir)
+    for aside in rep.ledger_set_aside:
+        out.print(
+            f"the fault ledger was torn: set aside as {aside} (the fleet itself was checked)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    for what in rep.repaired:
+        out.print(f"repaired: {what}", markup=False, highlight=False, soft_wrap=True)
     for label in rep.reverted:
         out.print(f"reverted: {label}")
     for line in rep.orphans:
         out.print(line)
-    if rep.failed:
-        for f in rep.failed:
-            err.print(f"could not revert {f}", markup=False, highlight=False, soft_wrap=True)
+    for f in rep.unrepaired:
+        err.print(f, markup=False, highlight=False, soft_wrap=True)
+    for f in rep.failed:
+        err.print(f"could not revert {f}", markup=False, highlight=False, soft_wrap=True)
+    if rep.failed or rep.unrepaired:
         raise typer.Exit(3)
-    if not rep.reverted and not rep.orphans:
+    if not rep.reverted and not rep.orphans and not rep.repaired:
         out.print("nothing to recover")
 
 

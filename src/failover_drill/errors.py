@@ -13,6 +13,16 @@ EXIT_PLATFORM = 3
 # The load generator fell behind: the figures describe the machine, not the mesh.
 EXIT_INCONCLUSIVE = 4
 EXIT_INTERRUPTED = 130
+ECHO_CHARS = 40
+
+
+def echo(value: object, limit: int = ECHO_CHARS) -> str:
+    """A user's value as messages quote it: repr, cut to `limit` characters with its length, so a
+    300-character name or a pasted blob never floods the terminal (or a log) whole."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(value)
+    return f"{text[:limit]!r}… ({len(text)} characters)"
 
 
 class DrillError(Exception):
@@ -51,6 +61,7 @@ class ConfigError(DrillError):
         if field:
             where = f"{where} [{field}]" if where else f"[{field}]"
         super().__init__(f"{where}: {message}" if where else message, hint=hint)
+        self.reason = message  # without the file:line [field] prefix, for callers that say where themselves
         self.source = source
         self.field = field
         self.line = line
@@ -58,6 +69,10 @@ class ConfigError(DrillError):
 
 class PlatformError(DrillError):
     """The fleet could not be brought up, inspected or torn down."""
+
+
+class StateDamaged(PlatformError):
+    """A platform's state file is unreadable, of the wrong shape, or missing while its processes run."""
 
 
 class EnvoyNotFound(PlatformError):

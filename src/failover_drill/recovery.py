@@ -41,6 +41,9 @@ class RecoveryReport:
     failed: list[str] = field(default_factory=list)
     # What a drill that died left running and recovery stopped (fleets, traffic workers).
     orphans: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    unrepaired: list[str] = field(default_factory=list)
+    ledger_set_aside: list[Path] = field(default_factory=list)
 
 
 def revert_open_faults(
@@ -72,12 +75,25 @@ def revert_open_faults(
         report.reverted.append(label)
         log.info("fault reverted", fault=label, entry=entry.id)
     ledger.prune()
+    report.ledger_set_aside = ledger.set_aside
     return report
 
 
 def recover(state_dir: Path, *, stop_orphans: bool = True) -> RecoveryReport:
-    """Revert every open fault; stop what drills that died left running."""
+    """Repair what faults left on the live fleets, revert every open fault; stop what drills that
+    died left running."""
+    # Reality before records (issue 16): a torn ledger must not hide a frozen replica, and a
+    # damaged state file is salvaged (marked processes stopped) before the ledger is worked.
+    repaired: list[str] = []
+    unrepaired: list[str] = []
+    if stop_orphans:
+        for platform in all_platforms(state_dir):
+            try:
+                repaired += platform.repair_leftovers()
+            except DrillError as exc:
+                unrepaired.append(str(exc))
     report = revert_open_faults(state_dir)
+    report.repaired, report.unrepaired = repaired, unrepaired
     if stop_orphans:
         for platform in all_platforms(state_dir):
             report.orphans += platform.recover_orphans(pid_alive)

@@ -8,10 +8,12 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from failover_drill.config.yamlio import load_one, validate
-from failover_drill.errors import ConfigError
+from failover_drill.config.yamlio import At, load_one, validate
+from failover_drill.errors import ConfigError, echo
 
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+# Region names end up in cluster, node and file names (kind: fd-<region>-worker2, a DNS label).
+MAX_REGION_NAME = 41
+_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 MESH_PROFILES = ("istio", "istio-tuned", "cilium", "cilium-tuned")
 
 
@@ -28,8 +30,13 @@ class Region(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
+        # Length first: a name too long is refused for being too long, whatever its letters.
+        if len(v) > MAX_REGION_NAME:
+            raise ValueError(f"region name {echo(v)} is too long: the limit is {MAX_REGION_NAME} characters")
         if not _NAME.match(v):
-            raise ValueError(f"region name {v!r} must be lower-case letters, digits and '-'")
+            raise ValueError(
+                f"region name {echo(v)} must start with a lower-case letter and hold only a-z, 0-9 and '-'"
+            )
         return v
 
     @field_validator("zones")
@@ -39,13 +46,13 @@ class Region(Strict):
             raise ValueError("zone suffixes must be unique")
         for z in v:
             if not re.match(r"^[a-z0-9]{1,8}$", z):
-                raise ValueError(f"zone suffix {z!r} must be 1-8 lower-case letters or digits, e.g. 'a'")
+                raise ValueError(f"zone suffix {echo(z)} must be 1-8 lower-case letters or digits, e.g. 'a'")
         return v
 
     @model_validator(mode="after")
     def _gateway_zone(self) -> Self:
         if self.gateway_zone is not None and self.gateway_zone not in self.zones:
-            raise ValueError(f"gateway_zone {self.gateway_zone!r} is not one of zones {self.zones}")
+            raise At(("gateway_zone",), f"gateway_zone {echo(self.gateway_zone)} is not one of zones {self.zones}")
         return self
 
     def zone_names(self) -> list[str]:
@@ -76,22 +83,32 @@ class Topology(Strict):
     @classmethod
     def _mesh(cls, v: str) -> str:
         if v not in MESH_PROFILES:
-            raise ValueError(f"unknown mesh profile {v!r}; choose one of {', '.join(MESH_PROFILES)}")
+            raise ValueError(f"unknown mesh profile {echo(v)}; choose one of {', '.join(MESH_PROFILES)}")
         return v
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        # Each complaint points at the offending entry (At), so the error names its line and path.
         names = [r.name for r in self.regions]
-        if len(set(names)) != len(names):
-            raise ValueError(f"region names must be unique: {names}")
+        first: dict[str, int] = {}
+        for i, name in enumerate(names):
+            if name in first:
+                raise At(
+                    ("regions", i, "name"),
+                    f"region name {echo(name)} is used twice (first as regions.{first[name]}); names must be unique",
+                )
+            first[name] = i
+        known = ", ".join(names)
         for a, row in self.latency_ms.items():
-            if a not in names:
-                raise ValueError(f"latency_ms names unknown region {a!r}; regions are {names}")
+            if a not in first:
+                raise At(("latency_ms", a), f"latency_ms names unknown region {echo(a)}; regions are {known}")
             for b, ms in row.items():
-                if b not in names:
-                    raise ValueError(f"latency_ms.{a} names unknown region {b!r}; regions are {names}")
-                if ms < 0:
-                    raise ValueError(f"latency_ms.{a}.{b} is {ms}: latency cannot be negative")
+                if b not in first:
+                    raise At(
+                        ("latency_ms", a, b), f"latency_ms.{a} names unknown region {echo(b)}; regions are {known}"
+                    )
+                if not ms >= 0:  # also refuses NaN, which compares false both ways
+                    raise At(("latency_ms", a, b), f"latency_ms.{a}.{b} is {ms}: latency must be a number >= 0")
         return self
 
     # -- queries -------------------------------------------------------------------------------
@@ -105,7 +122,7 @@ class Topology(Strict):
             if r.name == name:
                 return r
         raise ConfigError(
-            f"unknown region {name!r}",
+            f"unknown region {echo(name)}",
             field="region",
             hint=f"choose one of: {', '.join(self.region_names)}",
         )

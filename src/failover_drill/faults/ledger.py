@@ -42,6 +42,8 @@ class Entry:
 class FaultLedger:
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Where a torn ledger was moved: `recover` says so, since its faults are then unknown.
+        self.set_aside: list[Path] = []
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[list[Entry]]:
@@ -61,14 +63,17 @@ class FaultLedger:
 
     def _read(self) -> list[Entry]:
         try:
-            raw = json.loads(self.path.read_text())
+            raw = json.loads(self.path.read_bytes())
+            return [Entry(**e) for e in raw]
         except FileNotFoundError:
             return []
-        except ValueError:
-            # A torn ledger must not block recovery: keep it aside and start a new one.
-            self.path.rename(self.path.with_suffix(f".corrupt-{int(time.time())}"))
+        except (ValueError, TypeError):
+            # A torn ledger (garbage, or JSON of the wrong shape) must not block recovery: keep it
+            # aside and start a new one; `recover` checks the fleet itself for what it held.
+            aside = self.path.with_suffix(f".corrupt-{int(time.time())}")
+            self.path.rename(aside)
+            self.set_aside.append(aside)
             return []
-        return [Entry(**e) for e in raw]
 
     def record(self, platform: str, fault: Fault, revert: dict[str, Any], lease_s: float, owner_pid: int) -> str:
         now = time.time()

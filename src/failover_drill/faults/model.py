@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
-from failover_drill.errors import ConfigError
+from failover_drill.errors import ConfigError, echo
 
 FRONT_DOOR = "front-door"
 Mode = Literal["kill", "freeze"]
@@ -242,13 +242,13 @@ KIND_MODELS: dict[str, type[_Fault]] = {
     for m in (
         RegionLoss,
         ZoneLoss,
-        ControlPlaneLoss,
         LinkLatency,
         Partition,
         Brownout,
-        LostResponse,
-        CertExpiry,
+        ControlPlaneLoss,
         Blackout,
+        CertExpiry,
+        LostResponse,
     )
 }
 FAULT_KINDS = tuple(KIND_MODELS)
@@ -259,8 +259,8 @@ def _known_kind(data: Any) -> Any:
         kind = data.get("kind")
         if kind is None:
             raise ValueError(f"a fault needs a kind: one of {', '.join(FAULT_KINDS)}")
-        if kind not in KIND_MODELS:
-            raise ValueError(f"unknown fault {str(kind)[:60]!r}; choose one of {', '.join(FAULT_KINDS)}")
+        if not isinstance(kind, str) or kind not in KIND_MODELS:
+            raise ValueError(f"unknown fault {echo(kind)}; choose one of {', '.join(FAULT_KINDS)}")
     return data
 
 

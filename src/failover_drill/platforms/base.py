@@ -103,6 +103,11 @@ class Platform(Protocol):
         """Stop what a drill that died left running (its fleet, its traffic workers); says what."""
         ...
 
+    def repair_leftovers(self) -> list[str]:
+        """Check the live fleet for what a fault leaves behind (stopped processes, runtime overrides,
+        lapsed certificates) and repair it whatever the fault ledger says; what was repaired."""
+        ...
+
     def capacity_warning(self, rate_per_worker: float) -> str | None:
         """A warning when the rate is near what this machine can serve cleanly on this platform."""
         ...

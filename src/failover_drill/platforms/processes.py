@@ -1,4 +1,9 @@
-"""Starting and stopping the sandbox's processes, safely across shells and pid reuse."""
+"""Starting and stopping the sandbox's processes, safely across shells and pid reuse.
+
+Every process spawn() starts carries its fleet's mark in its environment (FAILOVER_DRILL_FLEET=
+<resolved state dir>), so `down` and `recover` can find and stop a fleet even when its state
+file is damaged or gone: the processes say whose they are, not only the records.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,10 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
+
+FLEET_ENV = "FAILOVER_DRILL_FLEET"
 
 
 @dataclass
@@ -56,7 +65,8 @@ def frozen(spec: ProcSpec) -> bool:
     return alive(spec) and spec.pid is not None and state_of(spec.pid) == "T"
 
 
-def spawn(spec: ProcSpec, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(spec: ProcSpec, env: dict[str, str] | None = None, *, fleet: str | Path) -> subprocess.Popen[bytes]:
+    """Start spec's process with fleet's mark (fleet: the platform's resolved state dir)."""
     Path(spec.log).parent.mkdir(parents=True, exist_ok=True)
     with open(spec.log, "ab") as log:
         # A new session: Ctrl-C in the user's terminal reaches the drill, which reverts faults and
@@ -67,7 +77,7 @@ def spawn(spec: ProcSpec, env: dict[str, str] | None = None) -> subprocess.Popen
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {}), FLEET_ENV: str(fleet)},
         )
     spec.pid = proc.pid
     for _ in range(100):
@@ -124,3 +134,63 @@ def log_tail(path: str, lines: int = 8) -> str:
     except OSError:
         return ""
     return "\n".join(text[-lines:])
+
+
+def marked(fleet: str | Path) -> list[psutil.Process]:
+    """Every live process carrying fleet's mark, read from /proc/<pid>/environ (the environment a
+    process started with: what it does to os.environ later does not show there)."""
+    mark = str(fleet)
+    me = os.getpid()
+    found: list[psutil.Process] = []
+    for proc in psutil.process_iter():
+        if proc.pid == me:
+            continue
+        # Gone, a zombie, or not ours to read: not a process of the fleet that still runs.
+        with contextlib.suppress(psutil.Error):
+            if proc.status() != psutil.STATUS_ZOMBIE and proc.environ().get(FLEET_ENV) == mark:
+                found.append(proc)
+    return found
+
+
+def stop_marked(fleet: str | Path, grace_s: float = 3.0) -> tuple[int, list[int]]:
+    """Stop every process carrying fleet's mark. Returns (how many were found, pids that survived)."""
+    found = marked(fleet)
+    return len(found), stop_procs(found, grace_s)
+
+
+def stop_procs(found: list[psutil.Process], grace_s: float = 3.0) -> list[int]:
+    """SIGCONT (a frozen process cannot act on SIGTERM), SIGTERM, SIGKILL after grace_s; returns
+    the pids that survived."""
+    for proc in found:
+        for sig in (signal.SIGCONT, signal.SIGTERM):
+            # psutil checks the pid still names the same process (its start time) before signalling.
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(sig)
+    live = _wait_gone(found, grace_s)
+    for proc in live:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    return [p.pid for p in _wait_gone(live, 1.0)]
+
+
+def _wait_gone(found: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout_s
+    live = found
+    while live:
+        for proc in live:
+            reap(proc.pid)  # our own children would stay zombies otherwise
+        live = [p for p in live if not _gone(p)]
+        if not live or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return live
+
+
+def _gone(proc: psutil.Process) -> bool:
+    """Exited: no such process, or a zombie (dead; its parent, maybe not us, has yet to reap it)."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False

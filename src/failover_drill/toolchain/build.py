@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -163,7 +164,7 @@ class _Ticker:
 
 def _run_go(c: Component, argv: list[str], cwd: Path, log_path: Path, what: str) -> None:
     with log_path.open("a") as fh:
-        fh.write(f"\n$ {' '.join(argv)}\n")
+        fh.write(f"\n$ {shlex.join(argv)}\n")
         fh.flush()
         start = fh.tell()
         try:

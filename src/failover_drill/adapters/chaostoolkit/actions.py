@@ -8,8 +8,8 @@ from chaoslib.exceptions import ActivityFailed
 from pydantic import ValidationError
 
 from failover_drill.adapters.chaostoolkit import sessions
-from failover_drill.errors import DrillError
-from failover_drill.faults.model import explain, fault_from_args
+from failover_drill.errors import ConfigError, DrillError, echo
+from failover_drill.faults.model import FAULT_KINDS, Fault, explain, fault_from_args
 
 __all__ = ["fleet_down", "fleet_up", "inject_fault", "revert_fault", "start_traffic", "stop_traffic"]
 
@@ -75,27 +75,46 @@ def inject_fault(
     """Inject one fault (region-loss, zone-loss, link-latency, partition, brownout,
     control-plane-loss, cert-expiry, blackout); it is in the ledger before it is injected."""
     try:
-        spec = fault_from_args(
-            kind,
-            target=target,
-            source=source,
-            mode=mode,
-            delay_ms=delay_ms,
-            jitter_pct=jitter_pct,
-            fail_pct=fail_pct,
-            cert=cert,
-            ttl_s=ttl_s,
+        spec = fault_from_arguments(
+            {
+                "kind": kind,
+                "target": target,
+                "source": source,
+                "mode": mode,
+                "delay_ms": delay_ms,
+                "jitter_pct": jitter_pct,
+                "fail_pct": fail_pct,
+                "cert": cert,
+                "ttl_s": ttl_s,
+            }
         )
-    except ValidationError as exc:
-        loc, msg = explain(exc.errors()[0])
-        where = ".".join(str(p) for p in loc) or "kind"
-        raise ActivityFailed(f"inject_fault argument {where!r}: {msg}") from None
+    except ConfigError as exc:
+        raise ActivityFailed(f"inject_fault {exc.reason}") from None
     s = sessions.get(configuration)
     assert s is not None
     try:
         return s.inject(spec)
     except DrillError as exc:
         raise _fail(exc) from None
+
+
+def fault_from_arguments(arguments: dict[str, Any]) -> Fault:
+    """inject_fault's arguments as the fault it injects, or a ConfigError naming the argument, its
+    value and what is allowed. The control checks every experiment's inject_fault arguments with
+    this same function before the run starts (validation.py), so both judge alike."""
+    args = {k: v for k, v in arguments.items() if k != "kind"}
+    try:
+        return fault_from_args(str(arguments.get("kind")), **args)
+    except ValidationError as exc:
+        where, msg = explain(exc.errors()[0])
+        loc = [str(p) for p in where]
+        # A whole-model check (unknown kind, brownout with nothing to do) names no field.
+        name = loc[0] if loc else ("kind" if arguments.get("kind") not in FAULT_KINDS else None)
+        if name is None:
+            raise ConfigError(f"arguments: {msg}", field="arguments") from None
+        raise ConfigError(
+            f"argument {name!r} is {echo(arguments.get(name))}: {msg}", field=f"arguments.{'.'.join(loc) or name}"
+        ) from None
 
 
 def revert_fault(kind: str | None = None, configuration: dict[str, Any] | None = None) -> list[str]:

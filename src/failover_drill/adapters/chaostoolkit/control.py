@@ -7,7 +7,7 @@ from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
-from failover_drill.adapters.chaostoolkit import sessions
+from failover_drill.adapters.chaostoolkit import sessions, validation
 from failover_drill.adapters.chaostoolkit.actions import summary
 from failover_drill.errors import DrillError
 
@@ -19,6 +19,15 @@ def before_experiment_control(
 ) -> None:
     s = sessions.get(configuration)
     assert s is not None
+    # Values first: a misspelt one would otherwise fail only its activity, and a run that injected
+    # nothing would end "completed, deviated false".
+    bad = validation.problems(context, configuration, secrets, s.topology, s.scenario.region)
+    if bad:
+        sessions.drop(configuration)
+        raise InterruptExecution(
+            f"failover-drill: nothing was run, {len(bad)} argument value(s) of this experiment are wrong: "
+            + "; ".join(bad)
+        )
     try:
         s.start()
     except DrillError as exc:

@@ -35,7 +35,7 @@ from typing import Any
 from failover_drill import obs
 from failover_drill.platforms import processes as procs
 from failover_drill.platforms.kube.client import Kube
-from failover_drill.platforms.kwok.control_plane import FLEET_ENV, PROCESS_ENV
+from failover_drill.platforms.kwok.control_plane import PROCESS_ENV
 from failover_drill.platforms.kwok.netns import pod_ip
 
 log = obs.get(__name__)
@@ -168,14 +168,14 @@ class Kubelet:
         # (the container's pid is the replica's own: `ip netns exec` execs it)
         run = PodRun(uid, pod.metadata.name, pod.metadata.namespace, ip, slot, spec, probe)
         self.pods[uid] = run
-        procs.spawn(spec, env=self._marks(run))
+        procs.spawn(spec, env=self._marks(run), fleet=self.fleet_id)
         self._report(run)
         threading.Thread(target=self._supervise, args=(run,), daemon=True, name=f"pod-{run.name}").start()
         log.info("pod started", pod=run.name, ip=ip, pid=spec.pid)
 
     def _marks(self, run: PodRun) -> dict[str, str]:
         # Found by these after this agent is gone: a zone loss kills the node's containers with it.
-        return {**os.environ, FLEET_ENV: self.fleet_id, PROCESS_ENV: f"{self.node}/pod/{run.name}"}
+        return {PROCESS_ENV: f"{self.node}/pod/{run.name}"}
 
     def stop_pod(self, uid: str) -> PodRun | None:
         run = self.pods.pop(uid, None)
@@ -237,7 +237,7 @@ class Kubelet:
                 run.restarts += 1
                 run.ready = False
                 oks = 0
-                procs.spawn(run.spec, env=self._marks(run))
+                procs.spawn(run.spec, env=self._marks(run), fleet=self.fleet_id)
                 self._report(run)
                 log.warning("container restarted", pod=run.name, restarts=run.restarts)
             if probe is not None:

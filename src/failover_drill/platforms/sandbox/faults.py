@@ -95,7 +95,7 @@ class _ProcessLoss(Handler[Any, ProcessPlan]):
             if procs.alive(spec):
                 procs.signal_proc(spec, signal.SIGCONT)
             else:
-                procs.spawn(spec)
+                procs.spawn(spec, fleet=self.fleet.layout.state_dir)
                 self.fleet.on_respawn(spec)
                 restarted.append(spec)
         # A restart that dies at once (a port still held, a bad config) must not pass for a revert.

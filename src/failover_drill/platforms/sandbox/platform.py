@@ -13,7 +13,7 @@ from typing import Any
 from failover_drill import obs
 from failover_drill.config.manifests import MeshPolicy, load_policy
 from failover_drill.config.topology import Topology
-from failover_drill.errors import ConfigError, FaultError, PlatformError
+from failover_drill.errors import ConfigError, FaultError, PlatformError, StateDamaged
 from failover_drill.faults.model import Fault
 from failover_drill.platforms import processes as procs
 from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress
@@ -21,8 +21,10 @@ from failover_drill.platforms.envoy import admin, dataplane
 from failover_drill.platforms.envoy.binary import resolve_envoy
 from failover_drill.platforms.envoy.layout import Layout, plan_layout
 from failover_drill.platforms.fault_table import FaultTable
+from failover_drill.platforms.sandbox import leftovers
 from failover_drill.platforms.sandbox.faults import Fleet, fault_table
 from failover_drill.platforms.sandbox.footprint import check_fits
+from failover_drill.platforms.sandbox.state import SandboxState
 from failover_drill.platforms.service import ledger_db
 from failover_drill.platforms.state_file import StateFile
 from failover_drill.remote_workers import RemoteWorkers
@@ -55,14 +57,17 @@ class SandboxPlatform:
     def fleet_file(self) -> Path:
         return self.state_dir / "fleet.json"
 
+    def _state(self) -> StateFile:
+        return StateFile(self.state_dir, "sandbox", SandboxState)
+
     def _load(self) -> dict[str, Any] | None:
-        return StateFile(self.state_dir, "sandbox").load()
+        return self._state().load()
 
     def _save(self, data: dict[str, Any]) -> None:
-        StateFile(self.state_dir, "sandbox").save(data)
+        self._state().save(data)
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
-        return StateFile(self.state_dir, "sandbox").locked()
+        return self._state().locked()
 
     def _specs(self, data: dict[str, Any]) -> list[procs.ProcSpec]:
         return [procs.ProcSpec(**p) for p in data["processes"]]
@@ -146,7 +151,7 @@ class SandboxPlatform:
             try:
                 say(f"starting {len(specs)} processes (Envoy {version}, mesh {self.topology.mesh})")
                 for spec in specs:
-                    procs.spawn(spec)
+                    procs.spawn(spec, fleet=self.state_dir)
                     data["processes"].append(vars(spec))
                     self._save(data)
                 self._wait_ready(layout, specs, say)
@@ -320,11 +325,19 @@ class SandboxPlatform:
     def down(self, progress: Progress | None = None) -> None:
         say = progress or _noop
         with self._locked():
-            data = self._load()
-            if data is None:
-                say("sandbox is not up")
-                return
-            left = self._teardown(data)
+            try:
+                data = self._load()
+            except StateDamaged as exc:
+                # The records cannot be trusted: stop what carries this fleet's mark instead.
+                say(exc.message)
+                salvage = self._state().salvage()
+                say(salvage.describe())
+                data, left = None, [f"pid {pid}" for pid in salvage.survivors]
+            else:
+                if data is None:
+                    say("sandbox is not up")
+                    return
+                left = self._teardown(data)
         if left:
             raise PlatformError(f"could not stop: {', '.join(left)}", hint="stop them by hand (kill -9)")
         say("sandbox down: every process stopped")
@@ -335,6 +348,9 @@ class SandboxPlatform:
         order = {"frontdoor": 0, "gateway": 1, "control-plane": 2, "replica": 3}
         specs.sort(key=lambda s: order.get(s.kind, 9))
         left = procs.stop_all(specs)
+        # A process the state does not name (restarted while the file was being replaced) still
+        # carries the fleet's mark: it must not outlive `down` holding a port.
+        left += [f"pid {pid}" for pid in procs.stop_marked(self.state_dir)[1]]
         if not left:
             self.fleet_file.unlink(missing_ok=True)
         return left
@@ -389,6 +405,29 @@ class SandboxPlatform:
                 f"capacity ({cap} req/s, `make bench`): latency here may be the laptop's, not the mesh's"
             )
         return None
+
+    def repair_leftovers(self) -> list[str]:
+        """Check the live fleet for what a fault leaves behind and repair it, whatever the fault
+        ledger says (it may be torn or lost): what was repaired, one line each. A damaged state file
+        is repaired the only safe way: every process marked as this fleet's is stopped."""
+        with self._locked():
+            try:
+                data = self._load()
+            except StateDamaged as exc:
+                return [f"{exc.message}: {self._state().salvage().describe()}"]
+            if data is None:
+                return []
+            found = leftovers.repair(
+                Layout.from_json(data["layout"]), self._specs(data), self._respawned, str(self.state_dir)
+            )
+        if found.failed:
+            done = f" (repaired: {'; '.join(found.done)})" if found.done else ""
+            raise FaultError(
+                f"could not repair: {'; '.join(found.failed)}{done}",
+                hint="look at `failover-drill status` and the logs under the state dir; `failover-drill down` stops "
+                "the fleet whatever its state",
+            )
+        return found.done
 
     def owner_pid(self) -> int | None:
         data = self._load()

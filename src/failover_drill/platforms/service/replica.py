@@ -60,6 +60,9 @@ class PaymentApp:
             await self._payment(scope, body, send)
         elif path == "/_drill/faults" and method == "POST":
             await self._set_faults(body, send)
+        elif path == "/_drill/faults" and method == "GET":
+            # `recover` reads the switches to find a fault its ledger lost (issue 16).
+            await self._reply(send, 200, self._faults())
         else:
             await self._reply(send, 404, {"error": "not found"})
 
@@ -108,15 +111,14 @@ class PaymentApp:
         except (ValueError, TypeError, AttributeError):
             await self._reply(send, 400, {"error": "bad fault body"})
             return
-        await self._reply(
-            send,
-            200,
-            {
-                "fail_pct": self.fail_pct,
-                "delay_ms": self.delay_ms,
-                "drop_after_commit_pct": self.drop_after_commit_pct,
-            },
-        )
+        await self._reply(send, 200, self._faults())
+
+    def _faults(self) -> dict[str, Any]:
+        return {
+            "fail_pct": self.fail_pct,
+            "delay_ms": self.delay_ms,
+            "drop_after_commit_pct": self.drop_after_commit_pct,
+        }
 
     async def _reply(
         self, send: Send, status: int, payload: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
