@@ -3,6 +3,7 @@ from the pinned sources: a Deployment's pods are scheduled to a kwok node and be
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -204,6 +206,30 @@ def test_an_api_server_that_never_becomes_ready_is_named_and_everything_stops(
     assert "kube-apiserver did not become ready within 3 s" in text
     assert "serving nothing on --etcd-servers" in text  # the component's own last log lines
     assert find_marked(spec.fleet_id) == []
+
+
+def test_upstream_crds_from_the_pins_are_established(plane: ControlPlane) -> None:
+    """The CRDs taken from the pinned modules are valid for the pinned API server."""
+    ext = k8s.ApiextensionsV1Api(_api(plane))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    names = []
+    for path in toolchain.crd_files():
+        for doc in yaml.load_all(path.read_text(), Loader=loader):
+            if doc:
+                ext.create_custom_resource_definition(doc, _preload_content=False)
+                names.append(doc["metadata"]["name"])
+    assert "rollouts.argoproj.io" in names and "destinationrules.networking.istio.io" in names
+
+    def established() -> bool:
+        items = json.loads(ext.list_custom_resource_definition(_preload_content=False).data)["items"]
+        ok = {
+            i["metadata"]["name"]
+            for i in items
+            if any(c["type"] == "Established" and c["status"] == "True" for c in i["status"].get("conditions") or [])
+        }
+        return set(names) <= ok
+
+    _until("every CRD Established", established)
 
 
 def test_stop_leaves_no_process(plane: ControlPlane) -> None:

@@ -1,0 +1,228 @@
+"""The Kubernetes toolchain: pins, build modules, real builds with go (cached), CRDs from the pins."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from failover_drill import toolchain
+from failover_drill.errors import EXIT_PLATFORM
+from failover_drill.toolchain import gomod
+from failover_drill.toolchain.build import BUILDER_REVISION, ldflags
+from failover_drill.toolchain.pins import Component, load_pins
+
+ROOT = Path(__file__).resolve().parents[1]
+HAVE_GO = shutil.which("go") is not None
+needs_go = pytest.mark.skipif(
+    not HAVE_GO, reason="the go command is not on PATH: Kubernetes components are built from source"
+)
+
+KUBERNETES_GO_MOD = """\
+module k8s.io/kubernetes
+
+go 1.26.0
+
+godebug default=go1.26
+
+require (
+	github.com/blang/semver/v4 v4.0.0
+	k8s.io/api v0.0.0
+	k8s.io/client-go v0.0.0 // indirect
+)
+
+require k8s.io/klog/v2 v2.140.0
+
+replace (
+	k8s.io/api => ./staging/src/k8s.io/api
+	k8s.io/client-go => ./staging/src/k8s.io/client-go
+	k8s.io/sample-cli-plugin => ./staging/src/k8s.io/sample-cli-plugin
+)
+"""
+
+
+def test_go_mod_parse_blocks_comments_and_single_lines() -> None:
+    mod = gomod.parse(KUBERNETES_GO_MOD)
+    assert mod.module == "k8s.io/kubernetes"
+    assert mod.go == "1.26.0"
+    assert mod.godebug == ["default=go1.26"]
+    assert mod.requires == {
+        "github.com/blang/semver/v4": "v4.0.0",
+        "k8s.io/api": "v0.0.0",
+        "k8s.io/client-go": "v0.0.0",
+        "k8s.io/klog/v2": "v2.140.0",
+    }
+    assert [r.old_path for r in mod.replaces] == ["k8s.io/api", "k8s.io/client-go", "k8s.io/sample-cli-plugin"]
+    assert all(r.local for r in mod.replaces)
+
+
+def test_kubernetes_staging_replaces_become_published_versions() -> None:
+    text = gomod.render_build_module(
+        "kube-apiserver",
+        "k8s.io/kubernetes",
+        "v1.36.3",
+        "k8s.io/kubernetes/cmd/kube-apiserver",
+        gomod.parse(KUBERNETES_GO_MOD),
+    )
+    assert "require k8s.io/kubernetes v1.36.3" in text
+    assert "tool k8s.io/kubernetes/cmd/kube-apiserver" in text
+    assert "godebug default=go1.26" in text
+    assert "\tk8s.io/api => k8s.io/api v0.36.3\n" in text
+    assert "\tk8s.io/client-go => k8s.io/client-go v0.36.3\n" in text
+    # Not required upstream: not in the build graph, not carried.
+    assert "sample-cli-plugin" not in text
+    assert gomod.staging_version("v1.38.0-beta.0") == "v0.38.0-beta.0"
+
+
+def test_module_replaces_are_kept_and_local_ones_at_real_versions_dropped() -> None:
+    argo_like = gomod.parse(
+        "module github.com/argoproj/argo-rollouts\n\ngo 1.26.1\n\n"
+        "require (\n\tk8s.io/api v0.34.5\n\tgithub.com/go-check/check v1.0.0\n)\n\n"
+        "replace (\n\tgithub.com/go-check/check => github.com/go-check/check v0.0.0-20180628173108-788fd7840127\n"
+        "\tk8s.io/api v0.0.0 => k8s.io/api v0.34.5\n)\n"
+    )
+    replaces = gomod.carried_replaces(argo_like, "v1.10.1")
+    assert [r.line() for r in replaces] == [
+        "github.com/go-check/check => github.com/go-check/check v0.0.0-20180628173108-788fd7840127",
+        "k8s.io/api v0.0.0 => k8s.io/api v0.34.5",
+    ]
+    etcd_like = gomod.parse(
+        "module go.etcd.io/etcd/server/v3\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/api/v3 v3.6.16\n\n"
+        "replace go.etcd.io/etcd/api/v3 => ../api\n\nreplace go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY\n"
+    )
+    assert gomod.carried_replaces(etcd_like, "v3.6.16") == []
+
+
+def test_pins_name_every_component_and_crd_source() -> None:
+    pins = load_pins()
+    assert set(pins.components) >= {
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
+        "rollouts-controller",
+    }
+    assert set(pins.crds) >= {"argo-rollouts", "istio", "mcs-api", "cert-manager"}
+    kube = {pins.components[n].version for n in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")}
+    assert len(kube) == 1, "the three Kubernetes components are one release"
+    assert pins.components["etcd"].version.startswith("v3.6.")
+    assert pins.components["kwok"].data_files
+
+
+def test_ldflags_stamp_versions_and_leave_out_an_unknown_commit() -> None:
+    c = load_pins().components["kube-apiserver"]
+    flags = ldflags(c, "2026-07-22T18:07:38Z", "")
+    assert f"-X k8s.io/component-base/version.gitVersion={c.version}" in flags
+    assert "-X k8s.io/component-base/version.gitMajor=1" in flags
+    assert f"-X k8s.io/component-base/version.gitMinor={c.version.split('.')[1]}" in flags
+    assert "gitCommit" not in flags
+    assert "gitCommit=abc1234" in ldflags(c, "", "abc1234")
+
+
+def test_a_changed_pin_is_not_up_to_date(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FAILOVER_DRILL_CACHE", str(tmp_path))
+    c = Component("etcd", "go.etcd.io/etcd/server/v3", "v3.6.16", "go.etcd.io/etcd/server/v3", ())
+    exe = toolchain.binary_path(c)
+    assert exe == tmp_path / "k8s" / "etcd-v3.6.16" / "bin" / "etcd"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    (exe.parent.parent / "stamp.json").write_text(json.dumps({"pin": c.fingerprint(), "builder": BUILDER_REVISION}))
+    assert toolchain.up_to_date(c)
+    changed = Component(c.name, c.module, c.version, c.package, ("-X other=1",))
+    assert not toolchain.up_to_date(changed)
+
+
+def test_no_go_on_path_is_a_platform_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FAILOVER_DRILL_CACHE", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(toolchain.GoNotFound) as err:
+        toolchain.ensure_built(["etcd"], progress=lambda _m: None)
+    assert err.value.exit_code == EXIT_PLATFORM
+    assert "go command is not on PATH" in str(err.value)
+
+
+def test_cli_without_go_exits_3(tmp_path: Path) -> None:
+    env = {**os.environ, "FAILOVER_DRILL_CACHE": str(tmp_path), "PATH": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "failover_drill.toolchain", "build", "etcd"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == EXIT_PLATFORM, out.stderr
+    assert "go command is not on PATH" in out.stderr
+
+
+@needs_go
+def test_a_failing_build_raises_with_the_tail_of_gos_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FAILOVER_DRILL_CACHE", str(tmp_path))
+    pins_file = tmp_path / "pins.toml"
+    pins_file.write_text(
+        '[components.broken]\nmodule = "go.etcd.io/etcd/server/v3"\nversion = "v3.6.16"\n'
+        'package = "go.etcd.io/etcd/server/v3/no-such-command"\n'
+    )
+    messages: list[str] = []
+    with pytest.raises(toolchain.BuildFailed) as err:
+        toolchain.ensure_built(pins=load_pins(pins_file), progress=messages.append)
+    assert err.value.exit_code == EXIT_PLATFORM
+    text = str(err.value)
+    assert "building broken v3.6.16 failed" in text
+    assert "no-such-command" in text  # go's own words, from its output
+    assert any("broken v3.6.16" in m for m in messages)
+    assert not toolchain.binary_path(load_pins(pins_file).components["broken"]).exists()
+
+
+@needs_go
+@pytest.mark.timeout(3600)  # a cold build of everything takes tens of minutes
+def test_built_binaries_report_their_pinned_versions() -> None:
+    """Builds whatever is missing (a cold build takes tens of minutes), then asks each binary."""
+    built = toolchain.ensure_built()
+    for name, item in built.items():
+        assert item.path.is_file(), name
+        assert not item.path.is_relative_to(ROOT), "build output must stay outside the repository"
+        assert toolchain.reported_version(item.component) == item.component.version, name
+    # The second call finds everything up to date: nothing is rebuilt.
+    assert all(b.seconds is None for b in toolchain.ensure_built().values())
+
+
+@needs_go
+@pytest.mark.timeout(900)  # the first run downloads the modules (Istio's is ~12 MB)
+def test_crds_come_from_the_pinned_modules() -> None:
+    files = toolchain.crd_files()
+    kinds: set[str] = set()
+    for f in files:
+        assert f.is_file()
+        assert not f.is_relative_to(ROOT)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        for doc in yaml.load_all(f.read_text(), Loader=loader):
+            if doc:
+                assert doc["kind"] == "CustomResourceDefinition", f
+                kinds.add(doc["spec"]["names"]["kind"])
+    assert {"Rollout", "AnalysisTemplate", "DestinationRule", "VirtualService", "ServiceExport", "Certificate"} <= kinds
+
+
+@needs_go
+def test_cli_prints_crd_paths() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "failover_drill.toolchain", "crds", "mcs-api"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    paths = [Path(line) for line in out.stdout.splitlines()]
+    assert [p.name for p in paths] == [
+        "multicluster.x-k8s.io_serviceexports.yaml",
+        "multicluster.x-k8s.io_serviceimports.yaml",
+    ]
+    assert all(p.is_file() for p in paths)
