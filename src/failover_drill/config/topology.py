@@ -68,6 +68,26 @@ class SandboxSettings(Strict):
     envoy_concurrency: int = Field(default=1, ge=1, le=8)
 
 
+class KwokSettings(Strict):
+    """Kubernetes' own failure detection on the kwok platform (kube-controller-manager flags);
+    the defaults are upstream's (v1.36)."""
+
+    node_monitor_grace_period_s: float = Field(default=50.0, ge=2, le=600)
+    node_monitor_period_s: float = Field(default=5.0, gt=0, le=60)
+    # How long kwok's node leases last; they are renewed every quarter of it. Kept well under the
+    # grace period, as kubelets' 40 s leases are under upstream's 50 s.
+    node_lease_duration_s: int = Field(default=40, ge=1, le=600)
+
+    @model_validator(mode="after")
+    def _lease_under_grace(self) -> Self:
+        if self.node_lease_duration_s / 4 >= self.node_monitor_grace_period_s:
+            raise ValueError(
+                "node_lease_duration_s / 4 (the renewal interval) must be shorter than node_monitor_grace_period_s, "
+                "or healthy nodes go NotReady"
+            )
+        return self
+
+
 class Topology(Strict):
     name: str = "default"
     mesh: str = "istio"
@@ -77,6 +97,7 @@ class Topology(Strict):
     latency_ms: dict[str, dict[str, float]] = Field(default_factory=dict)
     manifests: Path = Path("manifests/payment-gateway")
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    kwok: KwokSettings = Field(default_factory=KwokSettings)
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("mesh")

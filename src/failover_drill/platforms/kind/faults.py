@@ -59,7 +59,8 @@ from failover_drill.platforms.kind.netem import (
     read_addresses,
     sources,
 )
-from failover_drill.platforms.kind.workload import APP, EDGE_SECRET, NAMESPACE
+from failover_drill.platforms.kind.workload import EDGE_SECRET
+from failover_drill.platforms.kube.workload import APP, NAMESPACE
 from failover_drill.platforms.pki import Issued, MeshCA
 
 

@@ -58,7 +58,8 @@ from failover_drill.platforms.kind.netem import (
 )
 from failover_drill.platforms.kind.state import KindState
 from failover_drill.platforms.kind.traffic_jobs import KindTrafficJobs, delete_job_step, list_traffic_jobs
-from failover_drill.platforms.kind.workload import APP, IMAGE, NAMESPACE, cluster_objects
+from failover_drill.platforms.kind.workload import cluster_objects
+from failover_drill.platforms.kube.workload import APP, IMAGE, NAMESPACE
 from failover_drill.platforms.pki import MeshCA
 from failover_drill.platforms.ports import allocate
 from failover_drill.platforms.state_file import StateFile

@@ -19,7 +19,7 @@ from failover_drill.errors import PlatformError
 from failover_drill.platforms.kind.cluster_config import names
 from failover_drill.platforms.kind.commands import Runner, Step
 from failover_drill.platforms.kind.mesh import apply, kubectl
-from failover_drill.platforms.kind.workload import IMAGE, NAMESPACE
+from failover_drill.platforms.kube.workload import IMAGE, NAMESPACE
 
 CONTROL_DIR = "/run/failover-drill"
 WORKER_APP = "failover-drill-traffic"

@@ -21,52 +21,16 @@ from failover_drill.config.manifests import load_objects
 from failover_drill.config.topology import Topology
 from failover_drill.errors import ConfigError
 from failover_drill.platforms.kind.cluster_config import INGRESS_NODE_PORT
+from failover_drill.platforms.kube.workload import (
+    APP,
+    NAMESPACE,
+    SERVICE_HOST,
+    _find,
+    region_objects,
+    sort_for_apply,
+)
 
-NAMESPACE = "payments"
-APP = "payment-gateway"
-SERVICE_HOST = f"{APP}.{NAMESPACE}.svc.cluster.local"
-IMAGE = "failover-drill/payment-gateway:dev"
-FRONT_DOOR_ONLY = {"MultiClusterService", "BackendConfig"}
-ISTIO_GROUPS = ("networking.istio.io/", "security.istio.io/")
 EDGE_SECRET = "payment-gateway-edge"  # in istio-system, beside the ingress gateway that serves it
-
-
-def _find(objects: list[dict[str, Any]], kind: str, name: str = APP) -> dict[str, Any] | None:
-    for o in objects:
-        if o.get("kind") == kind and (o.get("metadata") or {}).get("name") == name:
-            return o
-    return None
-
-
-def zone_deployments(base: dict[str, Any], topo: Topology, region: str) -> list[dict[str, Any]]:
-    out = []
-    for zone in topo.region(region).zone_names():
-        d = copy.deepcopy(base)
-        suffix = zone.removeprefix(f"{region}-")
-        d["metadata"]["name"] = f"{APP}-{suffix}"
-        d["metadata"].setdefault("labels", {})["zone"] = zone
-        d["spec"]["replicas"] = topo.replicas_per_zone
-        d["spec"]["selector"] = {"matchLabels": {"app": APP, "zone": zone}}
-        pod = d["spec"]["template"]
-        pod["metadata"].setdefault("labels", {})["zone"] = zone
-        spec = pod["spec"]
-        spec.pop("topologySpreadConstraints", None)
-        spec["nodeSelector"] = {"topology.kubernetes.io/zone": zone}
-        for c in spec["containers"]:
-            if c.get("image") == IMAGE:
-                c["args"] = [
-                    *c.get("args", []),
-                    "--host",
-                    "0.0.0.0",
-                    "--region",
-                    region,
-                    "--zone",
-                    zone,
-                    "--name",
-                    "$(POD_NAME)",
-                ]
-        out.append(d)
-    return out
 
 
 def istio_ingress(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -116,25 +80,8 @@ def cilium_ingress(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def cluster_objects(topo: Topology, region: str) -> list[dict[str, Any]]:
-    """Every object to apply in one region's cluster, in apply order."""
-    profile = topo.mesh
-    istio = profile.startswith("istio")
-    objects = load_objects(topo.manifests_dir(), profile)
-    out: list[dict[str, Any]] = []
-    for obj in objects:
-        kind = obj["kind"]
-        if kind in FRONT_DOOR_ONLY:
-            continue
-        if not istio and obj["apiVersion"].startswith(ISTIO_GROUPS):
-            continue
-        if kind == "Namespace" and not istio:
-            ns = copy.deepcopy(obj)
-            ns["metadata"].get("labels", {}).pop("istio-injection", None)
-            out.append(ns)
-        elif kind == "Deployment" and obj["metadata"]["name"] == APP:
-            out.extend(zone_deployments(obj, topo, region))
-        else:
-            out.append(obj)
-    out.extend(istio_ingress(objects) if istio else [cilium_ingress(objects)])
-    order = {"Namespace": 0, "Service": 1, "ServiceExport": 2, "Deployment": 3}
-    return sorted(out, key=lambda o: order.get(o["kind"], 4))
+    """Every object to apply in one region's cluster, in apply order: the region's workload and
+    the ingress the front door reaches it through."""
+    objects = load_objects(topo.manifests_dir(), topo.mesh)
+    ingress = istio_ingress(objects) if topo.mesh.startswith("istio") else [cilium_ingress(objects)]
+    return sort_for_apply([*region_objects(topo, region), *ingress])

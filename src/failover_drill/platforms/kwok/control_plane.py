@@ -90,6 +90,8 @@ class ControlPlaneSpec:
     # kube-controller-manager's node lifecycle timing; None keeps upstream's defaults.
     node_monitor_grace_period_s: float | None = None
     node_monitor_period_s: float | None = None
+    # False when the platform plays its nodes itself (one kwok per zone: kwok/platform.py).
+    run_kwok: bool = True
     gomaxprocs: int = 1
     nice: int = 10
     ready_timeout_s: float = 90.0
@@ -316,7 +318,8 @@ class ControlPlane:
             self._start_apiserver(binaries["kube-apiserver"])
             self._start_controller_manager(binaries["kube-controller-manager"])
             self._start_scheduler(binaries["kube-scheduler"])
-            self._start_kwok(binaries["kwok"])
+            if self.spec.run_kwok:
+                self._start_kwok(binaries["kwok"])
             self._wait_rest_ready()
         except BaseException:
             survivors = self.stop()
@@ -345,6 +348,23 @@ class ControlPlane:
             if p.component == component:
                 return p
         raise KeyError(component)
+
+    def restart(self, component: str, timeout_s: float = 60.0) -> None:
+        """Start a stopped component again with the argv it ran with (a control-plane-loss revert),
+        and wait for the API server to answer when that is what came back."""
+        old = self.process(component)
+        if _alive(old):
+            return
+        self.processes.remove(old)
+        rp = self._spawn(component, old.argv)
+        if component == "kube-apiserver":
+            ctx = _insecure_ctx()
+
+            def probe() -> tuple[bool, str]:
+                code, body = _get(f"{self.server}/readyz", ctx)
+                return code in (200, 401, 403), f"{code} {body.strip()[-200:]}"
+
+            self._wait(rp, probe, time.monotonic() + timeout_s)
 
     @classmethod
     def load(cls, spec: ControlPlaneSpec) -> ControlPlane:
@@ -609,6 +629,8 @@ class ControlPlane:
             "kube-scheduler": (f"https://127.0.0.1:{s.ports.scheduler}/healthz", insecure),
             "kwok": (f"http://127.0.0.1:{s.ports.kwok}/healthz", None),
         }
+        if not s.run_kwok:
+            del urls["kwok"]
         for component, (url, ctx) in urls.items():
 
             def probe(url: str = url, ctx: ssl.SSLContext | None = ctx) -> tuple[bool, str]:
