@@ -41,7 +41,7 @@ TopoOpt = Annotated[
     Path | None, typer.Option("--topology", "-t", help="topology YAML (default clusters/topology.yaml)")
 ]
 MeshOpt = Annotated[str | None, typer.Option("--mesh", help="istio | istio-tuned | cilium | cilium-tuned")]
-PlatformOpt = Annotated[str, typer.Option("--platform", help="sandbox (default) | kind | kube")]
+PlatformOpt = Annotated[str, typer.Option("--platform", help="sandbox (default) | kwok | kind")]
 DEFAULT_STATE = Path(".failover-drill")
 
 

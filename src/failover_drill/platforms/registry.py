@@ -8,7 +8,7 @@ from failover_drill.config.topology import Topology
 from failover_drill.errors import ConfigError
 from failover_drill.platforms.base import Platform
 
-PLATFORMS = ("sandbox", "kind")
+PLATFORMS = ("sandbox", "kwok", "kind")
 
 
 def platform_dir(state_dir: Path, name: str) -> Path:
@@ -28,6 +28,10 @@ def open_platform(name: str, state_dir: Path, topology: Topology | None = None) 
         from failover_drill.platforms.kind.platform import KindPlatform
 
         return KindPlatform(platform_dir(state_dir, name), topology)
+    if name == "kwok":
+        from failover_drill.platforms.kwok.platform import KwokPlatform
+
+        return KwokPlatform(platform_dir(state_dir, name), topology)
     from failover_drill.platforms.sandbox.platform import SandboxPlatform
 
     return SandboxPlatform(platform_dir(state_dir, name), topology)

@@ -141,13 +141,32 @@ class Kube:
         out: Obj = got.to_dict()
         return out
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None, **selectors: str) -> list[Obj]:
+    def list_objects(self, api_version: str, kind: str, namespace: str | None = None, **selectors: str) -> list[Obj]:
         try:
             resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
             got = self.dynamic.get(resource, namespace=namespace, **selectors)
         except (DynamicApiError, ApiException) as exc:
             raise PlatformError(f"{self.where()}: listing {kind}: {_api_message(exc)}") from None
         return [i.to_dict() for i in got.items]
+
+    def pods(self, namespace: str, label_selector: str = "") -> list[Obj]:
+        """Pods as plain JSON-shaped dicts (camelCase keys, as the API server writes them)."""
+        try:
+            got = self.core.list_namespaced_pod(
+                namespace, label_selector=label_selector, _request_timeout=self.timeout_s
+            )
+        except ApiException as exc:
+            raise PlatformError(f"{self.where()}: listing pods: {_api_message(exc)}") from None
+        out: list[Obj] = self.api.sanitize_for_serialization(got)["items"]
+        return out
+
+    def nodes(self) -> list[Obj]:
+        try:
+            got = self.core.list_node(_request_timeout=self.timeout_s)
+        except ApiException as exc:
+            raise PlatformError(f"{self.where()}: listing nodes: {_api_message(exc)}") from None
+        out: list[Obj] = self.api.sanitize_for_serialization(got)["items"]
+        return out
 
     def server_version(self) -> str:
         info = client.VersionApi(self.api).get_code()
