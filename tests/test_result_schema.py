@@ -80,6 +80,8 @@ def minimal_result() -> dict[str, Any]:
             "targets": ["us-east1"],
             "mesh_detected_s": None,
             "mesh_restored_s": None,
+            "node_not_ready_s": None,
+            "endpoints_removed_s": None,
         },
         "error_budget": {
             "slo": 99.9,

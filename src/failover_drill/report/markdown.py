@@ -23,6 +23,10 @@ def scorecard_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("Fault", f"{r['fault']['kind']} {r['fault']['target']} ({r['fault'].get('mode') or ''})"),
         ("Time to detect (first user-visible error)", fmt_s(fo["ttd_s"])),
         ("Mesh detected (first ejection / health flip)", fmt_s(fo.get("mesh_detected_s"))),
+        (
+            "Kubernetes: node NotReady / endpoints removed",
+            f"{fmt_s(fo.get('node_not_ready_s'))} / {fmt_s(fo.get('endpoints_removed_s'))}",
+        ),
         ("Failover time (TTR)", fmt_s(fo["ttr_s"]) + ("" if fo["recovered"] else " — not recovered")),
         ("Traffic shift (>= 99% on survivors)", fmt_s(fo["shift_s"])),
         ("Outage span", fmt_s(fo.get("outage_s"))),

@@ -291,6 +291,8 @@ def build_result_model(path: Path, replay: Replay | None = None) -> Result:
             targets=sorted(targets),
             mesh_detected_s=mesh_events["detected_s"],
             mesh_restored_s=mesh_events["restored_s"],
+            node_not_ready_s=mesh_events["node_not_ready_s"],
+            endpoints_removed_s=mesh_events["endpoints_removed_s"],
         ),
         error_budget=ErrorBudget(
             slo=sc.slo.target_pct,
@@ -365,9 +367,15 @@ def _mesh_detection(
 
     det = hits(detect_kinds, t0, tr)
     res = hits(restore_kinds, tr, math.inf)
+    # Kubernetes' own detection (the node lifecycle controller) and the endpoints leaving the
+    # mesh, apart from the users' view (ttd/ttr) and the load balancers' (ejections, health flips).
+    node = hits({"node_not_ready"}, t0, tr)
+    removed = hits({"not_ready"}, t0, tr)
     return {
         "detected_s": round(det[0] - t0, 4) if det else None,
         "restored_s": round(res[0] - tr, 4) if res else None,
+        "node_not_ready_s": round(node[0] - t0, 4) if node else None,
+        "endpoints_removed_s": round(removed[0] - t0, 4) if removed else None,
     }
 
 

@@ -104,6 +104,12 @@ class FailoverFigures(_Model):
     targets: list[str]
     mesh_detected_s: Number | None
     mesh_restored_s: Number | None
+    node_not_ready_s: Number | None = Field(
+        description="Kubernetes platforms: the node lifecycle controller marked a target node NotReady (s after t0)"
+    )
+    endpoints_removed_s: Number | None = Field(
+        description="a target's endpoint left the mesh (readiness, or its node's pods marked not ready), s after t0"
+    )
 
 
 class BurnRates(_Model):

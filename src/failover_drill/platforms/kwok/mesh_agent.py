@@ -46,6 +46,7 @@ class MeshAgent:
         self.version = int(time.time() * 1000)
         self.last: Any = None
         self.ready_names: dict[str, set[str]] = {r: set() for r in kubes}
+        self.zone_of: dict[str, str] = {}
         self.events = events.open("a", buffering=1)
         self.done = threading.Event()
 
@@ -76,6 +77,21 @@ class MeshAgent:
                 else:
                     self.slices[region][sl.metadata.name] = self._endpoints(region, sl)
 
+    def watch_nodes(self) -> None:
+        """The region's nodes as Kubernetes judges them: a Ready change is logged when it is seen
+        (a node's conditions keep only their last transition, so the drill could not read it later)."""
+        kube = self.kubes[self.region]
+        ready: dict[str, str] = {}
+        for etype, node in kube.watch(kube.core.list_node, stop=self.done.is_set):
+            name = node.metadata.name
+            status = next((c.status for c in (node.status.conditions or []) if c.type == "Ready"), "Unknown")
+            before = ready.get(name)
+            ready[name] = status
+            if etype == "DELETED" or before is None or before == status:
+                continue
+            zone = (node.metadata.labels or {}).get("topology.kubernetes.io/zone")
+            self.log("node_ready" if status == "True" else "node_not_ready", node=name, region=self.region, zone=zone)
+
     def push(self) -> None:
         with self.lock:
             ready = {
@@ -85,9 +101,10 @@ class MeshAgent:
             names = {i.name for i in infos}
             if r == self.region:
                 for gone in self.ready_names[r] - names:
-                    self.log("not_ready", replica=gone, region=r)
+                    self.log("not_ready", replica=gone, region=r, zone=self.zone_of.get(gone))
                 for new in names - self.ready_names[r]:
-                    self.log("ready", replica=new, region=r)
+                    self.log("ready", replica=new, region=r, zone=self.zone_of.get(new))
+                self.zone_of.update({i.name: i.zone for i in infos})
             self.ready_names[r] = names
         local = sorted(ready.get(self.region, []), key=lambda i: (i.zone, i.name))
         remote = {r: len(v) for r, v in ready.items() if r != self.region}
@@ -111,6 +128,7 @@ class MeshAgent:
     def run(self) -> None:
         for r in self.kubes:
             threading.Thread(target=self.watch_region, args=(r,), daemon=True, name=f"watch-{r}").start()
+        threading.Thread(target=self.watch_nodes, daemon=True, name="watch-nodes").start()
         n = 0
         while not self.done.is_set():
             self.push()

@@ -12,7 +12,6 @@ EndpointSlice controller drops them, and the mesh agents push the change to the 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import signal
 import sys
@@ -809,32 +808,8 @@ class KwokPlatform:
         if data is None:
             return []
         layout = Layout.from_json(data["layout"])
-        return sorted(
-            dataplane.read_events(layout, since_wall) + self._node_events(data, since_wall), key=lambda e: e.wall
-        )
-
-    def _node_events(self, data: dict[str, Any], since_wall: float) -> list[PlatformEvent]:
-        """Kubernetes' own detection: when each node's Ready condition last changed."""
-        out = []
-        for region, path in data["kubeconfigs"].items():
-            kube = Kube(Path(path))
-            try:
-                for node in kube.nodes():
-                    for c in (node.get("status") or {}).get("conditions") or []:
-                        if c.get("type") != "Ready" or not c.get("lastTransitionTime"):
-                            continue
-                        wall = _ts(c["lastTransitionTime"])
-                        if wall >= since_wall:
-                            kind = "node_ready" if c.get("status") == "True" else "node_not_ready"
-                            name = str(node["metadata"]["name"])
-                            out.append(
-                                PlatformEvent(wall, "kubernetes", kind, region, name, str(c.get("reason") or ""))
-                            )
-            except Exception as exc:  # an API server that is down answers nothing
-                log.warning("could not read nodes", region=region, error=str(exc)[:200])
-            finally:
-                kube.close()
-        return out
+        # The mesh agents log Kubernetes' own verdicts too (node Ready changes) as they watch them.
+        return dataplane.read_events(layout, since_wall)
 
     def ledger(self) -> list[LedgerCharge]:
         data = self._load()
@@ -865,10 +840,6 @@ class KwokPlatform:
 
     def capacity_warning(self, rate_per_worker: float) -> str | None:
         return None
-
-
-def _ts(value: str) -> float:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def _yaml_docs(path: Path) -> list[dict[str, Any]]:
