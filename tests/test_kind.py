@@ -37,7 +37,7 @@ from failover_drill.platforms.kind.workload import EDGE_SECRET, cluster_objects
 from failover_drill.platforms.pki import MeshCA
 from failover_drill.platforms.ports import port_free
 from tests.conftest import ROOT, processes_under, run_cli, topology
-from tests.test_manifests import CRDS, validate_object
+from tests.test_manifests import needs_crds, validate_object
 
 HAVE_DOCKER_AND_KIND = shutil.which("docker") is not None and shutil.which("kind") is not None
 SUBNET = {".Subnet}}": "172.18.0.0/16", ".Gateway}}": "172.18.0.1"}
@@ -95,7 +95,7 @@ def test_one_cluster_per_region_with_a_labelled_worker_per_zone(mesh: str) -> No
 # -- manifests ---------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not CRDS.is_dir(), reason="../shared/crds is not beside this checkout")
+@needs_crds
 @pytest.mark.parametrize("profile", MESH_PROFILES)
 def test_every_object_applied_to_a_cluster_validates(profile: str) -> None:
     topo = topology(profile)
@@ -127,7 +127,7 @@ def test_every_object_applied_to_a_cluster_validates(profile: str) -> None:
         assert ("retries" in vs["spec"]["http"][0]) is (profile == "istio-tuned")
 
 
-@pytest.mark.skipif(not CRDS.is_dir(), reason="../shared/crds is not beside this checkout")
+@needs_crds
 def test_mesh_objects_validate_and_share_one_root(tmp_path: Path) -> None:
     ca = MeshCA(tmp_path)
     ca.create(["us-east1", "eu-west1"])
