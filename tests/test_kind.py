@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from failover_drill.platforms.envoy import admin
 from failover_drill.platforms.envoy.binary import ENVOY_FLAGS, resolve_envoy
 from failover_drill.platforms.envoy.config import sds_cert, write_atomic
 from failover_drill.platforms.kind.cluster_config import kind_config, names
-from failover_drill.platforms.kind.commands import RecordingRunner, Step
+from failover_drill.platforms.kind.commands import AnyStep, ApiStep, RecordingRunner, Step
 from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table
 from failover_drill.platforms.kind.mesh import cacerts_secret, eastwest_gateway, metallb_pool
 from failover_drill.platforms.kind.platform import KindPlatform, kind_plan_lines
@@ -36,7 +37,7 @@ from failover_drill.platforms.kind.workload import EDGE_SECRET, cluster_objects
 from failover_drill.platforms.pki import MeshCA
 from failover_drill.platforms.ports import port_free
 from tests.conftest import ROOT, processes_under, run_cli, topology
-from tests.test_manifests import CRDS, validate_object
+from tests.test_manifests import needs_crds, validate_object
 
 HAVE_DOCKER_AND_KIND = shutil.which("docker") is not None and shutil.which("kind") is not None
 SUBNET = {".Subnet}}": "172.18.0.0/16", ".Gateway}}": "172.18.0.1"}
@@ -55,13 +56,13 @@ def node_answers(topo: Topology) -> dict[str, str]:
     return {"{{.Name}} {{range .NetworkSettings.Networks}}": "\n".join(ips), **SUBNET, **answers}
 
 
-def recorded_up(topo: Topology, state: Path) -> list[Step]:
+def recorded_up(topo: Topology, state: Path) -> list[AnyStep]:
     rec = RecordingRunner(answers=node_answers(topo))
     platform = KindPlatform(state, topo, runner=rec)
     return rec.record(platform.up_steps(rec))
 
 
-def stdin_objects(step: Step) -> list[dict[str, Any]]:
+def stdin_objects(step: AnyStep) -> list[dict[str, Any]]:
     assert step.stdin is not None
     return [o for o in yaml.safe_load_all(step.stdin) if o]
 
@@ -94,7 +95,7 @@ def test_one_cluster_per_region_with_a_labelled_worker_per_zone(mesh: str) -> No
 # -- manifests ---------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not CRDS.is_dir(), reason="../shared/crds is not beside this checkout")
+@needs_crds
 @pytest.mark.parametrize("profile", MESH_PROFILES)
 def test_every_object_applied_to_a_cluster_validates(profile: str) -> None:
     topo = topology(profile)
@@ -126,7 +127,7 @@ def test_every_object_applied_to_a_cluster_validates(profile: str) -> None:
         assert ("retries" in vs["spec"]["http"][0]) is (profile == "istio-tuned")
 
 
-@pytest.mark.skipif(not CRDS.is_dir(), reason="../shared/crds is not beside this checkout")
+@needs_crds
 def test_mesh_objects_validate_and_share_one_root(tmp_path: Path) -> None:
     ca = MeshCA(tmp_path)
     ca.create(["us-east1", "eu-west1"])
@@ -169,11 +170,14 @@ def test_istio_up_plan(tmp_path: Path) -> None:
     # every istiod watches every other cluster, through the API server's kind-network address
     remote = [s for s in steps if s.pipe_from and s.pipe_from[1] == "create-remote-secret"]
     assert len(remote) == 6
+    # istioctl has no API: it runs as a command; what it prints is applied through the API, unshown
+    assert all(isinstance(s, ApiStep) and s.stdin is None and "--server-side" in s.argv for s in remote)
     us_into_eu = next(s for s in remote if "kind-fd-us-east1" in s.pipe_from and "kind-fd-eu-west1" in s.argv)  # type: ignore[operator]
     assert "https://172.18.1.2:6443" in us_into_eu.pipe_from  # type: ignore[operator]
     # the cacerts secret is applied but never printed
     cacerts = [s for s in steps if "cacerts" in (s.stdin or "")]
     assert len(cacerts) == 3 and all(s.secret and "BEGIN" not in s.shell() for s in cacerts)
+    assert all(isinstance(s, ApiStep) for s in cacerts)  # server-side apply through the kube layer
     edge = [s for s in steps if f"name: {EDGE_SECRET}" in (s.stdin or "")]
     assert [s.argv[2] for s in edge] == [n.context for n in names(topo).values()]
     for s in edge:
@@ -182,6 +186,10 @@ def test_istio_up_plan(tmp_path: Path) -> None:
     assert not any("PRIVATE KEY" in sh for sh in shells)
     # manifests applied and every zone's rollout awaited
     assert sum("rollout status deployment/payment-gateway-" in sh for sh in shells) == 9
+    waits = [s for s in steps if "rollout" in s.argv]
+    assert len(waits) == 9 and all(isinstance(s, ApiStep) for s in waits)
+    # every Kubernetes API operation of `up` goes through the kube layer; kubectl runs for nothing
+    assert not [s.shell() for s in steps if isinstance(s, Step) and s.argv[0] == "kubectl"]
     # the topology's RTTs on one side of each pair: eu-west1's nodes delay traffic towards us-east1 by 90 ms
     assert any(
         s.argv[2] == "fd-eu-west1-worker" and s.argv[-3:] == ("netem", "delay", "90ms") and "1:4" in s.argv
@@ -200,8 +208,12 @@ def test_cilium_up_plan_shares_one_ca_and_connects_every_pair(tmp_path: Path) ->
     installs = [s for s in steps if s.argv[:2] == ("cilium", "install")]
     ids = [a.split("=")[1] for a in (s.argv for s in installs) for a in a if a.startswith("cluster.id=")]
     assert ids == ["1", "2", "3"]
-    # the CA is copied before the second cluster's install
-    copy_idx = next(i for i, s in enumerate(steps) if s.pipe_from and "cilium-ca" in s.pipe_from)
+    # the CA is copied (read from the first cluster, applied to the second through the API, so a
+    # second `up` repeats it without AlreadyExists) before the second cluster's install
+    copy_idx = next(i for i, s in enumerate(steps) if isinstance(s, ApiStep) and s.reads and "cilium-ca" in s.reads)
+    copy = steps[copy_idx]
+    assert copy.reads is not None and copy.reads[2] == "kind-fd-us-east1" and copy.context == "kind-fd-eu-west1"
+    assert "--server-side" in copy.argv and f"{copy.reads and shlex.join(copy.reads)} | kubectl" in copy.shell()
     assert copy_idx < steps.index(installs[1])
     connects = [s for s in steps if s.argv[1:3] == ("clustermesh", "connect")]
     assert len(connects) == 3
@@ -293,21 +305,27 @@ def test_control_plane_brownout_and_unsupported_faults() -> None:
     cp = F(kind="control-plane-loss", target="us-east1")
     ops, _ = ops_with(istio)
     plan = ops.plan(cp)
-    assert ops.inject_steps(cp, plan)[0].argv[-3:] == ("scale", "deployment/istiod", "--replicas=0")
-    assert ops.revert_steps(cp, plan)[0].argv[-1] == "--replicas=1"
+    stop, restart = ops.inject_steps(cp, plan)[0], ops.revert_steps(cp, plan)[0]
+    assert stop.argv[-3:] == ("scale", "deployment/istiod", "--replicas=0")
+    assert restart.argv[-1] == "--replicas=1"
+    assert isinstance(stop, ApiStep) and isinstance(restart, ApiStep)  # the scale subresource, through the API
     ops_c, _ = ops_with(cilium)
     assert "deployment/clustermesh-apiserver" in ops_c.inject_steps(cp, ops_c.plan(cp))[0].argv
     pods = "pod/payment-gateway-a-1\npod/payment-gateway-a-2\n"
-    ops, _ = ops_with(istio, {"get pods -l app=payment-gateway,zone=us-east1-a": pods})
+    ops, rec = ops_with(istio, {"get pods -l app=payment-gateway,zone=us-east1-a": pods})
     brown = F(kind="brownout", target="us-east1-a", fail_pct=30)
     steps = ops.inject_steps(brown, ops.plan(brown))
     assert [s.argv[6] for s in steps] == ["pod/payment-gateway-a-1", "pod/payment-gateway-a-2"]
+    # pods listed through the API; the switch itself is `kubectl exec` into each pod (no API for that)
+    listed = [s for s in rec.steps if "get" in s.argv]
+    assert len(listed) == 1 and isinstance(listed[0], ApiStep)
+    assert all(isinstance(s, Step) and "exec" in s.argv for s in steps)
     assert json.loads(steps[0].argv[-1]) == {"fail_pct": 30.0, "delay_ms": 0.0}
     with pytest.raises(FaultError, match="needs an Istio mesh"):
         ops_c.plan(F(kind="cert-expiry", target="us-east1"))
 
 
-def _chain(step: Step) -> list[x509.Certificate]:
+def _chain(step: AnyStep) -> list[x509.Certificate]:
     (secret,) = stdin_objects(step)
     validate_object(secret)
     assert secret["metadata"] == {"name": EDGE_SECRET, "namespace": "istio-system"}
@@ -328,6 +346,7 @@ def test_cert_expiry_replaces_the_edge_certificate_and_revert_renews_it(tmp_path
     steps, expiry = ops.cert_expiry(fault, plan)
     (step,) = steps
     assert step.argv[:3] == ("kubectl", "--context", "kind-fd-us-east1") and step.secret
+    assert isinstance(step, ApiStep) and step.argv[3] == "replace"  # the whole secret replaced through the API
     assert "PRIVATE KEY" not in step.shell()
     leaf, inter = _chain(step)
     now = dt.datetime.now(dt.UTC)

@@ -1,10 +1,12 @@
 """The manifests both platforms read are valid Kubernetes: core kinds against the API schemas
-(kubernetes-validate), custom resources against the official CRD schemas in ../shared/crds."""
+(kubernetes-validate), custom resources against the official CRD schemas, taken from the
+pinned upstream modules' sources (failover_drill.toolchain: `go mod download` into the module
+cache, nothing copied into the repository). Without the go command those tests skip."""
 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
+import shutil
 from typing import Any
 
 import jsonschema
@@ -12,36 +14,44 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from failover_drill import toolchain
 from failover_drill.config.manifests import load_objects
 from failover_drill.config.topology import MESH_PROFILES
-from tests.conftest import MANIFESTS_DIR, ROOT
+from tests.conftest import MANIFESTS_DIR
 
-CRDS = ROOT.parent / "shared" / "crds"
+HAVE_GO = shutil.which("go") is not None
+# For tests that validate custom resources: the CRDs come from the pinned modules, through go.
+needs_crds = pytest.mark.skipif(
+    not HAVE_GO, reason="the go command is not on PATH: the CRDs are read from the pinned modules' sources"
+)
 CORE_KINDS = {"Deployment", "Service", "Namespace"}
-# GKE's networking.gke.io / cloud.google.com kinds have no public CRD YAML (shared/crds/SOURCES.md).
+# GKE's networking.gke.io / cloud.google.com kinds have no public CRD YAML.
 UNPUBLISHED = {"MultiClusterService", "BackendConfig"}
 
 
 @functools.cache
-def _crd(path: Path) -> dict[str, Any]:
-    # The CRDs are large (Istio's are MBs): parsed once per run, with libyaml where it is built in.
+def _crds() -> dict[tuple[str, str], dict[str, Any]]:
+    """(group, kind) -> CustomResourceDefinition, from every CRD file the toolchain pins (Istio's
+    is one multi-document file of MBs: parsed once per run, with libyaml where it is built in)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    crd: dict[str, Any] = yaml.load(path.read_text(), Loader=loader)
-    return crd
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in toolchain.crd_files():
+        for doc in yaml.load_all(path.read_text(), Loader=loader):
+            if doc and doc.get("kind") == "CustomResourceDefinition":
+                out[(doc["spec"]["group"], doc["spec"]["names"]["kind"])] = doc
+    return out
 
 
 def crd_schema(api_version: str, kind: str) -> dict[str, Any] | None:
     group, _, version = api_version.partition("/")
-    for f in sorted(CRDS.glob(f"{group}_*.yaml")):
-        crd = _crd(f)
-        if crd["spec"]["names"]["kind"] != kind:
-            continue
-        for v in crd["spec"]["versions"]:
-            if v["name"] == version:
-                schema: dict[str, Any] = v["schema"]["openAPIV3Schema"]
-                return schema
-        raise AssertionError(f"{kind} {api_version}: version {version} is not served by the CRD")
-    return None
+    crd = _crds().get((group, kind))
+    if crd is None:
+        return None
+    for v in crd["spec"]["versions"]:
+        if v["name"] == version:
+            schema: dict[str, Any] = v["schema"]["openAPIV3Schema"]
+            return schema
+    raise AssertionError(f"{kind} {api_version}: version {version} is not served by the CRD")
 
 
 def _strip_k8s_extensions(node: Any) -> Any:
@@ -70,11 +80,11 @@ def validate_object(obj: dict[str, Any]) -> None:
         assert obj["apiVersion"] in ("networking.gke.io/v1", "cloud.google.com/v1")
     else:
         schema = crd_schema(obj["apiVersion"], kind)
-        assert schema is not None, f"no CRD for {kind} {obj['apiVersion']} in {CRDS}"
+        assert schema is not None, f"no CRD for {kind} {obj['apiVersion']} among the pinned CRDs (toolchain/pins.toml)"
         jsonschema.validate(obj, _stripped(obj["apiVersion"], kind))
 
 
-@pytest.mark.skipif(not CRDS.is_dir(), reason="../shared/crds is not beside this checkout")
+@needs_crds
 @pytest.mark.parametrize("profile", MESH_PROFILES)
 def test_every_manifest_validates(profile: str) -> None:
     objects = load_objects(MANIFESTS_DIR, profile)
@@ -85,10 +95,10 @@ def test_every_manifest_validates(profile: str) -> None:
     assert {"DestinationRule", "ServiceExport"} <= kinds
 
 
+@needs_crds
 def test_a_broken_destination_rule_is_caught() -> None:
     schema = crd_schema("networking.istio.io/v1", "DestinationRule")
-    if schema is None:
-        pytest.skip("../shared/crds is not beside this checkout")
+    assert schema is not None
     bad = {
         "apiVersion": "networking.istio.io/v1",
         "kind": "DestinationRule",

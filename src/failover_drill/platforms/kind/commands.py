@@ -1,8 +1,12 @@
-"""Commands the kind platform runs (docker, kind, kubectl, istioctl, cilium, helm, tc inside
-node containers), and two runners: one that runs them and one that only records them.
+"""What the kind platform does, as data: commands for what has no API (docker, kind, istioctl,
+cilium, tc inside node containers, `kubectl exec` into a pod) and Kubernetes API operations done
+through the kube layer (platforms/kube: server-side apply, scale, secret replacement, reads,
+rollout waits), each shown to humans as the kubectl command that would do the same; and two
+runners: one that runs them and one that records them.
 
 Every step is data first, so `failover-drill plan --platform kind` prints exactly what `up`
-and each fault would run, and tests check the plan without Docker.
+and each fault would do, and tests check the plan without Docker (and run the API steps
+against a real API server).
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from failover_drill import obs
 from failover_drill.errors import PlatformError
+
+if TYPE_CHECKING:
+    from failover_drill.platforms.kube.client import Kube
 
 log = obs.get(__name__)
 
@@ -48,18 +55,59 @@ class Step:
     secret: bool = False
 
     def shell(self) -> str:
-        cmd = shlex.join(self.argv)
-        if self.pipe_from:
-            cmd = f"{shlex.join(self.pipe_from)} | {cmd}"
-        if self.stdin is not None:
-            body = f"# ({len(self.stdin.splitlines())} lines of key material, not shown)" if self.secret else self.stdin
-            cmd += f" <<'EOF'\n{body.rstrip()}\nEOF"
-        return cmd
+        return _shell(self.argv, self.pipe_from, self.stdin, self.secret)
+
+
+def _shell(argv: tuple[str, ...], left: tuple[str, ...] | None, stdin: str | None, secret: bool) -> str:
+    cmd = shlex.join(argv)
+    if left:
+        cmd = f"{shlex.join(left)} | {cmd}"
+    if stdin is not None:
+        body = f"# ({len(stdin.splitlines())} lines of key material, not shown)" if secret else stdin
+        cmd += f" <<'EOF'\n{body.rstrip()}\nEOF"
+    return cmd
+
+
+# The Kube of a kubeconfig context (platforms.kube.client.KubeContexts).
+KubeFor: TypeAlias = "Callable[[str], Kube]"
+# What an API step does: given the Kube of any context and the output of its pipe_from command
+# (None without one), make the calls and return what the kubectl equivalent would print.
+ApiCall: TypeAlias = "Callable[[KubeFor, str | None], str]"
+
+
+@dataclass(frozen=True)
+class ApiStep:
+    """One Kubernetes API operation in `context`, done through the kube layer when run.
+
+    For humans (plans, logs, errors) it is the kubectl command that would do the same: `argv`
+    (with `stdin`, the manifest it applies) is that command and is never executed; `call` does
+    the work. `pipe_from` is a command with no API (`istioctl create-remote-secret`) that runs
+    first, its stdout handed to `call`; `reads` is an API read `call` makes first, shown as the
+    left side of a pipe."""
+
+    title: str
+    context: str
+    argv: tuple[str, ...]
+    call: ApiCall = field(compare=False, repr=False)
+    stdin: str | None = None
+    pipe_from: tuple[str, ...] | None = None
+    reads: tuple[str, ...] | None = None
+    timeout_s: float = 300.0
+    attempts: int = 1
+    ok_to_fail: bool = False
+    secret: bool = False
+
+    def shell(self) -> str:
+        return _shell(self.argv, self.pipe_from or self.reads, self.stdin, self.secret)
+
+
+AnyStep: TypeAlias = Step | ApiStep
 
 
 class Runner(Protocol):
-    def run(self, step: Step) -> str:
-        """Run the step, return its stdout; raise PlatformError on failure (unless ok_to_fail)."""
+    def run(self, step: AnyStep) -> str:
+        """Run the step, return its stdout (an API step: what its kubectl equivalent would print);
+        raise PlatformError on failure (unless ok_to_fail)."""
         ...
 
 
@@ -76,65 +124,111 @@ def require_tools(tools: set[str], why: str) -> None:
         )
 
 
+class _Retry(Exception):
+    """One attempt failed in a way a later attempt may not."""
+
+
+def _with_attempts(step: AnyStep, once: Callable[[], str]) -> str:
+    """Run once() up to step.attempts times (API servers and webhooks that are still starting)."""
+    last = ""
+    for attempt in range(1, step.attempts + 1):
+        log.info("kind.step", title=step.title, cmd=step.shell()[:400], attempt=attempt)
+        try:
+            return once()
+        except _Retry as exc:
+            last = str(exc)
+        if attempt < step.attempts:
+            time.sleep(min(2.0 * attempt, 10.0))
+    if step.ok_to_fail:
+        log.info("kind.step_failed_ok", title=step.title, error=last)
+        return ""
+    what = "the kubectl equivalent" if isinstance(step, ApiStep) else "the command"
+    raise PlatformError(f"{step.title} failed: {last}", hint=f"{what} was: {step.shell()[:300]}")
+
+
+def _command(title: str, argv: tuple[str, ...], stdin: str | None, timeout_s: float) -> str:
+    try:
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout_s, check=True).stdout
+    except subprocess.CalledProcessError as exc:
+        raise _Retry((exc.stderr or exc.stdout or "").strip()[-800:]) from None
+    except subprocess.TimeoutExpired:
+        raise _Retry(f"timed out after {timeout_s:g} s") from None
+    except FileNotFoundError as exc:
+        raise PlatformError(
+            f"{title}: {exc.filename} is not installed", hint=INSTALL_HINTS.get(str(exc.filename), "install it")
+        ) from None
+
+
+def run_step(step: AnyStep, kubes: KubeFor) -> str:
+    """Run one step for real: a command as a subprocess, an API step through the kube layer."""
+
+    def once() -> str:
+        if isinstance(step, ApiStep):
+            piped = _command(step.title, step.pipe_from, None, step.timeout_s) if step.pipe_from else None
+            try:
+                return step.call(kubes, piped)
+            except PlatformError as exc:
+                raise _Retry(exc.message) from None
+        stdin = _command(step.title, step.pipe_from, None, step.timeout_s) if step.pipe_from else step.stdin
+        return _command(step.title, step.argv, stdin, step.timeout_s)
+
+    return _with_attempts(step, once)
+
+
+def default_kubes() -> KubeFor:
+    """The contexts of the kubeconfig kind writes to ($KUBECONFIG or ~/.kube/config)."""
+    from failover_drill.platforms.kube.client import KubeContexts  # loads the kubernetes client only when used
+
+    return KubeContexts()
+
+
 @dataclass
 class SubprocessRunner:
-    """Runs steps for real, one at a time, with a timeout each and retries where a step asks."""
+    """Runs steps for real, one at a time: commands as subprocesses (with a timeout each), API
+    steps through the kube layer on `kubes` (default: the kubeconfig kind writes to); retries
+    where a step asks."""
 
     progress: Callable[[str], None] | None = None
+    kubes: KubeFor | None = None
     _last_title: str = ""
 
-    def run(self, step: Step) -> str:
-        last = ""
+    def run(self, step: AnyStep) -> str:
         if self.progress and step.title != self._last_title:
             self.progress(step.title)
         self._last_title = step.title
-        for attempt in range(1, step.attempts + 1):
-            log.info("kind.step", title=step.title, cmd=step.shell()[:400], attempt=attempt)
-            try:
-                stdin = step.stdin
-                if step.pipe_from:
-                    first = subprocess.run(
-                        step.pipe_from, capture_output=True, text=True, timeout=step.timeout_s, check=True
-                    )
-                    stdin = first.stdout
-                done = subprocess.run(
-                    step.argv, input=stdin, capture_output=True, text=True, timeout=step.timeout_s, check=True
-                )
-                return done.stdout
-            except subprocess.CalledProcessError as exc:
-                last = (exc.stderr or exc.stdout or "").strip()[-800:]
-            except subprocess.TimeoutExpired:
-                last = f"timed out after {step.timeout_s:g} s"
-            except FileNotFoundError as exc:
-                raise PlatformError(
-                    f"{step.title}: {exc.filename} is not installed",
-                    hint=INSTALL_HINTS.get(str(exc.filename), "install it"),
-                ) from None
-            if attempt < step.attempts:
-                time.sleep(min(2.0 * attempt, 10.0))
-        if step.ok_to_fail:
-            log.info("kind.step_failed_ok", title=step.title, error=last)
-            return ""
-        raise PlatformError(f"{step.title} failed: {last}", hint=f"the command was: {step.shell()[:300]}")
+        if self.kubes is None and isinstance(step, ApiStep):
+            self.kubes = default_kubes()
+        return run_step(step, self.kubes or _no_kubes)
+
+
+def _no_kubes(context: str) -> Kube:
+    raise PlatformError(f"no Kubernetes client for {context}")
 
 
 @dataclass
 class RecordingRunner:
     """Records steps instead of running them. Queries get the answers given (by a substring of
-    the command), else a placeholder naming what would have been read."""
+    the command), else a placeholder naming what would have been read.
+
+    With `kubes`, API steps are also run through the kube layer against those clusters (a real
+    API server in tests) while commands (docker, tc, istioctl, ...) stay recorded; an API step fed
+    by a command (pipe_from) is only recorded, since its input would come from that command."""
 
     answers: dict[str, str] = field(default_factory=dict)
-    steps: list[Step] = field(default_factory=list)
+    steps: list[AnyStep] = field(default_factory=list)
+    kubes: KubeFor | None = None
 
-    def record(self, steps: Iterable[Step]) -> list[Step]:
+    def record(self, steps: Iterable[AnyStep]) -> list[AnyStep]:
         """Record steps produced elsewhere (queries made while producing them are recorded too)."""
         start = len(self.steps)
         for step in steps:
             self.steps.append(step)
         return self.steps[start:]
 
-    def run(self, step: Step) -> str:
+    def run(self, step: AnyStep) -> str:
         self.steps.append(step)
+        if self.kubes is not None and isinstance(step, ApiStep) and step.pipe_from is None:
+            return run_step(step, self.kubes)
         shell = step.shell()
         for needle, answer in self.answers.items():
             if needle in shell:

@@ -7,15 +7,17 @@
   and the front door), filtered by the source's node addresses; the topology's baseline RTT
   sits on one side of each pair, a fault changes the band's netem in place (delay with netem's
   own jitter, or 100% loss for a partition: packets dropped, so peers time out);
-- control-plane-loss: istiod (Istio) or clustermesh-apiserver (Cilium) scaled to 0;
-- brownout / lost-response: the replicas' own fault switch, through `kubectl exec`;
+- control-plane-loss: istiod (Istio) or clustermesh-apiserver (Cilium) scaled to 0 through the API;
+- brownout / lost-response: the replicas' own fault switch, through `kubectl exec` into each pod
+  of the zone or region (listed through the API);
 - blackout: the host front door's abort runtime key, as on the sandbox;
 - cert-expiry (Istio): the region's ingress gateway certificate (the edge secret, from the mesh CA)
   is replaced by an expired leaf, a leaf under an expired intermediate, or a leaf that lapses
   after ttl_s; istiod pushes the secret to the gateway over SDS. The front door validates that
   chain, so the region fails its handshakes either way: Envoy rejects the expired chain, or, as
   Istio >= 1.18 does, the gateway refuses to load it and has nothing to serve (istio/istio#47104).
-  Revert applies a fresh leaf from the region's intermediate. Cilium Cluster Mesh puts no
+  The secret is replaced whole through the API; revert replaces it with a fresh leaf from the
+  region's intermediate. Cilium Cluster Mesh puts no
   certificate on the request path here, so cert-expiry is refused there.
 """
 
@@ -46,9 +48,10 @@ from failover_drill.faults.model import (
 )
 from failover_drill.platforms.envoy import admin
 from failover_drill.platforms.fault_table import FaultTable, Handler, Plan
+from failover_drill.platforms.kind import api
 from failover_drill.platforms.kind.cluster_config import all_nodes, names, zone_nodes
-from failover_drill.platforms.kind.commands import Runner, Step
-from failover_drill.platforms.kind.mesh import apply, edge_leaf, edge_secret, kubectl
+from failover_drill.platforms.kind.commands import AnyStep, ApiStep, Runner, Step
+from failover_drill.platforms.kind.mesh import edge_leaf, edge_secret
 from failover_drill.platforms.kind.netem import (
     band,
     band_netem,
@@ -81,8 +84,9 @@ class KindFleet:
             )
         return MeshCA(self.pki_dir)
 
-    def edge_step(self, region: str, leaf: Issued, what: str) -> Step:
-        return apply(names(self.topo)[region].context, f"{region}: {EDGE_SECRET} <- {what}", [edge_secret(leaf)])
+    def edge_step(self, region: str, leaf: Issued, what: str) -> ApiStep:
+        ctx = names(self.topo)[region].context
+        return api.replace_secret(ctx, f"{region}: {EDGE_SECRET} <- {what}", edge_secret(leaf))
 
     def region_of(self, label: str, target: str) -> str:
         region = target if target in self.topo.region_names else self.topo.zone_region(target)
@@ -92,16 +96,17 @@ class KindFleet:
 
 
 class StepHandler(Handler[Any, Any]):
-    """A fault on kind is a list of commands (docker, tc, kubectl): run on inject and revert, and
-    printed by `failover-drill plan` without running."""
+    """A fault on kind is a list of steps (docker, tc and `kubectl exec` commands, API operations
+    through the kube layer): run on inject and revert, and printed by `failover-drill plan`
+    without running."""
 
     def __init__(self, fleet: KindFleet) -> None:
         self.fleet = fleet
 
-    def inject_steps(self, fault: Any, plan: Any) -> tuple[list[Step], dict[str, Any]]:
+    def inject_steps(self, fault: Any, plan: Any) -> tuple[list[AnyStep], dict[str, Any]]:
         raise NotImplementedError
 
-    def revert_steps(self, fault: Any, plan: Any) -> list[Step]:
+    def revert_steps(self, fault: Any, plan: Any) -> list[AnyStep]:
         raise NotImplementedError
 
     def relayout_after_revert(self, plan: Any) -> bool:
@@ -140,11 +145,11 @@ class _NodeLoss(StepHandler):
     def plan(self, fault: Any) -> NodePlan:
         return NodePlan(nodes=self.nodes(fault), mode=fault.mode)
 
-    def inject_steps(self, fault: Any, plan: NodePlan) -> tuple[list[Step], dict[str, Any]]:
+    def inject_steps(self, fault: Any, plan: NodePlan) -> tuple[list[AnyStep], dict[str, Any]]:
         verb = "pause" if plan.mode == "freeze" else "kill"
         return [Step(f"{verb} node {n}", ("docker", verb, n), timeout_s=60) for n in plan.nodes], {}
 
-    def revert_steps(self, fault: Any, plan: NodePlan) -> list[Step]:
+    def revert_steps(self, fault: Any, plan: NodePlan) -> list[AnyStep]:
         if plan.mode == "freeze":
             return [Step(f"unpause node {n}", ("docker", "unpause", n), ok_to_fail=True) for n in plan.nodes]
         return [Step(f"start node {n}", ("docker", "start", n), timeout_s=120, ok_to_fail=True) for n in plan.nodes]
@@ -184,8 +189,8 @@ class _LinkHandler(StepHandler):
     def plan(self, fault: Any) -> LinkPlan:
         return LinkPlan(links=[(r, s, list(a)) for r, s, a in self.links(fault)])
 
-    def _steps(self, links: list[tuple[str, str, tuple[str, ...]]], ok_to_fail: bool = False) -> list[Step]:
-        steps = []
+    def _steps(self, links: list[tuple[str, str, tuple[str, ...]]], ok_to_fail: bool = False) -> list[AnyStep]:
+        steps: list[AnyStep] = []
         for region, src, args in links:
             cls, handle = band(self.fleet.topo, src)
             steps += [
@@ -194,10 +199,10 @@ class _LinkHandler(StepHandler):
             ]
         return steps
 
-    def inject_steps(self, fault: Any, plan: LinkPlan) -> tuple[list[Step], dict[str, Any]]:
+    def inject_steps(self, fault: Any, plan: LinkPlan) -> tuple[list[AnyStep], dict[str, Any]]:
         return self._steps([(r, s, tuple(a)) for r, s, a in plan.links]), {}
 
-    def revert_steps(self, fault: Any, plan: LinkPlan) -> list[Step]:
+    def revert_steps(self, fault: Any, plan: LinkPlan) -> list[AnyStep]:
         base = [(r, s, netem(baseline_ms(self.fleet.topo, r, s))) for r, s, _ in plan.links]
         return self._steps(base, ok_to_fail=True)
 
@@ -241,16 +246,14 @@ class ControlPlaneLossHandler(StepHandler):
             return ControlPlanePlan(context=ctx, namespace="kube-system", deployment="deployment/clustermesh-apiserver")
         return ControlPlanePlan(context=ctx, namespace="istio-system", deployment="deployment/istiod")
 
-    def _scale(self, plan: ControlPlanePlan, replicas: int, verb: str) -> Step:
-        return Step(
-            f"{verb} {plan.deployment} in {plan.context}",
-            kubectl(plan.context, "-n", plan.namespace, "scale", plan.deployment, f"--replicas={replicas}"),
-        )
+    def _scale(self, plan: ControlPlanePlan, replicas: int, verb: str) -> ApiStep:
+        name = plan.deployment.removeprefix("deployment/")
+        return api.scale(plan.context, f"{verb} {plan.deployment} in {plan.context}", plan.namespace, name, replicas)
 
-    def inject_steps(self, fault: Any, plan: ControlPlanePlan) -> tuple[list[Step], dict[str, Any]]:
+    def inject_steps(self, fault: Any, plan: ControlPlanePlan) -> tuple[list[AnyStep], dict[str, Any]]:
         return [self._scale(plan, 0, "stop")], {}
 
-    def revert_steps(self, fault: Any, plan: ControlPlanePlan) -> list[Step]:
+    def revert_steps(self, fault: Any, plan: ControlPlanePlan) -> list[AnyStep]:
         return [self._scale(plan, 1, "restart")]
 
 
@@ -274,14 +277,10 @@ class _PodSwitch(StepHandler):
         region = self.fleet.region_of(fault.label(), target)
         ctx = names(self.fleet.topo)[region].context
         selector = f"app={APP}" if target == region else f"app={APP},zone={target}"
-        out = self.fleet.run.run(
-            Step(
-                f"list replicas in {target}", kubectl(ctx, "-n", NAMESPACE, "get", "pods", "-l", selector, "-o", "name")
-            )
-        )
+        out = self.fleet.run.run(api.list_pods(ctx, f"list replicas in {target}", NAMESPACE, selector))
         return [(ctx, line.strip()) for line in out.splitlines() if line.strip()]
 
-    def _steps(self, pods: list[tuple[str, str]], body: dict[str, Any], ok_to_fail: bool) -> list[Step]:
+    def _steps(self, pods: list[tuple[str, str]], body: dict[str, Any], ok_to_fail: bool) -> list[AnyStep]:
         return [
             Step(
                 f"{pod}: set faults {json.dumps(body)}",
@@ -292,10 +291,10 @@ class _PodSwitch(StepHandler):
             for ctx, pod in pods
         ]
 
-    def inject_steps(self, fault: Any, plan: PodPlan) -> tuple[list[Step], dict[str, Any]]:
+    def inject_steps(self, fault: Any, plan: PodPlan) -> tuple[list[AnyStep], dict[str, Any]]:
         return self._steps(self._pods(fault, plan.target), self.body(fault), ok_to_fail=False), {}
 
-    def revert_steps(self, fault: Any, plan: PodPlan) -> list[Step]:
+    def revert_steps(self, fault: Any, plan: PodPlan) -> list[AnyStep]:
         return self._steps(self._pods(fault, plan.target), {}, ok_to_fail=True)
 
 
@@ -320,10 +319,10 @@ class BlackoutHandler(StepHandler):
     def plan(self, fault: Blackout) -> BlackoutPlan:
         return BlackoutPlan(frontdoor_admin=self.fleet.frontdoor_admin_port)
 
-    def inject_steps(self, fault: Any, plan: BlackoutPlan) -> tuple[list[Step], dict[str, Any]]:
+    def inject_steps(self, fault: Any, plan: BlackoutPlan) -> tuple[list[AnyStep], dict[str, Any]]:
         return [], {}
 
-    def revert_steps(self, fault: Any, plan: BlackoutPlan) -> list[Step]:
+    def revert_steps(self, fault: Any, plan: BlackoutPlan) -> list[AnyStep]:
         return []
 
     def inject(self, fault: Blackout, plan: BlackoutPlan) -> dict[str, Any]:
@@ -359,7 +358,7 @@ class CertExpiryHandler(StepHandler):
             raise FaultError(f"{fault.label()}: the target must be a region ({', '.join(topo.region_names)})")
         return CertPlan(cert=fault.cert, region=fault.target)
 
-    def inject_steps(self, fault: CertExpiry, plan: CertPlan) -> tuple[list[Step], dict[str, Any]]:
+    def inject_steps(self, fault: CertExpiry, plan: CertPlan) -> tuple[list[AnyStep], dict[str, Any]]:
         """The steps that make the region's edge certificate lapse for real, and when it does."""
         ca, region = self.fleet.ca(), plan.region
         if plan.cert == "leaf":
@@ -377,7 +376,7 @@ class CertExpiryHandler(StepHandler):
         step = self.fleet.edge_step(region, leaf, f"{plan.cert} certificate expiring {expired_at.isoformat()}")
         return [step], {"expired_at_wall": expired_at.timestamp(), "expired_at": expired_at.isoformat()}
 
-    def revert_steps(self, fault: Any, plan: CertPlan) -> list[Step]:
+    def revert_steps(self, fault: Any, plan: CertPlan) -> list[AnyStep]:
         ca = self.fleet.ca()
         return [self.fleet.edge_step(plan.region, edge_leaf(ca, plan.region), "a fresh certificate")]
 

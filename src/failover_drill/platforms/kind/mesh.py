@@ -22,35 +22,27 @@ import yaml
 
 from failover_drill.config.topology import Topology
 from failover_drill.errors import PlatformError
+from failover_drill.platforms.kind import api
+from failover_drill.platforms.kind.api import apply
 from failover_drill.platforms.kind.cluster_config import INGRESS_NODE_PORT, ClusterNames, names
-from failover_drill.platforms.kind.commands import Runner, Step
+from failover_drill.platforms.kind.commands import AnyStep, Runner, Step
 from failover_drill.platforms.kind.workload import EDGE_SECRET
 from failover_drill.platforms.pki import Issued, MeshCA
+from failover_drill.toolchain.pins import load_pins
 
 ISTIO_VERSION = "1.24.1"
 CILIUM_VERSION = "1.16.4"
 METALLB_MANIFEST = "https://raw.githubusercontent.com/metallb/metallb/v0.14.8/config/manifests/metallb-native.yaml"
-MCS_CRDS = [
-    "https://raw.githubusercontent.com/kubernetes-sigs/mcs-api/v0.1.0/config/crd/multicluster.x-k8s.io_serviceexports.yaml",
-    "https://raw.githubusercontent.com/kubernetes-sigs/mcs-api/v0.1.0/config/crd/multicluster.x-k8s.io_serviceimports.yaml",
-]
 MESH_ID = "failover-drill"
 # Nothing rotates the edge certificate on kind: long enough for any fleet's life, short of the intermediate's.
 EDGE_CERT_DAYS = 30
 
 
-def dump(objects: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(objects, sort_keys=False)
-
-
-def kubectl(ctx: str, *args: str) -> tuple[str, ...]:
-    return ("kubectl", "--context", ctx, *args)
-
-
-def apply(ctx: str, title: str, objects: list[dict[str, Any]], attempts: int = 5) -> Step:
-    # Webhooks (MetalLB, istiod) answer a little after their pods are Ready: retry.
-    secret = any(o.get("kind") == "Secret" for o in objects)
-    return Step(title, kubectl(ctx, "apply", "-f", "-"), stdin=dump(objects), attempts=attempts, secret=secret)
+def mcs_crd_urls() -> list[str]:
+    """The MCS API CRDs at the version pinned in the toolchain (the tests' API servers get the same
+    files from that module's source): GitHub serves the tag's files without go."""
+    src = load_pins().crd_source("mcs-api")
+    return [f"https://raw.githubusercontent.com/kubernetes-sigs/mcs-api/{src.version}/{f}" for f in src.files]
 
 
 def node_ip_step(node: str) -> Step:
@@ -214,13 +206,13 @@ def metallb_pool(kind_subnets: str, index: int) -> list[dict[str, Any]]:
     ]
 
 
-def istio_steps(topo: Topology, state: Path, run: Runner) -> list[Step]:
+def istio_steps(topo: Topology, state: Path, run: Runner) -> list[AnyStep]:
     """Steps to install Istio multi-primary; `run` answers the queries (addresses) in between."""
     all_names = names(topo)
     ca = MeshCA(state / "pki")
     if not (state / "pki" / "root-cert.pem").exists():
         ca.create(list(all_names))
-    steps: list[Step] = []
+    steps: list[AnyStep] = []
     subnets = run.run(
         Step(
             "read the kind Docker network's subnets",
@@ -234,23 +226,8 @@ def istio_steps(topo: Topology, state: Path, run: Runner) -> list[Step]:
         op_file.parent.mkdir(parents=True, exist_ok=True)
         op_file.write_text(yaml.safe_dump(istio_operator(topo, n), sort_keys=False))
         steps += [
-            Step(f"{n.region}: install MetalLB", kubectl(ctx, "apply", "-f", METALLB_MANIFEST), attempts=3),
-            Step(
-                f"{n.region}: wait for MetalLB",
-                kubectl(
-                    ctx,
-                    "wait",
-                    "-n",
-                    "metallb-system",
-                    "--for=condition=ready",
-                    "pod",
-                    "-l",
-                    "app=metallb",
-                    "--timeout=180s",
-                ),
-                timeout_s=200,
-                attempts=2,
-            ),
+            api.apply_urls(ctx, f"{n.region}: install MetalLB", [METALLB_MANIFEST]),
+            api.wait_pods_ready(ctx, f"{n.region}: wait for MetalLB", "metallb-system", "app=metallb", 180),
             apply(ctx, f"{n.region}: MetalLB address pool", metallb_pool(subnets, n.index)),
             apply(
                 ctx,
@@ -281,10 +258,10 @@ def istio_steps(topo: Topology, state: Path, run: Runner) -> list[Step]:
     cp_ip = {n.region: run.run(node_ip_step(n.control_plane)).strip() for n in all_names.values()}
     for a, b in ((a, b) for a in all_names.values() for b in all_names.values() if a != b):
         steps.append(
-            Step(
+            api.apply_output_of(
+                b.context,
                 f"{b.region} discovers endpoints in {a.region} (remote secret)",
-                kubectl(b.context, "apply", "-f", "-"),
-                pipe_from=(
+                (
                     "istioctl",
                     "create-remote-secret",
                     "--context",
@@ -294,7 +271,6 @@ def istio_steps(topo: Topology, state: Path, run: Runner) -> list[Step]:
                     "--server",
                     f"https://{cp_ip[a.region]}:6443",
                 ),
-                attempts=3,
             )
         )
     return steps
@@ -303,18 +279,20 @@ def istio_steps(topo: Topology, state: Path, run: Runner) -> list[Step]:
 # -- Cilium ------------------------------------------------------------------------------------
 
 
-def cilium_steps(topo: Topology) -> list[Step]:
+def cilium_steps(topo: Topology) -> list[AnyStep]:
     all_names = list(names(topo).values())
     first = all_names[0]
-    steps: list[Step] = []
+    steps: list[AnyStep] = []
     for n in all_names:
         if n is not first:
             # Cluster Mesh needs one CA: copy the first cluster's before Cilium generates its own.
             steps.append(
-                Step(
+                api.copy_secret(
+                    first.context,
+                    n.context,
+                    "kube-system",
+                    "cilium-ca",
                     f"{n.region}: share {first.region}'s cilium-ca",
-                    kubectl(n.context, "create", "-f", "-"),
-                    pipe_from=kubectl(first.context, "get", "secret", "-n", "kube-system", "cilium-ca", "-o", "yaml"),
                 )
             )
         steps += [
@@ -369,12 +347,6 @@ def cilium_steps(topo: Topology) -> list[Step]:
     return steps
 
 
-def mcs_crd_steps(topo: Topology) -> list[Step]:
-    return [
-        Step(
-            f"{n.region}: MCS API CRDs",
-            kubectl(n.context, "apply", *[a for u in MCS_CRDS for a in ("-f", u)]),
-            attempts=3,
-        )
-        for n in names(topo).values()
-    ]
+def mcs_crd_steps(topo: Topology) -> list[AnyStep]:
+    urls = mcs_crd_urls()
+    return [api.apply_urls(n.context, f"{n.region}: MCS API CRDs", urls) for n in names(topo).values()]

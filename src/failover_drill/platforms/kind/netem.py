@@ -7,9 +7,9 @@ from typing import Any
 
 from failover_drill.config.topology import Topology
 from failover_drill.faults.model import FRONT_DOOR
+from failover_drill.platforms.kind.api import kubectl
 from failover_drill.platforms.kind.cluster_config import all_nodes
 from failover_drill.platforms.kind.commands import Runner, Step
-from failover_drill.platforms.kind.mesh import kubectl
 from failover_drill.platforms.kube.workload import NAMESPACE
 
 PRIOMAP = "1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1"  # the kernel's default: unmatched traffic as usual

@@ -3,9 +3,11 @@ Mesh, the repo's payment-gateway manifests in each, and the MultiClusterService 
 real Envoy front door on the host (the sandbox's front-door config, with the BackendConfig's
 health checks, pointed at each cluster's ingress port).
 
-Everything it runs is a `Step`; `up_steps` yields them in order (asking the runner for the
-few addresses it needs on the way), so `failover-drill plan --platform kind` prints the same
-commands `up` runs.
+Everything it does is a step: a command where there is no API (docker, kind, istioctl, cilium,
+tc, `kubectl exec`), an ApiStep through the kube layer for Kubernetes API work (shown as its
+kubectl equivalent). `up_steps` yields them in order (asking the runner for the few addresses
+it needs on the way), so `failover-drill plan --platform kind` prints what `up` does. The API
+steps reach each cluster by its kind context (`kind-fd-<region>`) in the kubeconfig kind writes to.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from failover_drill.platforms.envoy.config import frontdoor_bootstrap, sds_root,
 from failover_drill.platforms.envoy.events import parse_event
 from failover_drill.platforms.envoy.layout import GatewayInfo, Layout, routing
 from failover_drill.platforms.fault_table import FaultTable
+from failover_drill.platforms.kind import api
 from failover_drill.platforms.kind import mesh as mesh_mod
 from failover_drill.platforms.kind.cluster_config import (
     DEFAULT_HOST_PORT_BASE,
@@ -42,6 +45,7 @@ from failover_drill.platforms.kind.cluster_config import (
     names,
 )
 from failover_drill.platforms.kind.commands import (
+    AnyStep,
     RecordingRunner,
     Runner,
     Step,
@@ -59,6 +63,7 @@ from failover_drill.platforms.kind.netem import (
 from failover_drill.platforms.kind.state import KindState
 from failover_drill.platforms.kind.traffic_jobs import KindTrafficJobs, delete_job_step, list_traffic_jobs
 from failover_drill.platforms.kind.workload import cluster_objects
+from failover_drill.platforms.kube.client import KubeContexts
 from failover_drill.platforms.kube.workload import APP, IMAGE, NAMESPACE
 from failover_drill.platforms.pki import MeshCA
 from failover_drill.platforms.ports import allocate
@@ -86,11 +91,16 @@ class KindPlatform:
         topology: Topology | None = None,
         runner: Runner | None = None,
         host_port_base: int = DEFAULT_HOST_PORT_BASE,
+        kubeconfig: Path | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self._topology = topology
-        self.runner: Runner = runner or SubprocessRunner()
+        self.kubeconfig = kubeconfig  # None: $KUBECONFIG or ~/.kube/config, where kind writes its contexts
+        self.runner: Runner = runner or SubprocessRunner(kubes=self._kubes())
         self.host_port_base = host_port_base
+
+    def _kubes(self) -> KubeContexts:
+        return KubeContexts(self.kubeconfig)
 
     # -- state ----------------------------------------------------------------------------------
     @property
@@ -149,7 +159,7 @@ class KindPlatform:
         )
 
     # -- bring-up -------------------------------------------------------------------------------
-    def up_steps(self, run: Runner) -> Iterator[Step]:
+    def up_steps(self, run: Runner) -> Iterator[AnyStep]:
         """Every command of `up`, in order. Queries (addresses) go through `run` as they come."""
         topo = self.topology
         existing = set(run.run(Step("list kind clusters", ("kind", "get", "clusters"), timeout_s=30)).split())
@@ -180,18 +190,20 @@ class KindPlatform:
         else:
             yield from mesh_mod.istio_steps(topo, self.state_dir, run)
         for n in names(topo).values():
-            yield mesh_mod.apply(
-                n.context, f"{n.region}: payment-gateway ({topo.mesh})", cluster_objects(topo, n.region)
-            )
-            for zone in topo.region(n.region).zones:
-                yield Step(
-                    f"{n.region}: wait for {APP}-{zone}",
-                    mesh_mod.kubectl(
-                        n.context, "-n", NAMESPACE, "rollout", "status", f"deployment/{APP}-{zone}", "--timeout=300s"
-                    ),
-                    timeout_s=330,
-                )
+            yield from self.workload_steps(n.region)
+
         yield from latency_setup_steps(topo, read_addresses(topo, run))
+
+    def workload_steps(self, region: str) -> list[AnyStep]:
+        """The region's payment-gateway objects applied, then every zone's Deployment rolled out."""
+        topo = self.topology
+        ctx = names(topo)[region].context
+        steps: list[AnyStep] = [
+            api.apply(ctx, f"{region}: payment-gateway ({topo.mesh})", cluster_objects(topo, region))
+        ]
+        for zone in topo.region(region).zones:
+            steps.append(api.wait_rollout(ctx, f"{region}: wait for {APP}-{zone}", NAMESPACE, f"{APP}-{zone}", 300))
+        return steps
 
     def up(self, progress: Progress | None = None, owner_pid: int | None = None) -> None:
         """Run every step of `up_steps`, then start the front door. Idempotent: clusters that exist
@@ -211,7 +223,7 @@ class KindPlatform:
                     hint="start Docker (e.g. `sudo systemctl start docker`) or use --platform sandbox",
                 ) from None
         with self._locked():
-            runner = SubprocessRunner(progress=say) if real else self.runner
+            runner = SubprocessRunner(progress=say, kubes=self._kubes()) if real else self.runner
             # Written first, so `down` knows which clusters to delete even if bring-up stops halfway.
             self._save({"mesh": topo.mesh, "topology_source": str(topo.source) if topo.source else None})
             try:
@@ -501,12 +513,7 @@ class KindPlatform:
         """Every pod's ledger, read through `kubectl exec` (a pod on a dead node is read after revert)."""
         out: list[LedgerCharge] = []
         for n in names(self.topology).values():
-            pods = self.runner.run(
-                Step(
-                    f"list {APP} pods in {n.region}",
-                    mesh_mod.kubectl(n.context, "-n", NAMESPACE, "get", "pods", "-l", f"app={APP}", "-o", "name"),
-                )
-            )
+            pods = self.runner.run(api.list_pods(n.context, f"list {APP} pods in {n.region}", NAMESPACE, f"app={APP}"))
             for pod in (p.strip() for p in pods.splitlines() if p.strip()):
                 dump = self.runner.run(
                     Step(
@@ -542,7 +549,11 @@ def kind_plan_lines(topo: Topology, state_dir: Path, faults: list[Fault]) -> lis
     # Addresses only Docker knows are shown as <placeholders>; the kind network as kind usually makes it.
     rec = RecordingRunner(answers={".Subnet}}": "172.18.0.0/16", ".Gateway}}": "172.18.0.1"})
     platform = KindPlatform(state_dir, topo, runner=rec)
-    lines = ["# up (assuming the Docker network 'kind' is 172.18.0.0/16)"]
+    lines = [
+        "# kubectl lines other than `kubectl exec` / `kubectl logs` are Kubernetes API operations the tool",
+        "# makes itself (kube layer on the kubernetes client), shown as the kubectl command that does the same",
+        "# up (assuming the Docker network 'kind' is 172.18.0.0/16)",
+    ]
     lines += [f"# {s.title}\n{s.shell()}" for s in rec.record(platform.up_steps(rec))]
     lines.append("# start the front-door Envoy on the host (the MultiClusterService), health checks per BackendConfig")
     table = fault_table(KindFleet(topo, rec, frontdoor_admin_port=None, pki_dir=state_dir / "pki"))

@@ -16,9 +16,9 @@ from typing import Any
 
 from failover_drill.config.topology import Topology
 from failover_drill.errors import PlatformError
+from failover_drill.platforms.kind.api import dump, kubectl
 from failover_drill.platforms.kind.cluster_config import names
 from failover_drill.platforms.kind.commands import Runner, Step
-from failover_drill.platforms.kind.mesh import apply, kubectl
 from failover_drill.platforms.kube.workload import IMAGE, NAMESPACE
 
 CONTROL_DIR = "/run/failover-drill"
@@ -136,7 +136,16 @@ class KindTrafficJobs:
         return f"job/{self.name} in namespace {NAMESPACE}, context {self.ctx}"
 
     def launch(self) -> None:
-        self.run.run(apply(self.ctx, f"start {self.workers} traffic worker(s) as job/{self.name}", [self.job], 2))
+        # Still a kubectl subprocess (as the Job's reads and deletes below): the traffic tests drive
+        # these Jobs through a stand-in kubectl.
+        self.run.run(
+            Step(
+                f"start {self.workers} traffic worker(s) as job/{self.name}",
+                kubectl(self.ctx, "apply", "-f", "-"),
+                stdin=dump([self.job]),
+                attempts=2,
+            )
+        )
 
     def running(self, timeout_s: float) -> list[str]:
         """The workers' pods, ordered by completion index, once every one is Running."""

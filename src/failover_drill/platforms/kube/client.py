@@ -6,6 +6,7 @@ as PlatformError naming the object and what the API server said."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -276,6 +277,59 @@ class Kube:
         out: Obj = got.to_dict()
         return out
 
+    def wait_rollout(self, name: str, namespace: str, timeout_s: float = 300.0) -> None:
+        """Until the Deployment's rollout is complete, as `kubectl rollout status` judges it: the
+        controller has seen the latest spec, every replica is updated and available, no old one is left."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                d: Any = self.apps.read_namespaced_deployment(name, namespace, _request_timeout=self.timeout_s)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise PlatformError(
+                        f"{self.where()}: reading Deployment {namespace}/{name}: {_api_message(exc)}"
+                    ) from None
+                state = "not found"
+            else:
+                want = 1 if d.spec.replicas is None else d.spec.replicas
+                st = d.status
+                seen = (st.observed_generation or 0) >= (d.metadata.generation or 0)
+                updated, available, total = st.updated_replicas or 0, st.available_replicas or 0, st.replicas or 0
+                if seen and updated >= want and available >= want and total <= updated:
+                    return
+                state = f"{available}/{want} available, {updated} updated, {total} in all"
+            if time.monotonic() > deadline:
+                raise PlatformError(
+                    f"{self.where()}: Deployment {namespace}/{name} not rolled out after {timeout_s:g} s ({state})",
+                    hint=f"see its pods' events: `kubectl --context {self.where()} -n {namespace} describe pods`",
+                )
+            time.sleep(0.5)
+
+    def wait_pods_ready(self, namespace: str, label_selector: str, timeout_s: float = 180.0) -> None:
+        """Until at least one pod matches and every matching pod is Ready (`kubectl wait
+        --for=condition=ready pod -l ...`, which also fails while nothing matches)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                listed: Any = self.core.list_namespaced_pod(
+                    namespace, label_selector=label_selector, _request_timeout=self.timeout_s
+                )
+            except ApiException as exc:
+                raise PlatformError(f"{self.where()}: listing pods {label_selector}: {_api_message(exc)}") from None
+            unready = [
+                p.metadata.name
+                for p in listed.items
+                if not any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+            ]
+            if listed.items and not unready:
+                return
+            if time.monotonic() > deadline:
+                what = ", ".join(unready) if listed.items else "no pod matches"
+                raise PlatformError(
+                    f"{self.where()}: pods {label_selector} in {namespace} not Ready after {timeout_s:g} s: {what}"
+                )
+            time.sleep(0.5)
+
     def wait_deployments(
         self, namespace: str, timeout_s: float = 120.0, progress: Callable[[str], None] | None = None
     ) -> None:
@@ -299,3 +353,38 @@ class Kube:
             if progress is not None:
                 progress(f"{self.where()}: waiting for {', '.join(lagging)}")
             time.sleep(0.5)
+
+
+def default_kubeconfig() -> Path:
+    """Where kubectl, kind, istioctl and cilium keep their contexts: $KUBECONFIG (a list of files
+    is merged as kubectl does) or ~/.kube/config."""
+    return Path(os.environ.get("KUBECONFIG") or "~/.kube/config")
+
+
+class KubeContexts:
+    """One Kube per context of a kubeconfig, opened on first use: a platform with a cluster per
+    region (kind writes a context `kind-<cluster>` for each) asks for them by name."""
+
+    def __init__(self, kubeconfig: Path | None = None, timeout_s: float = 10.0) -> None:
+        self.kubeconfig = kubeconfig if kubeconfig is not None else default_kubeconfig()
+        self.timeout_s = timeout_s
+        self._open: dict[str, Kube] = {}
+
+    def __call__(self, context: str) -> Kube:
+        kube = self._open.get(context)
+        if kube is None:
+            try:
+                kube = Kube(self.kubeconfig, context, timeout_s=self.timeout_s)
+            except (config.ConfigException, OSError) as exc:
+                raise PlatformError(
+                    f"no usable context {context!r} in {self.kubeconfig}: {str(exc)[:300]}",
+                    hint="is the cluster up? kind writes its contexts to $KUBECONFIG or ~/.kube/config "
+                    "(`kubectl config get-contexts`)",
+                ) from None
+            self._open[context] = kube
+        return kube
+
+    def close(self) -> None:
+        for kube in self._open.values():
+            kube.close()
+        self._open.clear()
