@@ -213,7 +213,7 @@ def test_up_applies_the_regions_objects_and_waits_for_every_zone(cluster: Cluste
         d = kube.get("apps/v1", "Deployment", f"{APP}-{zone.removeprefix(REGION + '-')}", NAMESPACE)
         assert d is not None and d["spec"]["template"]["spec"]["nodeSelector"] == {"topology.kubernetes.io/zone": zone}
         assert d["status"]["availableReplicas"] == cluster.topo.replicas_per_zone
-        pods = kube.list("v1", "Pod", NAMESPACE, label_selector=f"app={APP},zone={zone}")
+        pods = kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"app={APP},zone={zone}")
         assert {p["spec"]["nodeName"] for p in pods} == {f"kwok-{zone}"}
     # the shared root CA and the ingress certificate, stored from stringData
     cacerts = kube.get("v1", "Secret", "cacerts", "istio-system")
@@ -271,7 +271,7 @@ def test_control_plane_loss_scales_istiod_to_zero_and_back(cluster: Cluster, up_
     kube.wait_rollout("istiod", "istio-system", timeout_s=60)
 
     def istiod_pods() -> list[dict[str, Any]]:
-        return kube.list("v1", "Pod", "istio-system", label_selector="app=istiod")
+        return kube.list_objects("v1", "Pod", "istio-system", label_selector="app=istiod")
 
     assert len(istiod_pods()) == 1
     platform, rec = cluster.platform()
@@ -324,7 +324,7 @@ def test_brownout_switches_the_pods_of_the_zone_as_the_api_server_lists_them(
     listed = [s for s in rec.steps if isinstance(s, ApiStep)]
     switches = [s for s in rec.steps if isinstance(s, Step)]
     assert len(listed) == 1 and "zone=us-east1-b" in listed[0].argv[-3]
-    in_zone = {p["metadata"]["name"] for p in kube.list("v1", "Pod", NAMESPACE, label_selector=f"app={APP}")
+    in_zone = {p["metadata"]["name"] for p in kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"app={APP}")
                if p["spec"]["nodeName"] == f"kwok-{zone}"}  # fmt: skip
     assert len(in_zone) == cluster.topo.replicas_per_zone
     # `kubectl exec` into each of them (recorded: there is no container to exec into here)

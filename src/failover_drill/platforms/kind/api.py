@@ -150,7 +150,7 @@ def list_pods(ctx: str, title: str, namespace: str, selector: str, ok_to_fail: b
     """The names of the pods matching a label selector, one `pod/<name>` a line (`-o name`)."""
 
     def call(kube_for: KubeFor, _: str | None) -> str:
-        pods = kube_for(ctx).list("v1", "Pod", namespace, label_selector=selector)
+        pods = kube_for(ctx).list_objects("v1", "Pod", namespace, label_selector=selector)
         return "".join(f"pod/{p['metadata']['name']}\n" for p in pods)
 
     argv = kubectl(ctx, "-n", namespace, "get", "pods", "-l", selector, "-o", "name")

@@ -1,0 +1,117 @@
+"""The kwok platform end to end: real Kubernetes control planes (built from source by the
+toolchain), kwok nodes, real replicas on their pods' IPs, gateways fed by the real EndpointSlices.
+
+Needs go (the binaries are built on first use, then cached outside the repo) and root (the pods'
+network namespace); skipped with the reason elsewhere. A build that fails is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from failover_drill.platforms.kwok.netns import can_create
+from tests.conftest import ROOT, processes_under, run_cli
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(3600),  # a cold build of the control plane takes tens of minutes
+    pytest.mark.skipif(shutil.which("go") is None, reason="needs the go command to build Kubernetes from source"),
+    pytest.mark.skipif(can_create() is not None, reason=f"the pods' network namespace: {can_create()}"),
+]
+
+
+def kwok_topology(tmp_path: Path, grace_s: float, mesh: str = "cilium") -> Path:
+    data = yaml.safe_load((ROOT / "clusters" / "topology.yaml").read_text())
+    data["mesh"] = mesh
+    data["manifests"] = str(ROOT / "clusters" / "manifests" / "payment-gateway")
+    # Short, as a test needs: a node lease renewed every second, the node monitor checking every second.
+    data["kwok"] = {"node_monitor_grace_period_s": grace_s, "node_monitor_period_s": 1, "node_lease_duration_s": 4}
+    path = tmp_path / f"kwok-{grace_s:g}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def zone_loss_drill(tmp_path: Path, grace_s: float) -> dict[str, Any]:
+    state = tmp_path / f"state-{grace_s:g}"
+    runs = tmp_path / f"runs-{grace_s:g}"
+    out = run_cli(
+        "drill",
+        "--platform",
+        "kwok",
+        "--topology",
+        str(kwok_topology(tmp_path, grace_s)),
+        "--fault",
+        "zone-loss",
+        "--set",
+        "phases.warmup_s=1",
+        "--set",
+        "phases.baseline_s=4",
+        "--set",
+        "phases.fault_s=30",
+        "--set",
+        "phases.recovery_s=12",
+        "--set",
+        "limits.rto_s=60",
+        state=state,
+        runs=runs,
+        timeout=600,
+    )
+    assert out.returncode in (0, 1), out.stdout + out.stderr
+    # The drill brought the fleet up, so it took it down: nothing left running, no namespace.
+    assert processes_under(state) == []
+    assert "fd-" not in subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True).stdout
+    result: dict[str, Any] = json.loads((runs / "latest" / "result.json").read_text())
+    assert result["platform"] == "kwok" and result["measurement"]["valid"], result["measurement"]
+    return result
+
+
+def test_zone_loss_ttr_follows_the_node_monitor_grace_period(tmp_path: Path) -> None:
+    """Readiness-driven failover (the cilium profile: no outlier detection) on Kubernetes' own
+    timing: the lost zone's node stops heartbeating, the real node lifecycle controller marks it
+    NotReady after node-monitor-grace-period and its pods not ready, the EndpointSlice controller
+    drops them, the gateway follows. Two grace periods 8 s apart give TTRs about 8 s apart."""
+    short = zone_loss_drill(tmp_path, 6.0)
+    long = zone_loss_drill(tmp_path, 14.0)
+    for r, grace in ((short, 6.0), (long, 14.0)):
+        fo = r["failover"]
+        assert fo["recovered"], fo
+        # Kubernetes saw it at about the grace period (lastTransitionTime has whole seconds) ...
+        assert fo["node_not_ready_s"] is not None and grace - 1.5 <= fo["node_not_ready_s"] <= grace + 4, fo
+        # ... then the endpoints left the mesh, and users recovered after that.
+        assert fo["endpoints_removed_s"] is not None and fo["endpoints_removed_s"] >= fo["node_not_ready_s"] - 1
+        assert fo["ttr_s"] >= fo["endpoints_removed_s"] - 1.5, fo
+        events = {e["kind"] for e in r["platform_events"]}
+        assert {"node_not_ready", "not_ready"} <= events
+        assert r["payments"]["lost"] == 0
+    diff = long["failover"]["ttr_s"] - short["failover"]["ttr_s"]
+    assert 8.0 - 3.0 <= diff <= 8.0 + 3.0, (short["failover"], long["failover"])
+
+
+def test_kwok_up_refuses_without_what_it_needs(tmp_path: Path) -> None:
+    """A port already taken by another program: one clear message, exit 3, nothing left running."""
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    data = yaml.safe_load(kwok_topology(tmp_path, 6.0).read_text())
+    data["sandbox"] = {"base_port": port, "envoy_concurrency": 1}
+    topo = tmp_path / "busy.yaml"
+    topo.write_text(yaml.safe_dump(data))
+    state = tmp_path / "state-busy"
+    try:
+        out = run_cli("up", "--platform", "kwok", "--topology", str(topo), state=state, timeout=300)
+    finally:
+        busy.close()
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and str(port) in out.stderr
+    assert processes_under(state) == []
+    assert "fd-" not in subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True).stdout
