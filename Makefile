@@ -12,7 +12,7 @@ MODE ?=
 RATE ?=
 ARGS ?=
 
-.PHONY: setup drill test lint typecheck layers unit bench down recover clean k8s-bin
+.PHONY: soak setup drill test lint typecheck layers unit bench down recover clean k8s-bin
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ test: lint typecheck layers unit
 # (FAILOVER_DRILL_CACHE overrides); only what changed in src/failover_drill/toolchain/pins.toml.
 k8s-bin: $(STAMP)
 	$(BIN)/python -m failover_drill.toolchain build
+
+soak: $(STAMP)
+	$(BIN)/pytest -q -s -m soak tests/test_soak.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

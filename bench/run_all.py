@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["measure_memory.py", "generator_vs_aiohttp.py", "wrk_baseline.py", "sandbox_capacity.py"]
+SCRIPTS = ["measure_memory.py", "generator_vs_aiohttp.py", "wrk_baseline.py", "sandbox_capacity.py", "kwok_platform.py"]
 
 
 def main() -> int:
