@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.live import Live
@@ -28,6 +29,8 @@ from failover_drill.report.rundir import write_reports
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    # click itself suggests the nearest command; typer's suggestion would say it a second time.
+    suggest_commands=False,
     help="Rehearse multi-region failover and measure what users felt.",
 )
 out = Console()
@@ -338,13 +341,11 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(EXIT_INTERRUPTED)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(EXIT_BAD_INPUT)
-        raise
+    except click.exceptions.ClickException as exc:
+        # Usage mistakes (an unknown option or command, a value of the wrong type, a missing
+        # argument, no command at all) arrive here in non-standalone mode: click's usage message.
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":
