@@ -53,3 +53,39 @@ def test_no_command_at_all_prints_the_usage_and_exits_2(tmp_path: Path) -> None:
 def test_help_is_no_mistake(tmp_path: Path) -> None:
     out = cli("--help", state=tmp_path / "state")
     assert out.returncode == 0 and "Usage: failover-drill" in out.stdout
+
+
+def _options(command: str) -> set[str]:
+    import click
+    import typer
+
+    from failover_drill.cli import app
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, click.Group)
+    return {o for p in group.commands[command].params for o in p.opts}
+
+
+def test_plan_accepts_every_option_that_defines_a_drill() -> None:
+    """Only where the run's files go and whether the fleet stays up are drill's own."""
+    assert _options("drill") - _options("plan") == {"--runs-dir", "--keep-up"}
+
+
+def test_plan_takes_drills_fault_parameters_rate_and_sets(tmp_path: Path) -> None:
+    out = cli(
+        "plan", "--fault", "link-latency", "--delay-ms", "50", "--jitter-pct", "10", "--rate", "300",
+        "--set", "phases.fault_s=10", state=tmp_path / "state",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "300 req/s" in out.stdout and "fault 10s" in out.stdout
+    assert "inject link-latency *->us-east1 (delay_ms 50, jitter_pct 10)" in out.stdout
+    brownout = cli("plan", "--fault", "brownout", "--fail-pct", "30", state=tmp_path / "state")
+    assert brownout.returncode == 0 and "(fail_pct 30, delay_ms 0)" in brownout.stdout
+
+
+@pytest.mark.parametrize("command", ["up", "down", "status", "drill", "plan"])
+def test_only_platforms_that_exist_are_offered(command: str, tmp_path: Path) -> None:
+    helptext = cli(command, "--help", state=tmp_path / "state").stdout
+    assert "sandbox|kwok|kind" in helptext and "kube " not in helptext
+    out = cli(command, "--platform", "kube", state=tmp_path / "state")
+    assert out.returncode == 2 and "'kube' is not one of 'sandbox', 'kwok', 'kind'" in out.stderr
