@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import click
 import typer
@@ -51,6 +51,21 @@ PlatformOpt = Annotated[
     str, typer.Option("--platform", click_type=click.Choice(PLATFORMS), help="where the fleet runs")
 ]
 DEFAULT_STATE = Path(".failover-drill")
+
+
+@app.callback()
+def _global_options(
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            click_type=click.Choice(obs.LOG_FORMATS),
+            envvar="FAILOVER_DRILL_LOG_FORMAT",
+            help="logs on stderr: JSON lines (json), key=value (console), or json unless stderr is a terminal (auto)",
+        ),
+    ] = "auto",
+) -> None:
+    obs.configure(os.environ.get("FAILOVER_DRILL_LOG", "warning"), fmt=cast("obs.LogFormat", log_format))
 
 
 def _say(msg: str) -> None:
@@ -257,20 +272,32 @@ def drill(
 
 def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
     fo = result["failover"]
+    ttr = "not recovered" if fo["ttr_s"] is None else f"{fo['ttr_s']:.2f} s"
+    v = result["verdict"]
+    word = verdict_word(v)
+    reasons = "; ".join(v["reasons"])
+    if not sys.stdout.isatty():
+        # A pipe, a file or CI: one plain `key: value` line each, never wrapped at 80 columns nor
+        # split inside a label, so grep and log viewers see whole lines.
+        lines = [f"{k}: {val}" for k, val in scorecard_rows(result)]
+        lines += [
+            f"failover time: {ttr}",
+            f"verdict: {word}" + (f" ({reasons})" if reasons else ""),
+            f"report: {run_dir / 'report.html'}",
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        return
     t = Table(show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold")
     t.add_column()
-    for k, v in scorecard_rows(result):
-        t.add_row(k, v)
+    for k, val in scorecard_rows(result):
+        t.add_row(k, val)
     out.print(t)
-    ttr = "not recovered" if fo["ttr_s"] is None else f"{fo['ttr_s']:.2f} s"
-    v = result["verdict"]
     out.print(f"failover time: {ttr}")
     out.print(
-        {"PASSED": "[green]PASSED[/green]", "FAILED": "[red]FAILED[/red]"}.get(
-            verdict_word(v), "[yellow]INCONCLUSIVE[/yellow]"
-        )
-        + (": " + "; ".join(v["reasons"]) if v["reasons"] else "")
+        {"PASSED": "[green]PASSED[/green]", "FAILED": "[red]FAILED[/red]"}.get(word, "[yellow]INCONCLUSIVE[/yellow]")
+        + (": " + reasons if reasons else ""),
     )
     out.print(f"report: {run_dir / 'report.html'}")
 

@@ -1,0 +1,76 @@
+"""What the CLI prints when stdout or stderr is not a terminal (issue 15, point 3): the scorecard
+as plain `key: value` lines, logs as JSON lines; --log-format chooses the log format outright.
+Through the installed entry point, on a journal a real sandbox region-loss drill wrote (its
+samples thinned to every eighth to keep the file small)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.test_cli_usage import ENTRY, cli
+
+RUN = Path(__file__).parent / "data" / "run-region-loss"
+
+
+def a_run(tmp_path: Path, corrupt: bool = False) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run)
+    if corrupt:
+        with (run / "journal.jsonl").open("a") as fh:
+            fh.write('{"t":"s","q":99999,"s":1.0\n')
+    return run
+
+
+def test_the_scorecard_is_plain_key_value_lines_when_stdout_is_not_a_terminal(tmp_path: Path) -> None:
+    out = cli("report", str(a_run(tmp_path)), state=tmp_path / "state")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines and all(": " in line and not line.startswith(" ") for line in lines), out.stdout
+    keys = [line.split(": ", 1)[0] for line in lines]
+    # long labels and values stay on one line: no wrapping at 80 columns, no table padding
+    assert "Payments acknowledged / lost / charged twice / charged unacknowledged" in keys
+    assert any(line.startswith("report: ") and line.endswith("report.html") for line in lines)
+    assert "verdict: PASSED" in lines
+    assert not any(line != line.rstrip() for line in lines)
+
+
+def test_logs_are_json_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    out = cli("report", str(a_run(tmp_path, corrupt=True)), state=tmp_path / "state")
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
+    assert any(r["event"] == "journal line skipped" and r["level"] == "warning" for r in records), out.stderr
+    console = cli("--log-format", "console", "report", str(a_run(tmp_path / "c", corrupt=True)), state=tmp_path)
+    assert "journal line skipped" in console.stderr and '"event"' not in console.stderr
+
+
+def _stderr_on_a_terminal(*args: str, tmp_path: Path) -> str:
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "FAILOVER_DRILL_STATE": str(tmp_path / "state")}
+    proc = subprocess.run(
+        [str(ENTRY), *args], stdout=subprocess.DEVNULL, stderr=secondary, env=env, timeout=60, check=False
+    )
+    os.close(secondary)
+    chunks = []
+    try:
+        while data := os.read(primary, 65536):
+            chunks.append(data)
+    except OSError:  # EIO: the terminal's other end is closed, everything has been read
+        pass
+    os.close(primary)
+    assert proc.returncode == 0
+    return b"".join(chunks).decode()
+
+
+def test_at_a_terminal_logs_are_for_people_unless_json_is_asked_for(tmp_path: Path) -> None:
+    people = _stderr_on_a_terminal("report", str(a_run(tmp_path / "a", corrupt=True)), tmp_path=tmp_path)
+    assert "journal line skipped" in people and '"event"' not in people
+    machines = _stderr_on_a_terminal(
+        "--log-format", "json", "report", str(a_run(tmp_path / "b", corrupt=True)), tmp_path=tmp_path
+    )
+    line = next(x for x in machines.splitlines() if "journal line skipped" in x)
+    assert json.loads(line)["event"] == "journal line skipped"
