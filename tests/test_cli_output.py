@@ -74,3 +74,24 @@ def test_at_a_terminal_logs_are_for_people_unless_json_is_asked_for(tmp_path: Pa
     )
     line = next(x for x in machines.splitlines() if "journal line skipped" in x)
     assert json.loads(line)["event"] == "journal line skipped"
+
+
+def test_the_verdict_shows_each_check_measured_against_its_limit_with_units(tmp_path: Path) -> None:
+    """Point 12: not just "every limit held" but which limits, what was measured, in what unit."""
+    run = a_run(tmp_path)
+    out = cli("report", str(run), state=tmp_path / "state")
+    assert out.returncode == 0, out.stderr
+    assert "check failover time (TTR): 3.79 s, limit <= 30 s, held" in out.stdout.splitlines()
+    assert "check payments lost: 0 payments, limit <= 0 payments, held" in out.stdout.splitlines()
+    assert "% of the error budget, limit <= 5% of the error budget, held" in out.stdout
+    md = (run / "report.md").read_text()
+    assert "every limit held" not in md
+    assert "| failover time (TTR) | 3.79 s | <= 30 s | held |" in md
+    assert "| payments charged twice | 0 payments | <= 0 payments | held |" in md
+    page = (run / "report.html").read_text()
+    assert "<td>failover time (TTR)</td><td>3.79 s</td><td>&lt;= 30 s</td><td>held</td>" in page
+    # what report.md has, report.html has too
+    assert "Latency by phase" in page and "<th>p99</th>" in page
+    assert "What the platform saw" in page and "health_check" in page
+    result = json.loads((run / "result.json").read_text())
+    assert {c["name"]: c["unit"] for c in result["verdict"]["checks"]}["rto"] == "s"

@@ -24,7 +24,7 @@ from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.registry import PLATFORMS, check_platform, open_platform
 from failover_drill.recovery import recover as run_recover
 from failover_drill.report.history import History
-from failover_drill.report.markdown import scorecard_rows, verdict_word
+from failover_drill.report.markdown import check_rows, scorecard_rows, verdict_word
 from failover_drill.report.rundir import write_reports
 
 app = typer.Typer(
@@ -283,6 +283,7 @@ def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
         lines += [
             f"failover time: {ttr}",
             f"verdict: {word}" + (f" ({reasons})" if reasons else ""),
+            *(f"check {what}: {measured}, limit {limit}, {ok}" for what, measured, limit, ok in check_rows(v)),
             f"report: {run_dir / 'report.html'}",
         ]
         sys.stdout.write("\n".join(lines) + "\n")
@@ -299,6 +300,12 @@ def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
         {"PASSED": "[green]PASSED[/green]", "FAILED": "[red]FAILED[/red]"}.get(word, "[yellow]INCONCLUSIVE[/yellow]")
         + (": " + reasons if reasons else ""),
     )
+    checks = Table(box=None, pad_edge=False)
+    for col in ("check", "measured", "limit", ""):
+        checks.add_column(col)
+    for what, measured, limit, ok in check_rows(v):
+        checks.add_row(what, measured, limit, "held" if ok == "held" else "[red]FAILED[/red]")
+    out.print(checks)
     out.print(f"report: {run_dir / 'report.html'}")
 
 
