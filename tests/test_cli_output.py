@@ -95,3 +95,17 @@ def test_the_verdict_shows_each_check_measured_against_its_limit_with_units(tmp_
     assert "What the platform saw" in page and "health_check" in page
     result = json.loads((run / "result.json").read_text())
     assert {c["name"]: c["unit"] for c in result["verdict"]["checks"]}["rto"] == "s"
+
+
+def test_the_fault_row_shows_a_mode_only_for_faults_that_have_one(tmp_path: Path) -> None:
+    """Point 15: a blackout or brownout has no mode, so none is shown (it used to read "()" or "None")."""
+    from failover_drill.report.markdown import fault_label
+
+    run = a_run(tmp_path)
+    out = cli("report", str(run), state=tmp_path / "state")
+    assert "Fault: region-loss us-east1 (kill)" in out.stdout.splitlines()
+    assert fault_label({"kind": "blackout", "target": None, "mode": None}) == "blackout"
+    assert fault_label({"kind": "brownout", "target": "us-east1-a", "mode": None}) == "brownout us-east1-a"
+    assert (
+        fault_label({"kind": "zone-loss", "target": "us-east1-a", "mode": "freeze"}) == "zone-loss us-east1-a (freeze)"
+    )

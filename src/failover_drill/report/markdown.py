@@ -17,10 +17,17 @@ def fmt_share(d: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.0%}" for k, v in sorted(d.items(), key=lambda kv: -kv[1])) or "—"
 
 
+def fault_label(fault: dict[str, Any]) -> str:
+    """kind, target when it has one, mode only for the faults that have a mode (kill / freeze)."""
+    parts = [fault["kind"], fault.get("target") or ""]
+    label = " ".join(p for p in parts if p)
+    return f"{label} ({fault['mode']})" if fault.get("mode") else label
+
+
 def scorecard_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     fo, eb, tr, pay = r["failover"], r["error_budget"], r["traffic"], r["payments"]
     rows = [
-        ("Fault", f"{r['fault']['kind']} {r['fault']['target']} ({r['fault'].get('mode') or ''})"),
+        ("Fault", fault_label(r["fault"])),
         ("Time to detect (first user-visible error)", fmt_s(fo["ttd_s"])),
         ("Mesh detected (first ejection / health flip)", fmt_s(fo.get("mesh_detected_s"))),
         (
