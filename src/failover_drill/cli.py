@@ -6,28 +6,32 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
+import click
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from failover_drill import obs
-from failover_drill.config.scenario import build_scenario, load_scenario
-from failover_drill.config.topology import load_topology
+from failover_drill.config.scenario import Scenario, build_scenario, load_scenario
+from failover_drill.config.topology import Topology, load_topology
 from failover_drill.drill import Drill, LiveView, resolve_faults
 from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError
+from failover_drill.faults.model import Fault
 from failover_drill.ownership import FleetOwnership
-from failover_drill.platforms.registry import check_platform, open_platform
+from failover_drill.platforms.registry import PLATFORMS, check_platform, open_platform
 from failover_drill.recovery import recover as run_recover
 from failover_drill.report.history import History
-from failover_drill.report.markdown import scorecard_rows, verdict_word
+from failover_drill.report.markdown import check_rows, scorecard_rows, verdict_word
 from failover_drill.report.rundir import write_reports
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    # click itself suggests the nearest command; typer's suggestion would say it a second time.
+    suggest_commands=False,
     help="Rehearse multi-region failover and measure what users felt.",
 )
 out = Console()
@@ -41,8 +45,27 @@ TopoOpt = Annotated[
     Path | None, typer.Option("--topology", "-t", help="topology YAML (default clusters/topology.yaml)")
 ]
 MeshOpt = Annotated[str | None, typer.Option("--mesh", help="istio | istio-tuned | cilium | cilium-tuned")]
-PlatformOpt = Annotated[str, typer.Option("--platform", help="sandbox (default) | kwok | kind")]
+# Only the platforms that exist (platforms/registry.py), as a choice: click lists them in --help
+# and refuses any other name with its usage message.
+PlatformOpt = Annotated[
+    str, typer.Option("--platform", click_type=click.Choice(PLATFORMS), help="where the fleet runs")
+]
 DEFAULT_STATE = Path(".failover-drill")
+
+
+@app.callback()
+def _global_options(
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            click_type=click.Choice(obs.LOG_FORMATS),
+            envvar="FAILOVER_DRILL_LOG_FORMAT",
+            help="logs on stderr: JSON lines (json), key=value (console), or json unless stderr is a terminal (auto)",
+        ),
+    ] = "auto",
+) -> None:
+    obs.configure(os.environ.get("FAILOVER_DRILL_LOG", "warning"), fmt=cast("obs.LogFormat", log_format))
 
 
 def _say(msg: str) -> None:
@@ -114,38 +137,42 @@ def _parse_sets(values: list[str]) -> dict[str, Any]:
     return overrides
 
 
-@app.command()
-def drill(
-    region: Annotated[str | None, typer.Option("--region", "-r", help="where the users are")] = None,
-    fault: Annotated[
-        str | None, typer.Option("--fault", "-f", help="region-loss, zone-loss, link-latency, ...")
-    ] = None,
-    mode: Annotated[str | None, typer.Option("--mode", help="kill (crash) or freeze (hang)")] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="region or zone to hit (default: the users' region)")
-    ] = None,
-    rate: Annotated[float | None, typer.Option("--rate", help="requests per second, open loop")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="link faults: from this region or front-door")] = None,
-    delay_ms: Annotated[float | None, typer.Option("--delay-ms", help="link-latency / brownout: added delay")] = None,
-    jitter_pct: Annotated[
-        float | None, typer.Option("--jitter-pct", help="link-latency: spread of the delay, +- this percent")
-    ] = None,
-    fail_pct: Annotated[
-        float | None, typer.Option("--fail-pct", help="brownout: percent of requests that fail")
-    ] = None,
-    scenario: Annotated[Path | None, typer.Option("--scenario", "-s", help="scenario YAML")] = None,
-    sets: Annotated[
-        list[str] | None, typer.Option("--set", help="override a scenario field: phases.fault_s=30")
-    ] = None,
-    mesh: MeshOpt = None,
-    platform: PlatformOpt = "sandbox",
-    topology: TopoOpt = None,
-    state_dir: StateOpt = DEFAULT_STATE,
-    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where runs/<id>/ go")] = Path("runs"),
-    keep_up: Annotated[bool, typer.Option("--keep-up", help="leave a fleet the drill started running")] = False,
-) -> None:
-    """Run a drill: bring up if needed, baseline, inject, observe, revert, recover, verdict."""
-    _platform_check(platform)
+# The options that define a drill, shared by `drill` and `plan` so that whatever a drill accepts,
+# its plan accepts too.
+RegionOpt = Annotated[str | None, typer.Option("--region", "-r", help="where the users are")]
+FaultOpt = Annotated[str | None, typer.Option("--fault", "-f", help="region-loss, zone-loss, link-latency, ...")]
+ModeOpt = Annotated[str | None, typer.Option("--mode", help="kill (crash) or freeze (hang)")]
+TargetOpt = Annotated[str | None, typer.Option("--target", help="region or zone to hit (default: the users' region)")]
+RateOpt = Annotated[float | None, typer.Option("--rate", help="requests per second, open loop")]
+SourceOpt = Annotated[str | None, typer.Option("--source", help="link faults: from this region or front-door")]
+DelayOpt = Annotated[float | None, typer.Option("--delay-ms", help="link-latency / brownout: added delay")]
+JitterOpt = Annotated[
+    float | None, typer.Option("--jitter-pct", help="link-latency: spread of the delay, +- this percent")
+]
+FailPctOpt = Annotated[
+    float | None, typer.Option("--fail-pct", help="brownout / lost-response: percent of requests that fail")
+]
+ScenarioOpt = Annotated[Path | None, typer.Option("--scenario", "-s", help="scenario YAML")]
+SetsOpt = Annotated[list[str] | None, typer.Option("--set", help="override a scenario field: phases.fault_s=30")]
+
+
+def _build(
+    *,
+    region: str | None,
+    fault: str | None,
+    mode: str | None,
+    target: str | None,
+    rate: float | None,
+    source: str | None,
+    delay_ms: float | None,
+    jitter_pct: float | None,
+    fail_pct: float | None,
+    scenario: Path | None,
+    sets: list[str] | None,
+    mesh: str | None,
+    topology: Path | None,
+) -> tuple[Scenario, Topology, list[Fault]]:
+    """The scenario, topology and resolved faults the drill options describe (drill and plan alike)."""
     base = load_scenario(scenario)[0] if scenario else None
     sc = build_scenario(
         base,
@@ -158,7 +185,46 @@ def drill(
         fault_params={"source": source, "delay_ms": delay_ms, "jitter_pct": jitter_pct, "fail_pct": fail_pct},
     )
     topo = load_topology(topology, mesh=mesh)
-    resolve_faults(sc, topo)
+    return sc, topo, resolve_faults(sc, topo)
+
+
+@app.command()
+def drill(
+    region: RegionOpt = None,
+    fault: FaultOpt = None,
+    mode: ModeOpt = None,
+    target: TargetOpt = None,
+    rate: RateOpt = None,
+    source: SourceOpt = None,
+    delay_ms: DelayOpt = None,
+    jitter_pct: JitterOpt = None,
+    fail_pct: FailPctOpt = None,
+    scenario: ScenarioOpt = None,
+    sets: SetsOpt = None,
+    mesh: MeshOpt = None,
+    platform: PlatformOpt = "sandbox",
+    topology: TopoOpt = None,
+    state_dir: StateOpt = DEFAULT_STATE,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where runs/<id>/ go")] = Path("runs"),
+    keep_up: Annotated[bool, typer.Option("--keep-up", help="leave a fleet the drill started running")] = False,
+) -> None:
+    """Run a drill: bring up if needed, baseline, inject, observe, revert, recover, verdict."""
+    _platform_check(platform)
+    sc, topo, _ = _build(
+        region=region,
+        fault=fault,
+        mode=mode,
+        target=target,
+        rate=rate,
+        source=source,
+        delay_ms=delay_ms,
+        jitter_pct=jitter_pct,
+        fail_pct=fail_pct,
+        scenario=scenario,
+        sets=sets,
+        mesh=mesh,
+        topology=topology,
+    )
     interactive = sys.stdout.isatty()
     last_phase = [""]
 
@@ -206,42 +272,78 @@ def drill(
 
 def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
     fo = result["failover"]
+    ttr = "not recovered" if fo["ttr_s"] is None else f"{fo['ttr_s']:.2f} s"
+    v = result["verdict"]
+    word = verdict_word(v)
+    reasons = "; ".join(v["reasons"])
+    if not sys.stdout.isatty():
+        # A pipe, a file or CI: one plain `key: value` line each, never wrapped at 80 columns nor
+        # split inside a label, so grep and log viewers see whole lines.
+        lines = [f"{k}: {val}" for k, val in scorecard_rows(result)]
+        lines += [
+            f"failover time: {ttr}",
+            f"verdict: {word}" + (f" ({reasons})" if reasons else ""),
+            *(f"check {what}: {measured}, limit {limit}, {ok}" for what, measured, limit, ok in check_rows(v)),
+            f"report: {run_dir / 'report.html'}",
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        return
     t = Table(show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold")
     t.add_column()
-    for k, v in scorecard_rows(result):
-        t.add_row(k, v)
+    for k, val in scorecard_rows(result):
+        t.add_row(k, val)
     out.print(t)
-    ttr = "not recovered" if fo["ttr_s"] is None else f"{fo['ttr_s']:.2f} s"
-    v = result["verdict"]
     out.print(f"failover time: {ttr}")
     out.print(
-        {"PASSED": "[green]PASSED[/green]", "FAILED": "[red]FAILED[/red]"}.get(
-            verdict_word(v), "[yellow]INCONCLUSIVE[/yellow]"
-        )
-        + (": " + "; ".join(v["reasons"]) if v["reasons"] else "")
+        {"PASSED": "[green]PASSED[/green]", "FAILED": "[red]FAILED[/red]"}.get(word, "[yellow]INCONCLUSIVE[/yellow]")
+        + (": " + reasons if reasons else ""),
     )
+    checks = Table(box=None, pad_edge=False)
+    for col in ("check", "measured", "limit", ""):
+        checks.add_column(col)
+    for what, measured, limit, ok in check_rows(v):
+        checks.add_row(what, measured, limit, "held" if ok == "held" else "[red]FAILED[/red]")
+    out.print(checks)
     out.print(f"report: {run_dir / 'report.html'}")
 
 
 @app.command()
 def plan(
-    region: Annotated[str | None, typer.Option("--region", "-r")] = None,
-    fault: Annotated[str | None, typer.Option("--fault", "-f")] = None,
-    mode: Annotated[str | None, typer.Option("--mode")] = None,
-    target: Annotated[str | None, typer.Option("--target")] = None,
-    scenario: Annotated[Path | None, typer.Option("--scenario", "-s")] = None,
+    region: RegionOpt = None,
+    fault: FaultOpt = None,
+    mode: ModeOpt = None,
+    target: TargetOpt = None,
+    rate: RateOpt = None,
+    source: SourceOpt = None,
+    delay_ms: DelayOpt = None,
+    jitter_pct: JitterOpt = None,
+    fail_pct: FailPctOpt = None,
+    scenario: ScenarioOpt = None,
+    sets: SetsOpt = None,
     mesh: MeshOpt = None,
-    topology: TopoOpt = None,
     platform: PlatformOpt = "sandbox",
+    topology: TopoOpt = None,
     state_dir: StateOpt = DEFAULT_STATE,
 ) -> None:
     """Validate a drill and print what it would do, without touching the fleet (kind: every command)."""
     _platform_check(platform)
-    base = load_scenario(scenario)[0] if scenario else None
-    sc = build_scenario(base, region=region, fault=fault, mode=mode, target=target, rate=None)
-    topo = load_topology(topology, mesh=mesh)
-    faults = resolve_faults(sc, topo)
+    sc, topo, faults = _build(
+        region=region,
+        fault=fault,
+        mode=mode,
+        target=target,
+        rate=rate,
+        source=source,
+        delay_ms=delay_ms,
+        jitter_pct=jitter_pct,
+        fail_pct=fail_pct,
+        scenario=scenario,
+        sets=sets,
+        mesh=mesh,
+        topology=topology,
+    )
     lines = open_platform(platform, state_dir, topo).plan_lines(faults)
     for line in lines:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -254,8 +356,19 @@ def plan(
     )
     for f in faults:
         end = f"{f.at_s + f.duration_s:g}s" if f.duration_s else "the end of the fault phase"
-        mode = f" (mode {f.mode_of()})" if f.mode_of() else ""
-        out.print(f"  inject {f.label()}{mode} at +{f.at_s:g}s, revert at {end}")
+        shown = {"kind", "target", "source", "at_s", "duration_s"}
+        params = ", ".join(
+            f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in f.model_dump().items()
+            if k not in shown and v is not None
+        )
+        params = f" ({params})" if params else ""
+        out.print(
+            f"  inject {f.label()}{params} at +{f.at_s:g}s, revert at {end}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -338,13 +451,11 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(EXIT_INTERRUPTED)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(EXIT_BAD_INPUT)
-        raise
+    except click.exceptions.ClickException as exc:
+        # Usage mistakes (an unknown option or command, a value of the wrong type, a missing
+        # argument, no command at all) arrive here in non-standalone mode: click's usage message.
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
-"""structlog set-up: JSON to a file for machines, terse key=value to stderr for people."""
+"""structlog set-up: JSON for machines (a file, or stderr when it is not a terminal or when asked
+with --log-format json), terse key=value on stderr for people at a terminal."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
+LogFormat = Literal["auto", "console", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("auto", "console", "json")
 
-def configure(level: str = "warning", json_file: Path | None = None) -> None:
+
+def configure(level: str = "warning", json_file: Path | None = None, fmt: LogFormat = "auto") -> None:
+    """fmt auto: JSON lines when stderr is not a terminal (a pipe, a file, CI), key=value when it is."""
     lvl = getattr(logging, level.upper(), logging.WARNING)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -24,7 +29,10 @@ def configure(level: str = "warning", json_file: Path | None = None) -> None:
         min_level = logging.DEBUG
     else:
         sink = sys.stderr
-        processors.append(structlog.dev.ConsoleRenderer(colors=False))
+        as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+        processors.append(
+            structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
+        )
         min_level = lvl
     structlog.configure(
         processors=processors,

@@ -14,8 +14,8 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
 
-    def check(self, name: str, ok: bool, measured: Any, limit: Any, reason: str) -> None:
-        self.checks.append({"name": name, "passed": ok, "measured": measured, "limit": limit})
+    def check(self, name: str, ok: bool, measured: Any, limit: Any, reason: str, unit: str) -> None:
+        self.checks.append({"name": name, "passed": ok, "measured": measured, "limit": limit, "unit": unit})
         if not ok:
             self.passed = False
             self.reasons.append(reason)
@@ -41,7 +41,7 @@ def judge(
             if recovered and ttr_s is not None
             else "the service did not recover while the fault was on"
         )
-        v.check("rto", ok, ttr_s, limits.rto_s, why)
+        v.check("rto", ok, ttr_s, limits.rto_s, why, "s")
     if limits.failback_s is not None:
         ok = failed_back and failback_s is not None and failback_s <= limits.failback_s
         why = (
@@ -49,7 +49,7 @@ def judge(
             if failed_back and failback_s is not None
             else "the service did not settle after the fault was reverted"
         )
-        v.check("failback", ok, failback_s, limits.failback_s, why)
+        v.check("failback", ok, failback_s, limits.failback_s, why, "s")
     if limits.max_budget_pct is not None:
         v.check(
             "error_budget",
@@ -57,6 +57,7 @@ def judge(
             budget_pct,
             limits.max_budget_pct,
             f"the drill burned {budget_pct:.3f}% of the error budget, over {limits.max_budget_pct:g}%",
+            "% of the error budget",
         )
     if limits.max_p99_ms is not None:
         ok = fault_p99_ms is not None and fault_p99_ms <= limits.max_p99_ms
@@ -66,6 +67,7 @@ def judge(
             fault_p99_ms,
             limits.max_p99_ms,
             f"p99 during the fault was {fault_p99_ms} ms, over {limits.max_p99_ms:g} ms",
+            "ms",
         )
     if limits.max_lost is not None:
         v.check(
@@ -74,6 +76,7 @@ def judge(
             lost,
             limits.max_lost,
             f"{lost} acknowledged payment(s) were lost",
+            "payments",
         )
     if limits.max_duplicated is not None:
         v.check(
@@ -82,5 +85,6 @@ def judge(
             duplicated,
             limits.max_duplicated,
             f"{duplicated} payment(s) were charged in more than one region",
+            "payments",
         )
     return v

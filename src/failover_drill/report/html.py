@@ -6,7 +6,7 @@ import base64
 import html
 from typing import Any
 
-from failover_drill.report.markdown import scorecard_rows, verdict_word
+from failover_drill.report.markdown import check_rows, event_rows, latency_rows, scorecard_rows, verdict_word
 from failover_drill.report.plot import timeline_png
 from failover_drill.report.result import Replay
 
@@ -23,7 +23,24 @@ def render_html(result: dict[str, Any], replay: Replay) -> str:
     png = base64.b64encode(timeline_png(result, replay)).decode()
     e = html.escape
     rows = "".join(f"<tr><th>{e(k)}</th><td>{e(val)}</td></tr>" for k, val in scorecard_rows(result))
-    reasons = "".join(f"<li>{e(r)}</li>" for r in v["reasons"]) or "<li>every limit held</li>"
+    reasons = "".join(f"<li>{e(r)}</li>" for r in v["reasons"])
+    reasons = f"<ul>{reasons}</ul>" if reasons else ""
+
+    def table(head: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
+        th = "".join(f"<th>{e(h)}</th>" for h in head)
+        trs = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body)
+        return f"<table><tr>{th}</tr>{trs}</table>"
+
+    checks = check_rows(v)
+    checks_html = table(("check", "measured", "limit", ""), list(checks)) if checks else ""
+    latency_html = table(("phase", "p50", "p90", "p99", "max"), list(latency_rows(result)))
+    events = event_rows(result)
+    events_html = (
+        "<h2>What the platform saw (first 30 events after the fault)</h2>"
+        + table(("t (s)", "source", "event", "where"), list(events))
+        if events
+        else ""
+    )
     errors = "".join(f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in result["traffic"]["errors"].items())
     word = verdict_word(v)
     verdict_cls = {"PASSED": "pass", "FAILED": "fail"}.get(word, "inconclusive")
@@ -34,10 +51,13 @@ def render_html(result: dict[str, Any], replay: Replay) -> str:
 <p class="meta">Scenario <b>{e(result["scenario"])}</b> on <b>{e(result["platform"])}</b>, mesh <b>{e(result["mesh"])}</b>,
 users in <b>{e(result["client_region"])}</b>, {result["traffic"]["rate_rps"]:g} req/s open loop.</p>
 <h2 class="{verdict_cls}">Verdict: {word}</h2>
-<ul>{reasons}</ul>
+{reasons}
+{checks_html}
 <img alt="timeline: success ratio, latency and served-by share, with the fault and revert marked"
  src="data:image/png;base64,{png}">
 <h2>Scorecard</h2><table>{rows}</table>
 {"<h2>Errors by class</h2><table><tr><th>class</th><th>count</th></tr>" + errors + "</table>" if errors else ""}
+<h2>Latency by phase (ms, from scheduled send time)</h2>{latency_html}
+{events_html}
 </body></html>
 """

@@ -17,10 +17,17 @@ def fmt_share(d: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.0%}" for k, v in sorted(d.items(), key=lambda kv: -kv[1])) or "—"
 
 
+def fault_label(fault: dict[str, Any]) -> str:
+    """kind, target when it has one, mode only for the faults that have a mode (kill / freeze)."""
+    parts = [fault["kind"], fault.get("target") or ""]
+    label = " ".join(p for p in parts if p)
+    return f"{label} ({fault['mode']})" if fault.get("mode") else label
+
+
 def scorecard_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     fo, eb, tr, pay = r["failover"], r["error_budget"], r["traffic"], r["payments"]
     rows = [
-        ("Fault", f"{r['fault']['kind']} {r['fault']['target']} ({r['fault'].get('mode') or ''})"),
+        ("Fault", fault_label(r["fault"])),
         ("Time to detect (first user-visible error)", fmt_s(fo["ttd_s"])),
         ("Mesh detected (first ejection / health flip)", fmt_s(fo.get("mesh_detected_s"))),
         (
@@ -63,11 +70,67 @@ def scorecard_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+CHECK_LABELS = {
+    "rto": "failover time (TTR)",
+    "failback": "failback after revert",
+    "error_budget": "error budget consumed",
+    "p99_during_fault": "p99 latency during the fault",
+    "payments_lost": "payments lost",
+    "payments_duplicated": "payments charged twice",
+}
+
+
+def _amount(value: Any, unit: str) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        text = f"{value:.4f}" if unit.startswith("%") else f"{value:.2f}"
+        text = text.rstrip("0").rstrip(".") if "." in text else text
+    else:
+        text = str(value)
+    return f"{text}%{unit[1:]}" if unit.startswith("%") else f"{text} {unit}"
+
+
+def check_rows(v: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Each verdict check as (what, measured, limit, held|FAILED), with units."""
+    rows = []
+    for c in v.get("checks") or []:
+        unit = str(c.get("unit") or "")
+        rows.append(
+            (
+                CHECK_LABELS.get(c["name"], c["name"]),
+                _amount(c["measured"], unit) if c["measured"] is not None else "not reached",
+                "<= " + _amount(c["limit"], unit),
+                "held" if c["passed"] else "FAILED",
+            )
+        )
+    return rows
+
+
 def verdict_word(v: dict[str, Any]) -> str:
     """PASSED, FAILED, or INCONCLUSIVE when the load generator could not keep its schedule."""
     if v["passed"]:
         return "PASSED"
     return "INCONCLUSIVE" if v.get("inconclusive") else "FAILED"
+
+
+def latency_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(phase, p50, p90, p99, max) in ms."""
+    rows = []
+    for p in ("baseline", "fault", "recovery"):
+        lat = r["latency_ms"][p]
+        rows.append((p, *(str(lat[k]) for k in ("p50", "p90", "p99", "max"))))
+    return rows  # type: ignore[return-value]
+
+
+def event_rows(r: dict[str, Any], limit: int = 30) -> list[tuple[str, str, str, str]]:
+    """The first platform events from just before the fault on: (t s, source, event, where)."""
+    t0 = r["fault"]["injected_at_s"]
+    ev = [e for e in r.get("platform_events") or [] if e["at"] >= t0 - 0.5][:limit]
+    return [
+        (f"{e['at']:.2f}", e["source"], e["kind"], f"{e.get('zone') or e.get('region') or ''} {e.get('detail') or ''}")
+        for e in ev
+    ]
 
 
 def render_markdown(r: dict[str, Any]) -> str:
@@ -81,7 +144,14 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"## Verdict: {verdict_word(v)}",
         "",
     ]
-    lines += [f"- {reason}" for reason in v["reasons"]] or ["- every limit held"]
+    lines += [f"- {reason}" for reason in v["reasons"]]
+    checks = check_rows(v)
+    if checks:
+        lines += [""] if v["reasons"] else []
+        lines += ["| check | measured | limit | |", "|---|---|---|---|"]
+        lines += [f"| {what} | {measured} | {limit} | {ok} |" for what, measured, limit, ok in checks]
+    elif not v["reasons"]:
+        lines.append("- no limit was set")
     lines += ["", "## Scorecard", "", "| measure | value |", "|---|---|"]
     lines += [f"| {k} | {val} |" for k, val in scorecard_rows(r)]
     if r["traffic"]["errors"]:
@@ -94,11 +164,9 @@ def render_markdown(r: dict[str, Any]) -> str:
         "| phase | p50 | p90 | p99 | max |",
         "|---|---|---|---|---|",
     ]
-    for p in ("baseline", "fault", "recovery"):
-        lat = r["latency_ms"][p]
-        lines.append(f"| {p} | {lat['p50']} | {lat['p90']} | {lat['p99']} | {lat['max']} |")
-    ev = r.get("platform_events") or []
-    if ev:
+    lines += [f"| {' | '.join(row)} |" for row in latency_rows(r)]
+    events = event_rows(r)
+    if events:
         lines += [
             "",
             "## What the platform saw (first 30 events after the fault)",
@@ -106,11 +174,7 @@ def render_markdown(r: dict[str, Any]) -> str:
             "| t (s) | source | event | where |",
             "|---|---|---|---|",
         ]
-        t0 = r["fault"]["injected_at_s"]
-        for e in [e for e in ev if e["at"] >= t0 - 0.5][:30]:
-            lines.append(
-                f"| {e['at']:.2f} | {e['source']} | {e['kind']} | {e.get('zone') or e.get('region') or ''} {e.get('detail') or ''} |"
-            )
+        lines += [f"| {' | '.join(row)} |" for row in events]
     lines += [
         "",
         "Definitions: DESIGN.md (TTD, TTR with a "

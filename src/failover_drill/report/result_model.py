@@ -187,7 +187,8 @@ class Check(_Model):
     name: str
     passed: bool
     measured: Number | None
-    limit: Number | None
+    limit: Number | None = Field(description="the largest measured value that passes")
+    unit: str = Field(description="of measured and limit: s, ms, % of the error budget, payments")
 
 
 class VerdictOut(_Model):

@@ -1,0 +1,91 @@
+"""Usage mistakes through the installed entry point (.venv/bin/failover-drill): click's usage
+message on stderr and exit 2, never a traceback (issue 15, point 1)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+ENTRY = Path(sys.executable).parent / "failover-drill"
+
+
+def cli(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FAILOVER_DRILL_STATE": str(state)}
+    return subprocess.run(
+        [str(ENTRY), *args], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--rate", "abc"], "No such option '--rate'"),
+        (["drill", "--rate", "abc"], "'abc' is not a valid float"),
+        (["drill", "--platfrm", "kind"], "No such option '--platfrm'"),
+        (["dril"], "No such command 'dril'"),
+        (["report"], "Missing argument 'RUN'"),
+    ],
+)
+def test_a_usage_mistake_prints_clicks_usage_message_and_exits_2(args: list[str], says: str, tmp_path: Path) -> None:
+    out = cli(*args, state=tmp_path / "state")
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and "Traceback" not in out.stdout
+    assert "Usage: failover-drill" in out.stderr
+    assert says in out.stderr
+    # one suggestion, not one from click and another from typer
+    assert out.stderr.count("Did you mean") <= 1
+
+
+def test_no_command_at_all_prints_the_usage_and_exits_2(tmp_path: Path) -> None:
+    out = cli(state=tmp_path / "state")
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr + out.stdout
+    assert "Usage: failover-drill" in out.stderr + out.stdout
+    assert "drill" in out.stderr + out.stdout
+
+
+def test_help_is_no_mistake(tmp_path: Path) -> None:
+    out = cli("--help", state=tmp_path / "state")
+    assert out.returncode == 0 and "Usage: failover-drill" in out.stdout
+
+
+def _options(command: str) -> set[str]:
+    import click
+    import typer
+
+    from failover_drill.cli import app
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, click.Group)
+    return {o for p in group.commands[command].params for o in p.opts}
+
+
+def test_plan_accepts_every_option_that_defines_a_drill() -> None:
+    """Only where the run's files go and whether the fleet stays up are drill's own."""
+    assert _options("drill") - _options("plan") == {"--runs-dir", "--keep-up"}
+
+
+def test_plan_takes_drills_fault_parameters_rate_and_sets(tmp_path: Path) -> None:
+    out = cli(
+        "plan", "--fault", "link-latency", "--delay-ms", "50", "--jitter-pct", "10", "--rate", "300",
+        "--set", "phases.fault_s=10", state=tmp_path / "state",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "300 req/s" in out.stdout and "fault 10s" in out.stdout
+    assert "inject link-latency *->us-east1 (delay_ms 50, jitter_pct 10)" in out.stdout
+    brownout = cli("plan", "--fault", "brownout", "--fail-pct", "30", state=tmp_path / "state")
+    assert brownout.returncode == 0 and "(fail_pct 30, delay_ms 0)" in brownout.stdout
+
+
+@pytest.mark.parametrize("command", ["up", "down", "status", "drill", "plan"])
+def test_only_platforms_that_exist_are_offered(command: str, tmp_path: Path) -> None:
+    helptext = cli(command, "--help", state=tmp_path / "state").stdout
+    assert "sandbox|kwok|kind" in helptext and "kube " not in helptext
+    out = cli(command, "--platform", "kube", state=tmp_path / "state")
+    assert out.returncode == 2 and "'kube' is not one of 'sandbox', 'kwok', 'kind'" in out.stderr
