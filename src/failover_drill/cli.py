@@ -1,4 +1,4 @@
-"""The command line: parses, delegates to the core, maps errors to exit codes (DESIGN.md)."""
+"""The command line: parses, delegates to the core, maps errors to exit codes (README)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """One error tree. Every message says what went wrong and what to do about it.
 
-Exit codes (DESIGN.md): 0 passed, 1 verdict failed, 2 bad input, 3 platform/fault error,
+Exit codes (README): 0 passed, 1 verdict failed, 2 bad input, 3 platform/fault error,
 130 interrupted (faults reverted first).
 """
 

@@ -1,4 +1,4 @@
-"""Failover times exactly as DESIGN.md defines them.
+"""Failover times exactly as docs/metrics.md defines them.
 
 - TTD: first client-visible failure at or after t0 (None when users saw nothing).
 - TTR: start of the first window after t0 from which the rolling success ratio stays at or above

@@ -177,7 +177,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         lines += [f"| {' | '.join(row)} |" for row in events]
     lines += [
         "",
-        "Definitions: DESIGN.md (TTD, TTR with a "
+        "Definitions: docs/metrics.md in the failover-drill repository (TTD, TTR with a "
         "stability window, shift, failback; burn rate = error ratio / (1 - SLO)).",
         "",
     ]
