@@ -22,7 +22,9 @@ import yaml
 
 from failover_drill.config.scenario import RetryPolicy
 from failover_drill.config.topology import load_topology
+from failover_drill.errors import PlatformError
 from failover_drill.measure.live_sli import LiveSli, SliServer
+from failover_drill.platforms.kube import rollouts as ro
 from failover_drill.platforms.kube.client import Kube
 from failover_drill.platforms.kwok.netns import can_create
 from failover_drill.platforms.kwok.platform import KwokPlatform
@@ -55,6 +57,21 @@ def one_region_topology(tmp_path: Path) -> Path:
     path = tmp_path / "kwok-rollouts.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def release(rollout: dict[str, Any], version: str, fail_pct: int) -> dict[str, Any]:
+    """The Rollout with a new version of the pods: its own x-served-version and failure share,
+    and the analysis told which version to judge."""
+    out = copy.deepcopy(rollout)
+    for e in out["spec"]["template"]["spec"]["containers"][0]["env"]:
+        e["value"] = {"VERSION": version, "FAIL_PCT": str(fail_pct)}.get(e["name"], e.get("value"))
+        if e["value"] is None:
+            del e["value"]
+    for step in out["spec"]["strategy"]["canary"]["steps"]:
+        for arg in (step.get("analysis") or {}).get("args", []):
+            if arg["name"] == "version":
+                arg["value"] = version
+    return out
 
 
 def rollout_objects(sli_url: str) -> list[dict[str, Any]]:
@@ -121,6 +138,49 @@ def wait_for(what: str, check: Any, timeout_s: float, poll_s: float = 0.5) -> An
         time.sleep(poll_s)
 
 
+def rollout_state(kube: Kube) -> ro.RolloutState:
+    got = ro.rollout(kube, "payment-gateway", NS)
+    assert got is not None
+    return got
+
+
+def state_if(kube: Kube, ok: Any) -> ro.RolloutState | None:
+    r = rollout_state(kube)
+    return r if ok(r) else None
+
+
+def freeze_then_promote_a_good_canary(kube: Kube, rollout: dict[str, Any]) -> dict[str, Any]:
+    """A good release (v2, no failures) under the deploy freeze: paused while frozen (the plugin's
+    spec.paused patch), on when thawed, judged Successful by analysis, held at its pause step,
+    then fully promoted (status.promoteFull). Every state read from the API server."""
+    kube.apply([release(rollout, "v2", 0)])
+    wait_for("the new release to start", lambda: rollout_state(kube).phase == "Progressing", 30, poll_s=0.2)
+    frozen = ro.freeze(kube, NS)
+    assert frozen == [f"{NS}/payment-gateway"]
+    held = wait_for(
+        "the controller to hold the frozen rollout",
+        lambda: state_if(kube, lambda r: r.phase == "Paused" and r.paused),
+        30,
+    )
+    time.sleep(8)  # longer than the analysis' initial delay: nothing may move meanwhile
+    still = rollout_state(kube)
+    assert still.phase == "Paused" and still.step == held.step, still
+    assert ro.freeze(kube, NS) == []  # already held: nothing more to pause
+    ro.thaw(kube, frozen)
+    at_step = wait_for(
+        "analysis to pass and the canary to wait at its pause step",
+        lambda: state_if(kube, lambda r: "CanaryPauseStep" in r.pause_reasons),
+        120,
+    )
+    assert at_step.step == 2 and not at_step.aborted, at_step
+    ro.promote_full(kube, "payment-gateway", NS)
+    wait_for("the promoted rollout to be Healthy", lambda: rollout_state(kube).phase == "Healthy", 120)
+    runs = sorted(ro.analysis_runs(kube, NS), key=lambda r: r["metadata"]["creationTimestamp"])
+    v2 = [r for r in runs if any(a.get("value") == "v2" for a in r["spec"].get("args") or [])]
+    assert v2, [r["metadata"]["name"] for r in runs]
+    return v2[-1]
+
+
 def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path) -> None:
     state = tmp_path / "state"
     platform = KwokPlatform(state, load_topology(one_region_topology(tmp_path)))
@@ -134,6 +194,11 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
             # 2. The repo's manifests, accepted by the real API server with the pinned upstream CRDs.
             objs = rollout_objects(sli.url)
             kube.apply(objs)
+            # ... and the real schema refuses what does not fit it.
+            broken = copy.deepcopy(next(o for o in objs if o["kind"] == "Rollout"))
+            broken["spec"]["strategy"]["canary"]["steps"][0] = {"setWeight": "a lot"}
+            with pytest.raises(PlatformError, match="refused Rollout payments/payment-gateway"):
+                kube.apply([broken])
             # The stable version comes up under the real controller: three pods, Healthy.
             wait_for(
                 "the stable Rollout to be Healthy",
@@ -146,13 +211,7 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
             wait_for("stable traffic in the SLIs", lambda: live.sli(REGION, "stable", 30).requests > 50, 60)
             # 4. A bad canary: the new version fails 60% of its payments from the start.
             rollout = next(o for o in objs if o["kind"] == "Rollout")
-            bad = copy.deepcopy(rollout)
-            env = bad["spec"]["template"]["spec"]["containers"][0]["env"]
-            for e in env:
-                if e["name"] == "VERSION":
-                    e["value"] = "canary"
-                if e["name"] == "FAIL_PCT":
-                    e["value"] = "60"
+            bad = release(rollout, "canary", 60)
             started = time.monotonic()
             kube.apply([bad])
 
@@ -167,6 +226,7 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
             runs = kube.list_objects(ARGO, "AnalysisRun", NS)
             canary = live.sli(REGION, "canary", 300)
             stable = live.sli(REGION, "stable", 300)
+            good_run = freeze_then_promote_a_good_canary(kube, rollout)
         st = got["status"]
         assert st["phase"] == "Degraded" and st["abort"] is True, st
         assert "RolloutAborted" in (st.get("message") or "") or any(
@@ -180,6 +240,7 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
         assert canary.requests > 0 and canary.success_ratio is not None and canary.success_ratio < 0.8
         assert stable.success_ratio is not None and stable.success_ratio > 0.97
         assert time_to_abort < 120
+        assert (good_run.get("status") or {}).get("phase") == "Successful", good_run.get("status")
         kube.close()
     finally:
         platform.down()
