@@ -22,6 +22,7 @@ class MemoryPlatform:
 
     def __init__(self, region: str = "us-east1", zone: str = "us-east1-a") -> None:
         self.region, self.zone = region, zone
+        self.version = "stable"  # its x-served-version, as the replica program sends it
         self.calls: list[tuple[str, str]] = []  # (verb, fault label) in the order they happened
         self.active: set[str] = set()
         self.charges: list[LedgerCharge] = []
@@ -58,6 +59,7 @@ class MemoryPlatform:
                 self.send_header("content-length", str(len(body)))
                 self.send_header("x-served-region", platform.region)
                 self.send_header("x-served-zone", platform.zone)
+                self.send_header("x-served-version", platform.version)
                 self.end_headers()
                 self.wfile.write(body)
 

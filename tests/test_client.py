@@ -39,12 +39,13 @@ def test_an_encoded_body_is_decoded_and_an_identity_body_taken_as_sent() -> None
     """The fast path (the ByteStream's bytes as they are) is only for bodies without a coding."""
     text = b'{"payment_id": "pay_1"}'
     raw = [(b"Content-Encoding", b"gzip"), (b"x-served-region", b"eu-west1")]
-    region, zone, encoded = _scan(raw)
-    assert (region, zone, encoded) == ("eu-west1", None, True)
+    region, zone, version, encoded = _scan(raw)
+    assert (region, zone, version, encoded) == ("eu-west1", None, None, True)
     gz = httpx.Response(201, headers=httpx.Headers(raw), stream=httpx.ByteStream(gzip.compress(text)))
     assert asyncio.run(_body(gz, encoded)) == text
     plain_raw = [(b"content-encoding", b"identity"), (b"content-length", b"%d" % len(text))]
-    assert _scan(plain_raw)[2] is False
+    assert _scan(plain_raw)[3] is False
+    assert _scan([(b"x-served-version", b"canary"), (b"content-length", b"2")])[2] == "canary"
     plain = httpx.Response(201, headers=httpx.Headers(plain_raw), stream=httpx.ByteStream(text))
     assert asyncio.run(_body(plain, False)) == text
 

@@ -38,6 +38,7 @@ from failover_drill.fault_runner import FaultRunner
 from failover_drill.faults.catalogue import check_schedule, resolve
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault, dump_fault
+from failover_drill.measure.live_sli import LiveSli
 from failover_drill.measure.payments import reconcile
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import Platform
@@ -181,8 +182,11 @@ class Drill:
         clock: Clock | None = None,
         progress: Progress | None = None,
         platform: Platform,
+        sli: LiveSli | None = None,
     ) -> None:
         self.scenario = scenario
+        # Live SLIs for the rollout controllers' analysis (measure/live_sli.py), fed as samples complete.
+        self.sli = sli
         self.topology = topology
         self.state_dir = state_dir.resolve()
         self.runs_dir = runs_dir
@@ -372,6 +376,8 @@ class Drill:
             jr.write(s.to_json())
             recent.add(s.sched + s.lat_ms / 1000, s)
             self.view.sent += 1
+            if self.sli is not None:
+                self.sli.add(s)
 
         traffic = _Traffic(self, pool, sink, jr.path.parent.name)
         runner = FaultRunner(
@@ -407,9 +413,9 @@ class Drill:
         tick = asyncio.create_task(ticker())
         active: dict[int, str] = {}
         try:
-            self.view.phase = "warmup"
+            self._phase("warmup", [])
             await self._until(origin + planned[1]["start"])
-            self.view.phase = "baseline"
+            self._phase("baseline", [])
             jr.write_now(records.PhaseEvent("baseline", self.clock.now() - origin).to_json())
             fault_start = origin + planned[2]["start"]
             fault_end = origin + planned[2]["end"]
@@ -424,11 +430,12 @@ class Drill:
             for at, action, i in timeline:
                 await self._until(at)
                 if action == "inject":
-                    self.view.phase = "fault"
                     active[i] = await self._inject(runner, faults[i])
+                    self._phase("fault", [faults[j].label() for j in active])
                 else:
                     await self._revert(runner, faults[i], active.pop(i))
-            self.view.phase = "recovery"
+                    self._phase("fault", [faults[j].label() for j in active])
+            self._phase("recovery", [])
             await self._until(origin + planned[3]["end"])
             traffic.stop()
             await asyncio.wait_for(gen_task, timeout=sc.traffic.timeout_s * sc.traffic.retry.attempts + 5)
@@ -452,6 +459,11 @@ class Drill:
             jr.flush(sync=True)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+
+    def _phase(self, phase: str, faults: list[str]) -> None:
+        self.view.phase = phase
+        if self.sli is not None:
+            self.sli.set_failover(phase, faults)
 
     async def _until(self, when: float) -> None:
         delay = when - self.clock.now()

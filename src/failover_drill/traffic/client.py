@@ -17,30 +17,34 @@ from failover_drill.traffic.transport import LeanAiohttpTransport
 JSON_CONTENT = (b"content-type", b"application/json")
 SERVED_REGION = b"x-served-region"
 SERVED_ZONE = b"x-served-zone"
+SERVED_VERSION = b"x-served-version"
 CONTENT_ENCODING = b"content-encoding"
 
 
 def served_by(raw: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
     """(x-served-region, x-served-zone) from raw headers: one pass, no per-lookup normalising."""
-    region, zone, _ = _scan(raw)
+    region, zone, _, _ = _scan(raw)
     return region, zone
 
 
-def _scan(raw: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None, bool]:
-    """served_by, and whether the body carries a content-encoding, in the same pass."""
-    region = zone = None
+def _scan(raw: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None, str | None, bool]:
+    """served_by, the x-served-version, and whether the body carries a content-encoding, in the
+    same pass."""
+    region = zone = version = None
     encoded = False
     for k, v in raw:
         n = len(k)
-        if n in (13, 15) and k[:9].lower() == b"x-served-":
+        if n in (13, 15, 16) and k[:9].lower() == b"x-served-":
             name = k.lower()
             if name == SERVED_REGION:
                 region = v.decode("latin-1")
             elif name == SERVED_ZONE:
                 zone = v.decode("latin-1")
+            elif name == SERVED_VERSION:
+                version = v.decode("latin-1")
         elif n == 16 and k.lower() == CONTENT_ENCODING and v.strip().lower() != b"identity":
             encoded = True
-    return region, zone, encoded
+    return region, zone, version, encoded
 
 
 async def _body(resp: httpx.Response, encoded: bool) -> bytes:
@@ -59,6 +63,7 @@ class Attempt:
     region: str | None = None
     zone: str | None = None
     acked: bool = False
+    version: str | None = None
 
 
 @dataclass(slots=True)
@@ -124,7 +129,7 @@ class PaymentClient:
                 ]
                 req = httpx.Request("POST", self._url, headers=headers, stream=httpx.ByteStream(payload))
                 resp = await self.transport.handle_async_request(req)
-                region, zone, encoded = _scan(resp.headers.raw)
+                region, zone, version, encoded = _scan(resp.headers.raw)
                 body = (await _body(resp, encoded)).decode(errors="replace")
         except TimeoutError:
             return Attempt(0, "timeout")
@@ -134,7 +139,12 @@ class PaymentClient:
             return Attempt(0, "reset")
         err = classify(resp.status_code, body)
         return Attempt(
-            status=resp.status_code, err=err, region=region, zone=zone, acked=err == OK and '"payment_id"' in body
+            status=resp.status_code,
+            err=err,
+            region=region,
+            zone=zone,
+            acked=err == OK and '"payment_id"' in body,
+            version=version,
         )
 
     async def pay(self, key: str, amount_cents: int) -> PaymentResult:

@@ -125,5 +125,6 @@ class OpenLoopGenerator:
                 raw_failures=res.raw_failures,
                 acked=a.acked,
                 key=key,
+                version=a.version,
             )
         )

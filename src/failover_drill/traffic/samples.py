@@ -9,7 +9,7 @@ OK = "ok"
 DROPPED = "dropped"  # never sent: the generator had no capacity at its scheduled time (k6: dropped_iterations)
 
 
-SampleRow = tuple[int, float, float, float, int, str, str | None, str | None, int, int, bool, str]
+SampleRow = tuple[int, float, float, float, int, str, str | None, str | None, int, int, bool, str, str | None]
 
 
 @dataclass(slots=True)
@@ -26,6 +26,7 @@ class Sample:
     raw_failures: int = 0  # failed attempts, including ones a retry hid
     acked: bool = False  # the client got a payment id back
     key: str = ""
+    version: str | None = None  # x-served-version of the replica that answered (stable / canary)
 
     @property
     def ok(self) -> bool:
@@ -46,6 +47,7 @@ class Sample:
             "f": self.raw_failures,
             "k": self.key,
             "ack": self.acked,
+            **({"v": self.version} if self.version else {}),
         }
 
     def to_row(self) -> SampleRow:
@@ -64,6 +66,7 @@ class Sample:
             self.raw_failures,
             self.acked,
             self.key,
+            self.version,
         )
 
     @classmethod
@@ -81,6 +84,7 @@ class Sample:
             raw_failures=int(d.get("f", 0)),
             acked=bool(d.get("ack", False)),
             key=str(d.get("k", "")),
+            version=d.get("v"),
         )
 
 

@@ -75,6 +75,9 @@ from failover_drill.remote_workers import RemoteWorkers
 log = obs.get(__name__)
 UP_TIMEOUT_S = 180.0
 NODE_STAGE_FILES = ("node-initialize.yaml", "node-heartbeat-with-lease.yaml")
+# One Argo Rollouts controller per region cluster (Argo Rollouts has no multi-cluster controller),
+# the real one built from the pinned source; its CRDs come from the same pinned module.
+ROLLOUTS = "rollouts-controller"
 
 
 def _noop(_: str) -> None:
@@ -329,7 +332,7 @@ class KwokPlatform:
             from failover_drill import toolchain
 
             say("checking the Kubernetes binaries (built from source on first use: tens of minutes)")
-            binaries = toolchain.paths([*COMPONENTS])
+            binaries = toolchain.paths([*COMPONENTS, ROLLOUTS])
             envoy, _version = resolve_envoy()
             policy = load_policy(topo.manifests_dir(), topo.mesh)
             data = self._plan(topo, policy, owner_pid)
@@ -453,7 +456,8 @@ class KwokPlatform:
         from failover_drill import toolchain
 
         crds = []
-        for f in toolchain.crd_files(["istio", "mcs-api"]):
+        # Argo Rollouts' CRDs first of all: its controller must find them when it starts.
+        for f in toolchain.crd_files(["argo-rollouts", "istio", "mcs-api"]):
             crds += [d for d in _yaml_docs(f) if d.get("kind") == "CustomResourceDefinition"]
         for i, r in enumerate(topo.regions):
             kube = kubes[r.name]
@@ -571,6 +575,29 @@ class KwokPlatform:
                     region=region,
                     argv=argv,
                     log=str(logs / f"control-plane-{region}.log"),
+                )
+            )
+        rollout_ports = allocate(
+            [f"{p}-{r}" for r in layout.regions for p in ("rollouts-metrics", "rollouts-healthz")], 0
+        )
+        for region in layout.regions:
+            specs.append(
+                procs.ProcSpec(
+                    name=f"rollouts-{region}",
+                    kind=ROLLOUTS,
+                    region=region,
+                    log=str(logs / f"rollouts-{region}.log"),
+                    argv=[
+                        str(binaries[ROLLOUTS]),
+                        f"--kubeconfig={data['kubeconfigs'][region]}",
+                        # Each on its own ports: several controllers share this host.
+                        f"--metricsPort={rollout_ports[f'rollouts-metrics-{region}']}",
+                        f"--healthzPort={rollout_ports[f'rollouts-healthz-{region}']}",
+                        # One controller per cluster, nothing to elect; the drill's clock matters more
+                        # than its throughput.
+                        "--leader-elect=false",
+                        "--loglevel=info",
+                    ],
                 )
             )
         specs += dataplane.envoy_specs(layout, envoy, topo.sandbox.envoy_concurrency)
@@ -704,7 +731,7 @@ class KwokPlatform:
 
     def _teardown(self, data: dict[str, Any]) -> list[str]:
         specs = self._specs(data)
-        order = {"frontdoor": 0, "gateway": 1, "control-plane": 2, "kubelet": 3, "kwok": 4}
+        order = {"frontdoor": 0, "gateway": 1, ROLLOUTS: 2, "control-plane": 2, "kubelet": 3, "kwok": 4}
         specs.sort(key=lambda s: order.get(s.kind, 9))
         left = procs.stop_all(specs)
         for region in data["control_planes"]:

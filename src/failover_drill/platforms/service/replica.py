@@ -26,10 +26,14 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class PaymentApp:
-    def __init__(self, region: str, zone: str, replica: str, ledger: Path) -> None:
+    def __init__(
+        self, region: str, zone: str, replica: str, ledger: Path, version: str = "stable", fail_pct: float = 0.0
+    ) -> None:
         self.where = (region, zone, replica)
         self.conn = ledger_db.connect(ledger)
-        self.fail_pct = 0.0
+        # A version's own failure share (a bad canary browns out from its first request), set at
+        # start from its pod's args; the /_drill/faults switch replaces it while a fault is on.
+        self.fail_pct = fail_pct
         self.delay_ms = 0.0
         self.drop_after_commit_pct = 0.0
         self.rng = random.Random()
@@ -37,6 +41,7 @@ class PaymentApp:
             (b"x-served-region", region.encode()),
             (b"x-served-zone", zone.encode()),
             (b"x-served-replica", replica.encode()),
+            (b"x-served-version", version.encode()),
             (b"content-type", b"application/json"),
         ]
 
@@ -158,8 +163,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--zone", default="local-a")
     p.add_argument("--name", default="replica-0")
     p.add_argument("--ledger", type=Path, required=True)
+    p.add_argument("--version", default="stable", help="the version this replica reports (x-served-version)")
+    p.add_argument("--fail-pct", type=float, default=0.0, help="share of payments answered 503 from the start")
     a = p.parse_args(argv)
-    app = PaymentApp(a.region, a.zone, a.name, a.ledger)
+    app = PaymentApp(a.region, a.zone, a.name, a.ledger, a.version, a.fail_pct)
     uvicorn.run(
         app,
         host=a.host,

@@ -1,0 +1,259 @@
+"""Argo Rollouts on the kwok platform, with the real controller (built from the pinned source) per
+region against the region's real API server: the repo's Rollout and AnalysisTemplates are accepted
+by the upstream CRDs' schemas, and a bad canary is aborted by the controller's own AnalysisRun,
+which asks the drill's live SLI endpoint (measure/live_sli.py) over HTTP. Everything asserted is
+read from the API server, not from the tool's belief.
+
+Needs go (binaries built on first use, cached) and root (the pods' network namespace)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from failover_drill.config.scenario import RetryPolicy
+from failover_drill.config.topology import load_topology
+from failover_drill.errors import PlatformError
+from failover_drill.measure.live_sli import LiveSli, SliServer
+from failover_drill.platforms.kube import rollouts as ro
+from failover_drill.platforms.kube.client import Kube
+from failover_drill.platforms.kwok.netns import can_create
+from failover_drill.platforms.kwok.platform import KwokPlatform
+from failover_drill.traffic.client import PaymentClient
+from failover_drill.traffic.samples import Sample
+from tests.conftest import ROOT, processes_under
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(3600),
+    pytest.mark.skipif(shutil.which("go") is None, reason="needs the go command to build Kubernetes from source"),
+    pytest.mark.skipif(can_create() is not None, reason=f"the pods' network namespace: {can_create()}"),
+]
+
+REGION = "us-east1"
+ARGO = "argoproj.io/v1alpha1"
+NS = "payments"
+MANIFESTS = ROOT / "clusters" / "manifests" / "rollouts"
+
+
+def one_region_topology(tmp_path: Path) -> Path:
+    data = yaml.safe_load((ROOT / "clusters" / "topology.yaml").read_text())
+    data["mesh"] = "cilium"
+    data["manifests"] = str(ROOT / "clusters" / "manifests" / "payment-gateway")
+    # One region is enough for a canary, and keeps two shared cores for the controller and traffic.
+    data["regions"] = [r for r in data["regions"] if r["name"] == REGION]
+    data["latency_ms"] = {}
+    data["replicas_per_zone"] = 1
+    data["kwok"] = {"node_monitor_grace_period_s": 20, "node_monitor_period_s": 2, "node_lease_duration_s": 10}
+    path = tmp_path / "kwok-rollouts.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def release(rollout: dict[str, Any], version: str, fail_pct: int) -> dict[str, Any]:
+    """The Rollout with a new version of the pods: its own x-served-version and failure share,
+    and the analysis told which version to judge."""
+    out = copy.deepcopy(rollout)
+    for e in out["spec"]["template"]["spec"]["containers"][0]["env"]:
+        e["value"] = {"VERSION": version, "FAIL_PCT": str(fail_pct)}.get(e["name"], e.get("value"))
+        if e["value"] is None:
+            del e["value"]
+    for step in out["spec"]["strategy"]["canary"]["steps"]:
+        for arg in (step.get("analysis") or {}).get("args", []):
+            if arg["name"] == "version":
+                arg["value"] = version
+    return out
+
+
+def rollout_objects(sli_url: str) -> list[dict[str, Any]]:
+    """The repo's manifests, with the analysis args this drill's SLI server and region need."""
+    objs = [
+        d for f in ("analysistemplates.yaml", "rollout.yaml") for d in yaml.safe_load_all((MANIFESTS / f).read_text())
+    ]
+    for o in objs:
+        if o["kind"] == "Rollout":
+            for step in o["spec"]["strategy"]["canary"]["steps"]:
+                for arg in (step.get("analysis") or {}).get("args", []):
+                    arg["value"] = {"sli-url": sli_url, "region": REGION}.get(arg["name"], arg["value"])
+    return objs
+
+
+class Traffic:
+    """Payments through the platform's front door at a steady rate, fed to the live SLIs."""
+
+    def __init__(self, url: str, live: LiveSli, rate: float = 40.0) -> None:
+        self.url, self.live, self.rate = url, live, rate
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        client = PaymentClient(self.url, REGION, timeout_s=2.0, retry=RetryPolicy(attempts=1))
+        seq = 0
+        pending: set[asyncio.Task[None]] = set()
+
+        async def one(n: int) -> None:
+            start = time.monotonic()
+            res = await client.pay(f"rollouts-{n}-{time.time_ns()}", 1000)
+            a = res.last
+            lat = (time.monotonic() - start) * 1000
+            self.live.add(Sample(n, 0.0, lat, 0.0, a.status, a.err, a.region, a.zone, version=a.version))
+
+        try:
+            while not self.stop.is_set():
+                seq += 1
+                t = asyncio.create_task(one(seq))
+                pending.add(t)
+                t.add_done_callback(pending.discard)
+                await asyncio.sleep(1 / self.rate)
+            await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            await client.aclose()
+
+    def __enter__(self) -> Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+def wait_for(what: str, check: Any, timeout_s: float, poll_s: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(poll_s)
+
+
+def rollout_state(kube: Kube) -> ro.RolloutState:
+    got = ro.rollout(kube, "payment-gateway", NS)
+    assert got is not None
+    return got
+
+
+def state_if(kube: Kube, ok: Any) -> ro.RolloutState | None:
+    r = rollout_state(kube)
+    return r if ok(r) else None
+
+
+def freeze_then_promote_a_good_canary(kube: Kube, rollout: dict[str, Any]) -> dict[str, Any]:
+    """A good release (v2, no failures) under the deploy freeze: paused while frozen (the plugin's
+    spec.paused patch), on when thawed, judged Successful by analysis, held at its pause step,
+    then fully promoted (status.promoteFull). Every state read from the API server."""
+    kube.apply([release(rollout, "v2", 0)])
+    wait_for("the new release to start", lambda: rollout_state(kube).phase == "Progressing", 30, poll_s=0.2)
+    frozen = ro.freeze(kube, NS)
+    assert frozen == [f"{NS}/payment-gateway"]
+    held = wait_for(
+        "the controller to hold the frozen rollout",
+        lambda: state_if(kube, lambda r: r.phase == "Paused" and r.paused),
+        30,
+    )
+    time.sleep(8)  # longer than the analysis' initial delay: nothing may move meanwhile
+    still = rollout_state(kube)
+    assert still.phase == "Paused" and still.step == held.step, still
+    assert ro.freeze(kube, NS) == []  # already held: nothing more to pause
+    ro.thaw(kube, frozen)
+    at_step = wait_for(
+        "analysis to pass and the canary to wait at its pause step",
+        lambda: state_if(kube, lambda r: "CanaryPauseStep" in r.pause_reasons),
+        120,
+    )
+    assert at_step.step == 2 and not at_step.aborted, at_step
+    ro.promote_full(kube, "payment-gateway", NS)
+    wait_for("the promoted rollout to be Healthy", lambda: rollout_state(kube).phase == "Healthy", 120)
+    runs = sorted(ro.analysis_runs(kube, NS), key=lambda r: r["metadata"]["creationTimestamp"])
+    v2 = [r for r in runs if any(a.get("value") == "v2" for a in r["spec"].get("args") or [])]
+    assert v2, [r["metadata"]["name"] for r in runs]
+    return v2[-1]
+
+
+def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path, record_property: Any) -> None:
+    state = tmp_path / "state"
+    platform = KwokPlatform(state, load_topology(one_region_topology(tmp_path)))
+    live = LiveSli(slo=0.999)
+    try:
+        platform.up(progress=print)
+        data = platform._load()
+        assert data is not None
+        kube = Kube(Path(data["kubeconfigs"][REGION]))
+        with SliServer(live) as sli, Traffic(platform.entrypoint(), live):
+            # 2. The repo's manifests, accepted by the real API server with the pinned upstream CRDs.
+            objs = rollout_objects(sli.url)
+            kube.apply(objs)
+            # ... and the real schema refuses what does not fit it.
+            broken = copy.deepcopy(next(o for o in objs if o["kind"] == "Rollout"))
+            broken["spec"]["strategy"]["canary"]["steps"][0] = {"setWeight": "a lot"}
+            with pytest.raises(PlatformError, match="refused Rollout payments/payment-gateway"):
+                kube.apply([broken])
+            # The stable version comes up under the real controller: three pods, Healthy.
+            wait_for(
+                "the stable Rollout to be Healthy",
+                lambda: (
+                    ((kube.get(ARGO, "Rollout", "payment-gateway", NS) or {}).get("status") or {}).get("phase")
+                    == "Healthy"
+                ),
+                180,
+            )
+            wait_for("stable traffic in the SLIs", lambda: live.sli(REGION, "stable", 30).requests > 50, 60)
+            # 4. A bad canary: the new version fails 60% of its payments from the start.
+            rollout = next(o for o in objs if o["kind"] == "Rollout")
+            bad = release(rollout, "canary", 60)
+            started, started_wall = time.monotonic(), time.time()
+            kube.apply([bad])
+
+            def aborted() -> dict[str, Any] | None:
+                r = kube.get(ARGO, "Rollout", "payment-gateway", NS) or {}
+                st = r.get("status") or {}
+                return r if st.get("abort") and st.get("phase") == "Degraded" else None
+
+            got = wait_for("the controller to abort the Rollout", aborted, 240, poll_s=0.25)
+            time_to_abort = time.monotonic() - started
+            # The API server's own record of it (whole seconds): the condition the controller set.
+            when = [
+                c["lastTransitionTime"]
+                for c in (got.get("status") or {}).get("conditions") or []
+                if c.get("reason") == "RolloutAborted"
+            ]
+            api_abort_s = dt.datetime.fromisoformat(when[0]).timestamp() - started_wall if when else None
+            print(f"time to abort: {time_to_abort:.1f} s (API server's condition: {api_abort_s} s)")
+            record_property("time_to_abort_s", round(time_to_abort, 2))
+            record_property("api_time_to_abort_s", api_abort_s)
+            runs = kube.list_objects(ARGO, "AnalysisRun", NS)
+            canary = live.sli(REGION, "canary", 300)
+            stable = live.sli(REGION, "stable", 300)
+            good_run = freeze_then_promote_a_good_canary(kube, rollout)
+        st = got["status"]
+        assert st["phase"] == "Degraded" and st["abort"] is True, st
+        assert "RolloutAborted" in (st.get("message") or "") or any(
+            c.get("reason") == "RolloutAborted" for c in st.get("conditions") or []
+        ), st
+        failed = [r for r in runs if (r.get("status") or {}).get("phase") == "Failed"]
+        assert failed, [(r["metadata"]["name"], r.get("status")) for r in runs]
+        metric = failed[0]["status"]["metricResults"][0]
+        assert metric["name"] == "canary-success-ratio" and metric["failed"] >= 1, metric
+        # The canary really browned out, and only the canary: per-version SLIs keep stable clean.
+        assert canary.requests > 0 and canary.success_ratio is not None and canary.success_ratio < 0.8
+        assert stable.success_ratio is not None and stable.success_ratio > 0.97
+        assert time_to_abort < 120
+        assert api_abort_s is not None and -1.5 <= api_abort_s <= time_to_abort + 1.5, when
+        assert (good_run.get("status") or {}).get("phase") == "Successful", good_run.get("status")
+        kube.close()
+    finally:
+        platform.down()
+    assert processes_under(state) == []
+    assert "fd-" not in subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True).stdout

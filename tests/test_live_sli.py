@@ -1,0 +1,105 @@
+"""Live SLIs (measure/live_sli.py): the drill feeds them as samples complete, and a real HTTP client
+reads /metrics and /analysis while the drill runs (in-memory platform: real traffic over a real
+socket to its in-process front door, which fails payments while a fault is on)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from failover_drill.config.topology import load_topology
+from failover_drill.drill import Drill
+from failover_drill.faults.model import Fault
+from failover_drill.measure.live_sli import ALL, LiveSli, SliServer, parse_window
+from failover_drill.traffic.samples import DROPPED, OK, Sample
+
+from .memory_platform import MemoryPlatform
+from .test_drill_logic import TOPOLOGY, scenario
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def sample(ok: bool, version: str = "stable", region: str = "us-east1", lat_ms: float = 10.0) -> Sample:
+    return Sample(0, 0.0, lat_ms, 0.0, 200 if ok else 503, OK if ok else "http_503", region, "z", version=version)
+
+
+def test_success_ratio_burn_rate_and_p99_per_region_and_version() -> None:
+    clock = FakeClock()
+    live = LiveSli(slo=0.999, clock=clock)
+    for i in range(100):
+        live.add(sample(True, lat_ms=10.0 + i))  # stable: all good, latencies 10..109 ms
+    for i in range(10):
+        live.add(sample(i < 5, version="canary"))  # canary: half fail
+    live.add(Sample(1, 0.0, 0.0, 0.0, 0, DROPPED))  # never sent: not the service's failure
+    stable = live.sli("us-east1", "stable", 60)
+    assert (stable.requests, stable.errors, stable.success_ratio, stable.burn_rate) == (100, 0, 1.0, 0.0)
+    assert stable.p99_ms is not None and 108 * 0.95 <= stable.p99_ms <= 109 * 1.05
+    canary = live.sli("us-east1", "canary", 60)
+    assert canary.success_ratio == 0.5 and canary.burn_rate == pytest.approx(500.0)
+    both = live.sli("us-east1", ALL, 60)
+    assert both.requests == 110 and both.success_ratio == pytest.approx(105 / 110)
+    assert live.page_alert()  # 4.5% errors on 99.9% burns at 45x over both windows
+    # Older than the window: forgotten by it, kept for longer windows.
+    clock.t += 120
+    assert live.sli("us-east1", "canary", 60).requests == 0
+    assert live.sli("us-east1", "canary", 60).success_ratio is None
+    assert live.sli("us-east1", "canary", 300).requests == 10
+
+
+def test_windows_parse_or_say_why() -> None:
+    assert parse_window("30s") == 30 and parse_window("5m") == 300 and parse_window("1h") == 3600
+    for bad in ("", "5", "-1m", "7h", "1d"):
+        with pytest.raises(ValueError):
+            parse_window(bad)
+
+
+def test_a_real_client_reads_metrics_and_analysis_during_a_drill(tmp_path: Path) -> None:
+    platform = MemoryPlatform()
+    live = LiveSli(slo=0.999)
+    seen: dict[str, Any] = {}
+    with SliServer(live) as server:
+
+        def on_inject(fault: Fault) -> None:
+            # Mid-drill, from another thread, as a controller's AnalysisRun would ask.
+            with httpx.Client(timeout=5) as http:
+                seen["analysis"] = http.get(
+                    f"{server.url}/analysis", params={"region": "us-east1", "version": "stable", "window": "1m"}
+                ).json()
+                seen["metrics"] = http.get(f"{server.url}/metrics").text
+
+        platform.on_inject = on_inject
+        sc = scenario([{"kind": "zone-loss", "target": "us-east1-a"}])
+        drill = Drill(
+            sc,
+            load_topology(TOPOLOGY),
+            state_dir=tmp_path / "state",
+            runs_dir=tmp_path / "runs",
+            platform=platform,
+            sli=live,
+        )
+        drill.run()
+        with httpx.Client(timeout=5) as http:
+            after = http.get(f"{server.url}/analysis", params={"region": "us-east1", "version": "stable"}).json()
+            bad = http.get(f"{server.url}/analysis", params={"window": "forever"})
+            missing = http.get(f"{server.url}/analysis", params={"version": "canary"}).json()
+            metrics = http.get(f"{server.url}/metrics").text
+    during = seen["analysis"]
+    assert during["requests"] > 0 and during["success_ratio"] == 1.0  # the baseline, before the fault
+    assert during["failover"]["phase"] == "baseline"
+    assert 'failover_drill_success_ratio{region="us-east1",version="stable",window="5m"} 1.0' in seen["metrics"]
+    # After: the fault's 503s count against the version that served them (the front door said "stable").
+    assert after["errors"] > 0 and after["success_ratio"] < 1.0 and after["burn_rate"] > 1.0
+    assert after["p99_ms"] is not None and after["failover"]["phase"] == "recovery"
+    assert bad.status_code == 400 and "30s, 5m or 1h" in bad.json()["error"]
+    assert missing["requests"] == 0 and missing["success_ratio"] is None and "no payments seen" in missing["note"]
+    assert 'failover_drill_burn_rate{region="us-east1",version="stable",window="1m"}' in metrics
+    assert 'failover_drill_phase{phase="recovery"} 1.0' in metrics
