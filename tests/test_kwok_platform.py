@@ -115,3 +115,22 @@ def test_kwok_up_refuses_without_what_it_needs(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr and str(port) in out.stderr
     assert processes_under(state) == []
     assert "fd-" not in subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True).stdout
+
+
+def test_kwok_up_refuses_a_pod_network_another_fleet_holds(tmp_path: Path) -> None:
+    """Another kwok fleet's pod range already routed on this host: one clear message, exit 3,
+    nothing started, and the other fleet's namespace untouched."""
+    from failover_drill.platforms.kwok.netns import PodNetwork
+
+    other = PodNetwork(tmp_path / "other-fleet")
+    other.create()
+    try:
+        state = tmp_path / "state-second"
+        out = run_cli("up", "--platform", "kwok", "--topology", str(kwok_topology(tmp_path, 6.0)), state=state)
+        assert out.returncode == 3, out.stdout + out.stderr
+        assert "10.240.0.0/12 is already routed" in out.stderr and "Traceback" not in out.stderr
+        assert processes_under(state) == []
+        assert other.exists()  # the other fleet's namespace is left alone
+    finally:
+        other.delete()
+    assert not other.exists()
