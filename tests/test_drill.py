@@ -116,7 +116,9 @@ def test_region_loss_fails_over_and_back(fleet: Fleet, tmp_path: Path) -> None:
     journal.write_text("\n".join(lines) + '\n{"t":"s","q":99999,"s":1.0')
     rebuilt = run_cli("report", str(run_dir), state=fleet.state, env={"FAILOVER_DRILL_LOG": "warning"})
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert "line=6" in rebuilt.stderr and f"line={len(lines) + 1}" in rebuilt.stderr
+    # (logs are JSON lines when stderr is not a terminal)
+    warned = [json.loads(x)["line"] for x in rebuilt.stderr.splitlines() if "journal line skipped" in x]
+    assert warned == [6, len(lines) + 1], rebuilt.stderr
     assert json.loads((run_dir / "result.json").read_text())["journal"]["skipped_lines"] == [6, len(lines) + 1]
 
 
@@ -270,7 +272,12 @@ def test_a_second_drill_on_a_fleet_in_use_is_refused_naming_the_owner(fleet: Fle
     down = run_cli("down", state=fleet.state)
     assert down.returncode == 3 and "cannot take it down" in down.stderr, down.stderr
     out, err = first.communicate(timeout=120)
-    assert first.returncode == 0, out + err
-    assert latest(tmp_path / "runs1")["payments"]["lost"] == 0
+    # The first drill ran undisturbed to its own verdict (Istio as shipped does not recover from a
+    # zone loss within the phase: exit 1 is that verdict, not the second drill's doing).
+    assert first.returncode in (0, 1), out + err
+    r = latest(tmp_path / "runs1")
+    # ... and its fleet stayed up under it: payments reconciled, none lost (it used to end with
+    # "could not reconcile payments: the sandbox is not up").
+    assert r["complete"] and r["payments"]["reconciled"] and r["payments"]["lost"] == 0
     # once the first is done, the fleet is free again
     assert run_cli("recover", state=fleet.state).returncode == 0

@@ -432,7 +432,7 @@ def test_up_with_the_docker_cli_but_no_engine_says_so(tmp_path: Path) -> None:
 
 def test_unknown_platform_is_bad_input(tmp_path: Path) -> None:
     out = run_cli("up", "--platform", "nomad", state=tmp_path)
-    assert out.returncode == 2 and "[--platform]" in out.stderr and "sandbox" in out.stderr
+    assert out.returncode == 2 and "'--platform'" in out.stderr and "sandbox" in out.stderr
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ fault switch), certificate expiry (a lapsed certificate delivered over SDS)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any, Protocol
 
 from failover_drill.errors import FaultError
@@ -168,10 +169,15 @@ class _ReplicaSwitch(Handler[Any, ReplicaPlan]):
 
     def inject(self, fault: Any, plan: ReplicaPlan) -> dict[str, Any]:
         try:
-            for port in plan.replica_ports:
-                admin.request(
-                    f"http://127.0.0.1:{port}/_drill/faults", method="POST", body=self.body(fault), timeout=1.0
-                )
+            urls = plan.urls()
+            if not urls:
+                raise FaultError(f"{fault.label()}: the plan names no replica")
+            for url in urls:
+                status, text = admin.request(f"{url}/_drill/faults", method="POST", body=self.body(fault), timeout=1.0)
+                # The switch answers with what it now holds: a fault that did not take is an error,
+                # never a drill that silently measured nothing.
+                if status != 200 or any(json.loads(text).get(k) != v for k, v in self.body(fault).items()):
+                    raise FaultError(f"could not inject {fault.label()}: {url} answered {status} {text[:200]}")
         except OSError as exc:
             raise FaultError(f"could not inject {fault.label()}: {exc}", hint="check `failover-drill status`") from None
         return plan.model_dump(mode="json")
