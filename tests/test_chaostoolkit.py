@@ -136,8 +136,16 @@ def test_control_interrupt_reverts_the_fault(chaos_env: Fleet, tmp_path: Path) -
 
 def test_sigint_during_chaos_run_reverts_the_fault(chaos_env: Fleet, tmp_path: Path) -> None:
     env = {**os.environ}
+    # A test run started in the background (`make test &`) ignores SIGINT, and children inherit that:
+    # chaos gets the default disposition a user's terminal gives it, then runs as itself.
+    exec_default_sigint = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    )
     proc = subprocess.Popen(
         [
+            sys.executable,
+            "-c",
+            exec_default_sigint,
             str(Path(sys.executable).parent / "chaos"),
             "--no-log-file",
             "run",
