@@ -171,7 +171,9 @@ def test_lost_answer_retried_into_another_region_is_charged_twice(fleet: Fleet, 
     r = json.loads((runs / "latest" / "result.json").read_text())
     pay = r["payments"]
     assert pay["duplicated"] > 0, (pay, out.stdout)
-    assert out.returncode == 1
+    # 1: the verdict fails on the charges; 4 when the restarted region's start-up also starved the
+    # stopwatch on this 2-core machine (result.json measurement says so): the charges fail it either way.
+    assert out.returncode in (1, 4), out.stdout
     assert any("charged in more than one region" in x for x in r["verdict"]["reasons"])
     key = pay["examples"]["duplicated_keys"][0]
     regions = {c.region for c in fleet.platform.ledger() if c.key == key}
