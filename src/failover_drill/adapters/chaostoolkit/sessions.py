@@ -14,6 +14,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from failover_drill import obs
 from failover_drill.config.scenario import build_scenario
 from failover_drill.config.topology import load_topology
 from failover_drill.errors import DrillError
@@ -22,6 +23,7 @@ from failover_drill.platforms.registry import check_platform
 from failover_drill.platforms.registry import open_platform as _open_platform
 from failover_drill.session import Session
 
+log = obs.get(__name__)
 _SESSIONS: dict[Path, Session] = {}
 
 
@@ -84,4 +86,11 @@ def all_sessions() -> list[Session]:
 
 
 def clear() -> None:
+    """Forget every session, stopping each first: a session left running would keep its traffic,
+    its faults and the fleet's ownership lock, and every later drill on that fleet would be refused."""
+    for session in list(_SESSIONS.values()):
+        try:
+            session.stop()
+        except DrillError as exc:
+            log.error("could not stop a Chaos Toolkit session", error=str(exc))
     _SESSIONS.clear()
