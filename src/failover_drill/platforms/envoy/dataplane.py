@@ -5,10 +5,12 @@ EDS), their processes, the checks that they are serving, and the events they log
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 
 from failover_drill.config.manifests import MeshPolicy
+from failover_drill.errors import PlatformError
 from failover_drill.platforms import processes as procs
 from failover_drill.platforms.base import PlatformEvent
 from failover_drill.platforms.envoy import admin
@@ -139,3 +141,25 @@ def read_events(layout: Layout, since_wall: float) -> list[PlatformEvent]:
                 out.append(ev)
     out.sort(key=lambda e: e.wall)
     return out
+
+
+def wait_steady(
+    layout: Layout, specs: list[procs.ProcSpec], region: str, timeout_s: float, fleet: str, down_cmd: str
+) -> None:
+    """Before a baseline: every process of the fleet running and the users' region served at home."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        broken = [s.name for s in specs if not procs.alive(s) or procs.frozen(s)]
+        try:
+            home = not broken and served_home(layout, region)
+        except OSError:
+            home = False
+        if home:
+            return
+        if time.monotonic() > deadline:
+            what = f"not running: {', '.join(broken)}" if broken else f"{region} is not served at home"
+            raise PlatformError(
+                f"the {fleet} is not steady ({what})",
+                hint=f"run `failover-drill recover`, or `{down_cmd}` and retry",
+            )
+        time.sleep(0.2)

@@ -118,16 +118,13 @@ def routing(topo: Topology) -> dict[str, Any]:
     }
 
 
-def plan_layout(topo: Topology, state_dir: Path) -> Layout:
+def gateway_layout(topo: Topology, state_dir: Path, replicas: list[tuple[str, str, str]] | None = None) -> Layout:
+    """Ports for the front door, a gateway per region and the given (name, region, zone) replicas
+    on loopback (none where replicas have pod IPs of their own, as on kwok)."""
     names = ["frontdoor", "frontdoor-admin"]
-    replica_keys: list[tuple[str, str, str]] = []
     for region in topo.regions:
         names += [f"gw-{region.name}-in", f"gw-{region.name}-ew", f"gw-{region.name}-admin"]
-        for zone in region.zone_names():
-            for i in range(topo.replicas_per_zone):
-                key = f"payment-gateway-{zone}-{i}"
-                replica_keys.append((key, region.name, zone))
-                names.append(key)
+    names += [key for key, _, _ in replicas or []]
     ports = allocate(names, topo.sandbox.base_port)
     return Layout(
         state_dir=str(state_dir),
@@ -144,6 +141,16 @@ def plan_layout(topo: Topology, state_dir: Path) -> Layout:
             )
             for r in topo.regions
         },
-        replicas=[ReplicaInfo(name=k, region=reg, zone=z, port=ports[k]) for k, reg, z in replica_keys],
+        replicas=[ReplicaInfo(name=k, region=reg, zone=z, port=ports[k]) for k, reg, z in replicas or []],
         **routing(topo),
     )
+
+
+def plan_layout(topo: Topology, state_dir: Path) -> Layout:
+    replicas = [
+        (f"payment-gateway-{zone}-{i}", region.name, zone)
+        for region in topo.regions
+        for zone in region.zone_names()
+        for i in range(topo.replicas_per_zone)
+    ]
+    return gateway_layout(topo, state_dir, replicas)

@@ -54,7 +54,7 @@ from failover_drill.platforms.envoy.faults import (
     PartitionHandler,
     raise_if,
 )
-from failover_drill.platforms.envoy.layout import GatewayInfo, Layout, ReplicaInfo, routing
+from failover_drill.platforms.envoy.layout import Layout, ReplicaInfo, gateway_layout
 from failover_drill.platforms.fault_table import FaultTable, Handler, Plan
 from failover_drill.platforms.kube.client import Kube
 from failover_drill.platforms.kube.workload import APP, NAMESPACE, region_objects
@@ -346,28 +346,7 @@ class KwokPlatform:
         say(f"kwok fleet up: {len(data['zones'])} nodes in {len(topo.regions)} regions, front door {self.entrypoint()}")
 
     def _plan(self, topo: Topology, policy: MeshPolicy, owner_pid: int | None) -> dict[str, Any]:
-        names = ["frontdoor", "frontdoor-admin"]
-        for r in topo.regions:
-            names += [f"gw-{r.name}-in", f"gw-{r.name}-ew", f"gw-{r.name}-admin"]
-        ports = allocate(names, topo.sandbox.base_port)
-        layout = Layout(
-            state_dir=str(self.state_dir),
-            frontdoor_port=ports["frontdoor"],
-            frontdoor_admin_port=ports["frontdoor-admin"],
-            regions=topo.region_names,
-            gateways={
-                r.name: GatewayInfo(
-                    region=r.name,
-                    home_zone=r.home_zone(),
-                    ingress_port=ports[f"gw-{r.name}-in"],
-                    eastwest_port=ports[f"gw-{r.name}-ew"],
-                    admin_port=ports[f"gw-{r.name}-admin"],
-                )
-                for r in topo.regions
-            },
-            replicas=[],
-            **routing(topo),
-        )
+        layout = gateway_layout(topo, self.state_dir)
         cps: dict[str, dict[str, Any]] = {}
         for i, r in enumerate(topo.regions):
             cps[r.name] = {
@@ -693,23 +672,9 @@ class KwokPlatform:
         if data is None:
             raise PlatformError("the kwok fleet is not up", hint="run `failover-drill up --platform kwok` first")
         layout = Layout.from_json(data["layout"])
-        specs = self._specs(data)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            broken = [s.name for s in specs if not procs.alive(s) or procs.frozen(s)]
-            try:
-                home = not broken and dataplane.served_home(layout, region)
-            except OSError:
-                home = False
-            if home:
-                return
-            if time.monotonic() > deadline:
-                what = f"not running: {', '.join(broken)}" if broken else f"{region} is not served at home"
-                raise PlatformError(
-                    f"the kwok fleet is not steady ({what})",
-                    hint="run `failover-drill recover`, or `failover-drill down --platform kwok` and retry",
-                )
-            time.sleep(0.2)
+        dataplane.wait_steady(
+            layout, self._specs(data), region, timeout_s, "kwok fleet", "failover-drill down --platform kwok"
+        )
 
     def down(self, progress: Progress | None = None) -> None:
         say = progress or _noop

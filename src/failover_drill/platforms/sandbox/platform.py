@@ -304,23 +304,7 @@ class SandboxPlatform:
         if data is None:
             raise PlatformError("the sandbox is not up", hint="run `failover-drill up` first")
         layout = Layout.from_json(data["layout"])
-        specs = self._specs(data)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            broken = [s.name for s in specs if not procs.alive(s) or procs.frozen(s)]
-            try:
-                home = not broken and dataplane.served_home(layout, region)
-            except OSError:
-                home = False
-            if home:
-                return
-            if time.monotonic() > deadline:
-                what = f"not running: {', '.join(broken)}" if broken else f"{region} is not served at home"
-                raise PlatformError(
-                    f"the sandbox is not steady ({what})",
-                    hint="run `failover-drill recover`, or `failover-drill down` and retry",
-                )
-            time.sleep(0.2)
+        dataplane.wait_steady(layout, self._specs(data), region, timeout_s, "sandbox", "failover-drill down")
 
     def down(self, progress: Progress | None = None) -> None:
         say = progress or _noop
