@@ -1,8 +1,17 @@
-"""Port allocation: free ports picked by the kernel, or a fixed range checked before anything starts."""
+"""Port allocation: free ports below the kernel's ephemeral range, or a fixed range checked before
+anything starts.
+
+Why not let the kernel pick (bind to port 0): it picks from the ephemeral range, the same range it
+takes every outgoing connection's source port from. A replica or gateway restarted on its old port
+while traffic flows (a region-loss revert) then finds that port taken by some client connection
+and cannot bind: the region never comes back, and the drill blames the mesh. Ports below the
+ephemeral range are never handed out as source ports."""
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
 
 from failover_drill.errors import PortInUse
 
@@ -30,15 +39,52 @@ def allocate(names: list[str], base_port: int = 0) -> dict[str, int]:
                 "sandbox.base_port in the topology file (0 picks free ports)",
             )
         return ports
+    lo, hi = quiet_range()
     held: list[socket.socket] = []
-    ports = {}
+    ports: dict[str, int] = {}
     try:
+        # A random start keeps two fleets brought up at once from probing the same ports first.
+        span = hi - lo
+        start = random.randrange(span) if span > 0 else 0
+        candidates = (lo + (start + i) % span for i in range(span)) if span > 0 else iter(())
         for name in names:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            held.append(s)  # hold every socket until all are picked, so none repeats
-            ports[name] = s.getsockname()[1]
+            for port in candidates:
+                s = _try_bind(port)
+                if s is not None:
+                    held.append(s)  # hold every socket until all are picked, so none repeats
+                    ports[name] = port
+                    break
+            else:  # no quiet range here (or it is full): the kernel's choice is the fallback
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.bind(("127.0.0.1", 0))
+                held.append(s)
+                ports[name] = s.getsockname()[1]
     finally:
         for s in held:
             s.close()
     return ports
+
+
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+QUIET_SPAN = 12000  # ports below the ephemeral range to pick from
+
+
+def quiet_range(path: Path = EPHEMERAL_RANGE) -> tuple[int, int]:
+    """[lo, hi): ports the kernel never gives an outgoing connection (below ip_local_port_range)."""
+    try:
+        first = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768  # Linux's default; elsewhere (macOS: 49152) this is below it too
+    hi = first
+    lo = max(10000, hi - QUIET_SPAN)
+    return (lo, hi) if hi - lo >= 1000 else (0, 0)
+
+
+def _try_bind(port: int) -> socket.socket | None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))  # no SO_REUSEADDR: a listener or a live connection refuses it
+    except OSError:
+        s.close()
+        return None
+    return s
