@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from failover_drill.config.topology import Topology, load_topology
+from failover_drill.errors import EXIT_INCONCLUSIVE
 from failover_drill.platforms.ports import allocate
 from failover_drill.platforms.registry import platform_dir
 from failover_drill.platforms.sandbox.platform import SandboxPlatform
@@ -57,12 +59,26 @@ def run_cli(
     timeout: float = 180,
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
+    reruns_if_inconclusive: int = 2,
 ) -> subprocess.CompletedProcess[str]:
+    """A drill that comes back inconclusive (exit 4: this shared 2-core machine starved the
+    stopwatch, and the drill said so) is rerun, as its own message advises, up to
+    reruns_if_inconclusive times; the test then judges the first conclusive run, or fails on the
+    last inconclusive one. Each rerun is reported as a pytest warning, so the noise stays visible.
+    Tests about inconclusiveness itself pass reruns_if_inconclusive=0."""
     cmd = [sys.executable, "-m", "failover_drill.cli", *args]
     full_env = {**os.environ, "FAILOVER_DRILL_STATE": str(state), **(env or {})}
-    if runs is not None and args and args[0] in ("drill",):
+    drill = bool(args) and args[0] == "drill"
+    if runs is not None and drill:
         cmd += ["--runs-dir", str(runs)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd, check=False)
+    attempt = 0
+    while True:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd, check=False)
+        if not drill or out.returncode != EXIT_INCONCLUSIVE or attempt >= reruns_if_inconclusive:
+            return out
+        attempt += 1
+        why = next((line.strip() for line in out.stdout.splitlines() if "inconclusive:" in line), "inconclusive")
+        warnings.warn(f"drill rerun {attempt}/{reruns_if_inconclusive}: {why[:300]}", stacklevel=2)
 
 
 @contextlib.contextmanager

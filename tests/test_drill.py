@@ -216,7 +216,10 @@ def test_sigkilled_drill_is_reverted_by_the_watchdog(fleet: Fleet, tmp_path: Pat
     proc.kill()
     proc.wait()
     assert _wait(lambda: all_running(fleet), 10), fleet.platform.status().components
-    assert FaultLedger(ledger_path(fleet.state)).open_entries() == []
+    # The watchdog thaws what it finds frozen first (reality before records), then closes the
+    # ledger entry: the entry may still be open for a moment after the processes run again.
+    ledger = FaultLedger(ledger_path(fleet.state))
+    assert _wait(lambda: ledger.open_entries() == [], 10), ledger.open_entries()
     assert _wait(lambda: _watchdogs(fleet.state) == [], 5)
     # the killed drill's journal still makes a report
     run_dir = next(p for p in runs.iterdir() if p.is_dir())
@@ -272,10 +275,12 @@ def test_a_second_drill_on_a_fleet_in_use_is_refused_naming_the_owner(fleet: Fle
     down = run_cli("down", state=fleet.state)
     assert down.returncode == 3 and "cannot take it down" in down.stderr, down.stderr
     out, err = first.communicate(timeout=120)
-    # The first drill ran undisturbed to its own verdict (Istio as shipped does not recover from a
-    # zone loss within the phase: exit 1 is that verdict, not the second drill's doing).
-    assert first.returncode in (0, 1), out + err
     r = latest(tmp_path / "runs1")
+    # The first drill ran undisturbed to its own verdict (Istio as shipped does not recover from a
+    # zone loss within the phase: exit 1 is that verdict, not the second drill's doing). Exit 4 is
+    # this machine starving its stopwatch, which the drill must then have said; what this test is
+    # about (the second drill left the fleet alone) is checked below either way.
+    assert first.returncode in (0, 1) or (first.returncode == 4 and r["verdict"]["inconclusive"]), out + err
     # ... and its fleet stayed up under it: payments reconciled, none lost (it used to end with
     # "could not reconcile payments: the sandbox is not up").
     assert r["complete"] and r["payments"]["reconciled"] and r["payments"]["lost"] == 0

@@ -459,8 +459,11 @@ def test_dockerfile_runs_the_sandbox_replica() -> None:
     assert "failover_drill.platforms.service.replica" in text
 
 
-def _free_block(n: int) -> int:
-    for base in range(42000, 60000, 97):
+def _free_block(n: int, after: int = 0) -> int:
+    """n consecutive free ports below the kernel's ephemeral range (32768+ here), where no
+    client connection's source port or kernel-picked listener can take one between the check
+    and the bind (a block at 42000+ collided with the shared fleets' traffic in CI)."""
+    for base in range(max(20000, after), 32000, 97):
         if all(port_free(base + i) for i in range(n)):
             return base
     raise AssertionError("no free port block")
@@ -650,7 +653,7 @@ def test_istio_cert_expiry_on_kind_fails_the_region_over_at_a_real_front_door(tm
     revert must bring them home."""
     topo = topology("istio")
     base = _free_block(len(topo.regions))
-    other = _free_block(2 * len(topo.regions)) + 1000
+    other = _free_block(2 * len(topo.regions), after=base + len(topo.regions))
     sds = tmp_path / "ingress-sds"
     rec = _EdgeSecretsToSds(node_answers(topo), sds, topo)
     procs_: list[subprocess.Popen[bytes]] = []
@@ -666,7 +669,9 @@ def test_istio_cert_expiry_on_kind_fails_the_region_over_at_a_real_front_door(tm
             assert (sds / region / "cert.json").exists()  # the edge secret applied during up
             cfg = tmp_path / f"ingress-{region}.json"
             cfg.write_text(
-                json.dumps(_tls_ingress(cfg, base + i, other + 100 + i, other + i, sds / region / "cert.json"))
+                json.dumps(
+                    _tls_ingress(cfg, base + i, other + len(topo.regions) + i, other + i, sds / region / "cert.json")
+                )
             )
             log = open(tmp_path / f"ingress-{region}.log", "wb")  # noqa: SIM115
             procs_.append(
