@@ -28,20 +28,20 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def allocate(names: list[str], base_port: int = 0) -> dict[str, int]:
-    """One port per name. base_port=0 asks the kernel; otherwise base_port, base_port+1, ..."""
+    """One port per name. base_port=0 picks free ones (quiet_range); otherwise base_port, base_port+1, ..."""
     if base_port:
-        ports = {name: base_port + i for i, name in enumerate(names)}
-        taken = [f"{p} ({n})" for n, p in ports.items() if not port_free(p)]
+        fixed = {name: base_port + i for i, name in enumerate(names)}
+        taken = [f"{p} ({n})" for n, p in fixed.items() if not port_free(p)]
         if taken:
             raise PortInUse(
                 f"port {taken[0]} is already in use" + (f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""),
                 hint=f"stop what listens there (`ss -ltnp | grep {taken[0].split()[0]}`), or change "
                 "sandbox.base_port in the topology file (0 picks free ports)",
             )
-        return ports
+        return fixed
     lo, hi = quiet_range()
     held: list[socket.socket] = []
-    ports: dict[str, int] = {}
+    ports = {}
     try:
         # A random start keeps two fleets brought up at once from probing the same ports first.
         span = hi - lo

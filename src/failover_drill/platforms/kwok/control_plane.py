@@ -37,6 +37,7 @@ import yaml
 from failover_drill import obs
 from failover_drill.errors import PlatformError, PortInUse
 from failover_drill.platforms.kwok import pki
+from failover_drill.platforms.ports import allocate
 
 log = obs.get(__name__)
 
@@ -61,17 +62,10 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        """Six distinct ports the kernel says are free now."""
-        held: list[socket.socket] = []
-        try:
-            for _ in range(6):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.bind(("127.0.0.1", 0))
-                held.append(s)
-            return cls(*(s.getsockname()[1] for s in held))
-        finally:
-            for s in held:
-                s.close()
+        """Six distinct free ports, below the range the kernel takes connections' source ports from
+        (a control plane restarted after a region loss must get its ports back)."""
+        names = ["etcd_client", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok"]
+        return cls(**allocate(names))
 
 
 @dataclass(frozen=True)
