@@ -152,15 +152,23 @@ class Replay:
         planned = {p.name: (p.start, p.end) for p in self.meta.phases}
         if planned_only:
             return [Phase(n, s, e) for n, (s, e) in planned.items()]
-        t0 = self.event_time("fault_injected") or planned["fault"][0]
-        tr = self.event_time("fault_reverted", "last") or planned["recovery"][0]
-        end = self.event_time("end") or planned["recovery"][1]
+        t0 = _first_of(self.event_time("fault_injected"), planned["fault"][0])
+        tr = _first_of(self.event_time("fault_reverted", "last"), planned["recovery"][0])
+        end = _first_of(self.event_time("end"), planned["recovery"][1])
+        # A session's fault may come before its planned warm-up is over (a Chaos Toolkit method that
+        # injects at once): the warm-up ends there, so no phase runs backwards.
+        warm_end = min(planned["warmup"][1], t0)
         return [
-            Phase("warmup", planned["warmup"][0], planned["warmup"][1]),
-            Phase("baseline", planned["baseline"][0], t0),
+            Phase("warmup", planned["warmup"][0], warm_end),
+            Phase("baseline", min(planned["baseline"][0], t0), t0),
             Phase("fault", t0, tr),
             Phase("recovery", tr, end),
         ]
+
+
+def _first_of(recorded: float | None, planned: float) -> float:
+    """A recorded time, even 0.0 (a fault at the origin), else the plan's."""
+    return planned if recorded is None else recorded
 
 
 def _fault_targets(faults: list[dict[str, Any]], zones: set[str]) -> tuple[set[str], str]:
