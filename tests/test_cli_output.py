@@ -109,3 +109,16 @@ def test_the_fault_row_shows_a_mode_only_for_faults_that_have_one(tmp_path: Path
     assert (
         fault_label({"kind": "zone-loss", "target": "us-east1-a", "mode": "freeze"}) == "zone-loss us-east1-a (freeze)"
     )
+
+
+def test_the_plot_names_an_inconclusive_verdict_not_failed(tmp_path: Path) -> None:
+    """The plot's title used to say FAILED for a drill whose stopwatch the machine starved."""
+    from failover_drill.report.plot import timeline_png
+    from failover_drill.report.result import Replay, build_result
+
+    journal = a_run(tmp_path) / "journal.jsonl"
+    replay = Replay(journal)
+    result = build_result(journal, replay)
+    result["verdict"] = {**result["verdict"], "passed": False, "inconclusive": True}
+    png = timeline_png(result, replay)
+    assert b"Title" in png and "— INCONCLUSIVE".encode() in png and b"FAILED" not in png

@@ -6,6 +6,7 @@ import io
 import math
 from typing import Any
 
+from failover_drill.report.markdown import verdict_word
 from failover_drill.report.result import Replay
 
 
@@ -86,16 +87,14 @@ def timeline_png(result: dict[str, Any], replay: Replay) -> bytes:
             )
     ax1.legend(loc="center right", fontsize=8)
     ax2.legend(loc="upper left", fontsize=8)
-    ax3.legend(loc="lower left", fontsize=8, ncol=len(regions) or 1)
-    fig.suptitle(
-        f"{result['scenario']} — {result['platform']} / {result['mesh']} — "
-        f"{'PASSED' if result['verdict']['passed'] else 'FAILED'}",
-        fontsize=12,
-    )
+    if ax3.get_legend_handles_labels()[0]:  # nothing served (every request failed): no legend
+        ax3.legend(loc="lower left", fontsize=8, ncol=len(regions) or 1)
+    title = f"{result['scenario']} — {result['platform']} / {result['mesh']} — {verdict_word(result['verdict'])}"
+    fig.suptitle(title, fontsize=12)
     # Fixed margins rather than tight_layout(): it lays every tick label out twice (log axis
     # included) and was half a second of each drill's report.
     fig.subplots_adjust(left=0.075, right=0.985, bottom=0.065, top=0.94, hspace=0.08)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    fig.savefig(buf, format="png", dpi=90, metadata={"Title": title})
     plt.close(fig)
     return buf.getvalue()
