@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ class MemoryPlatform:
         self.version = "stable"  # its x-served-version, as the replica program sends it
         self.calls: list[tuple[str, str]] = []  # (verb, fault label) in the order they happened
         self.active: set[str] = set()
+        self.plans: dict[str, str] = {}
         self.charges: list[LedgerCharge] = []
         self.fail_inject: Exception | None = None
         self.on_inject: Callable[[Fault], None] | None = None
@@ -92,7 +94,10 @@ class MemoryPlatform:
     # -- faults ---------------------------------------------------------------------------------
     def plan_fault(self, fault: Fault) -> dict[str, Any]:
         self.calls.append(("plan", fault.label()))
-        return {"label": fault.label()}
+        # A token per plan: revert must be handed back this very plan (from the fault ledger).
+        token = uuid.uuid4().hex
+        self.plans[fault.label()] = token
+        return {"label": fault.label(), "token": token}
 
     def inject(self, fault: Fault, plan: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("inject", fault.label()))
@@ -105,8 +110,8 @@ class MemoryPlatform:
 
     def revert(self, fault: Fault, plan: dict[str, Any]) -> None:
         self.calls.append(("revert", fault.label()))
-        if plan["label"] not in self.active and plan["label"] != fault.label():
-            raise FaultError(f"unknown plan {plan}")
+        if plan.get("label") != fault.label() or plan.get("token") != self.plans.get(fault.label()):
+            raise FaultError(f"revert was handed a plan that plan_fault did not make for {fault.label()}: {plan}")
         self.active.discard(plan["label"])
 
     # -- observations ---------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from failover_drill.traffic import gc_quiet
 from failover_drill.traffic.client import PaymentClient
 from failover_drill.traffic.generator import GeneratorStats, OpenLoopGenerator
 from failover_drill.traffic.remote_pool import RemoteWorkerPool
-from failover_drill.traffic.samples import Sample
+from failover_drill.traffic.samples import Sample, payment_outcomes
 from failover_drill.traffic.schedule import Schedule
 from failover_drill.traffic.workers import WorkerPool
 
@@ -525,8 +525,7 @@ def finish_journal(platform: Platform, jr: journal_mod.JournalWriter, anchor: An
     jr.flush(sync=True)
     try:
         charges = [(c.key, c.region) for c in platform.ledger()]
-        outcomes = ((rec["k"], bool(rec.get("ack"))) for rec in journal_mod.read(jr.path) if rec.get("t") == "s")
-        rec = reconcile(outcomes, charges, workdir=run_dir)
+        rec = reconcile(payment_outcomes(journal_mod.read(jr.path)), charges, workdir=run_dir)
         jr.write(records.PaymentsRecord(rec).to_json())
     except (DrillError, OSError) as exc:
         log.warning("could not reconcile payments", error=str(exc))

@@ -76,9 +76,16 @@ class FaultRunner:
         return Injected(entry, fault, (before + after) / 2, details)
 
     def revert(self, fault: Fault, entry_id: str) -> bool:
-        """False when the ledger holds no open entry of that id (reverted already, by anyone)."""
+        """False when the ledger holds no open entry of that id (reverted already by someone else:
+        the watchdog, `recover`). The journal ends the fault either way, now, so its phase closes."""
         entry = next((e for e in self.ledger.open_entries() if e.id == entry_id), None)
         if entry is None:
+            at = self.clock.now() - self.origin()
+            self.journal.write_now(
+                records.FaultEvent.timed(
+                    "fault_reverted", at, at, dump_fault(fault), entry_id, {"reverted_by": "another process"}
+                ).to_json()
+            )
             return False
         try:
             before, after, _ = self._timed(self.platform.revert, fault, entry.revert)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from failover_drill import obs, watchdog
-from failover_drill.clock import Anchor, MonotonicClock
+from failover_drill.clock import Anchor, Clock, MonotonicClock
 from failover_drill.config.scenario import Scenario
 from failover_drill.config.topology import Topology
 from failover_drill.drill import finish_journal, live_p99, meta_record
@@ -21,7 +21,7 @@ from failover_drill.errors import PlatformError
 from failover_drill.fault_runner import FaultRunner
 from failover_drill.faults.catalogue import resolve
 from failover_drill.faults.ledger import FaultLedger, ledger_path
-from failover_drill.faults.model import Fault, dump_fault
+from failover_drill.faults.model import Fault
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import Platform
 from failover_drill.recovery import revert_open_faults
@@ -50,13 +50,14 @@ class Session:
         runs_dir: Path,
         keep_up: bool = False,
         platform: Platform,
+        clock: Clock | None = None,
     ) -> None:
         self.scenario = scenario
         self.topology = topology
         self.state_dir = state_dir.resolve()
         self.runs_dir = runs_dir
         self.keep_up = keep_up
-        self.clock = MonotonicClock()
+        self.clock = clock or MonotonicClock()
         self.platform = platform
         self.ledger = FaultLedger(ledger_path(self.state_dir))
         self.owned = False
@@ -184,12 +185,8 @@ class Session:
         for entry_id, spec in list(self.active.items()):
             if kind and spec.kind != kind:
                 continue
-            if self.runner is not None and not self.runner.revert(spec, entry_id) and self.jr is not None:
-                # Reverted already by someone else (the watchdog, `recover`): the journal still ends it.
-                at = self.now()
-                self.jr.write_now(
-                    records.FaultEvent.timed("fault_reverted", at, at, dump_fault(spec), entry_id).to_json()
-                )
+            if self.runner is not None:
+                self.runner.revert(spec, entry_id)
             del self.active[entry_id]
             done.append(spec.label())
         return done

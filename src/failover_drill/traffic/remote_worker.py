@@ -73,12 +73,12 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, gen.stop)
     gc_quiet.settle()
-    _line(out, {"t": "ready", "k": k})
+    _line(out, {"t": "ready", "worker": k})
     out.flush()
     try:
         wall = await _wait_for_start(control, args.start_timeout)
         if wall is None:
-            _line(out, {"t": "done", "k": k, "stats": vars(gen.stats), "started": False})
+            _line(out, {"t": "done", "worker": k, "stats": vars(gen.stats), "started": False})
             return 0
         # The origin on this process's monotonic clock: the same instant as `wall` on the drill's.
         origin = time.monotonic() + (wall - time.time())
@@ -99,7 +99,7 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
         flushing.cancel()
         for s in buffered:
             _line(out, s.to_json())
-        _line(out, {"t": "done", "k": k, "stats": vars(stats), "started": True})
+        _line(out, {"t": "done", "worker": k, "stats": vars(stats), "started": True})
     finally:
         out.flush()
         await client.aclose()

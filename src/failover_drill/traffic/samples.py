@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,14 @@ class Sample:
             key=str(d.get("k", "")),
             version=d.get("v"),
         )
+
+
+def payment_outcomes(recs: Iterable[dict[str, Any]]) -> Iterator[tuple[str, bool]]:
+    """(idempotency key, acknowledged) of every sample record among journal records, for the
+    payment reconciliation: the wire names ("k", "ack") stay known to this module alone."""
+    for rec in recs:
+        if rec.get("t") == "s":
+            yield str(rec.get("k", "")), bool(rec.get("ack", False))
 
 
 def classify(status: int, body: str) -> str:

@@ -82,13 +82,13 @@ def payments_duplicated(configuration: dict[str, Any] | None = None) -> int:
 def _reconcile(configuration: dict[str, Any] | None) -> dict[str, Any]:
     from failover_drill.measure.payments import reconcile
     from failover_drill.report import journal
+    from failover_drill.traffic.samples import payment_outcomes
 
     s = _session(configuration)
     assert s.jr is not None
     s.jr.flush()
     charges = [(c.key, c.region) for c in s.platform.ledger()]
-    outcomes = ((r["k"], bool(r.get("ack"))) for r in journal.read(s.jr.path) if r.get("t") == "s")
-    return vars(reconcile(outcomes, charges))
+    return vars(reconcile(payment_outcomes(journal.read(s.jr.path)), charges))
 
 
 def fleet_healthy(configuration: dict[str, Any] | None = None) -> bool:
