@@ -1,1 +1,1 @@
-"""Where the fleet lives: sandbox (local processes), kind (Docker), kube (existing clusters)."""
+"""Where the fleet lives: sandbox (local processes), kwok (real control planes, no Docker), kind (Docker)."""
