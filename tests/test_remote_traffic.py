@@ -48,7 +48,7 @@ def test_a_worker_waits_for_its_start_time_and_streams_its_samples(replica: str,
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
-    assert json.loads(proc.stdout.readline()) == {"t": "ready", "k": 1}
+    assert json.loads(proc.stdout.readline()) == {"t": "ready", "worker": 1}
     time.sleep(0.5)  # nothing is sent before the start file says when
     start = time.time() + 0.3
     (tmp_path / "ctl" / "start").write_text(f"{start:.6f}")
@@ -78,7 +78,7 @@ def test_a_worker_that_is_told_to_stop_before_starting_sends_nothing(replica: st
     (ctl / "stop").write_text("stop")
     records = [json.loads(line) for line in proc.stdout]
     assert proc.wait(timeout=10) == 0
-    assert records == [{"t": "done", "k": 0, "stats": records[0]["stats"], "started": False}]
+    assert records == [{"t": "done", "worker": 0, "stats": records[0]["stats"], "started": False}]
     assert records[0]["stats"]["sent"] == 0
 
 
