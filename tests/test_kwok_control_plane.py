@@ -40,6 +40,7 @@ pytestmark = [
 
 
 REGION = "us-east1"
+EVICTION_S = 37  # not upstream's 300: the pods must show the setting, not the default
 ZONE = "us-east1-b"
 
 
@@ -65,7 +66,8 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def plane(binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    cp = ControlPlane(_spec(tmp_path_factory.mktemp("kwok-cp"), pod_cidr="10.244.0.0/16"), binaries)
+    spec = _spec(tmp_path_factory.mktemp("kwok-cp"), pod_cidr="10.244.0.0/16", pod_eviction_s=EVICTION_S)
+    cp = ControlPlane(spec, binaries)
     started = time.monotonic()
     cp.start()
     print(f"control plane ready in {time.monotonic() - started:.1f} s")
@@ -168,6 +170,11 @@ def test_deployment_runs_on_a_kwok_node(plane: ControlPlane) -> None:
         ),
     )
     assert dep.status.ready_replicas == 3
+    # The topology's pod_eviction_s reached the API server: how long a lost zone's pods stay bound
+    # to their NotReady node before eviction, on every pod (DefaultTolerationSeconds admission).
+    for p in pods:
+        waits = {t.key: t.toleration_seconds for t in p.spec.tolerations or [] if t.effect == "NoExecute"}
+        assert waits == {"node.kubernetes.io/not-ready": EVICTION_S, "node.kubernetes.io/unreachable": EVICTION_S}
 
 
 def test_every_process_is_marked_and_logs_to_its_own_file(plane: ControlPlane) -> None:

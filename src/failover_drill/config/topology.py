@@ -77,6 +77,11 @@ class KwokSettings(Strict):
     # How long kwok's node leases last; they are renewed every quarter of it. Kept well under the
     # grace period, as kubelets' 40 s leases are under upstream's 50 s.
     node_lease_duration_s: int = Field(default=40, ge=1, le=600)
+    # How long a pod stays bound to a NotReady / unreachable node before it is evicted: the
+    # tolerationSeconds the API server's DefaultTolerationSeconds admission adds to every pod
+    # (kube-apiserver --default-not-ready-toleration-seconds / --default-unreachable-toleration-seconds).
+    # Upstream's 300 s means a lost zone's pods are rescheduled only after five minutes.
+    pod_eviction_s: int = Field(default=300, ge=0, le=86400)
 
     @model_validator(mode="after")
     def _lease_under_grace(self) -> Self:

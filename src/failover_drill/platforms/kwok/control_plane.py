@@ -84,6 +84,8 @@ class ControlPlaneSpec:
     # kube-controller-manager's node lifecycle timing; None keeps upstream's defaults.
     node_monitor_grace_period_s: float | None = None
     node_monitor_period_s: float | None = None
+    # tolerationSeconds for not-ready / unreachable nodes added to every pod; None keeps upstream's 300.
+    pod_eviction_s: int | None = None
     # False when the platform plays its nodes itself (one kwok per zone: kwok/platform.py).
     run_kwok: bool = True
     gomaxprocs: int = 1
@@ -542,6 +544,14 @@ class ControlPlane:
                 "--endpoint-reconciler-type=none",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
+                *(
+                    [
+                        f"--default-not-ready-toleration-seconds={s.pod_eviction_s}",
+                        f"--default-unreachable-toleration-seconds={s.pod_eviction_s}",
+                    ]
+                    if s.pod_eviction_s is not None
+                    else []
+                ),
             ],
         )
         ctx = ssl.create_default_context(cafile=str(p.ca.cert))

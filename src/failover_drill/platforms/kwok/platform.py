@@ -275,6 +275,7 @@ class KwokPlatform:
             run_kwok=False,
             node_monitor_grace_period_s=cp["grace_s"],
             node_monitor_period_s=cp["monitor_s"],
+            pod_eviction_s=cp.get("eviction_s"),  # absent in a fleet brought up before the setting
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -356,6 +357,7 @@ class KwokPlatform:
                 "service_cidr": f"10.{96 + i}.0.0/16",
                 "grace_s": topo.kwok.node_monitor_grace_period_s,
                 "monitor_s": topo.kwok.node_monitor_period_s,
+                "eviction_s": topo.kwok.pod_eviction_s,
             }
         return {
             "version": 1,
