@@ -67,8 +67,9 @@ def _options(command: str) -> set[str]:
 
 
 def test_plan_accepts_every_option_that_defines_a_drill() -> None:
-    """Only where the run's files go and whether the fleet stays up are drill's own."""
-    assert _options("drill") - _options("plan") == {"--runs-dir", "--keep-up"}
+    """Only where the run's files go, whether the fleet stays up and where live SLIs are served are
+    drill's own."""
+    assert _options("drill") - _options("plan") == {"--runs-dir", "--keep-up", "--sli-port", "--sli-host"}
 
 
 def test_plan_takes_drills_fault_parameters_rate_and_sets(tmp_path: Path) -> None:

@@ -4,6 +4,11 @@ socket to its in-process front door, which fails payments while a fault is on)."
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +19,10 @@ from failover_drill.config.topology import load_topology
 from failover_drill.drill import Drill
 from failover_drill.faults.model import Fault
 from failover_drill.measure.live_sli import ALL, LiveSli, SliServer, parse_window
+from failover_drill.platforms.ports import allocate
 from failover_drill.traffic.samples import DROPPED, OK, Sample
 
+from .conftest import FAST, ROOT, Fleet, run_cli
 from .memory_platform import MemoryPlatform
 from .test_drill_logic import TOPOLOGY, scenario
 
@@ -103,3 +110,52 @@ def test_a_real_client_reads_metrics_and_analysis_during_a_drill(tmp_path: Path)
     assert missing["requests"] == 0 and missing["success_ratio"] is None and "no payments seen" in missing["note"]
     assert 'failover_drill_burn_rate{region="us-east1",version="stable",window="1m"}' in metrics
     assert 'failover_drill_phase{phase="recovery"} 1.0' in metrics
+
+
+@pytest.mark.slow
+def test_failover_drill_drill_serves_live_slis_while_it_runs(fleet: Fleet, tmp_path: Path) -> None:
+    """Through the CLI on a real sandbox fleet: `--sli-port` serves /analysis and /metrics for as
+    long as the drill runs (what an AnalysisRun's web / prometheus provider reads), then stops."""
+    port = allocate(["sli"])["sli"]
+    cmd = [sys.executable, "-m", "failover_drill.cli", "drill", "--runs-dir", str(tmp_path / "runs"), *FAST,
+           "--fault", "zone-loss", "--region", "us-east1", "--sli-port", str(port)]  # fmt: skip
+    env = {**os.environ, "FAILOVER_DRILL_STATE": str(fleet.state)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    seen: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                got = httpx.get(f"{url}/analysis", params={"region": "us-east1", "window": "30s"}, timeout=2).json()
+            except httpx.HTTPError:
+                time.sleep(0.2)
+                continue
+            if got["requests"] and got["failover"]["phase"] == "fault":
+                seen = got
+                seen["metrics"] = httpx.get(f"{url}/metrics", timeout=2).text
+                break
+            time.sleep(0.2)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (0, 1, 4), out + err
+    assert f"live SLIs: {url}/metrics" in err
+    assert seen, "no analysis with requests was served during the fault phase"
+    assert seen["success_ratio"] is not None and seen["failover"]["faults"], seen
+    assert 'failover_drill_success_ratio{region="us-east1"' in seen["metrics"]
+    with pytest.raises(httpx.ConnectError):  # the endpoint lives exactly as long as the drill
+        httpx.get(f"{url}/healthz", timeout=2)
+
+
+def test_a_taken_sli_port_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = run_cli("drill", "--sli-port", str(port), state=tmp_path / "state", runs=tmp_path / "runs")
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert f"cannot serve live SLIs on 127.0.0.1:{port}" in out.stderr and "--sli-port" in out.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "state" / "sandbox").exists()

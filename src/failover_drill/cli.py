@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -18,8 +19,9 @@ from failover_drill import obs
 from failover_drill.config.scenario import Scenario, build_scenario, load_scenario
 from failover_drill.config.topology import Topology, load_topology
 from failover_drill.drill import Drill, LiveView, resolve_faults
-from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError
+from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError, PortInUse
 from failover_drill.faults.model import Fault
+from failover_drill.measure.live_sli import LiveSli, SliServer
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.registry import PLATFORMS, check_platform, open_platform
 from failover_drill.recovery import recover as run_recover
@@ -207,6 +209,18 @@ def drill(
     state_dir: StateOpt = DEFAULT_STATE,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where runs/<id>/ go")] = Path("runs"),
     keep_up: Annotated[bool, typer.Option("--keep-up", help="leave a fleet the drill started running")] = False,
+    sli_port: Annotated[
+        int | None,
+        typer.Option(
+            "--sli-port",
+            min=0,
+            max=65535,
+            help="serve live SLIs (Prometheus /metrics, JSON /analysis) on this port while the drill runs; 0 picks one",
+        ),
+    ] = None,
+    sli_host: Annotated[
+        str, typer.Option("--sli-host", help="address the SLI endpoint listens on (where analysis runs can reach it)")
+    ] = "127.0.0.1",
 ) -> None:
     """Run a drill: bring up if needed, baseline, inject, observe, revert, recover, verdict."""
     _platform_check(platform)
@@ -251,6 +265,7 @@ def drill(
                 f"ok {ratio}  p99 {p99}  served by {served}"
             )
 
+    sli = LiveSli(slo=sc.slo.ratio) if sli_port is not None else None
     runner = Drill(
         sc,
         topo,
@@ -259,15 +274,31 @@ def drill(
         keep_up=keep_up,
         progress=live_progress if interactive else quiet_progress,
         platform=open_platform(platform, state_dir, topo),
+        sli=sli,
     )
-    if interactive:
-        with Live("", console=err, refresh_per_second=5, transient=True) as lv:
-            live = lv
+    with contextlib.ExitStack() as stack:
+        if sli is not None and sli_port is not None:
+            server = stack.enter_context(_sli_server(sli, sli_host, sli_port))
+            _say(f"live SLIs: {server.url}/metrics and {server.url}/analysis?region={sc.region}&window=1m")
+        if interactive:
+            with Live("", console=err, refresh_per_second=5, transient=True) as lv:
+                live = lv
+                outcome = runner.run()
+        else:
             outcome = runner.run()
-    else:
-        outcome = runner.run()
     _print_scorecard(outcome.result, outcome.run_dir)
     raise typer.Exit(outcome.exit_code)
+
+
+def _sli_server(sli: LiveSli, host: str, port: int) -> SliServer:
+    """Bound before the drill starts, so a taken port fails before any fleet or fault."""
+    try:
+        return SliServer(sli, host=host, port=port)
+    except OSError as exc:
+        raise PortInUse(
+            f"cannot serve live SLIs on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another --sli-port (0 picks a free one) or stop what listens there",
+        ) from None
 
 
 def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
