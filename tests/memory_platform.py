@@ -67,7 +67,8 @@ class MemoryPlatform:
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll: shutdown() waits up to one poll interval (0.5 s by default) in every test.
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
     def down(self, progress: Progress | None = None) -> None:
         if self._server is not None:

@@ -24,10 +24,10 @@ from .schema_check import assert_valid_result
 TOPOLOGY = Path(__file__).resolve().parents[1] / "clusters" / "topology.yaml"
 QUICK = {
     "phases.warmup_s": 0.0,
-    "phases.baseline_s": 0.3,
-    "phases.fault_s": 0.6,
-    "phases.recovery_s": 0.3,
-    "slo.stability_s": 0.2,
+    "phases.baseline_s": 0.2,
+    "phases.fault_s": 0.4,
+    "phases.recovery_s": 0.2,
+    "slo.stability_s": 0.1,
     "traffic.rate_rps": 50,
     "traffic.timeout_s": 0.5,
 }
@@ -51,8 +51,8 @@ def test_a_compound_schedule_injects_and_reverts_in_time_order(tmp_path: Path) -
     platform = MemoryPlatform()
     sc = scenario(
         [
-            {"kind": "link-latency", "target": "eu-west1", "delay_ms": 50, "at_s": 0.0, "duration_s": 0.5},
-            {"kind": "zone-loss", "target": "us-east1-a", "at_s": 0.1, "duration_s": 0.2},
+            {"kind": "link-latency", "target": "eu-west1", "delay_ms": 50, "at_s": 0.0, "duration_s": 0.35},
+            {"kind": "zone-loss", "target": "us-east1-a", "at_s": 0.1, "duration_s": 0.15},
         ]
     )
     outcome = run(tmp_path, sc, platform).run()
