@@ -7,15 +7,22 @@ network namespace); skipped with the reason elsewhere. A build that fails is a f
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
 
+from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.platforms.kwok.netns import can_create
 from tests.conftest import ROOT, processes_under, run_cli
 
@@ -134,3 +141,57 @@ def test_kwok_up_refuses_a_pod_network_another_fleet_holds(tmp_path: Path) -> No
     finally:
         other.delete()
     assert not other.exists()
+
+
+def _stopped_marked(state: Path) -> list[str]:
+    """Processes of fleets under `state` that are stopped (SIGSTOP): what a freeze leaves."""
+    out = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            mine = p.environ().get("FAILOVER_DRILL_FLEET", "").startswith(str(state))
+            if mine and p.status() == psutil.STATUS_STOPPED:
+                out.append(f"{p.pid} {p.environ().get('FAILOVER_DRILL_PROCESS', p.name())}")
+    return out
+
+
+def test_recover_resumes_a_frozen_zone_when_drill_watchdog_and_ledger_are_all_gone(tmp_path: Path) -> None:
+    """A freeze zone-loss on kwok, then the drill and its watchdog SIGKILLed and the fault ledger
+    torn: nothing records the fault, yet the zone's kwok, kubelet agent and pods stay stopped.
+    `recover` must find them on the live fleet and resume them (reality over records)."""
+    state = tmp_path / "state"
+    topo = str(kwok_topology(tmp_path, 6.0))
+    env = {**os.environ, "FAILOVER_DRILL_STATE": str(state)}
+    up = run_cli("up", "--platform", "kwok", "--topology", topo, state=state, timeout=600)
+    assert up.returncode == 0, up.stdout + up.stderr
+    drill = subprocess.Popen(
+        [sys.executable, "-m", "failover_drill.cli", "drill", "--platform", "kwok", "--topology", topo,
+         "--runs-dir", str(tmp_path / "runs"), "--fault", "zone-loss", "--mode", "freeze",
+         "--set", "phases.warmup_s=1", "--set", "phases.baseline_s=2", "--set", "phases.fault_s=120"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        ledger = FaultLedger(ledger_path(state))
+        deadline = time.monotonic() + 120
+        while not any(e.state == "active" for e in ledger.open_entries()):
+            assert drill.poll() is None, drill.communicate()[1]
+            assert time.monotonic() < deadline, "fault never became active"
+            time.sleep(0.2)
+        for line in processes_under(state):
+            if "failover_drill.watchdog" in line:
+                os.kill(int(line.split(":")[0]), signal.SIGKILL)
+        drill.kill()
+        drill.wait()
+        frozen = _stopped_marked(state)
+        assert frozen, "the freeze stopped nothing"
+        ledger_path(state).write_text('[{"id": "torn')  # the ledger torn mid-write
+        out = run_cli("recover", state=state, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "resumed" in out.stdout, out.stdout
+        assert _stopped_marked(state) == [], out.stdout
+    finally:
+        if drill.poll() is None:
+            drill.kill()
+            drill.wait()
+        down = run_cli("down", "--platform", "kwok", state=state, timeout=300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert processes_under(state) == []

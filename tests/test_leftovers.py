@@ -21,7 +21,7 @@ from failover_drill.faults.ledger import FaultLedger
 from failover_drill.faults.model import parse_fault
 from failover_drill.platforms import processes as procs
 from failover_drill.platforms.envoy import admin
-from failover_drill.platforms.sandbox.leftovers import runtime_leftovers
+from failover_drill.platforms.envoy.leftovers import runtime_leftovers
 from failover_drill.recovery import ledger_path
 from tests.conftest import FAST, ROOT, Fleet, assert_healthy, processes_under, run_cli
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 FLEET_ENV = "FAILOVER_DRILL_FLEET"
+PROCESS_ENV = "FAILOVER_DRILL_PROCESS"  # a process's name within its fleet, where the platform sets one
 
 
 @dataclass

@@ -36,13 +36,14 @@ import yaml
 
 from failover_drill import obs
 from failover_drill.errors import PlatformError, PortInUse
+from failover_drill.platforms import processes as _processes
 from failover_drill.platforms.kwok import pki
 from failover_drill.platforms.ports import allocate
 
 log = obs.get(__name__)
 
 FLEET_ENV = "FAILOVER_DRILL_FLEET"
-PROCESS_ENV = "FAILOVER_DRILL_PROCESS"
+PROCESS_ENV = _processes.PROCESS_ENV  # one name for it across the platforms (envoy/leftovers reads it)
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 STATE_FILE = "control-plane.json"
 
