@@ -195,3 +195,31 @@ def test_recover_resumes_a_frozen_zone_when_drill_watchdog_and_ledger_are_all_go
         down = run_cli("down", "--platform", "kwok", state=state, timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr
     assert processes_under(state) == []
+
+
+def test_a_chaos_toolkit_experiment_runs_on_kwok_with_one_setting(tmp_path: Path) -> None:
+    """FAILOVER_DRILL_PLATFORM=kwok is the one change that moves an experiment from the sandbox to
+    real control planes: the chaos CLI brings the kwok fleet up, loses a region, reverts it, finds
+    the steady state again, and takes the fleet down (nothing left running, no namespace)."""
+    state = tmp_path / "state"
+    env = {
+        **os.environ,
+        "FAILOVER_DRILL_PLATFORM": "kwok",
+        "FAILOVER_DRILL_STATE": str(state),
+        "FAILOVER_DRILL_RUNS": str(tmp_path / "runs"),
+    }
+    chaos = Path(sys.executable).with_name("chaos")
+    journal = tmp_path / "journal.json"
+    out = subprocess.run(
+        [str(chaos), "--no-log-file", "run", "--journal-path", str(journal), str(ROOT / "experiments" / "region-loss.json")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    j = json.loads(journal.read_text())
+    assert j["status"] == "completed" and j["deviated"] is False, json.dumps(j["run"], default=str)[:2000]
+    summary = j["failover_drill"]
+    assert summary["platform"] == "kwok" and summary["payments"]["lost"] == 0, summary
+    assert summary["failover"]["recovered"], summary["failover"]
+    assert FaultLedger(ledger_path(state)).open_entries() == []
+    assert processes_under(state) == []
+    assert "fd-" not in subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True).stdout

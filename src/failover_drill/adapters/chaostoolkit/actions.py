@@ -135,6 +135,9 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         return {}
     return {
         "run_dir": result.get("run_id"),
+        # Where it ran: a journal read later must say which fleet its figures describe.
+        "platform": result.get("platform"),
+        "mesh": result.get("mesh"),
         "failover": result["failover"],
         "error_budget": {
             k: result["error_budget"][k]
