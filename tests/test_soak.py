@@ -22,7 +22,7 @@ import pytest
 
 from failover_drill.faults.ledger import FaultLedger
 from failover_drill.platforms.envoy import admin
-from failover_drill.platforms.sandbox.leftovers import runtime_leftovers
+from failover_drill.platforms.envoy.leftovers import runtime_leftovers
 from failover_drill.recovery import ledger_path
 from tests.conftest import FAST, ROOT, Fleet, processes_under, run_cli
 
