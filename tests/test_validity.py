@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,15 +50,41 @@ def test_a_long_lag_tail_alone_is_enough() -> None:
     assert not v.valid and re.search(r"send-lag p99 (39\d|40\d)(\.\d+)? ms", v.reasons[0]), v.reasons
 
 
-HOG = "import time\nend = time.monotonic() + 120\nwhile time.monotonic() < end:\n    pass\n"
+HOG = (
+    "import os, sys, time\n"
+    "os.sched_setaffinity(0, {int(sys.argv[1])})\n"
+    "end = time.monotonic() + 150\n"
+    "while time.monotonic() < end:\n"
+    "    pass\n"
+)
+
+
+@contextlib.contextmanager
+def starved_cpu(hogs_on_drill_cpu: int = 6, hogs_elsewhere: int = 2) -> Iterator[None]:
+    """Busy loops on every CPU, most of them on the CPU this process (and so the drill it starts)
+    is pinned to. Each loop runs in its own session: with the kernel's autogroup scheduling (on
+    here) loops sharing the drill's session would split one group's share among themselves and
+    starve nothing, which is how four unpinned loops once let a drill pass at 500 req/s."""
+    cpus = sorted(os.sched_getaffinity(0))
+    mine = cpus[0]
+    targets = [mine] * hogs_on_drill_cpu + [c for c in cpus[1:] for _ in range(hogs_elsewhere)]
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG, str(c)], cwd=ROOT, start_new_session=True) for c in targets]
+    os.sched_setaffinity(0, {mine})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cpus)
+        for h in hogs:
+            h.kill()
+            h.wait()
 
 
 @pytest.mark.slow
 def test_a_drill_beside_cpu_hogs_is_inconclusive_not_the_meshs_failure(fleet: Fleet, tmp_path: Path) -> None:
-    """Four busy loops on this 2-core machine starve the drill's generator (seen: 69% of requests
-    late at 500 req/s); it must say inconclusive with exit 4, never pass or fail the mesh."""
-    hogs = [subprocess.Popen([sys.executable, "-c", HOG], cwd=ROOT) for _ in range(4)]
-    try:
+    """The drill pinned to one CPU beside six busy loops (its process gets about a seventh of a
+    core, less than its generator spends at 500 req/s) and two loops on every other CPU: its generator falls
+    behind, and it must say inconclusive with exit 4, never pass or fail the mesh."""
+    with starved_cpu():
         out = run_cli(
             "drill",
             "--fault",
@@ -66,11 +95,8 @@ def test_a_drill_beside_cpu_hogs_is_inconclusive_not_the_meshs_failure(fleet: Fl
             state=fleet.state,
             runs=tmp_path / "runs",
             reruns_if_inconclusive=0,
+            timeout=300,
         )
-    finally:
-        for h in hogs:
-            h.kill()
-            h.wait()
     r = json.loads((tmp_path / "runs" / "latest" / "result.json").read_text())
     assert out.returncode == 4, out.stdout + out.stderr
     assert r["verdict"]["inconclusive"] and not r["verdict"]["passed"]
