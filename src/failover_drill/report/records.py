@@ -13,6 +13,7 @@ from_json() reads journals written before these types existed (keys added later 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -167,15 +168,33 @@ class OtherEvent:
 Event = PhaseEvent | EndEvent | FaultEvent | OtherEvent
 
 
+def _phase_event(kind: str, d: dict[str, Any]) -> Event:
+    return PhaseEvent(str(d["name"]), d["at"])
+
+
+def _end_event(kind: str, d: dict[str, Any]) -> Event:
+    return EndEvent(d["at"])
+
+
+def _fault_event(kind: str, d: dict[str, Any]) -> Event:
+    which: Literal["fault_injected", "fault_reverted"] = (
+        "fault_injected" if kind == "fault_injected" else "fault_reverted"
+    )
+    return FaultEvent(which, d["at"], d.get("took_ms", 0.0), d["fault"], str(d.get("entry", "")), d.get("details"))
+
+
+_EVENTS: dict[str, Callable[[str, dict[str, Any]], Event]] = {
+    "phase": _phase_event,
+    "end": _end_event,
+    "fault_injected": _fault_event,
+    "fault_reverted": _fault_event,
+}
+
+
 def event_from_json(d: dict[str, Any]) -> Event:
-    kind = d.get("kind")
-    if kind == "phase":
-        return PhaseEvent(str(d["name"]), d["at"])
-    if kind == "end":
-        return EndEvent(d["at"])
-    if kind in ("fault_injected", "fault_reverted"):
-        return FaultEvent(kind, d["at"], d.get("took_ms", 0.0), d["fault"], str(d.get("entry", "")), d.get("details"))
-    return OtherEvent(str(kind), d.get("at"), d)
+    kind = str(d.get("kind"))
+    read = _EVENTS.get(kind)
+    return read(kind, d) if read is not None else OtherEvent(kind, d.get("at"), d)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,20 +109,28 @@ class Replay:
         self.last_t = last_t
 
     def _fold(self, kind: str, rec: dict[str, Any]) -> None:
-        if kind == "ev":
-            ev = records.event_from_json(rec)
-            self.events.append(ev)
-            if isinstance(ev, records.FaultEvent | records.EndEvent):
-                # Phases are refined by when faults and the drill really started and ended.
-                self.timeline.set_phases(self.phases(planned_only=False))
-        elif kind == "pe":
-            self.platform_events.append(records.PlatformEventRecord.from_json(rec))
-        elif kind == "payments":
-            self.payments = records.PaymentsRecord.from_json(rec)
-        elif kind == "gen":
-            self.generator = records.GenRecord.from_json(rec)
-        elif kind == "cpu":
-            self.cpu.append(records.CpuRecord.from_json(rec))
+        fold = _FOLDS.get(kind)
+        if fold is not None:
+            fold(self, rec)
+
+    def _fold_event(self, rec: dict[str, Any]) -> None:
+        ev = records.event_from_json(rec)
+        self.events.append(ev)
+        if isinstance(ev, records.FaultEvent | records.EndEvent):
+            # Phases are refined by when faults and the drill really started and ended.
+            self.timeline.set_phases(self.phases(planned_only=False))
+
+    def _fold_platform_event(self, rec: dict[str, Any]) -> None:
+        self.platform_events.append(records.PlatformEventRecord.from_json(rec))
+
+    def _fold_payments(self, rec: dict[str, Any]) -> None:
+        self.payments = records.PaymentsRecord.from_json(rec)
+
+    def _fold_generator(self, rec: dict[str, Any]) -> None:
+        self.generator = records.GenRecord.from_json(rec)
+
+    def _fold_cpu(self, rec: dict[str, Any]) -> None:
+        self.cpu.append(records.CpuRecord.from_json(rec))
 
     def cpu_by_phase(self) -> dict[str, dict[str, float | None]]:
         """Mean CPU shares per phase; a record covers the second before its time."""
@@ -164,6 +173,16 @@ class Replay:
             Phase("fault", t0, tr),
             Phase("recovery", tr, end),
         ]
+
+
+# Journal record type -> how Replay folds it; a type this version does not know is skipped.
+_FOLDS: dict[str, Callable[[Replay, dict[str, Any]], None]] = {
+    "ev": Replay._fold_event,
+    "pe": Replay._fold_platform_event,
+    "payments": Replay._fold_payments,
+    "gen": Replay._fold_generator,
+    "cpu": Replay._fold_cpu,
+}
 
 
 def _first_of(recorded: float | None, planned: float) -> float:
