@@ -423,19 +423,24 @@ def history(
         out.print("no runs recorded yet")
         return
     t = Table()
-    for col in ("run", "scenario", "mesh", "TTR s", "budget %", "verdict", "regression"):
+    for col in ("run", "scenario", "fault", "platform", "mesh", "rate", "TTR s", "budget %", "verdict", "regression"):
         t.add_column(col)
     for r in rows:
+        fault = f"{r.fault} ({r.mode})" if r.mode else r.fault
         t.add_row(
             r.run_id,
             r.scenario,
+            fault,
+            r.platform,
             r.mesh,
+            "—" if r.rate_rps is None else f"{r.rate_rps:g}",
             "—" if r.ttr_s is None else f"{r.ttr_s:.2f}",
-            f"{r.budget_pct:.4f}",
+            f"{r.budget_pct:.3g}",
             "pass" if r.passed else "FAIL",
-            r.regression or "",
+            r.regression or (f"not compared: {r.excluded}" if r.excluded else ""),
         )
     out.print(t)
+    out.print("regressions compare a run with earlier runs of the same fault, mode, mesh, platform and rate")
 
 
 @app.command()

@@ -1,4 +1,6 @@
-"""Every run in a SQLite database beside the runs; regressions flagged against the median."""
+"""Every run in a SQLite database beside the runs; regressions flagged against the median of
+earlier runs that are alike (same fault, mode, mesh, platform and rate). Runs that did not finish
+or whose stopwatch was starved are listed but never compared, in either direction."""
 
 from __future__ import annotations
 
@@ -8,13 +10,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
+# PRAGMA user_version: 1 was the first layout (no version set, read as 0); 2 adds what makes two
+# runs comparable (mode, rate) and what excludes one (complete, inconclusive).
+SCHEMA_VERSION = 2
+CREATE = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started_at TEXT, scenario TEXT, platform TEXT, mesh TEXT, fault TEXT,
     target TEXT, ttd_s REAL, ttr_s REAL, failback_s REAL, budget_pct REAL, fault_p99_ms REAL,
-    requests INTEGER, failed INTEGER, passed INTEGER
+    requests INTEGER, failed INTEGER, passed INTEGER,
+    mode TEXT, rate_rps REAL, complete INTEGER, inconclusive INTEGER
 )
 """
+ADDED_IN_2 = (("mode", "TEXT"), ("rate_rps", "REAL"), ("complete", "INTEGER"), ("inconclusive", "INTEGER"))
+COLUMNS = (
+    "run_id, started_at, scenario, platform, mesh, fault, target, ttd_s, ttr_s, failback_s, budget_pct, "
+    "fault_p99_ms, requests, failed, passed, mode, rate_rps, complete, inconclusive"
+)
 REGRESSION_FACTOR = 1.5
 REGRESSION_MIN_S = 1.0
 
@@ -29,6 +40,16 @@ class HistoryRow:
     budget_pct: float
     passed: bool
     regression: str | None = None
+    platform: str = ""
+    fault: str = ""
+    mode: str | None = None
+    rate_rps: float | None = None
+    # Why this run is left out of every comparison (None: it counts).
+    excluded: str | None = None
+
+    def group(self) -> tuple[str, str | None, str, str, float | None]:
+        """Runs are compared only with runs that are alike in all of these."""
+        return (self.fault, self.mode, self.mesh, self.platform, self.rate_rps)
 
 
 class History:
@@ -38,14 +59,25 @@ class History:
     def _db(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=10)
-        db.execute(SCHEMA)
+        with db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            has_runs = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
+            if has_runs and version < 2:
+                present = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+                for name, sql_type in ADDED_IN_2:
+                    if name not in present:
+                        db.execute(f"ALTER TABLE runs ADD COLUMN {name} {sql_type}")
+            db.execute(CREATE)
+            if version != SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return db
 
     def record(self, r: dict[str, Any]) -> None:
         db = self._db()
+        verdict = r["verdict"]
         with db:
             db.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO runs ({COLUMNS}) VALUES ({','.join('?' * 19)})",
                 (
                     r["run_id"],
                     r.get("started_at"),
@@ -61,7 +93,11 @@ class History:
                     r["latency_ms"]["fault"]["p99"],
                     r["traffic"]["requests"],
                     r["traffic"]["failed"],
-                    int(r["verdict"]["passed"]),
+                    int(verdict["passed"]),
+                    r["fault"].get("mode"),
+                    r["traffic"].get("rate_rps"),
+                    int(r.get("complete", True)),
+                    int(bool(verdict.get("inconclusive", False))),
                 ),
             )
         db.close()
@@ -70,7 +106,10 @@ class History:
         if not self.path.exists():
             return []
         db = self._db()
-        q = "SELECT run_id, started_at, scenario, mesh, ttr_s, budget_pct, passed FROM runs"
+        q = (
+            "SELECT run_id, started_at, scenario, platform, mesh, fault, mode, rate_rps, ttr_s, budget_pct, "
+            "passed, complete, inconclusive FROM runs"
+        )
         args: tuple[Any, ...] = ()
         if scenario:
             q += " WHERE scenario = ?"
@@ -78,10 +117,20 @@ class History:
         raw = db.execute(q + " ORDER BY started_at", args).fetchall()
         db.close()
         out: list[HistoryRow] = []
-        earlier: dict[tuple[str, str], list[float]] = {}
-        for run_id, started, sc, mesh, ttr, budget, passed in raw:
-            row = HistoryRow(run_id, started or "", sc, mesh, ttr, budget or 0.0, bool(passed))
-            prev = earlier.setdefault((sc, mesh), [])
+        earlier: dict[tuple[str, str | None, str, str, float | None], list[float]] = {}
+        for run_id, started, sc, platform, mesh, fault, mode, rate, ttr, budget, passed, complete, inconcl in raw:
+            row = HistoryRow(
+                run_id, started or "", sc, mesh, ttr, budget or 0.0, bool(passed),
+                platform=platform or "", fault=fault or "", mode=mode, rate_rps=rate,
+            )  # fmt: skip
+            if complete == 0:
+                row.excluded = "did not finish"
+            elif inconcl:
+                row.excluded = "inconclusive"
+            out.append(row)
+            if row.excluded:
+                continue
+            prev = earlier.setdefault(row.group(), [])
             if prev:
                 med = statistics.median(prev)
                 if ttr is None:
@@ -90,5 +139,4 @@ class History:
                     row.regression = f"TTR {ttr:.2f}s vs median {med:.2f}s"
             if ttr is not None:
                 prev.append(ttr)
-            out.append(row)
         return out[-limit:]
