@@ -54,7 +54,8 @@ class MemoryPlatform:
                 key = self.headers.get("idempotency-key") or ""
                 with platform._lock:
                     platform.charges.append(LedgerCharge(key, platform.region, platform.zone, "r0", key, len(body)))
-                self._answer(200, b'{"status":"charged"}')
+                # As the replica answers: a payment_id is what makes the client count it acknowledged.
+                self._answer(200, b'{"payment_id":"%s","status":"captured"}' % key.encode())
 
             def _answer(self, code: int, body: bytes) -> None:
                 self.send_response(code)

@@ -49,21 +49,63 @@ def _run(path: Path, **changes: Any) -> dict[str, Any]:
     return journal
 
 
-def test_extension_is_discoverable() -> None:
-    d = discover()
-    names = {a["name"] for a in d["activities"]}
-    assert {"inject_fault", "revert_fault", "start_traffic", "success_ratio", "failover_time"} <= names
+def test_chaos_discover_lists_every_activity_with_typed_arguments(tmp_path: Path) -> None:
+    """Through `chaos discover` itself (--no-install: the package is installed in this virtualenv,
+    and discovery would otherwise ask pip to upgrade it from the index)."""
+    chaos = Path(sys.executable).with_name("chaos")
+    out = subprocess.run(
+        [str(chaos), "discover", "--no-install", "--no-system-info", "failover_drill"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    found = json.loads((tmp_path / "discovery.json").read_text())
+    by_name = {a["name"]: a for a in found["activities"]}
+    assert {"inject_fault", "revert_fault", "start_traffic", "success_ratio", "failover_time", "drill_verdict"} <= set(
+        by_name
+    )
+    types = {a["name"]: a.get("type") for a in by_name["inject_fault"]["arguments"]}
+    assert types == {
+        "kind": "string", "target": "string", "source": "string", "mode": "string", "delay_ms": "number",
+        "jitter_pct": "number", "fail_pct": "number", "cert": "string", "ttl_s": "number",
+        "configuration": "mapping",
+    }  # fmt: skip
+    assert by_name["success_ratio"]["return_type"] == "number"
+    assert by_name["payments_lost"]["return_type"] == "integer"
+    assert by_name["revert_fault"]["return_type"] == "list"
+    assert discover()["activities"] == found["activities"]
+
+
+def test_every_experiment_holds_payments_and_the_verdict_in_its_hypothesis() -> None:
+    """Issue 15 point 6: a lost payment sat in the method with no tolerance, and a run that lost
+    ten ended "completed, deviated false"."""
+    for path in EXPERIMENTS:
+        probes = {p["name"]: p for p in load_experiment(str(path))["steady-state-hypothesis"]["probes"]}
+        assert probes["payments-lost"]["tolerance"] == 0, path.name
+        assert probes["payments-duplicated"]["tolerance"] == 0, path.name
+        assert probes["drill-verdict"]["tolerance"] == {"type": "regex", "pattern": "^passed"}, path.name
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
 def test_every_experiment_completes_without_deviation(path: Path, chaos_env: Fleet) -> None:
     journal = _run(path)
     assert journal["status"] == "completed", json.dumps(journal["run"], default=str)[:2000]
-    assert journal["deviated"] is False
+    outputs = {
+        when: [
+            (p["activity"]["name"], p.get("output"))
+            for p in (journal["steady_states"].get(when) or {}).get("probes", [])
+        ]
+        for when in ("before", "after")
+    }
+    assert journal["deviated"] is False, outputs
     by_name = {r["activity"]["name"]: r for r in journal["run"]}
     assert by_name[f"inject-{path.stem}"]["status"] == "succeeded"
     summary = journal["failover_drill"]
     assert summary["traffic"]["requests"] > 0 and summary["payments"]["lost"] == 0
+    # Named after the fault it injects, not the default scenario (history compares alike runs).
+    assert summary["scenario"] == f"{path.stem}-us-east1"
+    after = {p["activity"]["name"]: p for p in journal["steady_states"]["after"]["probes"]}
+    assert after["payments-lost"]["output"] == 0 and after["payments-duplicated"]["output"] == 0
+    assert after["drill-verdict"]["output"] == "passed", after["drill-verdict"]["output"]
     if path.stem in ("region-loss", "partition", "cert-expiry", "zone-loss"):
         # these faults cut the users off for a while: the journal carries the failover time
         assert by_name["failover-time"]["output"] is not None and by_name["failover-time"]["output"] > 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from failover_drill.config.topology import load_topology
 from failover_drill.errors import FaultError
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import parse_fault
+from failover_drill.platforms.base import LedgerCharge
 from failover_drill.recovery import revert_open_faults
 from failover_drill.session import Session
 
@@ -120,3 +122,68 @@ def test_a_fault_reverted_by_another_process_still_ends_in_the_journal(tmp_path:
         result = s.stop()
     assert [v for v, _ in platform.calls if v != "plan"] == ["inject", "revert"]  # reverted once
     assert result is not None and result["fault"]["reverted_at_s"] is not None
+
+
+class SlowLedgerPlatform(MemoryPlatform):
+    """Reading the ledgers takes half a second (as three SQLite ledgers of a busy fleet can),
+    while traffic keeps being acknowledged and the journal keeps being flushed (every 0.2 s)."""
+
+    def ledger(self) -> list[LedgerCharge]:
+        charges = super().ledger()
+        time.sleep(0.5)
+        return charges
+
+
+def test_payments_reconciled_under_traffic_are_never_lost_by_the_read_order(tmp_path: Path) -> None:
+    """Issue 15 point 7: the probe read the ledgers, then the journal, so payments acknowledged in
+    between looked lost (one run reported 10). Read the other way round, none can be."""
+    s = session(tmp_path, SlowLedgerPlatform())
+    try:
+        s.start()
+        wait_window(s, lambda w: w["success_ratio"] == 1.0)
+        for _ in range(3):
+            r = s.payments_now()
+            assert r.acknowledged > 0 and r.lost == 0 and r.duplicated == 0, vars(r)
+    finally:
+        result = s.stop()
+    assert result is not None and result["payments"]["lost"] == 0
+
+
+def _verdicts_around_a_fault(tmp_path: Path) -> list[str]:
+    s = Session(
+        build_scenario(None, overrides={**QUICK, "slo.stability_s": 1.0}),
+        load_topology(TOPOLOGY),
+        state_dir=tmp_path / "state",
+        runs_dir=tmp_path / "runs",
+        platform=MemoryPlatform(),
+    )
+    try:
+        s.start()
+        verdicts = [s.verdict_now()]
+        wait_window(s, lambda w: w["success_ratio"] == 1.0)
+        s.inject(parse_fault({"kind": "region-loss", "target": "us-east1"}))
+        wait_window(s, lambda w: w["success_ratio"] == 0.0)
+        verdicts.append(s.verdict_now())
+        s.revert()
+        verdicts.append(s.verdict_now())  # asked right after the revert
+        return verdicts
+    finally:
+        s.stop()
+
+
+def test_the_verdict_probe_judges_only_once_there_is_something_to_judge(tmp_path: Path) -> None:
+    """Before any fault there is nothing to judge; while the memory front door fails everything,
+    the fault phase fails; asked right after the revert, the probe waits until the recovery is
+    measurable, so failback passes and only the fault phase's failure stands. A verdict the
+    machine made inconclusive (this 2-core machine starved the stopwatch) is run again, at most
+    twice, as a drill is (tests/conftest.py run_cli)."""
+    for attempt in range(3):
+        verdicts = _verdicts_around_a_fault(tmp_path / str(attempt))
+        if not any(v.startswith("inconclusive:") for v in verdicts) or attempt == 2:
+            break
+        warnings.warn(f"verdict rerun {attempt + 1}/2: {verdicts}", stacklevel=1)
+    before, during, after = verdicts
+    assert before == "passed: no fault injected yet"
+    assert during.startswith("failed: the service did not recover while the fault was on"), during
+    assert after.startswith("failed: the service did not recover while the fault was on"), after
+    assert "failback" not in after and "settle" not in after, after

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
+import sys
 import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from failover_drill.fault_runner import FaultRunner
 from failover_drill.faults.catalogue import resolve
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault
+from failover_drill.measure.payments import Reconciliation, reconcile
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import Platform
 from failover_drill.recovery import revert_open_faults
@@ -29,15 +34,36 @@ from failover_drill.report import journal as journal_mod
 from failover_drill.report import records
 from failover_drill.report.result import build_result
 from failover_drill.report.rundir import new_run_dir
+from failover_drill.traffic import gc_quiet
 from failover_drill.traffic.client import PaymentClient
 from failover_drill.traffic.generator import OpenLoopGenerator
-from failover_drill.traffic.samples import Sample
+from failover_drill.traffic.samples import Sample, payment_outcomes
 from failover_drill.traffic.schedule import Schedule
 
 log = obs.get(__name__)
 MAX_SESSION_S = 3600.0
 WARMUP_S = 2.0
 RECENT_S = 60.0
+
+
+# How often a thread holding the GIL hands it over while the session's traffic runs beside it.
+QUICK_SWITCH_S = 0.0005
+
+
+@contextlib.contextmanager
+def _beside_traffic() -> Iterator[None]:
+    """A probe that reads the whole journal runs in the caller's thread beside the traffic thread's
+    event loop, and stopped it for up to 170 ms (a probe made the session inconclusive): with the
+    default 5 ms switch interval the loop waits up to 5 ms for the GIL after every socket call,
+    and the objects the probe builds set off collections that hold the GIL throughout. The GIL is
+    handed over every 0.5 ms and the collector waits until the probe is done."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, QUICK_SWITCH_S))
+    try:
+        with gc_quiet.paused():
+            yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 class Session:
@@ -66,6 +92,7 @@ class Session:
         self.anchor: Anchor | None = None
         self.recent: collections.deque[Sample] = collections.deque()
         self.active: dict[str, Fault] = {}
+        self.injected: list[str] = []  # labels of every fault injected this session, in order
         self.runner: FaultRunner | None = None
         self.ownership = FleetOwnership(self.state_dir)
         self.ownership_held = False
@@ -137,6 +164,8 @@ class Session:
         assert self.anchor is not None and self.jr is not None
 
         async def main() -> None:
+            # As a drill's senders do: setup's objects frozen, collections rarer (gc_quiet).
+            gc_quiet.settle()
             client = PaymentClient.for_traffic(self.platform.entrypoint(), sc.region, sc.traffic)
             self._gen = OpenLoopGenerator(
                 client,
@@ -178,6 +207,7 @@ class Session:
         spec = resolve(fault, self.topology, self.scenario.region)
         done = self.runner.inject(spec)
         self.active[done.entry] = spec
+        self.injected.append(spec.label())
         return {"entry": done.entry, "fault": spec.label(), "injected_at_s": round(done.at_s, 4)}
 
     def revert(self, kind: str | None = None) -> list[str]:
@@ -204,14 +234,54 @@ class Session:
         return {
             "requests": len(xs),
             "success_ratio": sum(s.ok for s in xs) / len(xs),
-            "p99_ms": live_p99([s.lat_ms for s in xs]),
+            # Of successful requests, as in result.json: failures are the success ratio's business.
+            "p99_ms": live_p99(ok) if (ok := [s.lat_ms for s in xs if s.ok]) else None,
         }
+
+    def payments_now(self) -> Reconciliation:
+        """Payments reconciled while traffic still runs. The journal is read before the ledgers:
+        a replica charges a payment before it acknowledges it, so every acknowledgement the
+        journal holds is in ledgers read afterwards. Read the other way round, acknowledgements
+        written in between would look like lost payments (one run reported 10)."""
+        if self.jr is None or self.run_dir is None:
+            raise PlatformError("no drill session is running", hint="start one with the start_traffic action")
+        self.jr.flush()
+        with _beside_traffic():
+            outcomes = list(payment_outcomes(journal_mod.read(self.jr.path)))
+            charges = [(c.key, c.region) for c in self.platform.ledger()]
+            return reconcile(outcomes, charges, workdir=self.run_dir)
+
+    def verdict_now(self) -> str:
+        """The drill's verdict on what has happened so far, as one line that starts with its word:
+        `passed`, `failed: <reasons>` or `inconclusive: <why>`. Before any fault there is nothing to
+        judge. After a revert it first waits until the recovery can have settled (the stability
+        window plus the longest a request can take), so a verdict asked right away is not a fail."""
+        if not self.injected:
+            return "passed: no fault injected yet"
+        r = self.result()
+        reverted = r["fault"]["reverted_at_s"]
+        if reverted is not None and not self.active:
+            t = self.scenario.traffic
+            settled = reverted + self.scenario.slo.stability_s + t.timeout_s * t.retry.attempts + 0.5
+            if self.now() < settled:
+                time.sleep(settled - self.now())
+                r = self.result()
+        v = r["verdict"]
+        if v["inconclusive"]:
+            return str(v["reasons"][0])  # it reads "inconclusive: the load generator fell behind ..."
+        failed = [c for c in v["checks"] if not c["passed"]]
+        if failed:
+            # Reasons name the checks in the order they were judged; the run's other notes (it is
+            # still running, payments reconciled at its end) are not part of this verdict.
+            return "failed: " + "; ".join(v["reasons"][: len(failed)])
+        return "passed"
 
     def result(self) -> dict[str, Any]:
         if self.jr is None or self.run_dir is None:
             raise PlatformError("no drill session is running", hint="start one with the start_traffic action")
         self.jr.flush()
-        return build_result(self.run_dir / "journal.jsonl")
+        with _beside_traffic():
+            return build_result(self.run_dir / "journal.jsonl")
 
     def stop(self) -> dict[str, Any] | None:
         """Stop traffic, revert every fault, reconcile, write reports; idempotent."""

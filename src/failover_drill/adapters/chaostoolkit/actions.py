@@ -1,6 +1,6 @@
-"""Chaos Toolkit actions: the fleet, the traffic, and every fault of the catalogue."""
+"""Chaos Toolkit actions: the fleet, the traffic, and every fault of the catalogue.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: `chaos discover` reads the annotations as objects."""
 
 from typing import Any
 
@@ -135,6 +135,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         return {}
     return {
         "run_dir": result.get("run_id"),
+        "scenario": result.get("scenario"),
         # Where it ran: a journal read later must say which fleet its figures describe.
         "platform": result.get("platform"),
         "mesh": result.get("mesh"),

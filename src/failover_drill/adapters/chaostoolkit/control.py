@@ -28,6 +28,9 @@ def before_experiment_control(
             f"failover-drill: nothing was run, {len(bad)} argument value(s) of this experiment are wrong: "
             + "; ".join(bad)
         )
+    # Named after what it injects, so history never compares a zone loss with a region loss.
+    kinds = validation.injected_kinds(context, configuration, secrets)
+    s.scenario = s.scenario.model_copy(update={"name": sessions.session_name(kinds, s.scenario.region)})
     try:
         s.start()
     except DrillError as exc:

@@ -1,6 +1,6 @@
-"""Chaos Toolkit probes: what users see (success ratio, p99), failover times, budget, payments."""
+"""Chaos Toolkit probes: what users see (success ratio, p99), failover times, budget, payments.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: `chaos discover` reads the annotations as objects."""
 
 import time
 from typing import Any
@@ -11,6 +11,7 @@ from failover_drill.adapters.chaostoolkit import sessions
 from failover_drill.session import Session
 
 __all__ = [
+    "drill_verdict",
     "error_budget_consumed_pct",
     "failover_time",
     "fleet_healthy",
@@ -49,7 +50,8 @@ def success_ratio(window_s: float = 3.0, configuration: dict[str, Any] | None = 
 
 
 def p99_latency_ms(window_s: float = 3.0, configuration: dict[str, Any] | None = None) -> float:
-    """p99 latency over the last window, from each request's scheduled send time."""
+    """p99 latency of the successful requests of the last window, from each one's scheduled send
+    time (infinite when none succeeded: no request was fast enough)."""
     w = _window(configuration, window_s)
     return float(w["p99_ms"] if w["p99_ms"] is not None else float("inf"))
 
@@ -71,24 +73,19 @@ def error_budget_consumed_pct(configuration: dict[str, Any] | None = None) -> fl
 
 def payments_lost(configuration: dict[str, Any] | None = None) -> int:
     """Acknowledged payments missing from every region's ledger (reconciled now)."""
-    return int(_reconcile(configuration)["lost"])
+    return int(_session(configuration).payments_now().lost)
 
 
 def payments_duplicated(configuration: dict[str, Any] | None = None) -> int:
     """Payments charged in more than one region (reconciled now)."""
-    return int(_reconcile(configuration)["duplicated"])
+    return int(_session(configuration).payments_now().duplicated)
 
 
-def _reconcile(configuration: dict[str, Any] | None) -> dict[str, Any]:
-    from failover_drill.measure.payments import reconcile
-    from failover_drill.report import journal
-    from failover_drill.traffic.samples import payment_outcomes
-
-    s = _session(configuration)
-    assert s.jr is not None
-    s.jr.flush()
-    charges = [(c.key, c.region) for c in s.platform.ledger()]
-    return vars(reconcile(payment_outcomes(journal.read(s.jr.path)), charges))
+def drill_verdict(configuration: dict[str, Any] | None = None) -> str:
+    """The drill's verdict so far against the scenario's limits (failover time, failback, error
+    budget, p99): 'passed', 'failed: <reasons>' or 'inconclusive: <why>' (the load generator fell
+    behind: the machine, not the mesh). Before any fault: 'passed: no fault injected yet'."""
+    return _session(configuration).verdict_now()
 
 
 def fleet_healthy(configuration: dict[str, Any] | None = None) -> bool:

@@ -67,6 +67,8 @@ def get(configuration: dict[str, Any] | None, *, create: bool = True) -> Session
             rate=float(_cfg(configuration, "failover_drill_rate", "FAILOVER_DRILL_RATE", 200)),
         )
         topology.region(scenario.region)
+        # Not the default scenario's name (region-loss-...): a session injects what its caller asks.
+        scenario = scenario.model_copy(update={"name": session_name([], scenario.region)})
     except DrillError as exc:
         raise ActivityFailed(str(exc)) from None
     runs = Path(str(_cfg(configuration, "failover_drill_runs_dir", "FAILOVER_DRILL_RUNS", "runs")))
@@ -75,6 +77,12 @@ def get(configuration: dict[str, Any] | None, *, create: bool = True) -> Session
     )
     _SESSIONS[key] = session
     return session
+
+
+def session_name(kinds: list[str], region: str) -> str:
+    """`zone-loss-us-east1` for a session that injects zone loss; `session-us-east1` before it is
+    known what a session will inject."""
+    return "-".join([*kinds, region]) if kinds else f"session-{region}"
 
 
 def drop(configuration: dict[str, Any] | None) -> Session | None:

@@ -113,3 +113,21 @@ def _check(func: Callable[..., Any], arguments: dict[str, Any], topology: Topolo
     elif func.__name__ == "revert_fault" and arguments.get("kind") not in (None, *FAULT_KINDS):
         return [f"argument 'kind' is {echo(arguments['kind'])}: choose one of {', '.join(FAULT_KINDS)}"]
     return []
+
+
+def injected_kinds(experiment: Any, configuration: dict[str, Any] | None, secrets: Any) -> list[str]:
+    """The fault kinds the experiment's method injects, in order, each once: what its session (and
+    so its run in `failover-drill history`) is named after."""
+    method = experiment.get("method") if isinstance(experiment, dict) else None
+    kinds: list[str] = []
+    for activity in method if isinstance(method, list) else []:
+        provider = activity.get("provider") if isinstance(activity, dict) else None
+        if not isinstance(provider, dict) or provider.get("func") != "inject_fault":
+            continue
+        if provider.get("module") != PACKAGE + "actions":
+            continue
+        arguments = substitute(provider.get("arguments") or {}, configuration or {}, secrets or {})
+        kind = arguments.get("kind") if isinstance(arguments, dict) else None
+        if isinstance(kind, str) and kind in FAULT_KINDS and kind not in kinds:
+            kinds.append(kind)
+    return kinds
