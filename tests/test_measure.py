@@ -181,6 +181,24 @@ def test_phase_latency_and_served_by() -> None:
     assert lat["count"] == 2000 and 4.9 <= lat["p50"] <= 5.1
 
 
+def test_latency_percentiles_are_of_successful_requests_failures_apart() -> None:
+    """Issue 15 point 10: instant 503s during an outage pulled the fault phase's p50 to ~2 ms."""
+    tl = Timeline()
+    tl.set_phases([Phase("baseline", 0, 5), Phase("fault", 5, 10), Phase("recovery", 10, 15)])
+    for i in range(1000):
+        t = 5 + i / 200
+        if i % 2:
+            tl.add(Sample(i, t, 1.0, 0.0, 503, "no_healthy_upstream"))  # an instant failure
+        else:
+            tl.add(Sample(i, t, 80.0, 0.0, 200, "ok", region="eu-west1"))  # served, far away
+    tl.seal_all()
+    lat = tl.phase_latency("fault")
+    assert lat["count"] == 500 and lat["p50"] is not None and 79 <= lat["p50"] <= 81
+    assert lat["failed"]["count"] == 500 and lat["failed"]["p99"] is not None and lat["failed"]["p99"] <= 1.1
+    assert all(b.p50 >= 79 for _, b in tl.series(5, 10) if b.count)  # the plot's lines too
+    assert tl.phase_latency("baseline")["failed"] == {"p50": None, "p99": None, "max": None, "count": 0}
+
+
 def test_timeline_memory_is_sealed() -> None:
     tl = Timeline(horizon_s=1.0)
     for i in range(20_000):

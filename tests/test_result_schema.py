@@ -22,7 +22,8 @@ def test_the_shipped_schema_is_the_generated_one() -> None:
 
 
 def minimal_result() -> dict[str, Any]:
-    latency = {"p10": None, "p50": None, "p90": None, "p99": None, "max": None, "count": 0}
+    failed = {"p50": None, "p99": None, "max": None, "count": 0}
+    latency = {"p10": None, "p50": None, "p90": None, "p99": None, "max": None, "count": 0, "failed": failed}
     span = {"start_s": 0.0, "end_s": 1}
     lag = {
         "requests": 0,
@@ -36,8 +37,8 @@ def minimal_result() -> dict[str, Any]:
         "own_cpu_pct": None,
     }
     return {
-        "schema": 2,
-        "schema_version": 2,
+        "schema": 3,
+        "schema_version": 3,
         "run_id": "r",
         "scenario": "s",
         "platform": "sandbox",

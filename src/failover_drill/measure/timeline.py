@@ -81,6 +81,7 @@ class Timeline:
         self.buckets: dict[int, Bucket] = {}
         self.phases: list[Phase] = []
         self.phase_hist: dict[str, HdrHistogram] = {}
+        self.phase_err_hist: dict[str, HdrHistogram] = {}  # latency of failed requests
         self.phase_counts: dict[str, Counter[str]] = {}
         self.phase_lag: dict[str, HdrHistogram] = {}
         self._sealed_upto = -1
@@ -123,13 +124,17 @@ class Timeline:
             sent = s.sched + s.lag_ms / 1000.0
             b.first_err_sent = min(b.first_err_sent, sent)
             b.last_err_sent = max(b.last_err_sent, sent)
-        if b.lat is not None:
+        # Latency is that of successful requests: a failure's time (an instant 503, a 2 s timeout)
+        # says how it failed, not how fast the service was, and mixed in it pulled an outage's p50
+        # down to ~2 ms. Failures get their own histogram.
+        if s.ok and b.lat is not None:
             b.lat.append(s.lat_ms)
         phase = self.phase_of(s.sched)
         if phase is not None:
-            h = self.phase_hist.get(phase)
+            hists = self.phase_hist if s.ok else self.phase_err_hist
+            h = hists.get(phase)
             if h is None:
-                h = self.phase_hist[phase] = new_hist()
+                h = hists[phase] = new_hist()
             h.record_value(max(1, min(HIST_MAX_US, round(s.lat_ms * 1000))))
             lag = self.phase_lag.get(phase)
             if lag is None:
@@ -183,17 +188,10 @@ class Timeline:
         return (max(self.buckets) + 1) * self.bucket_s if self.buckets else 0.0
 
     def phase_latency(self, phase: str) -> dict[str, Any]:
-        h = self.phase_hist.get(phase)
-        if h is None or h.get_total_count() == 0:
-            return {"p10": None, "p50": None, "p90": None, "p99": None, "max": None, "count": 0}
-        return {
-            "p10": round(h.get_value_at_percentile(10) / 1000, 3),
-            "p50": round(h.get_value_at_percentile(50) / 1000, 3),
-            "p90": round(h.get_value_at_percentile(90) / 1000, 3),
-            "p99": round(h.get_value_at_percentile(99) / 1000, 3),
-            "max": round(h.get_max_value() / 1000, 3),
-            "count": h.get_total_count(),
-        }
+        """Percentiles of the phase's successful requests; its failed ones under "failed"."""
+        out = _percentiles(self.phase_hist.get(phase), (10, 50, 90, 99))
+        out["failed"] = _percentiles(self.phase_err_hist.get(phase), (50, 99))
+        return out
 
     def send_lag(self, phase: str) -> dict[str, Any]:
         """How far behind its schedule the generator sent this phase's requests: the stopwatch's own health."""
@@ -217,3 +215,13 @@ class Timeline:
         if not total:
             return {}
         return {k[len(prefix) :]: round(v / total, 4) for k, v in sorted(c.items()) if k.startswith(prefix)}
+
+
+def _percentiles(h: HdrHistogram | None, which: tuple[int, ...]) -> dict[str, Any]:
+    if h is None or h.get_total_count() == 0:
+        return {**{f"p{q}": None for q in which}, "max": None, "count": 0}
+    return {
+        **{f"p{q}": round(h.get_value_at_percentile(q) / 1000, 3) for q in which},
+        "max": round(h.get_max_value() / 1000, 3),
+        "count": h.get_total_count(),
+    }

@@ -6,7 +6,14 @@ import base64
 import html
 from typing import Any
 
-from failover_drill.report.markdown import check_rows, event_rows, latency_rows, scorecard_rows, verdict_word
+from failover_drill.report.markdown import (
+    LATENCY_COLUMNS,
+    check_rows,
+    event_rows,
+    latency_rows,
+    scorecard_rows,
+    verdict_word,
+)
 from failover_drill.report.plot import timeline_png
 from failover_drill.report.result import Replay
 
@@ -33,7 +40,7 @@ def render_html(result: dict[str, Any], replay: Replay) -> str:
 
     checks = check_rows(v)
     checks_html = table(("check", "measured", "limit", ""), list(checks)) if checks else ""
-    latency_html = table(("phase", "p50", "p90", "p99", "max"), list(latency_rows(result)))
+    latency_html = table(LATENCY_COLUMNS, list(latency_rows(result)))
     events = event_rows(result)
     events_html = (
         "<h2>What the platform saw (first 30 events after the fault)</h2>"

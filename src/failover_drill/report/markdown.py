@@ -28,7 +28,7 @@ def scorecard_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     fo, eb, tr, pay = r["failover"], r["error_budget"], r["traffic"], r["payments"]
     rows = [
         ("Fault", fault_label(r["fault"])),
-        ("Time to detect (first user-visible error)", fmt_s(fo["ttd_s"])),
+        ("First user-visible error after the fault (TTD)", fmt_s(fo["ttd_s"])),
         ("Mesh detected (first ejection / health flip)", fmt_s(fo.get("mesh_detected_s"))),
         (
             "Kubernetes: node NotReady / endpoints removed",
@@ -37,8 +37,8 @@ def scorecard_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("Failover time (TTR)", fmt_s(fo["ttr_s"]) + ("" if fo["recovered"] else " — not recovered")),
         ("Traffic shift (>= 99% on survivors)", fmt_s(fo["shift_s"])),
         ("Outage span", fmt_s(fo.get("outage_s"))),
-        ("Failback after revert", fmt_s(fo["failback_s"])),
-        ("Back home after revert", fmt_s(fo.get("return_s"))),
+        ("Success ratio back at the SLO after revert (failback)", fmt_s(fo["failback_s"])),
+        ("Traffic back on the fault's target after revert", fmt_s(fo.get("return_s"))),
         (
             "Requests / failed",
             f"{tr['requests']} / {tr['failed']} (raw attempt failures {tr['raw_failures']})",
@@ -114,13 +114,19 @@ def verdict_word(v: dict[str, Any]) -> str:
     return "INCONCLUSIVE" if v.get("inconclusive") else "FAILED"
 
 
-def latency_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    """(phase, p50, p90, p99, max) in ms."""
+LATENCY_COLUMNS = ("phase", "p50", "p90", "p99", "max", "failed", "failed p99")
+
+
+def latency_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
+    """(phase, p50, p90, p99, max of successful requests, failed requests, their p99) in ms."""
     rows = []
     for p in ("baseline", "fault", "recovery"):
         lat = r["latency_ms"][p]
-        rows.append((p, *(str(lat[k]) for k in ("p50", "p90", "p99", "max"))))
-    return rows  # type: ignore[return-value]
+        failed = lat["failed"]
+        rows.append(
+            (p, *(fmt_ms(lat[k]) for k in ("p50", "p90", "p99", "max")), str(failed["count"]), fmt_ms(failed["p99"]))
+        )
+    return rows
 
 
 def event_rows(r: dict[str, Any], limit: int = 30) -> list[tuple[str, str, str, str]]:
@@ -159,10 +165,10 @@ def render_markdown(r: dict[str, Any]) -> str:
         lines += [f"| {k} | {n} |" for k, n in r["traffic"]["errors"].items()]
     lines += [
         "",
-        "## Latency by phase (ms, from scheduled send time)",
+        "## Latency by phase (successful requests, from scheduled send time; failed ones apart)",
         "",
-        "| phase | p50 | p90 | p99 | max |",
-        "|---|---|---|---|---|",
+        f"| {' | '.join(LATENCY_COLUMNS)} |",
+        "|" + "---|" * len(LATENCY_COLUMNS),
     ]
     lines += [f"| {' | '.join(row)} |" for row in latency_rows(r)]
     events = event_rows(r)

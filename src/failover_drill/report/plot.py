@@ -74,7 +74,9 @@ def timeline_png(result: dict[str, Any], replay: Replay) -> bytes:
     ax1.annotate(label, (t0, 101), xytext=(4, -12), textcoords="offset points", color="#d62728", fontsize=9)
     if tr is not None:
         ax1.annotate("revert", (tr, 101), xytext=(4, -12), textcoords="offset points", color="#2ca02c", fontsize=9)
-    marks = [("TTD", fo["ttd_s"], t0), ("TTR", fo["ttr_s"], t0), ("failback", fo["failback_s"], tr)]
+    # The return home is what people look for after a revert; failback (the success ratio back at
+    # the SLO) is often 0 s when other regions were serving, and sits in the scorecard.
+    marks = [("first error", fo["ttd_s"], t0), ("TTR", fo["ttr_s"], t0), ("back home", fo.get("return_s"), tr)]
     for i, (name, v, base) in enumerate(marks):
         if v is not None and base is not None:
             ax1.axvline(base + v, color="black", ls="--", lw=0.8)

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-SCHEMA_VERSION: Literal[2] = 2
+SCHEMA_VERSION: Literal[3] = 3
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 
 # A measured figure exactly as computed: an int stays an int in the JSON (pydantic would make 5
@@ -133,15 +133,26 @@ class ErrorBudget(_Model):
     minutes_to_exhaust_at_peak: Number | None
 
 
+class FailedLatency(_Model):
+    """How long the phase's failed requests took to fail (an instant 503, a timeout), in ms."""
+
+    p50: Number | None
+    p99: Number | None
+    max: Number | None
+    count: int
+
+
 class Latency(_Model):
-    """Milliseconds from the scheduled send; None when the phase had no completed request."""
+    """Milliseconds from the scheduled send, of the phase's successful requests (None when it had
+    none); failed requests are counted apart, under `failed`."""
 
     p10: Number | None
     p50: Number | None
     p90: Number | None
     p99: Number | None
     max: Number | None
-    count: int
+    count: int = Field(description="successful requests of the phase")
+    failed: FailedLatency
 
 
 class PhaseLatency(_Model):
@@ -245,9 +256,11 @@ class Result(_Model):
 
     model_config = ConfigDict(title="failover-drill result.json")
 
-    schema_: Literal[2] = Field(2, alias="schema", description="the same as schema_version, kept for older readers")
-    schema_version: Literal[2] = Field(
-        SCHEMA_VERSION, description="2: adds `measurement` (the stopwatch's own health) and verdict.inconclusive"
+    schema_: Literal[3] = Field(3, alias="schema", description="the same as schema_version, kept for older readers")
+    schema_version: Literal[3] = Field(
+        SCHEMA_VERSION,
+        description="2: adds `measurement` (the stopwatch's own health) and verdict.inconclusive; "
+        "3: latency_ms percentiles are of successful requests, failed ones under latency_ms.<phase>.failed",
     )
     run_id: str
     scenario: str
