@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from failover_drill.faults.model import FAULT_KINDS
 from tests.conftest import ROOT
 
 ENTRY = Path(sys.executable).parent / "failover-drill"
@@ -90,3 +91,17 @@ def test_only_platforms_that_exist_are_offered(command: str, tmp_path: Path) -> 
     assert "sandbox|kwok|kind" in helptext and "kube " not in helptext
     out = cli(command, "--platform", "kube", state=tmp_path / "state")
     assert out.returncode == 2 and "'kube' is not one of 'sandbox', 'kwok', 'kind'" in out.stderr
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_every_fault_kind_plans_with_no_other_argument(kind: str, tmp_path: Path) -> None:
+    """`make drill FAULT=<kind>` passes nothing but the fault: each kind has defaults that make a
+    drill (link-latency needed --delay-ms once). The plan names what the verdict will judge; a
+    blackout (the stopwatch's calibration, nothing can recover while it is on) is not asked for
+    a failover time, so its own verdict no longer fails by design."""
+    out = cli("plan", "--fault", kind, state=tmp_path / "state")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"inject {kind}" in out.stdout
+    limits = next(line for line in out.stdout.splitlines() if line.startswith("verdict limits:"))
+    assert ("failover time" in limits) is (kind != "blackout"), limits
+    assert "payments lost <= 0" in limits

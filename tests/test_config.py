@@ -99,3 +99,21 @@ def test_manifest_without_readiness_probe_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="no readinessProbe"):
         load_policy(tmp_path, "istio")
+
+
+def test_a_topology_copied_elsewhere_still_finds_the_manifests(tmp_path: Path) -> None:
+    """Issue 15 point 15: a copy of clusters/topology.yaml outside the checkout failed to load."""
+    copy = tmp_path / "my-topology.yaml"
+    copy.write_text(TOPOLOGY.read_text())
+    topo = load_topology(copy)
+    assert topo.manifests_dir() == MANIFESTS.resolve()
+    (tmp_path / "manifests" / "payment-gateway" / "base").mkdir(parents=True)  # a folder of its own wins
+    assert load_topology(copy).manifests_dir() == (tmp_path / "manifests" / "payment-gateway").resolve()
+
+
+def test_manifests_found_nowhere_are_named_with_the_way_out(tmp_path: Path) -> None:
+    copy = tmp_path / "my-topology.yaml"
+    copy.write_text(TOPOLOGY.read_text().replace("manifests: manifests/payment-gateway", "manifests: nowhere/pg"))
+    with pytest.raises(ConfigError) as e:
+        load_topology(copy)
+    assert e.value.field == "manifests" and "relative to the topology file" in (e.value.hint or "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,21 @@ def test_ctrl_c_during_the_fault_reverts_it_and_says_interrupted(tmp_path: Path)
     result = json.loads((run_dir / "result.json").read_text())
     assert result["complete"] is False  # partial results are written, and say they are partial
     assert_valid_result(result)  # a partial result keeps the contract too
+
+
+def test_the_live_line_names_the_fault_phase_as_soon_as_the_fault_is_injected(tmp_path: Path) -> None:
+    """Issue 15 point 15: the live phase line lagged the injection by a ticker period (~0.2 s)."""
+    seen: list[tuple[float, str, str]] = []
+    drill = Drill(
+        scenario([{"kind": "zone-loss", "target": "us-east1-a"}]),
+        load_topology(TOPOLOGY),
+        state_dir=tmp_path / "state",
+        runs_dir=tmp_path / "runs",
+        platform=MemoryPlatform(),
+        progress=lambda view: seen.append((time.monotonic(), view.phase, view.message)),
+    )
+    drill.run()
+    said = next(i for i, (_, _, msg) in enumerate(seen) if msg.startswith("injected"))
+    t_said = seen[said][0]
+    t_fault = next(t for t, phase, _ in seen[said:] if phase == "fault")
+    assert t_fault - t_said < 0.05, seen[said : said + 3]

@@ -400,6 +400,21 @@ def plan(
             highlight=False,
             soft_wrap=True,
         )
+    lim = sc.limits
+    judged = [
+        (lim.rto_s, "failover time <= {:g} s"),
+        (lim.failback_s, "failback <= {:g} s"),
+        (lim.max_budget_pct, "error budget <= {:g}%"),
+        (lim.max_p99_ms, "p99 during the fault <= {:g} ms"),
+        (lim.max_lost, "payments lost <= {:g}"),
+        (lim.max_duplicated, "payments charged twice <= {:g}"),
+    ]
+    out.print(
+        "verdict limits: " + (", ".join(text.format(v) for v, text in judged if v is not None) or "none"),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()

@@ -461,9 +461,13 @@ class Drill:
                 loop.remove_signal_handler(sig)
 
     def _phase(self, phase: str, faults: list[str]) -> None:
+        changed = phase != self.view.phase
         self.view.phase = phase
         if self.sli is not None:
             self.sli.set_failover(phase, faults)
+        if changed:
+            # At once, not at the next 0.2 s tick: the live line named the old phase after an inject.
+            self.progress(self.view)
 
     async def _until(self, when: float) -> None:
         delay = when - self.clock.now()

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from failover_drill.config.yamlio import load_one, validate
 from failover_drill.errors import ConfigError
-from failover_drill.faults.model import Fault, FaultField, RegionLoss, explain
+from failover_drill.faults.model import KIND_MODELS, Fault, FaultField, RegionLoss, explain
 
 
 class Strict(BaseModel):
@@ -151,6 +151,12 @@ def build_scenario(
             ) from None
     if base is None or fault:
         data["name"] = "-".join(fe["kind"] for fe in data["faults"]) + f"-{data['region']}"
+    if fault and "limits.rto_s" not in (overrides or {}):
+        models = [KIND_MODELS.get(fe.get("kind", "")) for fe in data["faults"]]
+        if models and all(m is not None and not m.recovers_while_on for m in models):
+            # A blackout is the stopwatch's calibration: nothing can recover while it is on, so
+            # its verdict does not ask for a failover time (the old default failed every one).
+            data["limits"]["rto_s"] = None
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:

@@ -176,9 +176,15 @@ class Topology(Strict):
         return [z for r in self.regions for z in r.zone_names()]
 
     def manifests_dir(self) -> Path:
+        """`manifests:` resolved against the topology file's own folder; a topology copied out of
+        the checkout (whose manifests did not come along) falls back to the shipped manifests."""
         if self.manifests.is_absolute() or self.source is None:
             return self.manifests
-        return (self.source.parent / self.manifests).resolve()
+        beside = (self.source.parent / self.manifests).resolve()
+        if beside.exists():
+            return beside
+        shipped = (default_topology_path().parent / self.manifests).resolve()
+        return shipped if shipped.exists() else beside
 
 
 def default_topology_path() -> Path:
@@ -204,6 +210,7 @@ def load_topology(path: Path | None = None, *, mesh: str | None = None) -> Topol
             source=str(path),
             field="manifests",
             line=lines.get(("manifests",)),
-            hint="point 'manifests' at the folder holding the payment-gateway manifests",
+            hint="'manifests' is read relative to the topology file's folder (then this checkout's "
+            "clusters/): copy the payment-gateway manifests there, or give an absolute path",
         )
     return topo

@@ -33,6 +33,10 @@ class Places(Protocol):
 class _Fault(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # False for a fault that leaves no way to recover while it is on (a blackout): its drill's
+    # default limits do not ask for a failover time.
+    recovers_while_on: ClassVar[bool] = True
+
     kind: str
     # Offsets inside the fault phase; None means "until the phase ends".
     at_s: float = Field(default=0.0, ge=0)
@@ -231,6 +235,7 @@ class CertExpiry(_Fault):
 class Blackout(_Fault):
     """Every region aborts at the front door for an exact time: the stopwatch's calibration."""
 
+    recovers_while_on: ClassVar[bool] = False
     kind: Literal["blackout"] = "blackout"
 
 
