@@ -33,10 +33,12 @@ def test_the_scorecard_is_plain_key_value_lines_when_stdout_is_not_a_terminal(tm
     assert lines and all(": " in line and not line.startswith(" ") for line in lines), out.stdout
     keys = [line.split(": ", 1)[0] for line in lines]
     # long labels and values stay on one line: no wrapping at 80 columns, no table padding
-    assert "Payments acknowledged / lost / charged twice / charged unacknowledged" in keys
+    assert "Payments acknowledged / lost / charged twice / charged unacknowledged (whole run)" in keys
     assert any(line.startswith("report: ") and line.endswith("report.html") for line in lines)
     assert "verdict: PASSED" in lines
     assert not any(line != line.rstrip() for line in lines)
+    # a label never holds the ': ' that separates it from its value (one did: 'Kubernetes: node ...')
+    assert "Kubernetes node NotReady / endpoints removed" in keys
 
 
 def test_logs_are_json_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from failover_drill.report.result_model import SCHEMA_PATH, SCHEMA_VERSION, Result, schema_text
+from tests.conftest import ROOT
 
 from .schema_check import assert_valid_result, shipped_schema
 
@@ -152,3 +153,15 @@ def test_a_missing_key_is_rejected() -> None:
     del r["payments"]["lost"]
     with pytest.raises(jsonschema.ValidationError, match="'lost' is a required property"):
         assert_valid_result(r)
+
+
+def test_every_failover_figure_is_defined_in_the_repositorys_own_docs() -> None:
+    """Issue 15 point 14: users do not have DESIGN.md; docs/metrics.md defines what result.json
+    reports, and the README and every report.md point there."""
+    from failover_drill.report.result_model import FailoverFigures
+
+    docs = (ROOT / "docs" / "metrics.md").read_text()
+    timed = [name for name in FailoverFigures.model_fields if name.endswith("_s")]
+    assert timed and [n for n in timed if f"`{n}`" not in docs] == []
+    assert "docs/metrics.md" in (ROOT / "README.md").read_text()
+    assert "DESIGN.md" not in (ROOT / "README.md").read_text()

@@ -31,7 +31,7 @@ def scorecard_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("First user-visible error after the fault (TTD)", fmt_s(fo["ttd_s"])),
         ("Mesh detected (first ejection / health flip)", fmt_s(fo.get("mesh_detected_s"))),
         (
-            "Kubernetes: node NotReady / endpoints removed",
+            "Kubernetes node NotReady / endpoints removed",
             f"{fmt_s(fo.get('node_not_ready_s'))} / {fmt_s(fo.get('endpoints_removed_s'))}",
         ),
         ("Failover time (TTR)", fmt_s(fo["ttr_s"]) + ("" if fo["recovered"] else " — not recovered")),
@@ -40,12 +40,12 @@ def scorecard_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("Success ratio back at the SLO after revert (failback)", fmt_s(fo["failback_s"])),
         ("Traffic back on the fault's target after revert", fmt_s(fo.get("return_s"))),
         (
-            "Requests / failed",
+            "Requests / failed (baseline to end)",
             f"{tr['requests']} / {tr['failed']} (raw attempt failures {tr['raw_failures']})",
         ),
         (
             "Error budget consumed",
-            f"{eb['budget_consumed_pct']:.4f}% of {eb['period_days']:g} d at {eb['slo']}%",
+            f"{eb['budget_consumed_pct']:.3g}% of {eb['period_days']:g} d at an SLO of {eb['slo']:g}%",
         ),
         (
             "Peak burn rate (1 min / 5 min / 1 h)",
@@ -63,7 +63,8 @@ def scorecard_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     if pay.get("reconciled"):
         rows.append(
             (
-                "Payments acknowledged / lost / charged twice / charged unacknowledged",
+                # Every payment the run sent, warm-up included: a charge in the warm-up is real.
+                "Payments acknowledged / lost / charged twice / charged unacknowledged (whole run)",
                 f"{pay['acknowledged']} / {pay['lost']} / {pay['duplicated']} / {pay['charged_unacknowledged']}",
             )
         )
@@ -84,7 +85,7 @@ def _amount(value: Any, unit: str) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
-        text = f"{value:.4f}" if unit.startswith("%") else f"{value:.2f}"
+        text = f"{value:.3g}" if unit.startswith("%") else f"{value:.2f}"
         text = text.rstrip("0").rstrip(".") if "." in text else text
     else:
         text = str(value)
