@@ -45,6 +45,16 @@ def test_status_from_another_process(fleet: Fleet) -> None:
     kinds = [c["kind"] for c in st["components"]]
     assert kinds.count("replica") == 18 and kinds.count("gateway") == 3 and kinds.count("frontdoor") == 1
     assert all(c["state"] == "running" for c in st["components"])
+    # Issue 15 point 4: the app port and the admin port apart, and each Envoy's Prometheus stats.
+    envoys = [c for c in st["components"] if c["kind"] in ("gateway", "frontdoor")]
+    assert all(c["admin_port"] and c["admin_port"] != c["port"] for c in envoys)
+    assert all(c["admin_port"] is None and c["metrics"] is None for c in st["components"] if c not in envoys)
+    for c in envoys:
+        with urllib.request.urlopen(c["metrics"], timeout=5) as r:
+            assert "envoy_cluster_upstream_rq" in r.read().decode(), c["name"]
+    table = run_cli("status", state=fleet.state, env={"COLUMNS": "200"})
+    assert "admin port" in table.stdout and "Envoy Prometheus stats:" in table.stdout
+    assert envoys[0]["metrics"] in table.stdout
 
 
 def test_internal_fault_endpoint_is_not_routed_from_outside(fleet: Fleet) -> None:

@@ -107,7 +107,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
     platform: PlatformOpt = "sandbox",
 ) -> None:
-    """Show the fleet: every process (or node), its state and port."""
+    """Show the fleet: every process (or node), its state, app port and Envoy admin port."""
     _platform_check(platform)
     st = open_platform(platform, state_dir).status()
     if as_json:
@@ -119,11 +119,17 @@ def status(
         out.print(f"{platform} fleet is down")
         return
     t = Table(title=f"{platform} — mesh {st.mesh} — front door {st.entrypoint}")
-    for col in ("name", "kind", "region", "zone", "pid", "port", "state"):
+    keys = ("name", "kind", "region", "zone", "pid", "port", "admin_port", "state")
+    for col in ("name", "kind", "region", "zone", "pid", "app port", "admin port", "state"):
         t.add_column(col)
     for c in st.components:
-        t.add_row(*(str(c.get(k) or "") for k in ("name", "kind", "region", "zone", "pid", "port", "state")))
+        t.add_row(*(str(c.get(k) or "") for k in keys))
     out.print(t)
+    metrics = [(c["name"], c["metrics"]) for c in st.components if c.get("metrics")]
+    if metrics:
+        out.print("Envoy Prometheus stats:", markup=False, highlight=False)
+        for name, url in metrics:
+            out.print(f"  {name}: {url}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _parse_sets(values: list[str]) -> dict[str, Any]:

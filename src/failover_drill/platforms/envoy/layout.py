@@ -8,6 +8,7 @@ from typing import Any
 
 from failover_drill.config.topology import Topology
 from failover_drill.platforms.ports import allocate
+from failover_drill.platforms.processes import ProcSpec
 
 FRONT_DOOR = "front-door"
 
@@ -82,6 +83,34 @@ class Layout:
 
     def frontdoor_url(self) -> str:
         return f"http://127.0.0.1:{self.frontdoor_port}"
+
+    def admin_port(self, kind: str, region: str | None) -> int | None:
+        """The Envoy admin port of a front door or gateway process (None for anything else)."""
+        if kind == "frontdoor":
+            return self.frontdoor_admin_port
+        if kind == "gateway" and region in self.gateways:
+            return self.gateways[region].admin_port
+        return None
+
+    def status_row(self, spec: ProcSpec, state: str) -> dict[str, Any]:
+        """One process as `failover-drill status` shows it: its app port, and for an Envoy its
+        admin port and the Prometheus stats endpoint that admin port serves."""
+        admin = self.admin_port(spec.kind, spec.region)
+        # An Envoy's spec watches its admin port for readiness; the port it serves is another.
+        port = self.frontdoor_port if spec.kind == "frontdoor" else spec.port
+        if spec.kind == "gateway" and spec.region in self.gateways:
+            port = self.gateways[spec.region].ingress_port
+        return {
+            "name": spec.name,
+            "kind": spec.kind,
+            "region": spec.region,
+            "zone": spec.zone,
+            "pid": spec.pid,
+            "port": port,
+            "admin_port": admin,
+            "metrics": f"http://127.0.0.1:{admin}/stats/prometheus" if admin else None,
+            "state": state,
+        }
 
     def port_owner(self, port: int, host: str = "127.0.0.1") -> tuple[str, str | None, str | None]:
         """(component, region, zone) listening on host:port, for naming hosts in Envoy's event logs."""

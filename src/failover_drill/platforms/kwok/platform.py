@@ -729,17 +729,7 @@ class KwokPlatform:
         comps = []
         for s in self._specs(data):
             state = "frozen" if procs.frozen(s) else ("running" if procs.alive(s) else "stopped")
-            comps.append(
-                {
-                    "name": s.name,
-                    "kind": s.kind,
-                    "region": s.region,
-                    "zone": s.zone,
-                    "pid": s.pid,
-                    "port": s.port,
-                    "state": state,
-                }
-            )
+            comps.append(layout.status_row(s, state))
         for region in data["control_planes"]:
             cp = ControlPlane.load(self.cp_spec(region, data))
             for component, alive in cp.alive().items():
@@ -751,6 +741,8 @@ class KwokPlatform:
                         "zone": None,
                         "pid": cp.process(component).pid,
                         "port": None,
+                        "admin_port": None,
+                        "metrics": None,
                         "state": "running" if alive else "stopped",
                     }
                 )

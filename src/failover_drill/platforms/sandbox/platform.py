@@ -347,17 +347,7 @@ class SandboxPlatform:
         comps = []
         for s in self._specs(data):
             state = "frozen" if procs.frozen(s) else ("running" if procs.alive(s) else "stopped")
-            comps.append(
-                {
-                    "name": s.name,
-                    "kind": s.kind,
-                    "region": s.region,
-                    "zone": s.zone,
-                    "pid": s.pid,
-                    "port": s.port,
-                    "state": state,
-                }
-            )
+            comps.append(layout.status_row(s, state))
         return FleetStatus(
             up=any(c["state"] != "stopped" for c in comps),
             platform="sandbox",
