@@ -31,21 +31,31 @@ def runtime_modify(admin_port: int, values: dict[str, Any], timeout: float = 2.0
 
 
 def cluster_hosts(admin_port: int, timeout: float = 2.0) -> dict[str, dict[str, str]]:
-    """cluster -> host -> health_flags, from the admin /clusters text output."""
-    _, text = request(f"http://127.0.0.1:{admin_port}/clusters", timeout=timeout)
+    """cluster -> "host:port" -> "healthy", or the host's failure flags joined with "/" (e.g.
+    "failed_outlier_check/eds_unhealthy"), from Envoy's JSON /clusters output."""
+    _, text = request(f"http://127.0.0.1:{admin_port}/clusters?format=json", timeout=timeout)
     out: dict[str, dict[str, str]] = {}
-    for line in text.splitlines():
-        parts = line.split("::")
-        if len(parts) >= 4 and parts[2] == "health_flags":
-            out.setdefault(parts[0], {})[parts[1]] = parts[3]
+    for cluster in json.loads(text or "{}").get("cluster_statuses", []):
+        hosts = out.setdefault(cluster["name"], {})
+        for host in cluster.get("host_statuses", []):
+            sock = host.get("address", {}).get("socket_address", {})
+            hosts[f"{sock.get('address')}:{sock.get('port_value')}"] = _health_flags(host.get("health_status", {}))
     return out
+
+
+def _health_flags(health: dict[str, Any]) -> str:
+    # Envoy treats an EDS status of UNKNOWN (or none) as healthy, as its text output does.
+    flags = sorted(k for k, v in health.items() if v is True)
+    eds = health.get("eds_health_status")
+    if eds not in (None, "HEALTHY", "UNKNOWN"):
+        flags.append(f"eds_{str(eds).lower()}")
+    return "/".join(flags) or "healthy"
 
 
 def stats(admin_port: int, filter_re: str, timeout: float = 2.0) -> dict[str, int]:
-    _, text = request(f"http://127.0.0.1:{admin_port}/stats?filter={urllib.parse.quote(filter_re)}", timeout=timeout)
-    out = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(": ")
-        if value.strip().lstrip("-").isdigit():
-            out[name] = int(value)
-    return out
+    """Counter and gauge values whose names match filter_re, from Envoy's JSON /stats output."""
+    query = urllib.parse.urlencode({"format": "json", "filter": filter_re})
+    _, text = request(f"http://127.0.0.1:{admin_port}/stats?{query}", timeout=timeout)
+    return {
+        s["name"]: int(s["value"]) for s in json.loads(text or "{}").get("stats", []) if isinstance(s.get("value"), int)
+    }
