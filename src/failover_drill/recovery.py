@@ -5,10 +5,11 @@ Used by the drill's own finally, by the lease watchdog after a crash, and by `fa
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from failover_drill import obs
 from failover_drill.errors import DrillError
@@ -20,18 +21,14 @@ log = obs.get(__name__)
 
 
 def pid_alive(pid: int | None) -> bool:
+    """A process with this pid runs (a zombie does not; one we may not inspect is taken to)."""
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] not in "ZX"
-    except OSError:
+    except psutil.AccessDenied:
         return True
 
 

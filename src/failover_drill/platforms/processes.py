@@ -35,7 +35,11 @@ class ProcSpec:
 
 
 def start_ticks(pid: int) -> int | None:
-    """Kernel start time of pid (guards against pid reuse), None if gone or a zombie."""
+    """Kernel start time of pid (guards against pid reuse), None if gone or a zombie.
+
+    Read from /proc by hand, not with psutil: fleet files persist this exact tick count as the
+    process's identity, and psutil only offers create_time(), a float derived from it and the
+    boot time; comparing floats across processes would turn pid-reuse checks into rounding."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
