@@ -35,6 +35,21 @@ FAST = [
     "slo.stability_s=2",
 ]
 
+# A region loss that passes on a quiet machine (tests/test_drill.py runs it); tests/test_validity.py
+# runs the very same drill beside CPU hogs, where it must come out inconclusive instead.
+REGION_LOSS_DRILL = [
+    "drill",
+    "--region",
+    "us-east1",
+    "--fault",
+    "region-loss",
+    *FAST,
+    "--set",
+    "phases.fault_s=10",
+    "--set",
+    "phases.recovery_s=10",
+]
+
 
 def processes_under(path: Path) -> list[str]:
     """Command lines of live processes that mention path (our state dir): leftovers."""

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,28 @@ def _run(path: Path, **changes: Any) -> dict[str, Any]:
     return journal
 
 
+def _inconclusive(journal: dict[str, Any]) -> str | None:
+    after = (journal.get("steady_states") or {}).get("after") or {}
+    for probe in after.get("probes", []):
+        out = probe.get("output")
+        if probe["activity"]["name"] == "drill-verdict" and isinstance(out, str) and out.startswith("inconclusive"):
+            return out
+    return None
+
+
+def _run_conclusive(path: Path, reruns: int = 2) -> dict[str, Any]:
+    """An experiment whose verdict came out inconclusive (this shared 2-core machine starved the
+    stopwatch, and the verdict said so, deviating the run) is run again, at most twice, as a
+    drill is (tests/conftest.py run_cli); each rerun is a visible pytest warning."""
+    for attempt in range(reruns + 1):
+        journal = _run(path)
+        why = _inconclusive(journal)
+        if why is None or attempt == reruns:
+            return journal
+        warnings.warn(f"experiment rerun {attempt + 1}/{reruns}: {why[:300]}", stacklevel=2)
+    raise AssertionError("unreachable")
+
+
 def test_chaos_discover_lists_every_activity_with_typed_arguments(tmp_path: Path) -> None:
     """Through `chaos discover` itself (--no-install: the package is installed in this virtualenv,
     and discovery would otherwise ask pip to upgrade it from the index)."""
@@ -87,7 +110,7 @@ def test_every_experiment_holds_payments_and_the_verdict_in_its_hypothesis() -> 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
 def test_every_experiment_completes_without_deviation(path: Path, chaos_env: Fleet) -> None:
-    journal = _run(path)
+    journal = _run_conclusive(path)
     assert journal["status"] == "completed", json.dumps(journal["run"], default=str)[:2000]
     outputs = {
         when: [

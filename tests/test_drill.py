@@ -15,7 +15,7 @@ import pytest
 
 from failover_drill.faults.ledger import FaultLedger
 from failover_drill.recovery import ledger_path
-from tests.conftest import FAST, ROOT, Fleet, processes_under, run_cli
+from tests.conftest import FAST, REGION_LOSS_DRILL, ROOT, Fleet, processes_under, run_cli
 from tests.schema_check import assert_valid_result
 
 pytestmark = pytest.mark.slow
@@ -44,20 +44,7 @@ def all_running(fleet: Fleet) -> bool:
 
 def test_region_loss_fails_over_and_back(fleet: Fleet, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    out = run_cli(
-        "drill",
-        "--region",
-        "us-east1",
-        "--fault",
-        "region-loss",
-        *FAST,
-        "--set",
-        "phases.fault_s=10",
-        "--set",
-        "phases.recovery_s=10",
-        state=fleet.state,
-        runs=runs,
-    )
+    out = run_cli(*REGION_LOSS_DRILL, state=fleet.state, runs=runs)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "failover time:" in out.stdout
     r = latest(runs)

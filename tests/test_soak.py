@@ -9,6 +9,7 @@ of `make test`; its figures are in the README. SOAK_RUNS and SOAK_SEED change th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -16,9 +17,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from failover_drill.faults.ledger import FaultLedger
 from failover_drill.platforms.envoy import admin
@@ -38,6 +41,8 @@ FAULTS = [
     ["--fault", "brownout"],
     ["--fault", "lost-response"],
     ["--fault", "cert-expiry", "--target", "asia-southeast1", "--set", "faults.0.cert=intermediate"],
+    ["--fault", "cert-expiry", "--target", "eu-west1"],
+    ["--fault", "cert-expiry", "--set", "faults.0.cert=rotation-stopped", "--set", "faults.0.ttl_s=5"],
     ["--fault", "control-plane-loss", "--mode", "freeze"],
 ]
 
@@ -64,6 +69,22 @@ def _leftovers(fleet: Fleet) -> list[str]:
         body = json.loads(admin.request(f"http://127.0.0.1:{rep.port}/_drill/faults")[1] or "{}")
         if any(v for v in body.values()):
             out.append(f"{rep.name}: switch {body}")
+    out += _lapsing_certificates(layout.sds_dir(r) / "cert.json" for r in layout.regions)
+    return out
+
+
+def _lapsing_certificates(files: Iterable[Path]) -> list[str]:
+    """Every certificate the gateways serve (leaf and chain, as Envoy reads them from SDS) valid
+    for at least ten more minutes: an expired one, or a short-lived leaf whose rotation agent
+    stays stopped, is a fault left behind. Read here with cryptography, not with the repair code."""
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    out = []
+    for f in files:
+        sds = json.loads(f.read_text())
+        chain = sds["resources"][0]["tls_certificate"]["certificate_chain"]["inline_string"]
+        for cert in x509.load_pem_x509_certificates(chain.encode()):
+            if cert.not_valid_after_utc <= soon:
+                out.append(f"{f}: {cert.subject.rfc4514_string()} valid only until {cert.not_valid_after_utc}")
     return out
 
 
