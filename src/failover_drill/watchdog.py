@@ -40,6 +40,8 @@ def spawn(state_dir: Path, owner_pid: int, lease_s: float, log_file: Path) -> su
 
 
 def watch(state_dir: Path, owner_pid: int, lease_s: float, poll_s: float = 0.25) -> str:
+    """Until the owner dies or its lease ends, then revert. A plain loop: it is no retry of a
+    failing call (tenacity's business) but a watch whose end is itself the event."""
     deadline = time.monotonic() + lease_s
     while True:
         if not pid_alive(owner_pid):

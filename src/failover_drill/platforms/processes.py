@@ -17,6 +17,8 @@ from pathlib import Path
 
 import psutil
 
+from failover_drill.platforms.polling import poll
+
 FLEET_ENV = "FAILOVER_DRILL_FLEET"
 PROCESS_ENV = "FAILOVER_DRILL_PROCESS"  # a process's name within its fleet, where the platform sets one
 
@@ -51,14 +53,6 @@ def start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
-def state_of(pid: int) -> str | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()[0]
-
-
 def alive(spec: ProcSpec) -> bool:
     if spec.pid is None:
         return False
@@ -67,7 +61,13 @@ def alive(spec: ProcSpec) -> bool:
 
 
 def frozen(spec: ProcSpec) -> bool:
-    return alive(spec) and spec.pid is not None and state_of(spec.pid) == "T"
+    """Stopped by SIGSTOP (a freeze fault): alive, but not running."""
+    if not alive(spec) or spec.pid is None:
+        return False
+    try:
+        return bool(psutil.Process(spec.pid).status() == psutil.STATUS_STOPPED)
+    except psutil.Error:
+        return False
 
 
 def spawn(spec: ProcSpec, env: dict[str, str] | None = None, *, fleet: str | Path) -> subprocess.Popen[bytes]:
@@ -115,15 +115,16 @@ def stop_all(specs: list[ProcSpec], grace_s: float = 3.0) -> list[str]:
     for s in live:
         signal_proc(s, signal.SIGCONT)
         signal_proc(s, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
+
+    def not_yet() -> str | None:
+        nonlocal live
         for s in live:
             if s.pid is not None:
                 reap(s.pid)
         live = [s for s in live if alive(s)]
-        if not live:
-            break
-        time.sleep(0.05)
+        return ", ".join(s.name for s in live) or None
+
+    poll(not_yet, grace_s, 0.05)
     for s in live:
         signal_proc(s, signal.SIGKILL)
     time.sleep(0.05)
@@ -179,15 +180,18 @@ def stop_procs(found: list[psutil.Process], grace_s: float = 3.0) -> list[int]:
 
 
 def _wait_gone(found: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
-    deadline = time.monotonic() + timeout_s
+    """Not psutil.wait_procs: a zombie whose parent is not us counts as gone here, where
+    wait_procs would wait for its parent to reap it."""
     live = found
-    while live:
+
+    def not_yet() -> str | None:
+        nonlocal live
         for proc in live:
             reap(proc.pid)  # our own children would stay zombies otherwise
         live = [p for p in live if not _gone(p)]
-        if not live or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+        return f"{len(live)} still running" if live else None
+
+    poll(not_yet, timeout_s, 0.05)
     return live
 
 

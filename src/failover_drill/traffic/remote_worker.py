@@ -41,6 +41,9 @@ def _line(out: TextIO, record: dict[str, Any]) -> None:
 
 
 async def _wait_for_start(control: Path, timeout_s: float) -> float | None:
+    """The start instant the drill writes, or None (told to stop, or timed out). An asyncio poll
+    in the worker's own loop, not tenacity: the loop must stay free while it waits, and a file
+    that does not exist yet is no error to retry."""
     deadline = time.monotonic() + timeout_s
     start, stop = control / "start", control / "stop"
     while time.monotonic() < deadline:

@@ -5,7 +5,6 @@ EDS), their processes, the checks that they are serving, and the events they log
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from failover_drill.platforms.envoy.config import (
 from failover_drill.platforms.envoy.events import parse_event
 from failover_drill.platforms.envoy.layout import Layout
 from failover_drill.platforms.pki import MeshCA
+from failover_drill.platforms.polling import poll
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -147,19 +147,19 @@ def wait_steady(
     layout: Layout, specs: list[procs.ProcSpec], region: str, timeout_s: float, fleet: str, down_cmd: str
 ) -> None:
     """Before a baseline: every process of the fleet running and the users' region served at home."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def not_yet() -> str | None:
         broken = [s.name for s in specs if not procs.alive(s) or procs.frozen(s)]
+        if broken:
+            return f"not running: {', '.join(broken)}"
         try:
-            home = not broken and served_home(layout, region)
+            return None if served_home(layout, region) else f"{region} is not served at home"
         except OSError:
-            home = False
-        if home:
-            return
-        if time.monotonic() > deadline:
-            what = f"not running: {', '.join(broken)}" if broken else f"{region} is not served at home"
-            raise PlatformError(
-                f"the {fleet} is not steady ({what})",
-                hint=f"run `failover-drill recover`, or `{down_cmd}` and retry",
-            )
-        time.sleep(0.2)
+            return f"{region} is not served at home"
+
+    what = poll(not_yet, timeout_s, 0.2)
+    if what is not None:
+        raise PlatformError(
+            f"the {fleet} is not steady ({what})",
+            hint=f"run `failover-drill recover`, or `{down_cmd}` and retry",
+        )

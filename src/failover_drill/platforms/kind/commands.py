@@ -14,10 +14,11 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeAlias
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
 from failover_drill import obs
 from failover_drill.errors import PlatformError
@@ -129,16 +130,23 @@ class _Retry(Exception):
 
 
 def _with_attempts(step: AnyStep, once: Callable[[], str]) -> str:
-    """Run once() up to step.attempts times (API servers and webhooks that are still starting)."""
-    last = ""
-    for attempt in range(1, step.attempts + 1):
-        log.info("kind.step", title=step.title, cmd=step.shell()[:400], attempt=attempt)
-        try:
-            return once()
-        except _Retry as exc:
-            last = str(exc)
-        if attempt < step.attempts:
-            time.sleep(min(2.0 * attempt, 10.0))
+    """Run once() up to step.attempts times, 2, 4, ... 10 s apart (API servers and webhooks that
+    are still starting); any error but _Retry ends it at once."""
+    try:
+        for attempt in Retrying(
+            stop=stop_after_attempt(step.attempts),
+            wait=wait_incrementing(start=2.0, increment=2.0, max=10.0),
+            retry=retry_if_exception_type(_Retry),
+            reraise=True,
+        ):
+            with attempt:
+                n = attempt.retry_state.attempt_number
+                log.info("kind.step", title=step.title, cmd=step.shell()[:400], attempt=n)
+                return once()
+    except _Retry as exc:
+        last = str(exc)
+    else:  # pragma: no cover - Retrying either returns through once() or raises
+        last = ""
     if step.ok_to_fail:
         log.info("kind.step_failed_ok", title=step.title, error=last)
         return ""

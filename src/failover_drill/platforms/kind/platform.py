@@ -66,6 +66,7 @@ from failover_drill.platforms.kind.workload import cluster_objects
 from failover_drill.platforms.kube.client import KubeContexts
 from failover_drill.platforms.kube.workload import APP, IMAGE, NAMESPACE
 from failover_drill.platforms.pki import MeshCA
+from failover_drill.platforms.polling import poll
 from failover_drill.platforms.ports import allocate
 from failover_drill.platforms.state_file import StateFile
 
@@ -271,15 +272,16 @@ class KindPlatform:
             argv=[str(resolve_envoy()[0]), "-c", str(path), *ENVOY_FLAGS, "--log-level", "warning"],
         )
         procs.spawn(spec, fleet=self.state_dir)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def not_yet() -> str | None:
             if not procs.alive(spec):
                 raise PlatformError(f"the front door exited: {procs.log_tail(spec.log, 5)}")
-            with contextlib.suppress(OSError):  # the admin port opens a moment after the process
-                if admin.cluster_hosts(ports["frontdoor-admin"], timeout=0.5):
-                    break
-            time.sleep(0.2)
-        else:
+            try:  # the admin port opens a moment after the process
+                return None if admin.cluster_hosts(ports["frontdoor-admin"], timeout=0.5) else "no clusters yet"
+            except OSError as exc:
+                return str(exc)
+
+        if poll(not_yet, 30.0, 0.2) is not None:
             procs.stop_all([spec])
             raise PlatformError(f"the front door did not answer within 30 s: {procs.log_tail(spec.log, 5)}")
         pod_url = f"http://{pod_side}:{ports['frontdoor']}" if pod_side else None
@@ -398,8 +400,8 @@ class KindPlatform:
         """Every region healthy at the front door and the users' region served at home."""
         url = self.entrypoint() + "/healthz"
         admin_port = self.layout().frontdoor_admin_port
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def not_yet() -> str | None:
             try:
                 hosts = admin.cluster_hosts(admin_port, timeout=1.0)
                 healthy = all(
@@ -408,11 +410,12 @@ class KindPlatform:
                 )
                 req = urllib.request.Request(url, headers={"x-client-region": region})
                 with urllib.request.urlopen(req, timeout=2.0) as resp:
-                    if healthy and resp.headers.get("x-served-region") == region:
-                        return
-            except OSError:
-                pass
-            time.sleep(1.0)
+                    return None if healthy and resp.headers.get("x-served-region") == region else "not yet"
+            except OSError as exc:
+                return str(exc)
+
+        if poll(not_yet, timeout_s, 1.0) is None:
+            return
         raise PlatformError(
             f"the kind fleet did not settle within {timeout_s:g} s (users in {region} not served at home)",
             hint="check `failover-drill status --platform kind` and `kubectl get pods -A --context kind-fd-<region>`",

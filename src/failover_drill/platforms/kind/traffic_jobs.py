@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from typing import Any
 
 from failover_drill.config.topology import Topology
@@ -20,6 +19,7 @@ from failover_drill.platforms.kind.api import dump, kubectl
 from failover_drill.platforms.kind.cluster_config import names
 from failover_drill.platforms.kind.commands import Runner, Step
 from failover_drill.platforms.kube.workload import IMAGE, NAMESPACE
+from failover_drill.platforms.polling import poll
 
 CONTROL_DIR = "/run/failover-drill"
 WORKER_APP = "failover-drill-traffic"
@@ -149,13 +149,15 @@ class KindTrafficJobs:
 
     def running(self, timeout_s: float) -> list[str]:
         """The workers' pods, ordered by completion index, once every one is Running."""
-        deadline = time.monotonic() + timeout_s
         fmt = (
             "jsonpath={range .items[*]}{.metadata.name} "
             '{.metadata.annotations.batch\\.kubernetes\\.io/job-completion-index} {.status.phase}{"\\n"}{end}'
         )
         seen = ""
-        while True:
+        ready: list[str] = []
+
+        def not_yet() -> str | None:
+            nonlocal seen
             seen = self.run.run(
                 Step(
                     f"traffic pods of job/{self.name}",
@@ -172,12 +174,15 @@ class KindTrafficJobs:
                     pods[int(parts[1])] = parts[0]
                     phases.append(parts[2])
             if len(pods) == self.workers and all(p == "Running" for p in phases):
-                return [pods[k] for k in sorted(pods)]
+                ready[:] = [pods[k] for k in sorted(pods)]
+                return None
             if any(p in ("Failed", "Succeeded") for p in phases):
-                break
-            if time.monotonic() > deadline:
-                break
-            time.sleep(1.0)
+                return None  # over: no point in waiting
+            return seen or "no pods"
+
+        poll(not_yet, timeout_s, 1.0)
+        if ready:
+            return ready
         raise PlatformError(
             f"the traffic workers of job/{self.name} are not running: {seen.strip() or 'no pods'}",
             hint=f"kubectl --context {self.ctx} -n {NAMESPACE} describe job {self.name}",

@@ -19,6 +19,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
 from failover_drill.errors import PlatformError
+from failover_drill.platforms.polling import poll
 
 FIELD_MANAGER = "failover-drill"
 Obj = dict[str, Any]
@@ -108,10 +109,11 @@ class Kube:
 
     def wait_crds(self, names: list[str], timeout_s: float = 60.0) -> None:
         """Until every named CustomResourceDefinition is Established."""
-        deadline = time.monotonic() + timeout_s
         ext = client.ApiextensionsV1Api(self.api)
         pending = list(names)
-        while pending:
+
+        def not_yet() -> str | None:
+            nonlocal pending
             still = []
             for name in pending:
                 try:
@@ -124,10 +126,11 @@ class Kube:
                 if conds.get("Established") != "True":
                     still.append(name)
             pending = still
-            if pending and time.monotonic() > deadline:
-                raise PlatformError(f"{self.where()}: CRDs not established after {timeout_s:g} s: {', '.join(pending)}")
-            if pending:
-                time.sleep(0.2)
+            return ", ".join(pending) or None
+
+        waiting = poll(not_yet, timeout_s, 0.2)
+        if waiting is not None:
+            raise PlatformError(f"{self.where()}: CRDs not established after {timeout_s:g} s: {waiting}")
         self.dynamic.resources.invalidate_cache()
 
     # -- reads -----------------------------------------------------------------------------------
@@ -205,7 +208,8 @@ class Kube:
                         return
             except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError):
                 # The API server is gone (control-plane loss) or the watch expired: keep what we
-                # had and try again, as informers do.
+                # had and try again, as informers do, for as long as the caller watches (no
+                # retry budget to give tenacity: the watch ends only when stop() says so).
                 time.sleep(1.0)
 
     # -- writes ----------------------------------------------------------------------------------
@@ -280,8 +284,8 @@ class Kube:
     def wait_rollout(self, name: str, namespace: str, timeout_s: float = 300.0) -> None:
         """Until the Deployment's rollout is complete, as `kubectl rollout status` judges it: the
         controller has seen the latest spec, every replica is updated and available, no old one is left."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def not_yet() -> str | None:
             try:
                 d: Any = self.apps.read_namespaced_deployment(name, namespace, _request_timeout=self.timeout_s)
             except ApiException as exc:
@@ -289,27 +293,27 @@ class Kube:
                     raise PlatformError(
                         f"{self.where()}: reading Deployment {namespace}/{name}: {_api_message(exc)}"
                     ) from None
-                state = "not found"
-            else:
-                want = 1 if d.spec.replicas is None else d.spec.replicas
-                st = d.status
-                seen = (st.observed_generation or 0) >= (d.metadata.generation or 0)
-                updated, available, total = st.updated_replicas or 0, st.available_replicas or 0, st.replicas or 0
-                if seen and updated >= want and available >= want and total <= updated:
-                    return
-                state = f"{available}/{want} available, {updated} updated, {total} in all"
-            if time.monotonic() > deadline:
-                raise PlatformError(
-                    f"{self.where()}: Deployment {namespace}/{name} not rolled out after {timeout_s:g} s ({state})",
-                    hint=f"see its pods' events: `kubectl --context {self.where()} -n {namespace} describe pods`",
-                )
-            time.sleep(0.5)
+                return "not found"
+            want = 1 if d.spec.replicas is None else d.spec.replicas
+            st = d.status
+            seen = (st.observed_generation or 0) >= (d.metadata.generation or 0)
+            updated, available, total = st.updated_replicas or 0, st.available_replicas or 0, st.replicas or 0
+            if seen and updated >= want and available >= want and total <= updated:
+                return None
+            return f"{available}/{want} available, {updated} updated, {total} in all"
+
+        state = poll(not_yet, timeout_s, 0.5)
+        if state is not None:
+            raise PlatformError(
+                f"{self.where()}: Deployment {namespace}/{name} not rolled out after {timeout_s:g} s ({state})",
+                hint=f"see its pods' events: `kubectl --context {self.where()} -n {namespace} describe pods`",
+            )
 
     def wait_pods_ready(self, namespace: str, label_selector: str, timeout_s: float = 180.0) -> None:
         """Until at least one pod matches and every matching pod is Ready (`kubectl wait
         --for=condition=ready pod -l ...`, which also fails while nothing matches)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def not_yet() -> str | None:
             try:
                 listed: Any = self.core.list_namespaced_pod(
                     namespace, label_selector=label_selector, _request_timeout=self.timeout_s
@@ -322,20 +326,21 @@ class Kube:
                 if not any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
             ]
             if listed.items and not unready:
-                return
-            if time.monotonic() > deadline:
-                what = ", ".join(unready) if listed.items else "no pod matches"
-                raise PlatformError(
-                    f"{self.where()}: pods {label_selector} in {namespace} not Ready after {timeout_s:g} s: {what}"
-                )
-            time.sleep(0.5)
+                return None
+            return ", ".join(unready) if listed.items else "no pod matches"
+
+        state = poll(not_yet, timeout_s, 0.5)
+        if state is not None:
+            raise PlatformError(
+                f"{self.where()}: pods {label_selector} in {namespace} not Ready after {timeout_s:g} s: {state}"
+            )
 
     def wait_deployments(
         self, namespace: str, timeout_s: float = 120.0, progress: Callable[[str], None] | None = None
     ) -> None:
         """Until every Deployment in the namespace has all its replicas updated and available."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def not_yet() -> str | None:
             lagging = []
             listed: Any = self.apps.list_namespaced_deployment(namespace, _request_timeout=self.timeout_s)
             for d in listed.items:
@@ -344,15 +349,17 @@ class Kube:
                 if (st.updated_replicas or 0) < want or (st.available_replicas or 0) < want:
                     lagging.append(f"{d.metadata.name} {st.available_replicas or 0}/{want}")
             if not lagging:
-                return
-            if time.monotonic() > deadline:
-                raise PlatformError(
-                    f"{self.where()}: deployments not available after {timeout_s:g} s: {', '.join(lagging)}",
-                    hint="see the pods' events: `kubectl --kubeconfig ... -n payments get pods`",
-                )
+                return None
             if progress is not None:
                 progress(f"{self.where()}: waiting for {', '.join(lagging)}")
-            time.sleep(0.5)
+            return ", ".join(lagging)
+
+        state = poll(not_yet, timeout_s, 0.5)
+        if state is not None:
+            raise PlatformError(
+                f"{self.where()}: deployments not available after {timeout_s:g} s: {state}",
+                hint="see the pods' events: `kubectl --kubeconfig ... -n payments get pods`",
+            )
 
 
 def default_kubeconfig() -> Path:

@@ -39,6 +39,7 @@ from failover_drill import obs
 from failover_drill.errors import PlatformError, PortInUse
 from failover_drill.platforms import processes as _processes
 from failover_drill.platforms.kwok import pki
+from failover_drill.platforms.polling import poll
 from failover_drill.platforms.ports import allocate
 from failover_drill.platforms.processes import start_ticks
 
@@ -144,22 +145,18 @@ def _stop_wave(procs: list[RunningProcess], grace_s: float) -> list[RunningProce
     for p in live:
         _signal_group(p.pid, signal.SIGCONT)
         _signal_group(p.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while live and time.monotonic() < deadline:
+
+    def not_yet() -> str | None:
+        nonlocal live
         for p in live:
             _reap(p.pid)
         live = [p for p in live if _alive(p)]
-        if live:
-            time.sleep(0.02)
+        return ", ".join(p.component for p in live) or None
+
+    poll(not_yet, grace_s, 0.02)
     for p in live:
         _signal_group(p.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5.0
-    while live and time.monotonic() < deadline:
-        for p in live:
-            _reap(p.pid)
-        live = [p for p in live if _alive(p)]
-        if live:
-            time.sleep(0.02)
+    poll(not_yet, 5.0, 0.02)
     return live
 
 
@@ -470,8 +467,7 @@ class ControlPlane:
         return rp
 
     def _wait(self, rp: RunningProcess, probe: Callable[[], tuple[bool, str]], deadline: float) -> None:
-        last = ""
-        while True:
+        def not_yet() -> str | None:
             proc = self._popen.get(rp.pid)
             code = proc.poll() if proc is not None else (None if _alive(rp) else -1)
             if code is not None:
@@ -480,16 +476,16 @@ class ControlPlane:
                     f"last lines of {rp.log}:\n{log_tail(rp.log)}",
                     hint="a port taken by another program, or a flag this version does not know, shows in the log",
                 )
-            ok, last = probe()
-            if ok:
-                return
-            if time.monotonic() > deadline:
-                raise ControlPlaneError(
-                    f"{self.spec.region}: {rp.component} did not become ready within {self.spec.ready_timeout_s:.0f} s"
-                    f" (last probe: {last[:300]}); last lines of {rp.log}:\n{log_tail(rp.log)}",
-                    hint="a busy machine starts the API server slowly: raise ready_timeout_s, or look at the log",
-                )
-            time.sleep(0.2)
+            ok, said = probe()
+            return None if ok else said
+
+        last = poll(not_yet, max(0.0, deadline - time.monotonic()), 0.2)
+        if last is not None:
+            raise ControlPlaneError(
+                f"{self.spec.region}: {rp.component} did not become ready within {self.spec.ready_timeout_s:.0f} s"
+                f" (last probe: {last[:300]}); last lines of {rp.log}:\n{log_tail(rp.log)}",
+                hint="a busy machine starts the API server slowly: raise ready_timeout_s, or look at the log",
+            )
 
     def _start_etcd(self, exe: Path) -> None:
         s, ports = self.spec, self.spec.ports

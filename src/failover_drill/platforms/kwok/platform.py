@@ -68,6 +68,7 @@ from failover_drill.platforms.kwok.control_plane import (
     find_marked,
 )
 from failover_drill.platforms.kwok.netns import PodNetwork, can_create, node_cidr, region_cidr
+from failover_drill.platforms.polling import poll
 from failover_drill.platforms.ports import allocate
 from failover_drill.platforms.service import ledger_db
 from failover_drill.platforms.state_file import StateFile
@@ -628,24 +629,25 @@ class KwokPlatform:
         specs = self._specs(data)
         for label, check in stages:
             say(f"waiting: {label}")
-            while True:
+
+            def not_yet(check: Callable[[], bool] = check, label: str = label) -> str | None:
                 dead = [s.name for s in specs if not procs.alive(s)]
-                if dead:
+                if dead:  # raised at once: no retry
                     raise PlatformError(
                         f"{dead[0]} exited during start-up; last lines of its log:\n"
                         f"{procs.log_tail(next(s.log for s in specs if s.name == dead[0]))}"
                     )
                 try:
-                    if check():
-                        break
+                    return None if check() else label
                 except (OSError, PlatformError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise PlatformError(
-                        f"the kwok fleet did not become ready within {UP_TIMEOUT_S:.0f}s (stuck at: {label})",
-                        hint=f"look at the logs in {layout.logs_dir()} and under {self.state_dir / 'clusters'}",
-                    )
-                time.sleep(0.5)
+                    return label
+
+            # One deadline for every stage.
+            if poll(not_yet, max(0.0, deadline - time.monotonic()), 0.5) is not None:
+                raise PlatformError(
+                    f"the kwok fleet did not become ready within {UP_TIMEOUT_S:.0f}s (stuck at: {label})",
+                    hint=f"look at the logs in {layout.logs_dir()} and under {self.state_dir / 'clusters'}",
+                )
         layout.replicas = self.replicas(data)
         data["layout"] = layout.to_json()
         self._save(data)

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tenacity import RetryError, Retrying, retry_if_result, wait_fixed
+
 from failover_drill import obs
 from failover_drill.config.manifests import MeshPolicy, load_policy
 from failover_drill.config.topology import Topology
@@ -270,19 +272,27 @@ class SandboxPlatform:
         ]
         for label, check in stages:
             say(f"waiting: {label}")
-            while True:
-                self._check_exits(specs)
+
+            def ready(check: Callable[[], bool] = check) -> bool:
+                self._check_exits(specs)  # a process that died raises at once: no retry
                 try:
-                    if check():
-                        break
+                    return check()
                 except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise PlatformError(
-                        f"sandbox did not become ready within {UP_TIMEOUT_S:.0f}s (stuck at: {label})",
-                        hint=f"look at the logs in {layout.logs_dir()}",
-                    )
-                time.sleep(0.1)
+                    return False
+
+            # One deadline for every stage; a check that says no is asked again 0.1 s later.
+            poll = Retrying(
+                stop=lambda _: time.monotonic() > deadline,
+                wait=wait_fixed(0.1),
+                retry=retry_if_result(lambda ok: not ok),
+            )
+            try:
+                poll(ready)
+            except RetryError:
+                raise PlatformError(
+                    f"sandbox did not become ready within {UP_TIMEOUT_S:.0f}s (stuck at: {label})",
+                    hint=f"look at the logs in {layout.logs_dir()}",
+                ) from None
 
     @staticmethod
     def _healthy(port: int) -> bool:

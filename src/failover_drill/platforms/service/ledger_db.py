@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS payments (
     idempotency_key TEXT PRIMARY KEY,
@@ -38,19 +40,22 @@ def connect(path: Path, setup_timeout_s: float = 10.0) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
     # A region's replicas start together and race to switch the new file to WAL; that switch can
     # answer "database is locked" at once, without waiting on the busy timeout. Retry it.
-    deadline = time.monotonic() + setup_timeout_s
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode survives a process kill (only an OS crash can lose the last commits).
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(SCHEMA)
-            return conn
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                conn.close()
-                raise
-            time.sleep(0.05)
+    try:
+        for attempt in Retrying(
+            stop=stop_after_delay(setup_timeout_s),
+            wait=wait_fixed(0.05),
+            retry=retry_if_exception(lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)),
+            reraise=True,
+        ):
+            with attempt:
+                conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode survives a process kill (only an OS crash can lose the last commits).
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(SCHEMA)
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
 
 
 def charge(
