@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from failover_drill.config.topology import Topology, load_topology
@@ -52,18 +53,12 @@ REGION_LOSS_DRILL = [
 
 
 def processes_under(path: Path) -> list[str]:
-    """Command lines of live processes that mention path (our state dir): leftovers."""
+    """'pid: command line' of live processes that mention path (our state dir): leftovers."""
     out = []
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            stat = (p / "stat").read_text()
-        except OSError:
-            continue
-        if str(path) in cmd and stat[stat.rindex(")") + 2] != "Z":
-            out.append(f"{p.name}: {cmd[:160]}")
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if str(path) in cmd and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            out.append(f"{proc.pid}: {cmd[:160]}")
     return out
 
 

@@ -1,5 +1,6 @@
-"""How busy the machine and this process were, from /proc/stat and os.times(): the figures that
-explain a load generator falling behind (another tenant's CPU, the host's steal, or its own)."""
+"""How busy the machine and this process were (psutil's system CPU times, os.times()): the
+figures that explain a load generator falling behind (another tenant's CPU, the host's steal,
+or its own)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import os
 import time
 from dataclasses import dataclass
 
+import psutil
+
 
 @dataclass(frozen=True)
 class CpuTimes:
-    busy: int  # jiffies not idle or waiting on I/O, all cores
-    steal: int  # jiffies the hypervisor gave to someone else
-    total: int
+    busy: float  # seconds not idle, waiting on I/O or stolen, all cores
+    steal: float  # seconds the hypervisor gave to someone else
+    total: float
     own_s: float  # this process's user + system seconds, every thread
     wall: float
 
@@ -26,14 +29,13 @@ class CpuShare:
 
 def read() -> CpuTimes | None:
     try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            fields = fh.readline().split()[1:]
-    except OSError:
+        ct = psutil.cpu_times()
+    except (OSError, psutil.Error):
         return None
-    values = [int(v) for v in fields]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    steal = values[7] if len(values) > 7 else 0
-    total = sum(values[:8])
+    idle = ct.idle + getattr(ct, "iowait", 0.0)
+    steal = getattr(ct, "steal", 0.0)
+    # user, nice, system, idle, iowait, irq, softirq, steal: guest time is already in user/nice.
+    total = sum(getattr(ct, f, 0.0) for f in ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"))
     t = os.times()
     return CpuTimes(busy=total - idle - steal, steal=steal, total=total, own_s=t.user + t.system, wall=time.monotonic())
 

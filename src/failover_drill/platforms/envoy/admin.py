@@ -1,4 +1,8 @@
-"""Tiny blocking HTTP helpers for Envoy admin and replica control endpoints (loopback only)."""
+"""Tiny blocking HTTP helpers for Envoy admin and replica control endpoints (loopback only).
+
+urllib rather than httpx: these are one-shot loopback calls from readiness polls and fault
+handlers, often from threads beside the traffic's event loop; a client per call buys nothing,
+and Envoy's answers are read as JSON (?format=json), never parsed from its text output."""
 
 from __future__ import annotations
 
@@ -33,9 +37,8 @@ def runtime_modify(admin_port: int, values: dict[str, Any], timeout: float = 2.0
 def cluster_hosts(admin_port: int, timeout: float = 2.0) -> dict[str, dict[str, str]]:
     """cluster -> "host:port" -> "healthy", or the host's failure flags joined with "/" (e.g.
     "failed_outlier_check/eds_unhealthy"), from Envoy's JSON /clusters output."""
-    _, text = request(f"http://127.0.0.1:{admin_port}/clusters?format=json", timeout=timeout)
     out: dict[str, dict[str, str]] = {}
-    for cluster in json.loads(text or "{}").get("cluster_statuses", []):
+    for cluster in _json(admin_port, "/clusters?format=json", timeout).get("cluster_statuses", []):
         hosts = out.setdefault(cluster["name"], {})
         for host in cluster.get("host_statuses", []):
             sock = host.get("address", {}).get("socket_address", {})
@@ -55,7 +58,18 @@ def _health_flags(health: dict[str, Any]) -> str:
 def stats(admin_port: int, filter_re: str, timeout: float = 2.0) -> dict[str, int]:
     """Counter and gauge values whose names match filter_re, from Envoy's JSON /stats output."""
     query = urllib.parse.urlencode({"format": "json", "filter": filter_re})
-    _, text = request(f"http://127.0.0.1:{admin_port}/stats?{query}", timeout=timeout)
-    return {
-        s["name"]: int(s["value"]) for s in json.loads(text or "{}").get("stats", []) if isinstance(s.get("value"), int)
-    }
+    found = _json(admin_port, f"/stats?{query}", timeout).get("stats", [])
+    return {s["name"]: int(s["value"]) for s in found if isinstance(s.get("value"), int)}
+
+
+def _json(admin_port: int, path: str, timeout: float) -> dict[str, Any]:
+    """An admin endpoint's JSON; an answer that is not (an admin still starting) is an OSError,
+    as a refused connection is, so that polls keep polling."""
+    status, text = request(f"http://127.0.0.1:{admin_port}{path}", timeout=timeout)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise OSError(f"admin {path} on port {admin_port} answered {status}: {text.strip()[:120]!r}") from None
+    if not isinstance(data, dict):
+        raise OSError(f"admin {path} on port {admin_port} answered {status} with {type(data).__name__}")
+    return data

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import psutil
+
 from failover_drill.config.topology import Topology
 from failover_drill.errors import ConfigError
 
@@ -38,14 +40,11 @@ def footprint(topo: Topology) -> Footprint:
 
 
 def available_mib() -> int | None:
+    """Memory available for new processes without swapping (MemAvailable), in MiB."""
     try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
+        return int(psutil.virtual_memory().available // (1024 * 1024))
+    except (OSError, psutil.Error):
         return None
-    return None
 
 
 def check_fits(topo: Topology, cores: int | None = None, free_mib: int | None = None) -> str | None:
