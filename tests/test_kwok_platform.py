@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -201,25 +202,38 @@ def test_a_chaos_toolkit_experiment_runs_on_kwok_with_one_setting(tmp_path: Path
     """FAILOVER_DRILL_PLATFORM=kwok is the one change that moves an experiment from the sandbox to
     real control planes: the chaos CLI brings the kwok fleet up, loses a region, reverts it, finds
     the steady state again, and takes the fleet down (nothing left running, no namespace)."""
-    state = tmp_path / "state"
-    env = {
-        **os.environ,
-        "FAILOVER_DRILL_PLATFORM": "kwok",
-        "FAILOVER_DRILL_STATE": str(state),
-        "FAILOVER_DRILL_RUNS": str(tmp_path / "runs"),
-    }
-    chaos = Path(sys.executable).with_name("chaos")
-    journal = tmp_path / "journal.json"
-    out = subprocess.run(
-        [str(chaos), "--no-log-file", "run", "--journal-path", str(journal), str(ROOT / "experiments" / "region-loss.json")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    # A run whose verdict the machine made inconclusive (the region's data plane restarting beside
+    # the generator on 2 cores; the verdict says so and the run deviates) is run once more.
+    for attempt in range(2):
+        state = tmp_path / f"state-{attempt}"
+        env = {
+            **os.environ,
+            "FAILOVER_DRILL_PLATFORM": "kwok",
+            "FAILOVER_DRILL_STATE": str(state),
+            "FAILOVER_DRILL_RUNS": str(tmp_path / "runs"),
+        }
+        chaos = Path(sys.executable).with_name("chaos")
+        journal = tmp_path / f"journal-{attempt}.json"
+        out = subprocess.run(
+            [str(chaos), "--no-log-file", "run", "--journal-path", str(journal),
+             str(ROOT / "experiments" / "region-loss.json")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        j = json.loads(journal.read_text()) if journal.exists() else {}
+        verdict = next(
+            (p.get("output") for p in (j.get("steady_states") or {}).get("after", {}).get("probes", [])
+             if p["activity"]["name"] == "drill-verdict"),
+            None,
+        )  # fmt: skip
+        if attempt == 0 and isinstance(verdict, str) and verdict.startswith("inconclusive"):
+            warnings.warn(f"kwok experiment rerun 1/1: {verdict[:300]}", stacklevel=1)
+            continue
+        break
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    j = json.loads(journal.read_text())
     assert j["status"] == "completed" and j["deviated"] is False, json.dumps(j["run"], default=str)[:2000]
     summary = j["failover_drill"]
     assert summary["platform"] == "kwok" and summary["payments"]["lost"] == 0, summary
     assert summary["failover"]["recovered"], summary["failover"]
     assert FaultLedger(ledger_path(state)).open_entries() == []
-    assert processes_under(state) == []
+    assert processes_under(tmp_path) == []  # nothing of either attempt
     assert "fd-" not in subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True).stdout
