@@ -47,3 +47,21 @@ def test_a_missing_or_odd_range_file_falls_back_to_linuxs_default(tmp_path: Path
     low = tmp_path / "low"
     low.write_text("1500 60999")  # no room below: the kernel's choice is the fallback
     assert quiet_range(low) == (0, 0)
+
+
+def test_ports_handed_out_are_not_handed_out_again_before_their_owner_binds_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fleet allocates in several calls (gateways, each control plane, kwok, the rollouts
+    controllers) and starts the processes later: the second call used to pick ports the first had
+    just returned, since nothing was bound to them yet (a kwok gateway then failed to bind)."""
+    lo = quiet_range()[0]
+    monkeypatch.setattr(ports_mod, "quiet_range", lambda: (lo, lo + 200))
+    monkeypatch.setattr(ports_mod.random, "randrange", lambda n: 0)  # both calls scan from lo up
+    monkeypatch.setattr(ports_mod, "_HANDED_OUT", {})
+    first = allocate([f"a{i}" for i in range(10)])
+    second = allocate([f"b{i}" for i in range(10)])
+    assert not set(first.values()) & set(second.values()), (first, second)
+    monkeypatch.setattr(ports_mod, "HANDED_OUT_HOLD_S", 0.0)  # long past: they may be reused
+    third = allocate(["c0"])
+    assert third["c0"] == min(first.values())

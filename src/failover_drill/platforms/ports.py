@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import socket
+import time
 from pathlib import Path
 
 from failover_drill.errors import PortInUse
@@ -42,6 +43,10 @@ def allocate(names: list[str], base_port: int = 0) -> dict[str, int]:
     lo, hi = quiet_range()
     held: list[socket.socket] = []
     ports = {}
+    now = time.monotonic()
+    for port, at in list(_HANDED_OUT.items()):
+        if now - at > HANDED_OUT_HOLD_S:
+            del _HANDED_OUT[port]
     try:
         # A random start keeps two fleets brought up at once from probing the same ports first.
         span = hi - lo
@@ -49,6 +54,8 @@ def allocate(names: list[str], base_port: int = 0) -> dict[str, int]:
         candidates = (lo + (start + i) % span for i in range(span)) if span > 0 else iter(())
         for name in names:
             for port in candidates:
+                if port in _HANDED_OUT:
+                    continue
                 s = _try_bind(port)
                 if s is not None:
                     held.append(s)  # hold every socket until all are picked, so none repeats
@@ -62,7 +69,17 @@ def allocate(names: list[str], base_port: int = 0) -> dict[str, int]:
     finally:
         for s in held:
             s.close()
+    for port in ports.values():
+        _HANDED_OUT[port] = now
     return ports
+
+
+# Ports this process handed out lately, never handed out again meanwhile: a fleet allocates in
+# several calls (gateways, then each control plane, kwok, rollouts controllers) and starts each
+# process later, so a port free at one call could be picked again by the next before its owner
+# binds it (seen: a kwok gateway's port taken by another component of the same fleet).
+_HANDED_OUT: dict[int, float] = {}
+HANDED_OUT_HOLD_S = 600.0
 
 
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
