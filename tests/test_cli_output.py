@@ -39,6 +39,14 @@ def test_the_scorecard_is_plain_key_value_lines_when_stdout_is_not_a_terminal(tm
     assert not any(line != line.rstrip() for line in lines)
     # a label never holds the ': ' that separates it from its value (one did: 'Kubernetes: node ...')
     assert "Kubernetes node NotReady / endpoints removed" in keys
+    # each figure named for what it measures (issue 15 point 11): no "time to detect" that is the
+    # first error, no "failback" beside "back home" that readers take for the same thing
+    assert {
+        "First user-visible error after the fault (TTD)",
+        "Success ratio back at the SLO after revert (failback)",
+        "Traffic back on the fault's target after revert",
+    } <= set(keys)
+    assert not {"Time to detect (first user-visible error)", "Failback after revert"} & set(keys)
 
 
 def test_logs_are_json_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
