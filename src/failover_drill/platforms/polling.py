@@ -22,3 +22,12 @@ def poll(check: Callable[[], str | None], timeout_s: float, interval_s: float) -
         last: str | None = exc.last_attempt.result()
         return last
     return None
+
+
+def wait_until(
+    check: Callable[[], str | None], timeout_s: float, interval_s: float, fail: Callable[[str], Exception]
+) -> None:
+    """poll(), then raise fail(what check() said last) when it never said done."""
+    state = poll(check, timeout_s, interval_s)
+    if state is not None:
+        raise fail(state)

@@ -25,7 +25,7 @@ from failover_drill.platforms.envoy.config import (
 from failover_drill.platforms.envoy.events import parse_event
 from failover_drill.platforms.envoy.layout import Layout
 from failover_drill.platforms.pki import MeshCA
-from failover_drill.platforms.polling import poll
+from failover_drill.platforms.polling import wait_until
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -157,9 +157,11 @@ def wait_steady(
         except OSError:
             return f"{region} is not served at home"
 
-    what = poll(not_yet, timeout_s, 0.2)
-    if what is not None:
-        raise PlatformError(
-            f"the {fleet} is not steady ({what})",
-            hint=f"run `failover-drill recover`, or `{down_cmd}` and retry",
-        )
+    wait_until(
+        not_yet,
+        timeout_s,
+        0.2,
+        lambda what: PlatformError(
+            f"the {fleet} is not steady ({what})", hint=f"run `failover-drill recover`, or `{down_cmd}` and retry"
+        ),
+    )

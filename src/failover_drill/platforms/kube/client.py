@@ -19,7 +19,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
 from failover_drill.errors import PlatformError
-from failover_drill.platforms.polling import poll
+from failover_drill.platforms.polling import wait_until
 
 FIELD_MANAGER = "failover-drill"
 Obj = dict[str, Any]
@@ -128,9 +128,12 @@ class Kube:
             pending = still
             return ", ".join(pending) or None
 
-        waiting = poll(not_yet, timeout_s, 0.2)
-        if waiting is not None:
-            raise PlatformError(f"{self.where()}: CRDs not established after {timeout_s:g} s: {waiting}")
+        wait_until(
+            not_yet,
+            timeout_s,
+            0.2,
+            lambda waiting: PlatformError(f"{self.where()}: CRDs not established after {timeout_s:g} s: {waiting}"),
+        )
         self.dynamic.resources.invalidate_cache()
 
     # -- reads -----------------------------------------------------------------------------------
@@ -302,12 +305,15 @@ class Kube:
                 return None
             return f"{available}/{want} available, {updated} updated, {total} in all"
 
-        state = poll(not_yet, timeout_s, 0.5)
-        if state is not None:
-            raise PlatformError(
+        wait_until(
+            not_yet,
+            timeout_s,
+            0.5,
+            lambda state: PlatformError(
                 f"{self.where()}: Deployment {namespace}/{name} not rolled out after {timeout_s:g} s ({state})",
                 hint=f"see its pods' events: `kubectl --context {self.where()} -n {namespace} describe pods`",
-            )
+            ),
+        )
 
     def wait_pods_ready(self, namespace: str, label_selector: str, timeout_s: float = 180.0) -> None:
         """Until at least one pod matches and every matching pod is Ready (`kubectl wait
@@ -329,11 +335,14 @@ class Kube:
                 return None
             return ", ".join(unready) if listed.items else "no pod matches"
 
-        state = poll(not_yet, timeout_s, 0.5)
-        if state is not None:
-            raise PlatformError(
+        wait_until(
+            not_yet,
+            timeout_s,
+            0.5,
+            lambda state: PlatformError(
                 f"{self.where()}: pods {label_selector} in {namespace} not Ready after {timeout_s:g} s: {state}"
-            )
+            ),
+        )
 
     def wait_deployments(
         self, namespace: str, timeout_s: float = 120.0, progress: Callable[[str], None] | None = None
@@ -354,12 +363,15 @@ class Kube:
                 progress(f"{self.where()}: waiting for {', '.join(lagging)}")
             return ", ".join(lagging)
 
-        state = poll(not_yet, timeout_s, 0.5)
-        if state is not None:
-            raise PlatformError(
+        wait_until(
+            not_yet,
+            timeout_s,
+            0.5,
+            lambda state: PlatformError(
                 f"{self.where()}: deployments not available after {timeout_s:g} s: {state}",
                 hint="see the pods' events: `kubectl --kubeconfig ... -n payments get pods`",
-            )
+            ),
+        )
 
 
 def default_kubeconfig() -> Path:

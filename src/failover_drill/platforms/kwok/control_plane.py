@@ -39,7 +39,7 @@ from failover_drill import obs
 from failover_drill.errors import PlatformError, PortInUse
 from failover_drill.platforms import processes as _processes
 from failover_drill.platforms.kwok import pki
-from failover_drill.platforms.polling import poll
+from failover_drill.platforms.polling import poll, wait_until
 from failover_drill.platforms.ports import allocate
 from failover_drill.platforms.processes import start_ticks
 
@@ -479,13 +479,16 @@ class ControlPlane:
             ok, said = probe()
             return None if ok else said
 
-        last = poll(not_yet, max(0.0, deadline - time.monotonic()), 0.2)
-        if last is not None:
-            raise ControlPlaneError(
+        wait_until(
+            not_yet,
+            max(0.0, deadline - time.monotonic()),
+            0.2,
+            lambda last: ControlPlaneError(
                 f"{self.spec.region}: {rp.component} did not become ready within {self.spec.ready_timeout_s:.0f} s"
                 f" (last probe: {last[:300]}); last lines of {rp.log}:\n{log_tail(rp.log)}",
                 hint="a busy machine starts the API server slowly: raise ready_timeout_s, or look at the log",
-            )
+            ),
+        )
 
     def _start_etcd(self, exe: Path) -> None:
         s, ports = self.spec, self.spec.ports

@@ -68,7 +68,7 @@ from failover_drill.platforms.kwok.control_plane import (
     find_marked,
 )
 from failover_drill.platforms.kwok.netns import PodNetwork, can_create, node_cidr, region_cidr
-from failover_drill.platforms.polling import poll
+from failover_drill.platforms.polling import wait_until
 from failover_drill.platforms.ports import allocate
 from failover_drill.platforms.service import ledger_db
 from failover_drill.platforms.state_file import StateFile
@@ -643,11 +643,15 @@ class KwokPlatform:
                     return label
 
             # One deadline for every stage.
-            if poll(not_yet, max(0.0, deadline - time.monotonic()), 0.5) is not None:
-                raise PlatformError(
+            wait_until(
+                not_yet,
+                max(0.0, deadline - time.monotonic()),
+                0.5,
+                lambda label: PlatformError(
                     f"the kwok fleet did not become ready within {UP_TIMEOUT_S:.0f}s (stuck at: {label})",
                     hint=f"look at the logs in {layout.logs_dir()} and under {self.state_dir / 'clusters'}",
-                )
+                ),
+            )
         layout.replicas = self.replicas(data)
         data["layout"] = layout.to_json()
         self._save(data)

@@ -10,8 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tenacity import RetryError, Retrying, retry_if_result, wait_fixed
-
 from failover_drill import obs
 from failover_drill.config.manifests import MeshPolicy, load_policy
 from failover_drill.config.topology import Topology
@@ -23,6 +21,7 @@ from failover_drill.platforms.envoy import admin, dataplane
 from failover_drill.platforms.envoy.binary import resolve_envoy
 from failover_drill.platforms.envoy.layout import Layout, plan_layout
 from failover_drill.platforms.fault_table import FaultTable
+from failover_drill.platforms.polling import wait_until
 from failover_drill.platforms.sandbox import leftovers
 from failover_drill.platforms.sandbox.faults import Fleet, fault_table
 from failover_drill.platforms.sandbox.footprint import check_fits
@@ -273,26 +272,23 @@ class SandboxPlatform:
         for label, check in stages:
             say(f"waiting: {label}")
 
-            def ready(check: Callable[[], bool] = check) -> bool:
+            def not_yet(check: Callable[[], bool] = check, label: str = label) -> str | None:
                 self._check_exits(specs)  # a process that died raises at once: no retry
                 try:
-                    return check()
+                    return None if check() else label
                 except OSError:
-                    return False
+                    return label
 
-            # One deadline for every stage; a check that says no is asked again 0.1 s later.
-            poll = Retrying(
-                stop=lambda _: time.monotonic() > deadline,
-                wait=wait_fixed(0.1),
-                retry=retry_if_result(lambda ok: not ok),
-            )
-            try:
-                poll(ready)
-            except RetryError:
-                raise PlatformError(
+            # One deadline for every stage.
+            wait_until(
+                not_yet,
+                max(0.0, deadline - time.monotonic()),
+                0.1,
+                lambda label: PlatformError(
                     f"sandbox did not become ready within {UP_TIMEOUT_S:.0f}s (stuck at: {label})",
                     hint=f"look at the logs in {layout.logs_dir()}",
-                ) from None
+                ),
+            )
 
     @staticmethod
     def _healthy(port: int) -> bool:
