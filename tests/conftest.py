@@ -11,6 +11,7 @@ import urllib.request
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -89,6 +90,17 @@ def run_cli(
         attempt += 1
         why = next((line.strip() for line in out.stdout.splitlines() if "inconclusive:" in line), "inconclusive")
         warnings.warn(f"drill rerun {attempt}/{reruns_if_inconclusive}: {why[:300]}", stacklevel=2)
+
+
+def inconclusive_verdict(journal: dict[str, Any]) -> str | None:
+    """A Chaos Toolkit journal's drill-verdict after the method, when it says the machine starved
+    the stopwatch ('inconclusive: ...'); None otherwise."""
+    after = (journal.get("steady_states") or {}).get("after") or {}
+    for probe in after.get("probes", []):
+        out = probe.get("output")
+        if probe["activity"]["name"] == "drill-verdict" and isinstance(out, str) and out.startswith("inconclusive"):
+            return out
+    return None
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from chaoslib.loader import load_experiment
 from failover_drill.adapters.chaostoolkit import discover, sessions
 from failover_drill.faults.ledger import FaultLedger
 from failover_drill.recovery import ledger_path
-from tests.conftest import ROOT, Fleet, assert_healthy
+from tests.conftest import ROOT, Fleet, assert_healthy, inconclusive_verdict
 
 pytestmark = pytest.mark.slow
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.json"))
@@ -50,22 +50,13 @@ def _run(path: Path, **changes: Any) -> dict[str, Any]:
     return journal
 
 
-def _inconclusive(journal: dict[str, Any]) -> str | None:
-    after = (journal.get("steady_states") or {}).get("after") or {}
-    for probe in after.get("probes", []):
-        out = probe.get("output")
-        if probe["activity"]["name"] == "drill-verdict" and isinstance(out, str) and out.startswith("inconclusive"):
-            return out
-    return None
-
-
 def _run_conclusive(path: Path, reruns: int = 2) -> dict[str, Any]:
     """An experiment whose verdict came out inconclusive (this shared 2-core machine starved the
     stopwatch, and the verdict said so, deviating the run) is run again, at most twice, as a
     drill is (tests/conftest.py run_cli); each rerun is a visible pytest warning."""
     for attempt in range(reruns + 1):
         journal = _run(path)
-        why = _inconclusive(journal)
+        why = inconclusive_verdict(journal)
         if why is None or attempt == reruns:
             return journal
         warnings.warn(f"experiment rerun {attempt + 1}/{reruns}: {why[:300]}", stacklevel=2)
