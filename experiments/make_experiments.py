@@ -25,7 +25,12 @@ def call(
 
 HYPOTHESIS = {
     "title": "Payments succeed within the SLO, stay fast, and the drill stays inside its error budget",
+    # chaoslib stops at the first probe that misses its tolerance: payments come first, so a run
+    # that also lost its success ratio still says whether money was lost or charged twice.
     "probes": [
+        # A payment lost or charged twice is a failed experiment, whatever the success ratio says.
+        call("probe", "payments-lost", "payments_lost", "probes", tolerance=0),
+        call("probe", "payments-duplicated", "payments_duplicated", "probes", tolerance=0),
         call(
             "probe",
             "success-ratio",
@@ -49,9 +54,6 @@ HYPOTHESIS = {
             "probes",
             tolerance={"type": "range", "range": [0, 5]},
         ),
-        # A payment lost or charged twice is a failed experiment, whatever the success ratio says.
-        call("probe", "payments-lost", "payments_lost", "probes", tolerance=0),
-        call("probe", "payments-duplicated", "payments_duplicated", "probes", tolerance=0),
         # The drill's own verdict against the scenario's limits (failover time, failback, budget);
         # 'inconclusive: ...' (a starved load generator) deviates too, with its reason in the journal.
         call("probe", "drill-verdict", "drill_verdict", "probes", tolerance={"type": "regex", "pattern": "^passed"}),

@@ -35,27 +35,44 @@ def chaos_env(fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return fleet
 
 
-def _run(path: Path, **changes: Any) -> dict[str, Any]:
-    exp = load_experiment(str(path))
-    for k, v in changes.items():
-        exp[k] = v
+def _chaos_run(exp: dict[str, Any], workdir: Path, *, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """`chaos run` itself on an experiment written to a file: the journal as the CLI writes it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    exp_path, journal_path = workdir / "experiment.json", workdir / "journal.json"
+    exp_path.write_text(json.dumps(exp))
+    journal_path.unlink(missing_ok=True)
+    chaos = Path(sys.executable).with_name("chaos")
+    out = subprocess.run(
+        [str(chaos), "--no-log-file", "run", "--journal-path", str(journal_path), str(exp_path)],
+        cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert journal_path.exists(), (out.stdout + out.stderr)[-3000:]
+    journal: dict[str, Any] = json.loads(journal_path.read_text())
+    return journal
+
+
+def _shortened(path: Path) -> dict[str, Any]:
+    exp: dict[str, Any] = load_experiment(str(path))
     # Shorter waits keep the suite fast; zone-loss keeps its 20 s (readiness needs 15 s to act).
     for activity in exp["method"]:
         after = activity.get("pauses", {}).get("after")
         if after and path.stem not in ("zone-loss", "partition") and not activity["name"].startswith("inject"):
             activity["pauses"]["after"] = min(after, 5)
+    return exp
+
+
+def _run(path: Path, workdir: Path) -> dict[str, Any]:
+    exp = _shortened(path)
     ensure_experiment_is_valid(exp)
-    journal: dict[str, Any] = run_experiment(exp, settings={})
-    sessions.clear()
-    return journal
+    return _chaos_run(exp, workdir)
 
 
-def _run_conclusive(path: Path, reruns: int = 2) -> dict[str, Any]:
+def _run_conclusive(path: Path, workdir: Path, reruns: int = 2) -> dict[str, Any]:
     """An experiment whose verdict came out inconclusive (this shared 2-core machine starved the
     stopwatch, and the verdict said so, deviating the run) is run again, at most twice, as a
     drill is (tests/conftest.py run_cli); each rerun is a visible pytest warning."""
     for attempt in range(reruns + 1):
-        journal = _run(path)
+        journal = _run(path, workdir / f"try-{attempt}")
         why = inconclusive_verdict(journal)
         if why is None or attempt == reruns:
             return journal
@@ -100,8 +117,10 @@ def test_every_experiment_holds_payments_and_the_verdict_in_its_hypothesis() -> 
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
-def test_every_experiment_completes_without_deviation(path: Path, chaos_env: Fleet) -> None:
-    journal = _run_conclusive(path)
+def test_every_experiment_completes_without_deviation(path: Path, chaos_env: Fleet, tmp_path: Path) -> None:
+    """Through `chaos run` itself (issue 15: the hypothesis, the payment probes' read order under
+    real traffic, and the session's name are checked as a user's run would show them)."""
+    journal = _run_conclusive(path, tmp_path)
     assert journal["status"] == "completed", json.dumps(journal["run"], default=str)[:2000]
     outputs = {
         when: [
@@ -127,17 +146,58 @@ def test_every_experiment_completes_without_deviation(path: Path, chaos_env: Fle
     assert_healthy(chaos_env)
 
 
-def test_a_tolerance_the_fault_must_break_deviates(chaos_env: Fleet) -> None:
+def test_a_tolerance_the_fault_must_break_deviates(chaos_env: Fleet, tmp_path: Path) -> None:
     exp = load_experiment(str(ROOT / "experiments" / "region-loss.json"))
     # Check the hypothesis while the region is still lost: the method no longer reverts it.
     exp["method"] = [m for m in exp["method"] if m["name"] != "revert-region-loss"][:1]
     # The success-ratio window ends one request timeout (2 s) ago, so only requests that have
     # surely finished count: 4 s after the fault it holds the first 2 s of the outage.
     exp["method"][0]["pauses"] = {"after": 4}
-    journal = run_experiment(exp, settings={})
-    sessions.clear()
+    journal = _chaos_run(exp, tmp_path)
     assert journal["deviated"] is True
+    after = {p["activity"]["name"]: p for p in journal["steady_states"]["after"]["probes"]}
+    assert after["success-ratio"]["tolerance_met"] is False
     assert FaultLedger(ledger_path(chaos_env.state)).open_entries() == []  # rollbacks + control reverted it
+    assert_healthy(chaos_env)
+
+
+# A region's database restored from a backup a few seconds stale: its newest charges, made long
+# enough ago that their acknowledgements reached the users, are gone.
+LOSE_PAYMENTS = """
+import os, sqlite3, time
+from pathlib import Path
+
+def lose_payments(count: int) -> int:
+    lost = 0
+    for db in sorted(Path(os.environ["FAILOVER_DRILL_STATE"]).rglob("ledgers/*.sqlite")):
+        with sqlite3.connect(db, timeout=5) as conn:
+            cur = conn.execute(
+                "DELETE FROM payments WHERE idempotency_key IN (SELECT idempotency_key FROM payments"
+                " WHERE created_wall < ? ORDER BY created_wall DESC LIMIT ?)", (time.time() - 3, count))
+            lost += cur.rowcount
+    return lost
+"""
+
+
+def test_a_lost_payment_fails_the_experiment(chaos_env: Fleet, tmp_path: Path) -> None:
+    """Issue 15 point 6 through `chaos run`: payments acknowledged to users and then lost from
+    the ledgers (real rows deleted from the real regions' databases during the run) deviate the
+    experiment, naming the count, where they once ended "completed, deviated false"."""
+    (tmp_path / "payment_loss.py").write_text(LOSE_PAYMENTS)
+    exp = _shortened(ROOT / "experiments" / "region-loss.json")
+    exp["method"].append(
+        {"type": "action", "name": "lose-payments",
+         "provider": {"type": "python", "module": "payment_loss", "func": "lose_payments",
+                      "arguments": {"count": 5}}}
+    )  # fmt: skip
+    journal = _chaos_run(exp, tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    by_name = {r["activity"]["name"]: r for r in journal["run"]}
+    assert by_name["lose-payments"]["status"] == "succeeded", by_name["lose-payments"]
+    assert by_name["lose-payments"]["output"] >= 5
+    after = {p["activity"]["name"]: p for p in journal["steady_states"]["after"]["probes"]}
+    assert after["payments-lost"]["output"] >= 5 and after["payments-lost"]["tolerance_met"] is False
+    assert journal["deviated"] is True
+    assert FaultLedger(ledger_path(chaos_env.state)).open_entries() == []
     assert_healthy(chaos_env)
 
 

@@ -179,3 +179,19 @@ def test_lost_answer_retried_into_another_region_is_charged_twice(fleet: Fleet, 
     regions = {c.region for c in fleet.platform.ledger() if c.key == key}
     assert regions == {"us-east1", "eu-west1"}
     assert_healthy(fleet)
+
+
+# Drilled elsewhere with nothing but the fault: region-loss, zone-loss (tests/test_drill.py) and
+# partition (above). The rest are drilled here as `make drill FAULT=<kind>` runs them: the fault
+# alone, with its defaults (only the phases are shortened, which no fault's defaults depend on).
+@pytest.mark.parametrize(
+    "kind", ["link-latency", "brownout", "cert-expiry", "control-plane-loss", "blackout", "lost-response"]
+)
+def test_each_fault_kind_drills_with_nothing_but_its_name(kind: str, fleet: Fleet, tmp_path: Path) -> None:
+    """Issue 15: `make drill REGION=us-east1 FAULT=<each kind>` works with no other argument."""
+    code, r, out = drill(fleet, tmp_path, "--region", "us-east1", "--fault", kind, "--set", "phases.fault_s=4")
+    assert code == 0, out
+    assert r["verdict"]["passed"] and r["complete"], r["verdict"]
+    (fault,) = r["fault"]["faults"]
+    assert fault["kind"] == kind
+    assert r["traffic"]["requests"] > 0 and r["payments"]["lost"] == 0 and r["payments"]["duplicated"] == 0
