@@ -97,11 +97,12 @@ def test_only_platforms_that_exist_are_offered(command: str, tmp_path: Path) -> 
 def test_every_fault_kind_plans_with_no_other_argument(kind: str, tmp_path: Path) -> None:
     """`make drill FAULT=<kind>` passes nothing but the fault: each kind has defaults that make a
     drill (link-latency needed --delay-ms once). The plan names what the verdict will judge; a
-    blackout (the stopwatch's calibration, nothing can recover while it is on) is not asked for
-    a failover time, so its own verdict no longer fails by design."""
+    blackout (the stopwatch's calibration) and lost answers (a share no health check sees) leave
+    nothing that can recover while they are on: not asked for a failover time, their own verdicts
+    no longer fail by design."""
     out = cli("plan", "--fault", kind, state=tmp_path / "state")
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"inject {kind}" in out.stdout
     limits = next(line for line in out.stdout.splitlines() if line.startswith("verdict limits:"))
-    assert ("failover time" in limits) is (kind != "blackout"), limits
+    assert ("failover time" in limits) is (kind not in ("blackout", "lost-response")), limits
     assert "payments lost <= 0" in limits

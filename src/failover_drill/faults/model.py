@@ -33,8 +33,9 @@ class Places(Protocol):
 class _Fault(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # False for a fault that leaves no way to recover while it is on (a blackout): its drill's
-    # default limits do not ask for a failover time.
+    # False for a fault that leaves no way to recover while it is on (a blackout; answers lost for
+    # a share of requests, which no health check sees): its drill's default limits do not ask for
+    # a failover time.
     recovers_while_on: ClassVar[bool] = True
 
     kind: str
@@ -208,6 +209,9 @@ class Brownout(_Fault):
 class LostResponse(_Fault):
     """Replicas charge the payment and never answer: the client's retry may charge twice."""
 
+    # A share of requests times out and the rest succeed: no outlier detector ejects on that, so
+    # the success ratio stays down until the revert. The drill judges payments, not a failover.
+    recovers_while_on: ClassVar[bool] = False
     kind: Literal["lost-response"] = "lost-response"
     target: str | None = None
     fail_pct: float = Field(default=10.0, gt=0, le=100)
