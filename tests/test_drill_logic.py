@@ -4,7 +4,6 @@ crosses a real socket to the in-process front door; no fleet is started."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ from failover_drill.drill import Drill
 from failover_drill.errors import FaultError, Interrupted
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault
+from failover_drill.report.rundir import write_reports
 
 from .memory_platform import MemoryPlatform
 from .schema_check import assert_valid_result
@@ -35,23 +35,6 @@ QUICK = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _plotting_imported_once() -> None:
-    """The first report a process draws imports matplotlib and loads its fonts (about a second):
-    paid once here, so each test's own time is the drill's logic (issue 12: under a second)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    ax.set_yscale("log")
-    ax.plot([0, 1], [1, 10], label="warm")
-    ax.legend()
-    fig.savefig(io.BytesIO(), format="png")  # glyph and tick caches filled by a first draw
-    plt.close(fig)
-
-
 def scenario(faults: list[dict[str, object]]) -> Scenario:
     sc = build_scenario(None, overrides=QUICK)
     data = sc.model_dump(mode="json")
@@ -60,10 +43,15 @@ def scenario(faults: list[dict[str, object]]) -> Scenario:
 
 
 def run(tmp_path: Path, sc: Scenario, platform: MemoryPlatform) -> Drill:
-    drill = Drill(
-        sc, load_topology(TOPOLOGY), state_dir=tmp_path / "state", runs_dir=tmp_path / "runs", platform=platform
+    # No plot: drawing it is report code (tests/test_drill.py draws real ones), not the drill's logic.
+    return Drill(
+        sc,
+        load_topology(TOPOLOGY),
+        state_dir=tmp_path / "state",
+        runs_dir=tmp_path / "runs",
+        platform=platform,
+        plot=False,
     )
-    return drill
 
 
 def test_a_compound_schedule_injects_and_reverts_in_time_order(tmp_path: Path) -> None:
@@ -91,6 +79,15 @@ def test_a_compound_schedule_injects_and_reverts_in_time_order(tmp_path: Path) -
     result = json.loads((outcome.run_dir / "result.json").read_text())
     assert result["traffic"]["failed"] > 0  # the in-process front door failed while a fault was on
     assert_valid_result(result)  # the contract: the JSON Schema shipped in the package
+
+
+def test_a_drill_without_its_plot_says_how_to_draw_it_and_report_draws_it(tmp_path: Path) -> None:
+    """--no-plot (Drill(plot=False)): the tests above skip the plot, which is report code."""
+    outcome = run(tmp_path, scenario([{"kind": "region-loss", "target": "us-east1"}]), MemoryPlatform()).run()
+    html = (outcome.run_dir / "report.html").read_text()
+    assert "data:image/png" not in html and f"failover-drill report runs/{outcome.run_dir.name}" in html
+    assert write_reports(outcome.run_dir) == outcome.result  # the same figures, now with the plot
+    assert "data:image/png;base64," in (outcome.run_dir / "report.html").read_text()
 
 
 def test_an_inject_that_fails_is_written_to_the_ledger_and_still_reverted(tmp_path: Path) -> None:
@@ -134,6 +131,7 @@ def test_the_live_line_names_the_fault_phase_as_soon_as_the_fault_is_injected(tm
         state_dir=tmp_path / "state",
         runs_dir=tmp_path / "runs",
         platform=MemoryPlatform(),
+        plot=False,
         progress=lambda view: seen.append((time.monotonic(), view.phase, view.message)),
     )
     drill.run()

@@ -215,6 +215,13 @@ def drill(
     state_dir: StateOpt = DEFAULT_STATE,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where runs/<id>/ go")] = Path("runs"),
     keep_up: Annotated[bool, typer.Option("--keep-up", help="leave a fleet the drill started running")] = False,
+    no_plot: Annotated[
+        bool,
+        typer.Option(
+            "--no-plot",
+            help="report.html without the timeline plot (drills back to back in CI); `failover-drill report` draws it later",
+        ),
+    ] = False,
     sli_port: Annotated[
         int | None,
         typer.Option(
@@ -281,6 +288,7 @@ def drill(
         progress=live_progress if interactive else quiet_progress,
         platform=open_platform(platform, state_dir, topo),
         sli=sli,
+        plot=not no_plot,
     )
     with contextlib.ExitStack() as stack:
         if sli is not None and sli_port is not None:

@@ -184,8 +184,11 @@ class Drill:
         progress: Progress | None = None,
         platform: Platform,
         sli: LiveSli | None = None,
+        plot: bool = True,
     ) -> None:
         self.scenario = scenario
+        # Drawing report.html's plot is a few tenths of a second of CPU per drill (--no-plot).
+        self.plot = plot
         # Live SLIs for the rollout controllers' analysis (measure/live_sli.py), fed as samples complete.
         self.sli = sli
         self.topology = topology
@@ -485,7 +488,7 @@ class Drill:
             self._say(f"reverted {fault.label()}")
 
     def _finish(self, jr: journal_mod.JournalWriter, anchor: Anchor, run_dir: Path) -> None:
-        finish_journal(self.platform, jr, anchor, run_dir)
+        finish_journal(self.platform, jr, anchor, run_dir, plot=self.plot)
 
 
 def meta_record(
@@ -519,7 +522,9 @@ def live_p99(latencies_ms: list[float]) -> float:
     return pct(latencies_ms, 99)
 
 
-def finish_journal(platform: Platform, jr: journal_mod.JournalWriter, anchor: Anchor, run_dir: Path) -> dict[str, Any]:
+def finish_journal(
+    platform: Platform, jr: journal_mod.JournalWriter, anchor: Anchor, run_dir: Path, *, plot: bool = True
+) -> dict[str, Any]:
     """What the platform saw and the payment reconciliation go into the journal, then the reports
     are built from it; shared by drills and step-by-step sessions."""
     try:
@@ -536,4 +541,4 @@ def finish_journal(platform: Platform, jr: journal_mod.JournalWriter, anchor: An
     except (DrillError, OSError) as exc:
         log.warning("could not reconcile payments", error=str(exc))
     jr.close()
-    return finish_run(run_dir)
+    return finish_run(run_dir, plot=plot)

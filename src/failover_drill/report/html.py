@@ -25,10 +25,20 @@ img{max-width:100%;border:1px solid #eee}.meta{color:#555}
 """
 
 
-def render_html(result: dict[str, Any], replay: Replay) -> str:
+def render_html(result: dict[str, Any], replay: Replay, *, plot: bool = True) -> str:
     v = result["verdict"]
-    png = base64.b64encode(timeline_png(result, replay)).decode()
     e = html.escape
+    if plot:
+        png = base64.b64encode(timeline_png(result, replay)).decode()
+        figure = (
+            '<img alt="timeline: success ratio, latency and served-by share, with the fault and revert marked"\n'
+            f' src="data:image/png;base64,{png}">'
+        )
+    else:
+        figure = (
+            f'<p class="meta">The timeline plot was not drawn (--no-plot): '
+            f"<code>failover-drill report runs/{e(result['run_id'])}</code> draws it from the journal.</p>"
+        )
     rows = "".join(f"<tr><th>{e(k)}</th><td>{e(val)}</td></tr>" for k, val in scorecard_rows(result))
     reasons = "".join(f"<li>{e(r)}</li>" for r in v["reasons"])
     reasons = f"<ul>{reasons}</ul>" if reasons else ""
@@ -60,8 +70,7 @@ users in <b>{e(result["client_region"])}</b>, {result["traffic"]["rate_rps"]:g} 
 <h2 class="{verdict_cls}">Verdict: {word}</h2>
 {reasons}
 {checks_html}
-<img alt="timeline: success ratio, latency and served-by share, with the fault and revert marked"
- src="data:image/png;base64,{png}">
+{figure}
 <h2>Scorecard</h2><table>{rows}</table>
 {"<h2>Errors by class</h2><table><tr><th>class</th><th>count</th></tr>" + errors + "</table>" if errors else ""}
 <h2>Latency by phase (ms, from scheduled send time)</h2>{latency_html}
