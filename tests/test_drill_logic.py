@@ -84,6 +84,12 @@ def test_a_compound_schedule_injects_and_reverts_in_time_order(tmp_path: Path) -
 def test_a_drill_without_its_plot_says_how_to_draw_it_and_report_draws_it(tmp_path: Path) -> None:
     """--no-plot (Drill(plot=False)): the tests above skip the plot, which is report code."""
     outcome = run(tmp_path, scenario([{"kind": "region-loss", "target": "us-east1"}]), MemoryPlatform()).run()
+    # Issue 20: where the drill's time went, in result.json and in the journal it is rebuilt from
+    timing = outcome.result["timing"]
+    assert timing["up_s"] is not None and timing["down_s"] is not None  # the drill brought the fleet up
+    assert timing["measured_s"] >= sum(QUICK[f"phases.{p}_s"] for p in ("warmup", "baseline", "fault", "recovery"))
+    parts = timing["up_s"] + timing["steady_check_s"] + timing["reports_s"] + timing["down_s"]
+    assert abs(timing["overhead_s"] - parts) < 0.002
     html = (outcome.run_dir / "report.html").read_text()
     assert "data:image/png" not in html and f"failover-drill report runs/{outcome.run_dir.name}" in html
     assert write_reports(outcome.run_dir) == outcome.result  # the same figures, now with the plot

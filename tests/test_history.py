@@ -22,8 +22,10 @@ def result(
     rate: float = 200.0,
     complete: bool = True,
     inconclusive: bool = False,
+    overhead_s: float | None = None,
 ) -> dict[str, Any]:
     return {
+        "timing": None if overhead_s is None else {"overhead_s": overhead_s},
         "run_id": run_id,
         "started_at": run_id,
         "scenario": scenario,
@@ -115,3 +117,18 @@ def test_a_history_of_the_first_layout_is_upgraded_in_place(tmp_path: Path) -> N
     assert rows[0].mode is None and rows[0].rate_rps is None and rows[0].excluded is None
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_time_outside_the_measured_phases_is_flagged_when_it_grows_on_the_same_platform(tmp_path: Path) -> None:
+    """Issue 20: result.json timing.overhead_s goes into history, so a slower bring-up, report or
+    teardown shows as a regression; kwok's slower control planes are not compared with the sandbox."""
+    h = History(tmp_path / "history.sqlite")
+    runs = [("sandbox", 9.0), ("sandbox", 10.0), ("kwok", 70.0), ("sandbox", 9.5), ("sandbox", 16.0), ("sandbox", 10.5)]
+    for i, (platform, over) in enumerate(runs):
+        h.record(result(f"2026-11-27T10:0{i}", 3.0, platform=platform, overhead_s=over))
+    h.record(result("2026-11-27T10:09", 3.0, overhead_s=None))  # a session: no timing
+    rows = {r.run_id[-2:]: r for r in h.rows()}
+    assert rows["02"].slower is None  # first kwok run: nothing to compare with
+    assert rows["04"].slower == "overhead 16.0s vs median 9.5s"
+    assert rows["04"].regression is None  # its failover was as fast as ever
+    assert rows["05"].slower is None and rows["09"].overhead_s is None and rows["09"].slower is None

@@ -38,8 +38,8 @@ def minimal_result() -> dict[str, Any]:
         "own_cpu_pct": None,
     }
     return {
-        "schema": 3,
-        "schema_version": 3,
+        "schema": 4,
+        "schema_version": 4,
         "run_id": "r",
         "scenario": "s",
         "platform": "sandbox",
@@ -118,6 +118,7 @@ def minimal_result() -> dict[str, Any]:
             "phases": {p: lag for p in ("baseline", "fault", "recovery")},
         },
         "journal": {"samples": 0, "skipped_lines": []},
+        "timing": None,
     }
 
 

@@ -452,7 +452,9 @@ def history(
         out.print("no runs recorded yet")
         return
     t = Table()
-    for col in ("run", "scenario", "fault", "platform", "mesh", "rate", "TTR s", "budget %", "verdict", "regression"):
+    for col in (
+        "run", "scenario", "fault", "platform", "mesh", "rate", "TTR s", "budget %", "overhead s", "verdict", "regression",
+    ):  # fmt: skip
         t.add_column(col)
     for r in rows:
         fault = f"{r.fault} ({r.mode})" if r.mode else r.fault
@@ -465,11 +467,17 @@ def history(
             "—" if r.rate_rps is None else f"{r.rate_rps:g}",
             "—" if r.ttr_s is None else f"{r.ttr_s:.2f}",
             f"{r.budget_pct:.3g}",
+            "—" if r.overhead_s is None else f"{r.overhead_s:.1f}",
             "pass" if r.passed else "FAIL",
-            r.regression or (f"not compared: {r.excluded}" if r.excluded else ""),
+            "; ".join(
+                x for x in (r.regression or (f"not compared: {r.excluded}" if r.excluded else None), r.slower) if x
+            ),
         )
     out.print(t)
-    out.print("regressions compare a run with earlier runs of the same fault, mode, mesh, platform and rate")
+    out.print(
+        "regressions compare a run with earlier runs of the same fault, mode, mesh, platform and rate; "
+        "overhead (the time outside the measured phases) with earlier runs on the same platform"
+    )
 
 
 @app.command()

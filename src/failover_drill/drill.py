@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import signal
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -46,6 +47,8 @@ from failover_drill.platforms.base import Platform
 from failover_drill.recovery import revert_open_faults
 from failover_drill.report import journal as journal_mod
 from failover_drill.report import records
+from failover_drill.report.history import History
+from failover_drill.report.result import timing_out
 from failover_drill.report.rundir import finish_run, new_run_dir
 from failover_drill.traffic import gc_quiet
 from failover_drill.traffic.client import PaymentClient
@@ -201,6 +204,8 @@ class Drill:
         self.ledger = FaultLedger(ledger_path(self.state_dir))
         self.view = LiveView(total_s=scenario.phases.total_s())
         self._interrupted = False
+        # perf_counter marks of the run's parts, for result.json `timing`.
+        self._times: dict[str, float] = {}
         self.ownership = FleetOwnership(self.state_dir)
 
     def _say(self, msg: str) -> None:
@@ -214,10 +219,13 @@ class Drill:
         self._check_traffic_origin(faults)
         # Held until the fleet is down again: nobody else injects into it or tears it down meanwhile.
         self.ownership.acquire(f"drill {self.scenario.name}")
+        self._times = {}
         try:
             owned = not self.platform.is_up()
             if owned:
+                began = time.perf_counter()
                 self.platform.up(progress=self._say, owner_pid=os.getpid())
+                self._times["up_s"] = time.perf_counter() - began
             elif self.platform.mesh() != self.topology.mesh:
                 raise PlatformError(
                     f"the {self.platform.name} fleet is up with mesh {self.platform.mesh()!r} "
@@ -227,6 +235,7 @@ class Drill:
             run_dir: Path | None = None
             watcher = None
             try:
+                self._times["steady_from"] = time.perf_counter()
                 self._say("checking the fleet is steady")
                 self.platform.wait_steady(self.scenario.region)
                 self._check_reachable()
@@ -244,11 +253,13 @@ class Drill:
                         watcher.wait(5)
                     if owned and not self.keep_up:
                         self._say(f"stopping the {self.platform.name} fleet")
+                        began = time.perf_counter()
                         self.platform.down()
+                        self._times["down_s"] = time.perf_counter() - began
         finally:
             self.ownership.release()
         assert run_dir is not None
-        result = json.loads((run_dir / "result.json").read_text())
+        result = self._record_timing(run_dir)
         if code == EXIT_INTERRUPTED:
             raise Interrupted(f"drill interrupted; faults reverted; partial results in {run_dir}")
         verdict = result["verdict"]
@@ -340,6 +351,7 @@ class Drill:
             )
             pool.wait_ready()
         anchor = Anchor(self.clock)
+        self._times["measured_from"] = time.perf_counter()
         jr.write_now(meta_record(run_dir.name, sc, self.platform.name, self.topology, anchor, planned, faults))
         code = 0
         try:
@@ -488,7 +500,36 @@ class Drill:
             self._say(f"reverted {fault.label()}")
 
     def _finish(self, jr: journal_mod.JournalWriter, anchor: Anchor, run_dir: Path) -> None:
+        self._times["reports_from"] = time.perf_counter()
         finish_journal(self.platform, jr, anchor, run_dir, plot=self.plot)
+        self._times["reports_to"] = time.perf_counter()
+
+    def _record_timing(self, run_dir: Path) -> dict[str, Any]:
+        """Where the drill's time went (result.json `timing`): appended to the journal, which
+        `failover-drill report` rebuilds from, and set in the result.json already written."""
+        result: dict[str, Any] = json.loads((run_dir / "result.json").read_text())
+        t = self._times
+        if not {"steady_from", "measured_from", "reports_from", "reports_to"} <= t.keys():
+            return result  # the phases never ran to their reports: nothing to account for
+        rec = records.TimingRecord(
+            up_s=_ms(t.get("up_s")),
+            steady_check_s=round(t["measured_from"] - t["steady_from"], 3),
+            measured_s=round(t["reports_from"] - t["measured_from"], 3),
+            reports_s=round(t["reports_to"] - t["reports_from"], 3),
+            down_s=_ms(t.get("down_s")),
+        )
+        jr = journal_mod.JournalWriter(run_dir / "journal.jsonl")
+        jr.write(rec.to_json())
+        jr.close()
+        timing = timing_out(rec)
+        result["timing"] = None if timing is None else timing.model_dump(mode="json")
+        (run_dir / "result.json").write_text(json.dumps(result, indent=2))
+        History(run_dir.parent / "history.sqlite").record(result)
+        return result
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 def meta_record(

@@ -268,3 +268,28 @@ class CpuRecord:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CpuRecord:
         return cls(float(d["at"]), float(d["busy"]), float(d["steal"]), float(d["own"]))
+
+
+@dataclass(frozen=True, slots=True)
+class TimingRecord:
+    """Where a drill's wall time went, in seconds: the measured phases and what surrounds them.
+    Appended to the journal last, once the fleet is down (so after the reports were first drawn)."""
+
+    up_s: float | None  # None: the fleet was up before the drill
+    steady_check_s: float
+    measured_s: float
+    reports_s: float
+    down_s: float | None  # None: the fleet stays up (it was up before, or --keep-up)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"t": "timing", **{k: getattr(self, k) for k in self.__slots__}}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TimingRecord:
+        def opt(key: str) -> float | None:
+            v = d.get(key)
+            return None if v is None else float(v)
+
+        return cls(
+            opt("up_s"), float(d["steady_check_s"]), float(d["measured_s"]), float(d["reports_s"]), opt("down_s")
+        )

@@ -39,6 +39,7 @@ from failover_drill.report.result_model import (
     PlatformEventOut,
     Result,
     SendLag,
+    Timing,
     Traffic,
     VerdictOut,
 )
@@ -55,6 +56,7 @@ class Replay:
         self.payments: records.PaymentsRecord | None = None
         self.generator: records.GenRecord | None = None
         self.cpu: list[records.CpuRecord] = []
+        self.timing: records.TimingRecord | None = None
         samples_seen = 0
         lines = journal.read(path, self.problems)
         first = next(lines, None)
@@ -129,6 +131,9 @@ class Replay:
     def _fold_generator(self, rec: dict[str, Any]) -> None:
         self.generator = records.GenRecord.from_json(rec)
 
+    def _fold_timing(self, rec: dict[str, Any]) -> None:
+        self.timing = records.TimingRecord.from_json(rec)
+
     def _fold_cpu(self, rec: dict[str, Any]) -> None:
         self.cpu.append(records.CpuRecord.from_json(rec))
 
@@ -177,6 +182,7 @@ class Replay:
 
 # Journal record type -> how Replay folds it; a type this version does not know is skipped.
 _FOLDS: dict[str, Callable[[Replay, dict[str, Any]], None]] = {
+    "timing": Replay._fold_timing,
     "ev": Replay._fold_event,
     "pe": Replay._fold_platform_event,
     "payments": Replay._fold_payments,
@@ -372,6 +378,21 @@ def build_result_model(path: Path, replay: Replay | None = None) -> Result:
             phases=MeasurementPhases(**{k: SendLag(**v) for k, v in validity.phases.items()}),
         ),
         journal=JournalSummary(samples=rp.samples, skipped_lines=rp.problems.skipped[:50]),
+        timing=timing_out(rp.timing),
+    )
+
+
+def timing_out(t: records.TimingRecord | None) -> Timing | None:
+    if t is None:
+        return None
+    overhead = t.steady_check_s + t.reports_s + (t.up_s or 0.0) + (t.down_s or 0.0)
+    return Timing(
+        up_s=t.up_s,
+        steady_check_s=t.steady_check_s,
+        measured_s=t.measured_s,
+        reports_s=t.reports_s,
+        down_s=t.down_s,
+        overhead_s=round(overhead, 3),
     )
 
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-SCHEMA_VERSION: Literal[3] = 3
+SCHEMA_VERSION: Literal[4] = 4
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 
 # A measured figure exactly as computed: an int stays an int in the JSON (pydantic would make 5
@@ -251,16 +251,28 @@ class JournalSummary(_Model):
     skipped_lines: list[int] = Field(description="line numbers of unreadable journal lines (the first 50)")
 
 
+class Timing(_Model):
+    """Seconds of wall time: the measured phases, and the overhead around them (issue 20)."""
+
+    up_s: Number | None = Field(description="bringing the fleet up; null when it was up before the drill")
+    steady_check_s: Number = Field(description="waiting for a steady fleet and starting traffic workers")
+    measured_s: Number = Field(description="the phases themselves (warmup to the end of recovery)")
+    reports_s: Number = Field(description="platform events, payment reconciliation, result.json and reports")
+    down_s: Number | None = Field(description="stopping the fleet; null when it stays up")
+    overhead_s: Number = Field(description="everything but measured_s")
+
+
 class Result(_Model):
     """result.json."""
 
     model_config = ConfigDict(title="failover-drill result.json")
 
-    schema_: Literal[3] = Field(3, alias="schema", description="the same as schema_version, kept for older readers")
-    schema_version: Literal[3] = Field(
+    schema_: Literal[4] = Field(4, alias="schema", description="the same as schema_version, kept for older readers")
+    schema_version: Literal[4] = Field(
         SCHEMA_VERSION,
         description="2: adds `measurement` (the stopwatch's own health) and verdict.inconclusive; "
-        "3: latency_ms percentiles are of successful requests, failed ones under latency_ms.<phase>.failed",
+        "3: latency_ms percentiles are of successful requests, failed ones under latency_ms.<phase>.failed; "
+        "4: adds `timing` (where a drill's wall time went)",
     )
     run_id: str
     scenario: str
@@ -282,6 +294,10 @@ class Result(_Model):
     verdict: VerdictOut
     measurement: Measurement
     journal: JournalSummary
+    timing: Timing | None = Field(
+        description="where the drill's wall time went; null for a Chaos Toolkit session, or a drill "
+        "that ended with an error before its fleet was down"
+    )
 
 
 def json_schema() -> dict[str, Any]:
