@@ -54,6 +54,10 @@ def test_region_loss_fails_over_and_back(fleet: Fleet, tmp_path: Path) -> None:
             assert sub <= set(r[key]), key
     assert_valid_result(r)  # a real drill's result.json against the JSON Schema shipped in the package
     assert r["fault"]["kind"] == "region-loss" and r["fault"]["target"] == "us-east1"
+    # The fleet was up before the drill (the shared fixture's), so it neither brought it up nor down.
+    timing = r["timing"]
+    assert timing["up_s"] is None and timing["down_s"] is None and timing["measured_s"] >= 1 + 2 + 10 + 10
+    assert "wall time: measured" in out.stdout
     assert r["served_by"]["baseline"] == {"us-east1": 1.0}
     assert r["served_by"]["fault"].get("us-east1", 0) == 0 and sum(r["served_by"]["fault"].values()) > 0.99
     fo = r["failover"]

@@ -315,12 +315,29 @@ def _sli_server(sli: LiveSli, host: str, port: int) -> SliServer:
         ) from None
 
 
+def _timing_line(t: dict[str, Any] | None) -> str | None:
+    if not t:
+        return None
+    parts = [
+        f"{name} {t[key]:.1f} s"
+        for name, key in (
+            ("up", "up_s"),
+            ("steady check", "steady_check_s"),
+            ("reports", "reports_s"),
+            ("down", "down_s"),
+        )
+        if t[key] is not None
+    ]
+    return f"measured {t['measured_s']:.1f} s, around it {t['overhead_s']:.1f} s ({', '.join(parts)})"
+
+
 def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
     fo = result["failover"]
     ttr = "not recovered" if fo["ttr_s"] is None else f"{fo['ttr_s']:.2f} s"
     v = result["verdict"]
     word = verdict_word(v)
     reasons = "; ".join(v["reasons"])
+    timing = _timing_line(result.get("timing"))
     if not sys.stdout.isatty():
         # A pipe, a file or CI: one plain `key: value` line each, never wrapped at 80 columns nor
         # split inside a label, so grep and log viewers see whole lines.
@@ -329,6 +346,7 @@ def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
             f"failover time: {ttr}",
             f"verdict: {word}" + (f" ({reasons})" if reasons else ""),
             *(f"check {what}: {measured}, limit {limit}, {ok}" for what, measured, limit, ok in check_rows(v)),
+            *([f"wall time: {timing}"] if timing else []),
             f"report: {run_dir / 'report.html'}",
         ]
         sys.stdout.write("\n".join(lines) + "\n")
@@ -351,6 +369,8 @@ def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
     for what, measured, limit, ok in check_rows(v):
         checks.add_row(what, measured, limit, "held" if ok == "held" else "[red]FAILED[/red]")
     out.print(checks)
+    if timing:
+        out.print(f"wall time: {timing}", markup=False, highlight=False)
     out.print(f"report: {run_dir / 'report.html'}")
 
 
