@@ -35,7 +35,8 @@ def test_the_shipped_experiments_pass_the_check(path: Path) -> None:
 def test_each_bad_value_is_named_with_its_activity_and_what_is_allowed() -> None:
     exp = load_experiment(str(ROOT / "experiments" / "zone-loss.json"))
     exp["method"][0]["provider"]["arguments"].update(mode="frezee")
-    exp["steady-state-hypothesis"]["probes"][0]["provider"]["arguments"]["window_s"] = "three"
+    (ratio,) = [p for p in exp["steady-state-hypothesis"]["probes"] if p["name"] == "success-ratio"]
+    ratio["provider"]["arguments"]["window_s"] = "three"
     exp["rollbacks"] = [
         {
             "type": "action",

@@ -68,9 +68,10 @@ def _options(command: str) -> set[str]:
 
 
 def test_plan_accepts_every_option_that_defines_a_drill() -> None:
-    """Only where the run's files go, whether the fleet stays up and where live SLIs are served are
-    drill's own."""
-    assert _options("drill") - _options("plan") == {"--runs-dir", "--keep-up", "--sli-port", "--sli-host"}
+    """Only where the run's files go, whether the fleet stays up, whether its report has a plot and
+    where live SLIs are served are drill's own."""
+    own = {"--runs-dir", "--keep-up", "--no-plot", "--sli-port", "--sli-host"}
+    assert _options("drill") - _options("plan") == own
 
 
 def test_plan_takes_drills_fault_parameters_rate_and_sets(tmp_path: Path) -> None:
@@ -97,12 +98,12 @@ def test_only_platforms_that_exist_are_offered(command: str, tmp_path: Path) -> 
 def test_every_fault_kind_plans_with_no_other_argument(kind: str, tmp_path: Path) -> None:
     """`make drill FAULT=<kind>` passes nothing but the fault: each kind has defaults that make a
     drill (link-latency needed --delay-ms once). The plan names what the verdict will judge; a
-    blackout (the stopwatch's calibration) and lost answers (a share no health check sees) leave
-    nothing that can recover while they are on: not asked for a failover time, their own verdicts
-    no longer fail by design."""
+    blackout (the stopwatch's calibration), lost answers and a brownout of a share of requests (no
+    health check or outlier detector sees a share) leave nothing that can recover while they are on:
+    not asked for a failover time, their own verdicts no longer fail by design."""
     out = cli("plan", "--fault", kind, state=tmp_path / "state")
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"inject {kind}" in out.stdout
     limits = next(line for line in out.stdout.splitlines() if line.startswith("verdict limits:"))
-    assert ("failover time" in limits) is (kind not in ("blackout", "lost-response")), limits
+    assert ("failover time" in limits) is (kind not in ("blackout", "lost-response", "brownout")), limits
     assert "payments lost <= 0" in limits

@@ -36,12 +36,15 @@ class _Fault(BaseModel):
     # False for a fault that leaves no way to recover while it is on (a blackout; answers lost for
     # a share of requests, which no health check sees): its drill's default limits do not ask for
     # a failover time.
-    recovers_while_on: ClassVar[bool] = True
+    _recovers: ClassVar[bool] = True
 
     kind: str
     # Offsets inside the fault phase; None means "until the phase ends".
     at_s: float = Field(default=0.0, ge=0)
     duration_s: float | None = Field(default=None, gt=0)
+
+    def recovers_while_on(self) -> bool:
+        return self._recovers
 
     def label(self) -> str:
         target = getattr(self, "target", None)
@@ -199,6 +202,12 @@ class Brownout(_Fault):
             raise ValueError("brownout needs fail_pct > 0 or delay_ms > 0")
         return self
 
+    def recovers_while_on(self) -> bool:
+        # Only a target that fails every request is ejected by outlier detection (consecutive
+        # 5xx); a share of failures, spread between successes and mostly retried away, dips the
+        # success ratio on and off until the revert (a default 20% brownout "never recovered").
+        return self.fail_pct >= 100
+
     def resolved(self, places: Places, client_region: str) -> Self:
         return self.model_copy(update={"target": _zone_or_region(self.kind, self.target, places, client_region)})
 
@@ -211,7 +220,7 @@ class LostResponse(_Fault):
 
     # A share of requests times out and the rest succeed: no outlier detector ejects on that, so
     # the success ratio stays down until the revert. The drill judges payments, not a failover.
-    recovers_while_on: ClassVar[bool] = False
+    _recovers: ClassVar[bool] = False
     kind: Literal["lost-response"] = "lost-response"
     target: str | None = None
     fail_pct: float = Field(default=10.0, gt=0, le=100)
@@ -239,7 +248,7 @@ class CertExpiry(_Fault):
 class Blackout(_Fault):
     """Every region aborts at the front door for an exact time: the stopwatch's calibration."""
 
-    recovers_while_on: ClassVar[bool] = False
+    _recovers: ClassVar[bool] = False
     kind: Literal["blackout"] = "blackout"
 
 
