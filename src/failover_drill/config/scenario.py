@@ -161,11 +161,12 @@ def build_scenario(
             ) from None
     if base is None or fault:
         data["name"] = "-".join(fe["kind"] for fe in data["faults"]) + f"-{data['region']}"
-    if fault and "limits.rto_s" not in (overrides or {}):
-        if data["faults"] and not any(_recovers(fe) for fe in data["faults"]):
-            # A blackout is the stopwatch's calibration: nothing can recover while it is on, so
-            # its verdict does not ask for a failover time (the old default failed every one).
-            data["limits"]["rto_s"] = None
+    recovering = any(_recovers(fe) for fe in data["faults"])
+    if fault and "limits.rto_s" not in (overrides or {}) and data["faults"] and not recovering:
+        # A blackout is the stopwatch's calibration: nothing can recover while it is on, so its
+        # verdict does not ask for a failover time (the old default failed every one); so too a
+        # share of requests failing or going unanswered.
+        data["limits"]["rto_s"] = None
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
