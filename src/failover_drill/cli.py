@@ -21,6 +21,9 @@ from failover_drill.config.topology import Topology, load_topology
 from failover_drill.drill import Drill, LiveView, resolve_faults
 from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError, PortInUse
 from failover_drill.faults.model import Fault
+from failover_drill.gameday.model import GameDayDrill, load_gameday
+from failover_drill.gameday.room import AutoRoom, TerminalRoom
+from failover_drill.gameday.runner import GameDayRunner
 from failover_drill.measure.live_sli import LiveSli, SliServer
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.registry import PLATFORMS, check_platform, open_platform
@@ -527,6 +530,96 @@ def recover(state_dir: StateOpt = DEFAULT_STATE) -> None:
         raise typer.Exit(3)
     if not rep.reverted and not rep.orphans and not rep.repaired:
         out.print("nothing to recover")
+
+
+class _DayScreen:
+    """A game day's live view: which drill of how many, the budget burned so far, and the drill's
+    own live line (phase, countdown, success ratio, p99, serving regions)."""
+
+    def __init__(self) -> None:
+        self.interactive = sys.stderr.isatty()
+        self.header = ""
+        self.live: Live | None = None
+        self.last_phase = ""
+
+    def drill_starting(self, i: int, n: int, drill: GameDayDrill, budget_so_far: float) -> None:
+        self.header = f"drill {i + 1}/{n} {drill.name!r} · budget burned today {budget_so_far:.3g}%"
+        _say(self.header)
+        self.last_phase = ""
+        if self.interactive:
+            self.live = Live("", console=err, refresh_per_second=5, transient=True)
+            self.live.start()
+
+    def progress(self, v: LiveView) -> None:
+        if v.message:
+            self.say(v.message)
+            v.message = ""
+        if self.live is not None:
+            ratio = "—" if v.ok_ratio is None else f"{v.ok_ratio:.2%}"
+            p99 = "—" if v.p99_ms is None else f"{v.p99_ms:.0f} ms"
+            served = ", ".join(f"{k} {s:.0%}" for k, s in v.served.items()) or "—"
+            left = max(0.0, v.total_s - v.elapsed_s)
+            self.live.update(
+                f"{self.header}\n[bold]{v.phase:<9}[/bold] {left:5.1f} s left  ok {ratio}  p99 {p99}  served by {served}"
+            )
+        elif v.phase != self.last_phase:
+            self.last_phase = v.phase
+            _say(f"phase {v.phase} at {v.elapsed_s:.1f}s")
+
+    def drill_over(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def say(self, message: str) -> None:
+        if self.live is not None:
+            err.print(f"· {message}", markup=False, highlight=False, soft_wrap=True)
+        else:
+            _say(message)
+
+
+@app.command()
+def gameday(
+    file: Annotated[Path, typer.Argument(help="the game-day YAML (see examples/gameday.yaml)")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="answer nothing: every drill runs, every checkpoint takes its default")
+    ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="runs/gamedays/<id> of a day that stopped: go on from its next drill"),
+    ] = None,
+    state_dir: StateOpt = DEFAULT_STATE,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where runs/<id>/ and runs/gamedays/<id>/ go")] = Path(
+        "runs"
+    ),
+    keep_up: Annotated[bool, typer.Option("--keep-up", help="leave a fleet the game day started running")] = False,
+) -> None:
+    """Run a game day: its drills in order on one fleet, the room's answers after each, and an
+    after-action report (Markdown and HTML)."""
+    screen = _DayScreen()
+    runner = GameDayRunner(
+        load_gameday(file),
+        state_dir=state_dir,
+        runs_dir=runs_dir,
+        room=AutoRoom() if yes else TerminalRoom(),
+        screen=screen,
+        keep_up=keep_up,
+        resume=resume,
+    )
+    try:
+        outcome = runner.run()
+    finally:
+        screen.drill_over()
+    # Plain lines, never wrapped: the paths are for copying.
+    lines = [
+        f"game day {outcome.status}",
+        f"after-action report: {outcome.report} and {outcome.report.with_suffix('.html')}",
+    ]
+    if outcome.status != "completed":
+        lines.append(f"resume with: failover-drill gameday {file} --resume {outcome.day_dir}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    raise typer.Exit(outcome.exit_code)
 
 
 def main() -> None:

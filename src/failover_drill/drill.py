@@ -188,10 +188,15 @@ class Drill:
         platform: Platform,
         sli: LiveSli | None = None,
         plot: bool = True,
+        hold_fleet: bool = True,
     ) -> None:
         self.scenario = scenario
         # Drawing report.html's plot is a few tenths of a second of CPU per drill (--no-plot).
         self.plot = plot
+        # False when the caller already holds the fleet for longer (a game day's drills).
+        self.hold_fleet = hold_fleet
+        # The run's folder once it exists (partial results after an interrupt are there too).
+        self.run_dir: Path | None = None
         # Live SLIs for the rollout controllers' analysis (measure/live_sli.py), fed as samples complete.
         self.sli = sli
         self.topology = topology
@@ -218,7 +223,8 @@ class Drill:
         Schedule.constant(self.scenario.traffic.rate_rps, self.scenario.phases.total_s())
         self._check_traffic_origin(faults)
         # Held until the fleet is down again: nobody else injects into it or tears it down meanwhile.
-        self.ownership.acquire(f"drill {self.scenario.name}")
+        if self.hold_fleet:
+            self.ownership.acquire(f"drill {self.scenario.name}")
         self._times = {}
         try:
             owned = not self.platform.is_up()
@@ -240,7 +246,7 @@ class Drill:
                 self.platform.wait_steady(self.scenario.region)
                 self._check_reachable()
                 self._warn_near_capacity()
-                run_dir = new_run_dir(self.runs_dir, self._run_id(faults))
+                run_dir = self.run_dir = new_run_dir(self.runs_dir, self._run_id(faults))
                 lease = self.scenario.phases.total_s() + 30.0
                 watcher = watchdog.spawn(self.state_dir, os.getpid(), lease, self.state_dir / "logs" / "watchdog.log")
                 code = self._run_phases(run_dir, faults)
@@ -257,7 +263,8 @@ class Drill:
                         self.platform.down()
                         self._times["down_s"] = time.perf_counter() - began
         finally:
-            self.ownership.release()
+            if self.hold_fleet:
+                self.ownership.release()
         assert run_dir is not None
         result = self._record_timing(run_dir)
         if code == EXIT_INTERRUPTED:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from failover_drill.report.markdown import verdict_word
 from failover_drill.report.result import Replay
 
 
-def timeline_png(result: dict[str, Any], replay: Replay) -> bytes:
+def timeline_png(result: dict[str, Any], replay: Replay, observations: Sequence[tuple[float, str]] = ()) -> bytes:
+    """`observations`: what people reported, (seconds since the drill started, label), marked on
+    the same axis as the measurements (a game day's after-action report)."""
     # Imported here: matplotlib is half of the CLI's start-up time, and only a finished drill's
     # report draws (status, up, down, recover and Chaos Toolkit probes never do).
     # The object-oriented API on the Agg canvas: no pyplot figure manager to create and close.
@@ -93,6 +96,19 @@ def timeline_png(result: dict[str, Any], replay: Replay) -> bytes:
                 textcoords="offset points",
                 fontsize=9,
             )
+    for i, (at, text) in enumerate(observations):
+        for ax in (ax1, ax2, ax3):
+            ax.axvline(at, color="#ff7f0e", ls=":", lw=1.2)
+        # Left of its line: an observation is often the last thing on the axis.
+        ax1.annotate(
+            text,
+            (at, 92 - 12 * (i % 6)),
+            xytext=(-4, 0),
+            textcoords="offset points",
+            ha="right",
+            fontsize=9,
+            color="#b35900",
+        )
     ax1.legend(loc="center right", fontsize=8)
     ax2.legend(loc="upper left", fontsize=8)
     if ax3.get_legend_handles_labels()[0]:  # nothing served (every request failed): no legend

@@ -1,0 +1,333 @@
+"""Game days (issue 18) through the real entry point: drills in order on the real sandbox fleet,
+answers typed at real prompts through a pseudo-terminal, Ctrl-C and resume, and the after-action
+report built from what happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pexpect
+import pytest
+import yaml
+
+from failover_drill.faults.ledger import FaultLedger
+from failover_drill.gameday.answers import BadAnswer, seconds_after, yes_no
+from failover_drill.gameday.day_journal import DayJournal
+from failover_drill.recovery import ledger_path
+from tests.conftest import ROOT, Fleet, assert_healthy, processes_under
+from tests.test_cli_usage import ENTRY, cli
+
+EXAMPLE = ROOT / "examples" / "gameday.yaml"
+# Every drill of the example, on phases short enough for the suite: the definitions do not depend
+# on phase length, and the example's own lengths are for a room of people.
+SHORT = {"warmup_s": 1, "baseline_s": 2, "fault_s": 8, "recovery_s": 8}
+
+
+def short_day(tmp_path: Path, drills: list[str] | None = None, **phases: float) -> Path:
+    """The example game day, its drills (or the named ones) on short phases."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    if drills is not None:
+        data["drills"] = [d for d in data["drills"] if d["name"] in drills]
+    for d in data["drills"]:
+        d["phases"] = {**SHORT, **phases}
+        d.setdefault("slo", {})["stability_s"] = 2
+    path = tmp_path / "gameday.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def gameday(*args: str, state: Path, runs: Path, timeout: float = 400) -> tuple[int, str]:
+    import subprocess
+
+    env = {**os.environ, "FAILOVER_DRILL_STATE": str(state)}
+    out = subprocess.run(
+        [str(ENTRY), "gameday", *args, "--runs-dir", str(runs)],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+    return out.returncode, out.stdout + out.stderr
+
+
+def the_day(runs: Path) -> Path:
+    (day_dir,) = sorted((runs / "gamedays").iterdir())[-1:]
+    return day_dir
+
+
+# A test run started in the background (`make test &`) ignores SIGINT, and children inherit that:
+# the game day gets the default disposition a user's terminal gives it, then runs as itself.
+EXEC_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def spawn(*args: str, state: Path, runs: Path) -> pexpect.spawn:
+    """The game day on a pseudo-terminal, as a facilitator runs it."""
+    env = {**os.environ, "FAILOVER_DRILL_STATE": str(state)}
+    return pexpect.spawn(
+        sys.executable, ["-c", EXEC_DEFAULT_SIGINT, str(ENTRY), "gameday", *args, "--runs-dir", str(runs)],
+        cwd=str(ROOT), env=env, encoding="utf-8", timeout=240, dimensions=(50, 200),
+    )  # fmt: skip
+
+
+# -- answers, without a fleet ---------------------------------------------------------------------
+
+
+def test_a_time_is_read_as_seconds_or_as_the_clock_time_of_the_fault_day() -> None:
+    impact = datetime(2026, 12, 3, 23, 59, 50).timestamp()
+    assert seconds_after("95", impact) == 95.0 and seconds_after("+95s", impact) == 95.0
+    assert seconds_after("00:00:05", impact) == 15.0  # after midnight: the next day
+    assert seconds_after("23:59:40", impact) == -10.0  # noted before the fault: said as it is
+    assert seconds_after("unknown", impact) is None and seconds_after("", impact) is None
+    for bad in ("soon", "25:00", "12:61:00", "-5"):
+        with pytest.raises(BadAnswer):
+            seconds_after(bad, impact)
+    assert yes_no("Y") == "yes" and yes_no("no") == "no" and yes_no("") == ""
+    with pytest.raises(BadAnswer):
+        yes_no("maybe")
+
+
+def test_answers_piped_in_at_once_are_read_one_per_question_and_the_rest_take_defaults() -> None:
+    """Read from the descriptor itself: a buffered reader once held the second line where
+    select() could not see it, and that question waited out its timeout."""
+    import io
+
+    from failover_drill.gameday.model import Checkpoint, GameDayDrill
+    from failover_drill.gameday.room import TerminalRoom
+
+    r, w = os.pipe()
+    os.write(w, b"\ns\nyes\n")  # run drill 1, skip drill 2, answer the first checkpoint
+    said = io.StringIO()
+    room = TerminalRoom(r, said)
+    drill = GameDayDrill.model_validate({"name": "d", "faults": [{"kind": "region-loss"}]})
+    assert room.before_drill(0, 2, drill) == "run" and room.before_drill(1, 2, drill) == "skip"
+    # (had the line been held in a buffer, this would wait out its ten minutes: the suite's timeout)
+    page = Checkpoint(name="page", prompt="Paged?", kind="yes-no", default="no", timeout_s=600)
+    assert room.ask(page, None) == ("yes", False)
+    notes = Checkpoint(name="notes", prompt="Notes?", timeout_s=0.2, default="none")
+    assert room.ask(notes, None) == ("none", True)  # nothing typed within its timeout: the default
+    assert "(no answer in time)" in said.getvalue()
+    os.close(w)
+    assert room.ask(page, None) == ("no", True)  # the input ended: defaults from here on
+    assert room.before_drill(1, 2, drill) == "run"
+    os.close(r)
+
+
+# -- bad input: named by drill and field, exit 2, nothing started -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("drill", "says"),
+    [
+        ({"name": "odd one", "faults": [{"kind": "meteor-strike"}]}, r"\[drills\.1\.faults\.0\]: drill 2 \('odd one'\): unknown fault 'meteor-strike'"),
+        ({"name": "odd one"}, r":\d+ \[drills\.1\.faults\]: drill 2 \('odd one'\): Field required"),
+        (
+            {"name": "odd one", "faults": [{"kind": "region-loss"}], "checkpoints": [{"name": "page", "kind": "yes-no"}]},
+            r"\[drills\.1\.checkpoints\.0\.prompt\]: drill 2 \('odd one'\): Field required",
+        ),
+        (
+            {"name": "odd one", "faults": [{"kind": "zone-loss", "target": "mars-1a"}]},
+            r"gameday\.yaml:\d+ \[drills\.1\.faults\.0\.target\]: drill 2 \('odd one'\): unknown zone 'mars-1a'",
+        ),
+        (
+            {"name": "odd one", "faults": [{"kind": "region-loss"}],
+             "checkpoints": [{"name": "ack", "prompt": "When?", "kind": "time", "default": "soon"}]},
+            r"\[drills\.1\.checkpoints\.0\]: drill 2 \('odd one'\): .*default 'soon'",
+        ),
+    ],
+    ids=["unknown-fault", "missing-faults", "checkpoint-without-prompt", "unknown-zone", "bad-default"],
+)  # fmt: skip
+def test_bad_input_is_named_by_drill_and_field_and_nothing_starts(
+    drill: dict[str, object], says: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "gameday.yaml"
+    first = {"name": "fine", "faults": [{"kind": "region-loss"}]}
+    path.write_text(yaml.safe_dump({"title": "t", "drills": [first, drill]}, sort_keys=False))
+    state, runs = tmp_path / "state", tmp_path / "runs"
+    code, out = gameday(str(path), "--yes", state=state, runs=runs, timeout=60)
+    assert code == 2, out
+    assert re.search(says, out), out
+    assert "fix:" in out and "Traceback" not in out
+    assert not runs.exists() and processes_under(state) == []
+
+
+# -- on the real fleet ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_example_game_day_runs_with_yes_and_writes_both_reports(fleet: Fleet, tmp_path: Path) -> None:
+    """`failover-drill gameday examples/gameday.yaml --yes` (its four drills on short phases)."""
+    runs = tmp_path / "runs"
+    code, out = gameday(str(short_day(tmp_path)), "--yes", state=fleet.state, runs=runs, timeout=600)
+    assert code in (0, 1, 4), out  # passed, failed or inconclusive drills: the day itself completed
+    assert "game day completed" in out
+    day_dir = the_day(runs)
+    md = (day_dir / "after-action.md").read_text()
+    html = (day_dir / "after-action.html").read_text()
+    day = DayJournal(day_dir / "day.jsonl").read()
+    assert [s.status for s in day.steps.values()] == ["finished"] * 4
+    for name in ("zone loss", "region loss", "link latency", "certificate expiry"):
+        assert f"| {name} |" in md and f"{name}: " in html
+    # every checkpoint took its default, and says so
+    assert len(day.answers) == 7 and all(a.defaulted for a in day.answers)
+    # the region-loss page defaulted to "yes" as expected; nothing else is off in its answers
+    assert html.count("data:image/png;base64,") == 4
+    assert "Error budget burned over the day" in md
+    budget = sum(
+        json.loads((Path(s.run_dir) / "result.json").read_text())["error_budget"]["budget_consumed_pct"]  # type: ignore[arg-type]
+        for s in day.steps.values()
+    )
+    assert f"**{budget:.3g}%**" in md
+    assert FaultLedger(ledger_path(fleet.state)).open_entries() == []
+    assert_healthy(fleet)
+    assert fleet.platform.is_up()  # the fleet was up before the day: the day left it up
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_answers_typed_at_the_prompts_land_in_the_report_at_their_times(fleet: Fleet, tmp_path: Path) -> None:
+    """The facilitator runs drill 1, answers its checkpoints (one time in seconds, one as a
+    clock time), then ends the day; `--resume` runs the rest and the next game day of the same
+    file is compared with this one."""
+    path = short_day(tmp_path, ["region loss", "link latency"], fault_s=6)
+    runs = tmp_path / "runs"
+    child = spawn(str(path), state=fleet.state, runs=runs)
+    child.expect(r"Next: drill 1/2 'region loss'")
+    child.expect(r"q end the game day > ")
+    child.sendline("")
+    child.expect(r"Did the availability page fire\? \(y/n, Enter for 'yes'\) > ", timeout=120)
+    child.sendline("n")  # expected yes: a follow-up item
+    child.expect(r"When was the page acknowledged\? .*> ")
+    child.sendline("soon")  # not a time: asked again, saying what it takes
+    child.expect(r"give seconds after the fault")
+    child.expect(r"> ")
+    # the wall-clock time somebody noted, 20 s after the fault
+    (run_dir,) = [p for p in runs.iterdir() if "region-loss" in p.name and not p.is_symlink()]
+    meta = json.loads((run_dir / "journal.jsonl").read_text().splitlines()[0])
+    impact = meta["origin_wall"] + json.loads((run_dir / "result.json").read_text())["fault"]["injected_at_s"]
+    noted = datetime.fromtimestamp(impact + 20).strftime("%H:%M:%S")
+    child.sendline(noted)
+    child.expect(r"Which runbook step did on-call follow\? .*> ")
+    child.sendline("step 3: drain the region at the front door")
+    child.expect(r"Next: drill 2/2 'link latency'")
+    child.expect(r"> ")
+    child.sendline("q")
+    child.expect(pexpect.EOF, timeout=60)
+    child.close()
+    assert child.exitstatus in (0, 1, 4), child.before
+    day_dir = the_day(runs)
+    day = DayJournal(day_dir / "day.jsonl").read()
+    assert day.ends[-1].status == "ended" and day.next_drill() == 1
+    answers = {a.checkpoint: a for a in day.answers}
+    assert answers["page-fired"].answer == "no" and not answers["page-fired"].defaulted
+    at_s = answers["page-acknowledged"].at_s
+    assert at_s is not None and 19 <= at_s <= 20, at_s  # the clock time drops the fault's sub-second
+    assert answers["runbook-step"].answer == "step 3: drain the region at the front door"
+    md = (day_dir / "after-action.md").read_text()
+    assert f"When was the page acknowledged? **{at_s:.0f} s after the fault (at {noted})**" in md
+    assert "Which runbook step did on-call follow? **step 3: drain the region at the front door**" in md
+    assert "\u201cDid the availability page fire?\u201d was answered no, expected yes" in md
+    assert "link latency: not run" in md
+
+    # --resume: the drill after the one the day stopped at, then the day is complete
+    code, out = gameday(str(path), "--yes", "--resume", str(day_dir), state=fleet.state, runs=runs)
+    assert code in (0, 1, 4), out
+    day = DayJournal(day_dir / "day.jsonl").read()
+    assert [day.steps[i].status for i in (0, 1)] == ["finished", "finished"]
+    assert day.ends[-1].status == "completed"
+    assert len([p for p in runs.iterdir() if "region-loss" in p.name]) == 1  # drill 1 did not run again
+
+    # the next game day of the same file compares itself with this one
+    time.sleep(1.1)  # game-day folders are named by the second they start
+    code, out = gameday(str(path), "--yes", state=fleet.state, runs=runs)
+    assert code in (0, 1, 4), out
+    md = (the_day(runs) / "after-action.md").read_text()
+    assert f"## Against the previous game day ({day_dir.name})" in md
+    assert re.search(r"\| region loss \| \w+ \| [\d.]+ s \| \w+, [\d.]+ s \| [+-][\d.]+ s \|", md), md
+    assert FaultLedger(ledger_path(fleet.state)).open_entries() == []
+    assert_healthy(fleet)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ctrl_c_at_a_prompt_ends_the_day_with_a_partial_report(fleet: Fleet, tmp_path: Path) -> None:
+    path = short_day(tmp_path, ["region loss", "link latency"])
+    runs = tmp_path / "runs"
+    child = spawn(str(path), state=fleet.state, runs=runs)
+    child.expect(r"q end the game day > ")
+    child.sendintr()  # Ctrl-C typed at the terminal
+    child.expect(pexpect.EOF, timeout=60)
+    child.close()
+    assert child.exitstatus == 130 or child.signalstatus == signal.SIGINT, child.before
+    day_dir = the_day(runs)
+    assert (day_dir / "after-action.md").exists() and (day_dir / "after-action.html").exists()
+    day = DayJournal(day_dir / "day.jsonl").read()
+    assert day.ends[-1].status == "interrupted" and day.steps == {}
+    assert FaultLedger(ledger_path(fleet.state)).open_entries() == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ctrl_c_during_a_drill_reverts_it_and_resume_goes_on_from_the_next(fleet: Fleet, tmp_path: Path) -> None:
+    import subprocess
+
+    path = short_day(tmp_path, ["region loss", "link latency"], fault_s=30)
+    runs = tmp_path / "runs"
+    env = {**os.environ, "FAILOVER_DRILL_STATE": str(fleet.state)}
+    # A test run started in the background ignores SIGINT, and children inherit that: the game
+    # day gets the default disposition a terminal gives it.
+    proc = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])",
+         str(ENTRY), "gameday", str(path), "--yes", "--runs-dir", str(runs)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    ledger = FaultLedger(ledger_path(fleet.state))
+    deadline = time.monotonic() + 120
+    while not any(e.state == "active" for e in ledger.open_entries()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert ledger.open_entries() == []
+    assert_healthy(fleet)
+    day_dir = the_day(runs)
+    day = DayJournal(day_dir / "day.jsonl").read()
+    assert day.steps[0].status == "aborted" and day.ends[-1].status == "interrupted"
+    md = (day_dir / "after-action.md").read_text()
+    assert "region loss: aborted" in md and "--resume" in md  # a partial report, saying what is left
+    assert f"--resume {day_dir}" in out
+
+    # a changed file is refused: its drills may no longer be the ones this day started with
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(path.read_text().replace("link latency", "link latency 2"))
+    code, said = gameday(str(changed), "--yes", "--resume", str(day_dir), state=fleet.state, runs=runs)
+    assert code == 2 and "changed since this day started" in said, said
+
+    code, said = gameday(str(path), "--yes", "--resume", str(day_dir), state=fleet.state, runs=runs, timeout=300)
+    assert code in (0, 1, 4), said
+    day = DayJournal(day_dir / "day.jsonl").read()
+    assert day.steps[0].status == "aborted" and day.steps[1].status == "finished"
+    assert ledger.open_entries() == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_day_on_a_fleet_in_use_is_refused_with_nothing_written(fleet: Fleet, tmp_path: Path) -> None:
+    from failover_drill.ownership import FleetOwnership
+
+    owner = FleetOwnership(fleet.state)
+    owner.acquire("another drill")
+    try:
+        out = cli("gameday", str(short_day(tmp_path)), "--yes", "--runs-dir", str(tmp_path / "runs"), state=fleet.state)
+    finally:
+        owner.release()
+    assert out.returncode == 3 and "in use by another drill" in out.stderr, out.stderr
+    assert not (tmp_path / "runs").exists()
