@@ -52,6 +52,8 @@ class SandboxPlatform:
     def __init__(self, state_dir: Path, topology: Topology | None = None) -> None:
         self.state_dir = state_dir.resolve()
         self.topology = topology
+        # (stage, seconds) of the last bring-up, said at its end (issue 20: a slower stage shows by name).
+        self.up_timings: list[tuple[str, float]] = []
 
     # -- state ----------------------------------------------------------------------------------
     @property
@@ -127,6 +129,8 @@ class SandboxPlatform:
                     return
                 say("cleaning up a sandbox that was left half-running")
                 self._teardown(existing)
+            began = time.monotonic()
+            self.up_timings = []
             warning = check_fits(self.topology)
             if warning:
                 say(warning)
@@ -149,17 +153,23 @@ class SandboxPlatform:
             }
             # Saved before the first spawn, so `down` and `recover` can always find what started.
             self._save(data)
+            self.up_timings.append(("config files", time.monotonic() - began))
             try:
                 say(f"starting {len(specs)} processes (Envoy {version}, mesh {self.topology.mesh})")
+                mark = time.monotonic()
                 for spec in specs:
                     procs.spawn(spec, fleet=self.state_dir)
                     data["processes"].append(vars(spec))
                     self._save(data)
+                self.up_timings.append(("spawning", time.monotonic() - mark))
                 self._wait_ready(layout, specs, say)
             except BaseException:
                 self._teardown(data)
                 raise
+        total = time.monotonic() - began
+        log.info("sandbox up", seconds=round(total, 2), stages={k: round(v, 2) for k, v in self.up_timings})
         say(f"sandbox up: front door {layout.frontdoor_url()}")
+        say(f"up in {total:.1f} s: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.up_timings))
 
     def prepare_files(self, layout: Layout, policy: MeshPolicy) -> None:
         dataplane.prepare_files(layout, policy)
@@ -271,6 +281,7 @@ class SandboxPlatform:
         ]
         for label, check in stages:
             say(f"waiting: {label}")
+            mark = time.monotonic()
 
             def not_yet(check: Callable[[], bool] = check, label: str = label) -> str | None:
                 self._check_exits(specs)  # a process that died raises at once: no retry
@@ -289,6 +300,7 @@ class SandboxPlatform:
                     hint=f"look at the logs in {layout.logs_dir()}",
                 ),
             )
+            self.up_timings.append((label, time.monotonic() - mark))
 
     @staticmethod
     def _healthy(port: int) -> bool:
