@@ -331,3 +331,56 @@ def test_a_day_on_a_fleet_in_use_is_refused_with_nothing_written(fleet: Fleet, t
         owner.release()
     assert out.returncode == 3 and "in use by another drill" in out.stderr, out.stderr
     assert not (tmp_path / "runs").exists()
+
+
+# -- the same game day as a Chaos Toolkit experiment set -------------------------------------------
+
+SHIPPED_SET = ROOT / "experiments" / "gameday"
+
+
+def test_the_example_day_as_experiments_is_the_shipped_set_and_valid(tmp_path: Path) -> None:
+    from chaoslib.experiment import ensure_experiment_is_valid
+    from chaoslib.loader import load_experiment
+
+    from failover_drill.adapters.chaostoolkit.validation import problems
+    from tests.conftest import topology
+
+    out = cli("gameday", str(EXAMPLE), "--chaostoolkit", str(tmp_path / "set"), state=tmp_path / "state")
+    assert out.returncode == 0, out.stderr
+    written = sorted(p.name for p in (tmp_path / "set").iterdir())
+    assert written == sorted(p.name for p in SHIPPED_SET.glob("*.json")) and len(written) == 4
+    for name in written:
+        # regenerate with `failover-drill gameday examples/gameday.yaml --chaostoolkit experiments/gameday`
+        assert (tmp_path / "set" / name).read_text() == (SHIPPED_SET / name).read_text(), name
+        exp = load_experiment(str(SHIPPED_SET / name))
+        ensure_experiment_is_valid(exp)
+        assert problems(exp, {}, None, topology(), "us-east1") == [], name
+    region = json.loads((SHIPPED_SET / "02-region-loss.json").read_text())
+    inject = region["method"][0]
+    assert inject["provider"]["arguments"] == {"kind": "region-loss", "target": "us-east1", "mode": "kill"}
+    assert inject["pauses"] == {"after": 25.0}  # the drill's fault phase; its recovery settles after the revert
+    assert region["method"][-1]["pauses"] == {"after": 12.0}
+
+    # a compound drill has no single-fault experiment: left out, and said
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["drills"][0]["faults"].append({"kind": "link-latency", "target": "eu-west1", "at_s": 5})
+    compound = tmp_path / "compound.yaml"
+    compound.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = cli("gameday", str(compound), "--chaostoolkit", str(tmp_path / "set2"), state=tmp_path / "state")
+    assert out.returncode == 0 and "drill 1 ('zone loss') left out: 2 faults" in out.stderr, out.stderr
+    assert len(list((tmp_path / "set2").iterdir())) == 3
+
+
+@pytest.mark.slow
+def test_a_drill_of_the_day_runs_through_chaos_run(fleet: Fleet, tmp_path: Path) -> None:
+    from tests.test_chaostoolkit import _chaos_run
+
+    exp = json.loads((SHIPPED_SET / "03-link-latency.json").read_text())
+    exp["method"][0]["pauses"] = {"after": 5}  # 15 s of 150 ms in the room; 5 s proves the same here
+    env = {"FAILOVER_DRILL_STATE": str(fleet.state), "FAILOVER_DRILL_RUNS": str(tmp_path / "runs")}
+    journal = _chaos_run(exp, tmp_path, env=env)
+    by_name = {r["activity"]["name"]: r for r in journal["run"]}
+    assert journal["status"] == "completed" and by_name["inject-link-latency"]["status"] == "succeeded"
+    assert journal["failover_drill"]["scenario"] == "link-latency-us-east1"
+    assert FaultLedger(ledger_path(fleet.state)).open_entries() == []
+    assert_healthy(fleet)

@@ -16,14 +16,15 @@ from rich.live import Live
 from rich.table import Table
 
 from failover_drill import obs
+from failover_drill.adapters.chaostoolkit.experiment_set import drill_experiment
 from failover_drill.config.scenario import Scenario, build_scenario, load_scenario
 from failover_drill.config.topology import Topology, load_topology
 from failover_drill.drill import Drill, LiveView, resolve_faults
 from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError, PortInUse
 from failover_drill.faults.model import Fault
-from failover_drill.gameday.model import GameDayDrill, load_gameday
+from failover_drill.gameday.model import GameDayDrill, GameDayFile, load_gameday, slug
 from failover_drill.gameday.room import AutoRoom, TerminalRoom
-from failover_drill.gameday.runner import GameDayRunner
+from failover_drill.gameday.runner import GameDayRunner, day_topology, plan_day
 from failover_drill.measure.live_sli import LiveSli, SliServer
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.registry import PLATFORMS, check_platform, open_platform
@@ -578,6 +579,31 @@ class _DayScreen:
             _say(message)
 
 
+def _gameday_experiments(f: GameDayFile, folder: Path) -> None:
+    """A game day as a Chaos Toolkit experiment set, one experiment per single-fault drill (a
+    compound drill's schedule has no equivalent in an experiment's method: said, and left out)."""
+    plan_day(f, day_topology(f.day, f.path))
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, d in enumerate(f.day.drills):
+        name = slug(d.name)
+        if len(d.faults) != 1:
+            _say(f"drill {i + 1} ({d.name!r}) left out: {len(d.faults)} faults on a schedule, one per experiment")
+            continue
+        exp = drill_experiment(
+            name,
+            f"{f.day.title}: {d.name}",
+            d.faults[0].model_dump(mode="json"),
+            observe_s=d.phases.fault_s,
+            settle_s=d.phases.recovery_s,
+            platform=f.day.platform,
+            region=d.region,
+            rate_rps=d.traffic.rate_rps,
+        )
+        path = folder / f"{i + 1:02d}-{name}.json"
+        path.write_text(json.dumps(exp, indent=2) + "\n")
+        sys.stdout.write(f"{path}\n")
+
+
 @app.command()
 def gameday(
     file: Annotated[Path, typer.Argument(help="the game-day YAML (see examples/gameday.yaml)")],
@@ -593,9 +619,19 @@ def gameday(
         "runs"
     ),
     keep_up: Annotated[bool, typer.Option("--keep-up", help="leave a fleet the game day started running")] = False,
+    chaostoolkit: Annotated[
+        Path | None,
+        typer.Option(
+            "--chaostoolkit",
+            help="run nothing: write the day's drills as Chaos Toolkit experiments into this folder",
+        ),
+    ] = None,
 ) -> None:
     """Run a game day: its drills in order on one fleet, the room's answers after each, and an
     after-action report (Markdown and HTML)."""
+    if chaostoolkit is not None:
+        _gameday_experiments(load_gameday(file), chaostoolkit)
+        return
     screen = _DayScreen()
     runner = GameDayRunner(
         load_gameday(file),
