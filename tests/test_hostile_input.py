@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from failover_drill.config.topology import Topology, load_topology
 from failover_drill.config.yamlio import MAX_INPUT_BYTES
 from failover_drill.errors import ConfigError
 from failover_drill.faults.model import FAULT_KINDS
+from failover_drill.gameday.model import GameDayFile, load_gameday
+from failover_drill.gameday.runner import plan_day
 from tests.conftest import MANIFESTS_DIR, ROOT, TOPOLOGY
 
 CERT_VARIANTS = ("leaf", "intermediate", "rotation-stopped")
@@ -157,14 +160,26 @@ def test_the_cli_refuses_a_binary_topology_with_exit_2_and_one_message(tmp_path:
 
 # -- property-based: a valid model or a ConfigError, never another exception --------------------
 
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _game_day_planned(path: Path) -> GameDayFile:
+    """A game day loaded and every drill checked against the fleet, as `gameday` does first."""
+    f = load_gameday(path)
+    plan_day(f, load_topology(TOPOLOGY))
+    return f
 
 
 def _load_both(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as d:
         f = Path(d) / "input.yaml"
         f.write_bytes(data)
-        for loader, model in ((load_topology, Topology), (lambda p: load_scenario(p)[0], Scenario)):
+        loaders: tuple[tuple[Any, type], ...] = (
+            (load_topology, Topology),
+            (lambda p: load_scenario(p)[0], Scenario),
+            (_game_day_planned, GameDayFile),
+        )
+        for loader, model in loaders:
             try:
                 assert isinstance(loader(f), model)
             except ConfigError as exc:
@@ -246,8 +261,51 @@ _scenarios = st.fixed_dictionaries(
 )
 
 
+_checkpoints = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.sampled_from(["page", "ack", "Bad Name", ""]) | _yaml_values,
+        "prompt": st.text(max_size=40) | _yaml_values,
+        "kind": st.sampled_from(["yes-no", "time", "text", "poll"]) | _yaml_values,
+        "expect": st.sampled_from(["yes", "no", "maybe"]) | _yaml_values,
+        "default": st.sampled_from(["yes", "", "95", "14:03", "soon"]) | _yaml_values,
+        "timeout_s": _yaml_scalars,
+    },
+)
+_gamedays = st.fixed_dictionaries(
+    {
+        "drills": st.lists(
+            st.one_of(_scenarios, _yaml_values).map(
+                lambda d: {**d, "checkpoints": []} if isinstance(d, dict) and not d.get("checkpoints") else d
+            ),
+            max_size=3,
+        )
+    },
+    optional={
+        "title": _yaml_values,
+        "roles": _yaml_values,
+        "platform": st.sampled_from(["sandbox", "kwok", "nomad"]) | _yaml_values,
+        "mesh": st.sampled_from(["istio", "cilium", "linkerd"]) | _yaml_values,
+        "extra": st.lists(_checkpoints, max_size=2),
+    },
+)
+_named_drills = st.fixed_dictionaries(
+    {
+        "title": st.just("a day"),
+        "drills": st.lists(
+            st.fixed_dictionaries(
+                {"name": st.text(min_size=1, max_size=20), "faults": st.lists(_faults, min_size=1, max_size=2)},
+                optional={"region": _names, "checkpoints": st.lists(_checkpoints, max_size=3), "phases": _yaml_values},
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+    }
+)
+
+
 @PROPERTY
-@given(st.one_of(_topologies, _scenarios, _yaml_values))
+@given(st.one_of(_topologies, _scenarios, _gamedays, _named_drills, _yaml_values))
 def test_any_yaml_structure_gives_a_model_or_a_config_error(doc: Any) -> None:
     _load_both(yaml.safe_dump(doc, allow_unicode=True).encode("utf-8", errors="surrogatepass"))
 
