@@ -156,13 +156,15 @@ class SandboxPlatform:
             self.up_timings.append(("config files", time.monotonic() - began))
             try:
                 say(f"starting {len(specs)} processes (Envoy {version}, mesh {self.topology.mesh})")
-                mark = time.monotonic()
-                for spec in specs:
-                    procs.spawn(spec, fleet=self.state_dir)
-                    data["processes"].append(vars(spec))
-                    self._save(data)
-                self.up_timings.append(("spawning", time.monotonic() - mark))
-                self._wait_ready(layout, specs, say)
+                # The front door starts once the regions can answer its health checks: started
+                # with them, its first check failed and the next came a whole interval later.
+                regions = [s for s in specs if s.kind != "frontdoor"]
+                door = [s for s in specs if s.kind == "frontdoor"]
+                deadline = time.monotonic() + UP_TIMEOUT_S
+                self._spawn(regions, data)
+                self._wait_stages(self._region_stages(layout), regions, layout, deadline, say)
+                self._spawn(door, data)
+                self._wait_stages(self._door_stages(layout), specs, layout, deadline, say)
             except BaseException:
                 self._teardown(data)
                 raise
@@ -252,16 +254,20 @@ class SandboxPlatform:
                     hint = "another process took one of the sandbox's ports; retry, or set sandbox.base_port"
                 raise PlatformError(f"{s.name} exited during start-up; last lines of {s.log}:\n{tail}", hint=hint)
 
-    def _wait_ready(self, layout: Layout, specs: list[procs.ProcSpec], say: Progress) -> None:
-        deadline = time.monotonic() + UP_TIMEOUT_S
-        stages: list[tuple[str, Callable[[], bool]]] = [
+    def _spawn(self, specs: list[procs.ProcSpec], data: dict[str, Any]) -> None:
+        mark = time.monotonic()
+        for spec in specs:
+            procs.spawn(spec, fleet=self.state_dir)
+            data["processes"].append(vars(spec))
+            self._save(data)
+        self.up_timings.append((f"starting {len(specs)} processes", time.monotonic() - mark))
+
+    def _region_stages(self, layout: Layout) -> list[tuple[str, Callable[[], bool]]]:
+        return [
             ("replicas answering /healthz", lambda: all(self._healthy(r.port) for r in layout.replicas)),
             (
-                "Envoy gateways and front door live",
-                lambda: all(
-                    dataplane.envoy_live(p)
-                    for p in [layout.frontdoor_admin_port, *[g.admin_port for g in layout.gateways.values()]]
-                ),
+                "Envoy gateways live",
+                lambda: all(dataplane.envoy_live(g.admin_port) for g in layout.gateways.values()),
             ),
             (
                 "control planes pushed every endpoint",
@@ -271,6 +277,12 @@ class SandboxPlatform:
                 "gateways loaded every endpoint",
                 lambda: all(dataplane.gateway_loaded(layout, r) for r in layout.regions),
             ),
+        ]
+
+    @staticmethod
+    def _door_stages(layout: Layout) -> list[tuple[str, Callable[[], bool]]]:
+        return [
+            ("front door live", lambda: dataplane.envoy_live(layout.frontdoor_admin_port)),
             ("front door sees every region healthy", lambda: dataplane.frontdoor_all_healthy(layout)),
             # Envoy may still spread a new cluster's traffic over lower priorities for a moment after
             # its health flags turn green: wait until every client region is served at home.
@@ -279,6 +291,15 @@ class SandboxPlatform:
                 lambda: all(dataplane.served_home(layout, r) for r in layout.regions),
             ),
         ]
+
+    def _wait_stages(
+        self,
+        stages: list[tuple[str, Callable[[], bool]]],
+        specs: list[procs.ProcSpec],
+        layout: Layout,
+        deadline: float,
+        say: Progress,
+    ) -> None:
         for label, check in stages:
             say(f"waiting: {label}")
             mark = time.monotonic()
