@@ -3,9 +3,9 @@ ConfigError naming file, line and field, never a traceback, whatever the bytes (
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -160,7 +160,11 @@ def test_the_cli_refuses_a_binary_topology_with_exit_2_and_one_message(tmp_path:
 
 # -- property-based: a valid model or a ConfigError, never another exception --------------------
 
-PROPERTY = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _game_day_planned(path: Path) -> GameDayFile:
