@@ -5,18 +5,21 @@ zone, acknowledgement), and how it names a refused connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gzip
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 
 from failover_drill.config.scenario import RetryPolicy
 from failover_drill.platforms.ports import allocate
-from failover_drill.traffic.client import PaymentClient, _body, _scan, served_by
+from failover_drill.traffic.client import PaymentClient, _scan, served_by
 from failover_drill.traffic.samples import Sample
 from failover_drill.traffic.transport import LeanAiohttpTransport
 from tests.conftest import lone_replica
@@ -35,19 +38,77 @@ def test_served_by_reads_raw_headers_in_any_case() -> None:
     assert served_by([(b"x-served-regionx", b"no"), (b"server", b"envoy")]) == (None, None)
 
 
-def test_an_encoded_body_is_decoded_and_an_identity_body_taken_as_sent() -> None:
-    """The fast path (the ByteStream's bytes as they are) is only for bodies without a coding."""
-    text = b'{"payment_id": "pay_1"}'
-    raw = [(b"Content-Encoding", b"gzip"), (b"x-served-region", b"eu-west1")]
-    region, zone, version, encoded = _scan(raw)
-    assert (region, zone, version, encoded) == ("eu-west1", None, None, True)
-    gz = httpx.Response(201, headers=httpx.Headers(raw), stream=httpx.ByteStream(gzip.compress(text)))
-    assert asyncio.run(_body(gz, encoded)) == text
-    plain_raw = [(b"content-encoding", b"identity"), (b"content-length", b"%d" % len(text))]
-    assert _scan(plain_raw)[3] is False
-    assert _scan([(b"x-served-version", b"canary"), (b"content-length", b"2")])[2] == "canary"
-    plain = httpx.Response(201, headers=httpx.Headers(plain_raw), stream=httpx.ByteStream(text))
-    assert asyncio.run(_body(plain, False)) == text
+def test_version_header_is_read_and_other_headers_ignored() -> None:
+    assert _scan(((b"x-served-version", b"canary"), (b"content-length", b"2")))[2] == "canary"
+    assert _scan(((b"X-Served-Versionx", b"no"), (b"content-encoding", b"gzip"))) == (None, None, None)
+
+
+@contextlib.contextmanager
+def odd_server() -> Iterator[str]:
+    """A real HTTP server on a socket, answering as no replica does: a gzipped acknowledgement,
+    an answer that never comes, a connection dropped before the status line."""
+
+    async def gzipped(request: web.Request) -> web.Response:
+        body = gzip.compress(b'{"payment_id": "pay_9", "status": "captured"}')
+        return web.Response(
+            status=201,
+            body=body,
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json", "X-Served-Region": "eu-west1"},
+        )
+
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(3)
+        return web.Response(status=201)
+
+    async def drop(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        request.transport.abort()
+        await asyncio.sleep(1)
+        return web.Response(status=201)
+
+    port = allocate(["odd"], 0)["odd"]
+    started = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def serve() -> web.AppRunner:
+        app = web.Application()
+        for path, handler in (("/gzip", gzipped), ("/hang", hang), ("/drop", drop)):
+            app.router.add_post(path + "/v1/payments", handler)
+        runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner
+
+    runner = loop.run_until_complete(serve())
+    thread = threading.Thread(target=lambda: (started.set(), loop.run_forever()), daemon=True)
+    thread.start()
+    started.wait()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_the_client_decodes_a_coded_body_and_names_timeouts_and_resets() -> None:
+    with odd_server() as base:
+
+        async def go(path: str) -> object:
+            client = PaymentClient(base + path, "us-east1", timeout_s=0.5, retry=RetryPolicy())
+            try:
+                return (await client.pay("k-" + path, 1)).last
+            finally:
+                await client.aclose()
+
+        coded = asyncio.run(go("/gzip"))
+        hung = asyncio.run(go("/hang"))
+        dropped = asyncio.run(go("/drop"))
+    assert (coded.status, coded.err, coded.region, coded.acked) == (201, "ok", "eu-west1", True)  # type: ignore[attr-defined]
+    # The server answers after 3 s: a timeout here is the attempt's own 0.5 s deadline.
+    assert (hung.status, hung.err) == (0, "timeout")  # type: ignore[attr-defined]
+    assert (dropped.status, dropped.err) == (0, "reset")  # type: ignore[attr-defined]
 
 
 def test_a_sample_crosses_a_workers_pipe_whole() -> None:
