@@ -8,7 +8,9 @@ file is damaged or gone: the processes say whose they are, not only the records.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import selectors
 import signal
 import subprocess
 import time
@@ -17,7 +19,10 @@ from pathlib import Path
 
 import psutil
 
+from failover_drill import obs
 from failover_drill.platforms.polling import poll
+
+log = obs.get(__name__)
 
 FLEET_ENV = "FAILOVER_DRILL_FLEET"
 PROCESS_ENV = "FAILOVER_DRILL_PROCESS"  # a process's name within its fleet, where the platform sets one
@@ -203,3 +208,60 @@ def _gone(proc: psutil.Process) -> bool:
         return True
     except psutil.Error:
         return False
+
+
+def spawn_forked(specs: list[ProcSpec], *, fleet: str | Path, reply_timeout_s: float = 10.0) -> None:
+    """Start specs, every one `python -m <module> ...` of one module, from one fork server
+    (platforms/forkserver.py): the module is imported once, not once per process. Each spec gets
+    its pid and start ticks as from spawn(). A server that cannot start or stops answering leaves
+    the rest to spawn(), said in the log."""
+    if not specs:
+        return
+    module = _module_of(specs[0])
+    if module is None or any(_module_of(s) != module for s in specs):
+        raise ValueError("spawn_forked: every spec must run `python -m` of one module")
+    logs = Path(specs[0].log).parent
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / "forkserver.log", "ab") as err:
+        server = subprocess.Popen(
+            # The fleet in its command line, which its children keep: `ps` shows whose they are.
+            [specs[0].argv[0], "-m", "failover_drill.platforms.forkserver", module, str(fleet)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            start_new_session=True,
+            env={**os.environ, FLEET_ENV: str(fleet)},
+        )
+    assert server.stdin is not None and server.stdout is not None
+    left = list(specs)
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(server.stdout, selectors.EVENT_READ)
+            while left:
+                spec = left[0]
+                Path(spec.log).parent.mkdir(parents=True, exist_ok=True)
+                server.stdin.write(json.dumps({"args": spec.argv[3:], "log": spec.log}).encode() + b"\n")
+                server.stdin.flush()
+                if not sel.select(reply_timeout_s):
+                    raise OSError(f"no answer in {reply_timeout_s:g} s")
+                pid = int(json.loads(server.stdout.readline())["pid"])
+                spec.pid, spec.start_ticks = pid, start_ticks(pid)
+                left.pop(0)
+    except (OSError, ValueError, KeyError) as e:
+        log.warning("fork server failed; starting the rest one by one", error=str(e), left=len(left))
+        for spec in left:
+            spawn(spec, fleet=fleet)
+    finally:
+        with contextlib.suppress(OSError):
+            server.stdin.close()
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+
+
+def _module_of(spec: ProcSpec) -> str | None:
+    a = spec.argv
+    return a[2] if len(a) >= 3 and a[1] == "-m" else None

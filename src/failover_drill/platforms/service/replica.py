@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import uuid
@@ -151,6 +152,19 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if k == name:
             return str(v.decode("latin-1"))
     return None
+
+
+def preload() -> None:
+    """What main() imports on its way to serving, for a fork server to import once for every
+    replica it forks (platforms/forkserver.py)."""
+    import uvicorn
+    import uvicorn.lifespan.on
+    import uvicorn.loops.auto
+    import uvicorn.protocols.http.httptools_impl
+    import uvicorn.protocols.websockets.auto  # noqa: F401  (uvicorn resolves these by name)
+
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
