@@ -323,3 +323,56 @@ def test_a_damaged_real_topology_gives_a_model_or_a_config_error(data: st.DataOb
         cut = data.draw(st.integers(0, 8))
         text = text[:at] + data.draw(st.text(max_size=6)) + text[at + cut :]
     _load_both(text.encode("utf-8", errors="surrogatepass"))
+
+
+# -- Chaos Toolkit experiments: checked by the control before anything runs -----------------------
+
+_ACTIVITY_FUNCS = {
+    "actions": ["inject_fault", "revert_fault", "start_traffic", "fleet_up", "no_such_action"],
+    "probes": ["payments_lost", "drill_verdict", "failover_time", "p99_latency_ms", "nope"],
+}
+_activities = st.fixed_dictionaries(
+    {
+        "name": st.text(max_size=30) | _yaml_values,
+        "provider": st.one_of(
+            st.sampled_from(list(_ACTIVITY_FUNCS)).flatmap(
+                lambda mod: st.fixed_dictionaries(
+                    {
+                        "type": st.just("python"),
+                        "module": st.just(f"failover_drill.adapters.chaostoolkit.{mod}"),
+                        "func": st.sampled_from(_ACTIVITY_FUNCS[mod]) | _yaml_values,
+                    },
+                    optional={"arguments": _faults | _yaml_values},
+                )
+            ),
+            _yaml_values,
+        ),
+    },
+    optional={"type": st.sampled_from(["action", "probe"]) | _yaml_values, "tolerance": _yaml_values},
+)
+_experiments = st.fixed_dictionaries(
+    {},
+    optional={
+        "title": _yaml_values,
+        "steady-state-hypothesis": st.fixed_dictionaries({}, optional={"probes": st.lists(_activities, max_size=3)})
+        | _yaml_values,
+        "method": st.lists(_activities, max_size=4) | _yaml_values,
+        "rollbacks": st.lists(_activities, max_size=2) | _yaml_values,
+        "configuration": st.dictionaries(st.text(max_size=10), _yaml_scalars, max_size=3),
+    },
+)
+
+
+@PROPERTY
+@given(_experiments)
+def test_any_experiment_gives_its_problems_as_lines_never_a_traceback(experiment: Any) -> None:
+    """What the Chaos Toolkit control checks before an experiment starts (adapters/chaostoolkit/
+    validation.py): whatever an experiment's activities hold, a list of one-line problems (or
+    none), never an exception that would surface as chaoslib's traceback."""
+    from failover_drill.adapters.chaostoolkit.validation import injected_kinds, problems
+
+    config = experiment.get("configuration") if isinstance(experiment, dict) else None
+    found = problems(experiment, config, None, load_topology(TOPOLOGY), "us-east1")
+    assert isinstance(found, list) and all(isinstance(p, str) and "\n" not in p and len(p) < 2000 for p in found)
+    kinds = injected_kinds(experiment, config, None)
+    assert all(k in FAULT_KINDS for k in kinds)

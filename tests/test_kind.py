@@ -732,3 +732,32 @@ def test_a_bring_up_that_stops_halfway_can_still_be_taken_down(tmp_path: Path) -
         "fd-asia-southeast1",
     ]
     assert not (tmp_path / "state" / "fleet.json").exists()
+
+
+def test_recover_reads_each_band_of_a_node_against_the_topologys_baseline() -> None:
+    """What kind's `recover` makes of `tc qdisc show` (iproute2's netem format: delay, jitter after
+    it, loss as a percentage; a zero delay is not printed): an eu-west1 node carries the 90 ms
+    us-east1 pair on its side as `up` lays it out, and any fault's delay, jitter or loss differs."""
+    from failover_drill.platforms.kind.leftovers import band_faults, netem_bands, node_states
+
+    fleet = KindFleet(topology("istio"), RecordingRunner())
+    healthy = (
+        "qdisc prio 1: root refcnt 2 bands 7 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1\n"
+        "qdisc netem 40: parent 1:4 limit 1000 delay 90ms\n"
+        "qdisc netem 42: parent 1:6 limit 1000\n"
+        "qdisc netem 43: parent 1:7 limit 1000\n"
+    )
+    assert band_faults(fleet, "eu-west1", healthy) == []
+    jittered = healthy.replace("delay 90ms", "delay 190ms  20ms")
+    assert netem_bands(jittered)["1:4"] == (190.0, 20.0, 0.0)
+    assert band_faults(fleet, "eu-west1", jittered) == ["towards us-east1: 190 ms ± 20 ms instead of 90 ms"]
+    assert netem_bands(healthy.replace("delay 90ms", "delay 1s"))["1:4"][0] == 1000.0
+    assert netem_bands(healthy.replace("delay 90ms", "delay 500us"))["1:4"][0] == 0.5
+    assert band_faults(
+        fleet, "eu-west1", healthy.replace("parent 1:6 limit 1000", "parent 1:6 limit 1000 loss 100%")
+    ) == ["towards asia-southeast1: 0 ms, 100% loss instead of 0 ms"]
+    assert band_faults(fleet, "eu-west1", "qdisc noqueue 0: root refcnt 2\n") == ["no latency layout"]
+    assert band_faults(fleet, "eu-west1", healthy.replace("qdisc netem 43: parent 1:7 limit 1000\n", "")) == [
+        "no band for front-door"
+    ]
+    assert node_states("fd-a running\nfd-b paused\n\ngarbage\n") == {"fd-a": "running", "fd-b": "paused"}

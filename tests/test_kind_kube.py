@@ -347,3 +347,104 @@ def test_a_context_missing_from_the_kubeconfig_is_named(cluster: Cluster) -> Non
     with pytest.raises(PlatformError, match="kind-fd-nowhere") as err:
         cluster.kubes("kind-fd-nowhere")
     assert "kubectl config get-contexts" in (err.value.hint or "")
+
+
+def _healthy_qdiscs() -> str:
+    """`tc qdisc show dev eth0` on a us-east1 node as `up` lays it out: us-east1 comes first, so
+    every pair's RTT sits on the other region's side and its bands carry no delay."""
+    return (
+        "qdisc prio 1: root refcnt 2 bands 7 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1\n"
+        "qdisc netem 41: parent 1:5 limit 1000\n"
+        "qdisc netem 42: parent 1:6 limit 1000\n"
+        "qdisc netem 43: parent 1:7 limit 1000\n"
+    )
+
+
+def test_recover_on_kind_repairs_what_faults_left_without_any_ledger(
+    cluster: Cluster, up_applied: list[ApiStep]
+) -> None:
+    """Issue 16 on kind, "reality over records": faults injected through the platform and never
+    written down. The Kubernetes objects are real (istiod scaled to 0 and an edge secret under an
+    expired intermediate, on a real API server) and are read and repaired there. What docker, tc
+    and `kubectl exec` would show is given as their output (Docker is the process boundary this
+    machine cannot cross): a paused node, a stopped one, a node whose band carries a partition,
+    replicas with a brownout switched on. A second pass over the repaired fleet changes nothing."""
+    from failover_drill.platforms.envoy.leftovers import Repairs
+    from failover_drill.platforms.kind import leftovers
+    from failover_drill.platforms.kind.cluster_config import all_nodes
+    from failover_drill.platforms.kind.faults import KindFleet
+
+    kube = cluster.kube
+    labels = {"app": "istiod"}
+    kube.apply(
+        [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "istiod", "namespace": "istio-system"},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": "discovery", "image": "istio/pilot:1.24.1"}]},
+                    },
+                },
+            }
+        ]
+    )
+    platform, _ = cluster.platform()
+    for fault in (
+        F(kind="control-plane-loss", target=REGION),
+        F(kind="cert-expiry", target=REGION, cert="intermediate"),
+    ):
+        platform.inject(fault, platform.plan_fault(fault))
+    istiod = kube.get("apps/v1", "Deployment", "istiod", "istio-system")
+    assert istiod is not None and istiod["spec"]["replicas"] == 0
+
+    nodes = all_nodes(cluster.topo, REGION)
+    paused, stopped, partitioned = nodes[1], nodes[2], nodes[3]
+    ps = "\n".join(f"{n} {'paused' if n == paused else 'exited' if n == stopped else 'running'}" for n in nodes)
+    cut = _healthy_qdiscs().replace("parent 1:7 limit 1000", "parent 1:7 limit 1000 loss 100%")
+    answers = {
+        "docker ps -a": ps,
+        f"exec {partitioned} tc qdisc show": cut,
+        "tc qdisc show": _healthy_qdiscs(),
+        "get-faults": '{"fail_pct": 30.0, "delay_ms": 0.0, "drop_after_commit_pct": 0.0}',
+        **node_answers(cluster.topo),
+    }
+    rec = RecordingRunner(answers=answers, kubes=cluster.kubes)
+    fleet = KindFleet(cluster.topo, rec, pki_dir=cluster.state / "pki")
+    out = Repairs()
+    leftovers.repair(fleet, out, regions=[REGION])
+    assert out.failed == []
+    done = "\n".join(out.done)
+    commands = rec.commands()
+    assert f"docker unpause {paused}" in commands and f"docker start {stopped}" in commands
+    rebuilt = {s.argv[2] for s in rec.steps if isinstance(s, Step) and "root" in s.argv and "add" in s.argv}
+    assert rebuilt == {stopped, partitioned}  # a started node has a fresh network namespace; the cut band
+    assert f"node {partitioned}: rebuilt its latency layout" in done and "100% loss" in done
+    # the API's objects, as the real API server now holds them
+    istiod = kube.get("apps/v1", "Deployment", "istiod", "istio-system")
+    assert istiod is not None and istiod["spec"]["replicas"] == 1
+    _, (leaf, inter) = _secret_chain(kube)
+    now = dt.datetime.now(dt.UTC)
+    assert inter.not_valid_after_utc > now and leaf.not_valid_after_utc > now + dt.timedelta(days=7)
+    assert "not signed by the region's intermediate" in done and "expired" in done
+    pods = kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"app={APP}")
+    cleared = [s for s in rec.steps if isinstance(s, Step) and s.argv[-3:] == ("set-faults", "8080", "{}")]
+    assert len(cleared) == len(pods) > 0 and done.count("cleared fault switches fail_pct=30") == len(pods)
+
+    # The repaired fleet, as docker, tc and the pods would now show it: nothing to do.
+    again = RecordingRunner(
+        answers={
+            "docker ps -a": "\n".join(f"{n} running" for n in nodes),
+            "tc qdisc show": _healthy_qdiscs(),
+            "get-faults": '{"fail_pct": 0.0, "delay_ms": 0.0, "drop_after_commit_pct": 0.0}',
+        },
+        kubes=cluster.kubes,
+    )
+    out = Repairs()
+    leftovers.repair(KindFleet(cluster.topo, again, pki_dir=cluster.state / "pki"), out, regions=[REGION])
+    assert out.done == [] and out.failed == []
+    assert [s.title for s in again.steps if not s.title.startswith(("read", "list"))] == []

@@ -189,6 +189,19 @@ def test_recover_resumes_a_frozen_zone_when_drill_watchdog_and_ledger_are_all_go
         assert out.returncode == 0, out.stdout + out.stderr
         assert "resumed" in out.stdout, out.stdout
         assert _stopped_marked(state) == [], out.stdout
+        _leave_faults_unrecorded(state / "kwok")
+        out = run_cli("recover", state=state, timeout=180)
+        assert out.returncode == 0, out.stdout + out.stderr
+        for repaired in (
+            "started us-east1's kube-scheduler again",
+            "restarted kubelet-eu-west1-c",
+            "cleared fault switches fail_pct=50",
+            "gateway-us-east1: re-issued its leaf certificate",
+            "runtime override(s) to the config's baseline",
+        ):
+            assert repaired in out.stdout, out.stdout
+        again = run_cli("recover", state=state, timeout=120)
+        assert again.returncode == 0 and again.stdout.strip() == "nothing to recover", again.stdout + again.stderr
     finally:
         if drill.poll() is None:
             drill.kill()
@@ -238,3 +251,32 @@ def test_a_chaos_toolkit_experiment_runs_on_kwok_with_one_setting(tmp_path: Path
     summary = j["failover_drill"]
     assert summary["platform"] == "kwok" and summary["payments"]["lost"] == 0, summary
     assert summary["failover"]["recovered"], summary["failover"]
+
+
+def _leave_faults_unrecorded(home: Path) -> None:
+    """Faults straight through the platform, with no ledger entry, as a crashed drill leaves them:
+    a region's scheduler and a zone's kubelet agent killed (what a region or zone loss kills), a
+    brownout on a zone's replicas, a lapsed gateway certificate, a link delay in Envoy's runtime."""
+    from failover_drill.faults.model import parse_fault
+    from failover_drill.platforms.kwok.control_plane import ControlPlane
+    from failover_drill.platforms.kwok.platform import KwokPlatform
+
+    platform = KwokPlatform(home)
+    for fields in (
+        {"kind": "brownout", "target": "us-east1-b", "fail_pct": 50},
+        {"kind": "cert-expiry", "target": "us-east1", "cert": "leaf"},
+        {"kind": "link-latency", "target": "eu-west1", "delay_ms": 200},
+    ):
+        fault = parse_fault(fields)
+        platform.inject(fault, platform.plan_fault(fault))
+    data = platform._load()
+    assert data is not None
+    scheduler = ControlPlane.load(platform.cp_spec("us-east1", data)).process("kube-scheduler")
+    os.kill(scheduler.pid, signal.SIGKILL)
+    kubelet = next(p for p in data["processes"] if p["name"] == "kubelet-eu-west1-c")
+    os.kill(kubelet["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+              for pid in (scheduler.pid, kubelet["pid"])):  # fmt: skip
+        assert time.monotonic() < deadline, "the killed processes did not exit"
+        time.sleep(0.05)

@@ -153,3 +153,24 @@ def test_runtime_left_as_a_normal_revert_leaves_it_is_not_a_leftover() -> None:
     found = runtime_leftovers(reverted)
     assert sorted(found) == ["fault.http.abort", "link.a.b"]
     assert found["link.a.b"][0] == ["link.a.b.delay_percent", "link.a.b.delay_ms"]
+
+
+def test_pod_tools_read_and_clear_a_real_replicas_switches(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
+    """What kind's `recover` runs through `kubectl exec` in each pod (platforms/kind/pod_tools.py),
+    run here against a real replica: the switches it reads are the ones the replica applies."""
+    from failover_drill.platforms.kind import pod_tools
+
+    rep = fleet.platform.layout().replicas[0]
+    port = str(rep.port)
+    try:
+        assert pod_tools.main(["set-faults", port, '{"fail_pct": 40}']) == 0
+        capsys.readouterr()
+        assert pod_tools.main(["get-faults", port]) == 0
+        on = {k: v for k, v in json.loads(capsys.readouterr().out).items() if v}
+        assert on == {"fail_pct": 40}
+    finally:
+        assert pod_tools.main(["set-faults", port, "{}"]) == 0
+    capsys.readouterr()
+    assert pod_tools.main(["get-faults", port]) == 0
+    assert not any(json.loads(capsys.readouterr().out).values())
+    assert pod_tools.main(["get-faults"]) == 2  # usage, not a traceback

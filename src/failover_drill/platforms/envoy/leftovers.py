@@ -4,15 +4,20 @@ over records": the fault ledger may be torn or lost while the fault is still on)
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
+from cryptography import x509
 
 from failover_drill.platforms import processes as procs
 from failover_drill.platforms.envoy import admin
+from failover_drill.platforms.envoy.config import sds_cert, write_atomic
+from failover_drill.platforms.envoy.layout import Layout
+from failover_drill.platforms.pki import MeshCA
 
 FAULT_KEY_PREFIXES = ("fault.", "link.", "blackout.")
 # The leaves of one fault filter's runtime keys (envoy/config.py _fault): judged together, since a
@@ -125,3 +130,73 @@ def _describe(effect: tuple[Any, ...]) -> str:
     if abort:
         parts.append(f"abort {abort:g}% ({status:g})" if isinstance(status, float) else f"abort {abort}%")
     return ", ".join(parts) or "off"
+
+
+# -- replica fault switches ---------------------------------------------------------------------
+
+
+def clear_switches(name: str, base_url: str, out: Repairs) -> None:
+    """A replica's gray-failure switches (brownout, lost response): anything but all-zero is cleared."""
+    url = f"{base_url}/_drill/faults"
+    try:
+        status, text = admin.request(url, timeout=2.0)
+        if status != 200:
+            raise OSError(f"GET /_drill/faults answered {status}")
+        on = {k: v for k, v in json.loads(text).items() if v}
+        if on:
+            admin.request(url, method="POST", body={}, timeout=2.0)
+    except (OSError, ValueError, AttributeError) as exc:
+        out.failed.append(f"{name}: could not check its fault switches at {base_url}: {exc}")
+        return
+    if on:
+        out.done.append(f"{name}: cleared fault switches {', '.join(f'{k}={v:g}' for k, v in sorted(on.items()))}")
+
+
+# -- certificates -------------------------------------------------------------------------------
+
+
+def repair_certificates(layout: Layout, out: Repairs) -> None:
+    """A stopped rotation agent, an expired intermediate, or a gateway leaf that is expired, not yet
+    valid or past its renewal point: re-issued, as the rotation agent would."""
+    ca = MeshCA(layout.pki_dir())
+    now = dt.datetime.now(dt.UTC)
+    for region in layout.regions:
+        cert_file = layout.sds_dir(region) / "cert.json"
+        try:
+            why = _cert_problems(ca, region, cert_file.read_text(), now)
+            if not why:
+                continue
+            renew_intermediate = ca.intermediate_not_after(region) <= now
+            if renew_intermediate:
+                ca.issue_intermediate(region)
+            leaf = ca.issue_leaf(region)
+            write_atomic(cert_file, sds_cert(leaf.cert_pem, leaf.key_pem))
+            ca.rotation_flag(region).unlink(missing_ok=True)
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            out.failed.append(f"gateway-{region}: could not check its certificate {cert_file}: {exc}")
+            continue
+        again = "intermediate and leaf" if renew_intermediate else "leaf"
+        out.done.append(f"gateway-{region}: re-issued its {again} certificate ({'; '.join(why)})")
+
+
+def _cert_problems(ca: MeshCA, region: str, sds_json: str, now: dt.datetime) -> list[str]:
+    why: list[str] = []
+    if ca.rotation_flag(region).exists():
+        why.append("its rotation agent was stopped")
+    chain_pem = json.loads(sds_json)["resources"][0]["tls_certificate"]["certificate_chain"]["inline_string"]
+    chain = x509.load_pem_x509_certificates(chain_pem.encode())
+    leaf = chain[0]
+    nb, na = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if na <= now:
+        why.append(f"the leaf expired at {na:%H:%M:%S} UTC")
+    elif nb > now:
+        why.append(f"the leaf is not valid before {nb:%H:%M:%S} UTC")
+    elif now >= nb + (na - nb) / 2:
+        # The rotation agent renews at half-life (control_plane.rotate): past it means not renewed.
+        why.append("the leaf is past its renewal point")
+    if ca.intermediate_not_after(region) <= now:
+        why.append("the region's intermediate CA expired")
+    for cert in chain[1:]:
+        if cert.not_valid_after_utc <= now:
+            why.append(f"its issuer {cert.subject.rfc4514_string()} expired")
+    return why

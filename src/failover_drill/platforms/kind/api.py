@@ -6,6 +6,7 @@ schema, and a second `up` re-applies what the first did without conflict)."""
 from __future__ import annotations
 
 import copy
+import json
 import urllib.request
 from typing import Any
 
@@ -144,6 +145,17 @@ def scale(ctx: str, title: str, namespace: str, deployment: str, replicas: int) 
 
     argv = kubectl(ctx, "-n", namespace, "scale", f"deployment/{deployment}", f"--replicas={replicas}")
     return ApiStep(title, ctx, argv, call, attempts=3)
+
+
+def get_object(ctx: str, title: str, api_version: str, kind: str, namespace: str, name: str) -> ApiStep:
+    """One object as JSON (`kubectl get -o json`), or nothing when it does not exist."""
+
+    def call(kube_for: KubeFor, _: str | None) -> str:
+        got = kube_for(ctx).get(api_version, kind, name, namespace)
+        return "" if got is None else json.dumps(got)
+
+    argv = kubectl(ctx, "-n", namespace, "get", f"{kind.lower()}/{name}", "-o", "json", "--ignore-not-found")
+    return ApiStep(title, ctx, argv, call, attempts=2, secret=kind == "Secret")
 
 
 def list_pods(ctx: str, title: str, namespace: str, selector: str, ok_to_fail: bool = False) -> ApiStep:

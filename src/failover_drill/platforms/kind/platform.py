@@ -35,8 +35,9 @@ from failover_drill.platforms.envoy.binary import ENVOY_FLAGS, resolve_envoy
 from failover_drill.platforms.envoy.config import frontdoor_bootstrap, sds_root, write_atomic
 from failover_drill.platforms.envoy.events import parse_event
 from failover_drill.platforms.envoy.layout import GatewayInfo, Layout, routing
+from failover_drill.platforms.envoy.leftovers import Repairs, reset_runtime
 from failover_drill.platforms.fault_table import FaultTable
-from failover_drill.platforms.kind import api
+from failover_drill.platforms.kind import api, leftovers
 from failover_drill.platforms.kind import mesh as mesh_mod
 from failover_drill.platforms.kind.cluster_config import (
     DEFAULT_HOST_PORT_BASE,
@@ -464,9 +465,31 @@ class KindPlatform:
         return None
 
     def repair_leftovers(self) -> list[str]:
-        # Not built for kind yet: its faults are reverted from the ledger, and `down` salvages
-        # a damaged state file.
-        return []
+        """What a fault left on the live fleet whatever the fault ledger says (it may be torn or
+        lost): platforms/kind/leftovers.py, and the host front door's runtime. A damaged state
+        file: `down` salvages it."""
+        if not self.fleet_file.exists():
+            return []
+        with self._locked():
+            try:
+                data = self._load()
+            except PlatformError as exc:
+                return [f"{exc.message}: {self._state().salvage().describe()}"]
+            if data is None:
+                return []
+            out = Repairs()
+            leftovers.repair(KindFleet(self.topology, self.runner, pki_dir=self.state_dir / "pki"), out)
+            spec = self._front_door_spec(data)
+            if spec is not None and procs.alive(spec):
+                reset_runtime("frontdoor", data["frontdoor_ports"]["frontdoor-admin"], out)
+        if out.failed:
+            done = f" (repaired: {'; '.join(out.done)})" if out.done else ""
+            raise FaultError(
+                f"could not repair: {'; '.join(out.failed)}{done}",
+                hint="look at `failover-drill status --platform kind`; `failover-drill down --platform kind` "
+                "deletes the clusters whatever their state",
+            )
+        return out.done
 
     def remove_traffic_jobs(self, keep: Callable[[int], bool]) -> list[str]:
         """Delete traffic Jobs whose drill is gone (keep(pid) says which owners still run)."""

@@ -3,6 +3,7 @@ dump the pod's ledger as JSON lines, or switch the replica's gray-failure faults
 
     python -m failover_drill.platforms.kind.pod_tools dump-ledger /var/lib/ledger/payments.sqlite
     python -m failover_drill.platforms.kind.pod_tools set-faults 8080 '{"fail_pct": 10}'
+    python -m failover_drill.platforms.kind.pod_tools get-faults 8080
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
             headers={"content-type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=2.0) as resp:
+            print(resp.read().decode())
+        return 0
+    if len(args) == 2 and args[0] == "get-faults":
+        with urllib.request.urlopen(f"http://127.0.0.1:{int(args[1])}/_drill/faults", timeout=2.0) as resp:
             print(resp.read().decode())
         return 0
     print(__doc__, file=sys.stderr)

@@ -55,10 +55,10 @@ from failover_drill.platforms.envoy.faults import (
     raise_if,
 )
 from failover_drill.platforms.envoy.layout import Layout, ReplicaInfo, gateway_layout
-from failover_drill.platforms.envoy.leftovers import Repairs, reset_runtime, thaw_marked
 from failover_drill.platforms.fault_table import FaultTable, Handler, Plan
 from failover_drill.platforms.kube.client import Kube
 from failover_drill.platforms.kube.workload import APP, NAMESPACE, region_objects
+from failover_drill.platforms.kwok import leftovers
 from failover_drill.platforms.kwok.control_plane import (
     COMPONENTS,
     PROCESS_ENV,
@@ -830,10 +830,8 @@ class KwokPlatform:
 
     def repair_leftovers(self) -> list[str]:
         """What a fault left on the live fleet whatever the fault ledger says (it may be torn or
-        lost): stopped (SIGSTOP) processes of the fleet are resumed, fault overrides in the Envoys'
-        runtime reset to the config's baseline. What a kill left (a zone's kwok, agent and pods
-        gone) is the ledger's revert to redo: the platform alone cannot tell it from a zone that
-        was never up. A damaged state file: every process of the fleet is stopped."""
+        lost): platforms/kwok/leftovers.py. A damaged state file: every process of the fleet is
+        stopped."""
         with self._state().locked():
             try:
                 data = self._load()
@@ -841,18 +839,7 @@ class KwokPlatform:
                 return [f"{exc.message}: {self._state().salvage().describe()}"]
             if data is None or not any(procs.alive(s) for s in self._specs(data)):
                 return []
-            out = Repairs()
-            thaw_marked(self.fleet_id, out)
-            layout = Layout.from_json(data["layout"])
-            by_name = {s.name: s for s in self._specs(data)}
-            envoys = {
-                "frontdoor": layout.frontdoor_admin_port,
-                **{f"gateway-{r}": g.admin_port for r, g in layout.gateways.items()},
-            }
-            for name, port in envoys.items():
-                spec = by_name.get(name)
-                if spec is not None and procs.alive(spec):
-                    reset_runtime(name, port, out)
+            out = leftovers.repair(self, data)
         if out.failed:
             done = f" (repaired: {'; '.join(out.done)})" if out.done else ""
             raise FaultError(

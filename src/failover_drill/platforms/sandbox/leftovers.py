@@ -17,20 +17,13 @@ Each check is idempotent: on a healthy fleet it finds nothing and changes nothin
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import signal
 import time
 from collections.abc import Callable
 
-from cryptography import x509
-
 from failover_drill.platforms import processes as procs
-from failover_drill.platforms.envoy import admin
-from failover_drill.platforms.envoy.config import sds_cert, write_atomic
 from failover_drill.platforms.envoy.layout import Layout
-from failover_drill.platforms.envoy.leftovers import Repairs, reset_runtime
-from failover_drill.platforms.pki import MeshCA
+from failover_drill.platforms.envoy.leftovers import Repairs, clear_switches, repair_certificates, reset_runtime
 
 RESTART_SETTLE_S = 0.3
 
@@ -62,8 +55,8 @@ def repair(
             reset_runtime(name, port, out)
     for rep in layout.replicas:
         if running(rep.name):
-            _switches(rep.name, rep.port, out)
-    _certificates(layout, out)
+            clear_switches(rep.name, f"http://127.0.0.1:{rep.port}", out)
+    repair_certificates(layout, out)
     return out
 
 
@@ -105,70 +98,3 @@ def _processes(
 
 def _pids(pids: list[int]) -> str:
     return ", ".join(map(str, pids))
-
-
-# -- replica fault switches ---------------------------------------------------------------------
-
-
-def _switches(name: str, port: int, out: Repairs) -> None:
-    url = f"http://127.0.0.1:{port}/_drill/faults"
-    try:
-        status, text = admin.request(url, timeout=2.0)
-        if status != 200:
-            raise OSError(f"GET /_drill/faults answered {status}")
-        on = {k: v for k, v in json.loads(text).items() if v}
-        if on:
-            admin.request(url, method="POST", body={}, timeout=2.0)
-    except (OSError, ValueError, AttributeError) as exc:
-        out.failed.append(f"{name}: could not check its fault switches on port {port}: {exc}")
-        return
-    if on:
-        out.done.append(f"{name}: cleared fault switches {', '.join(f'{k}={v:g}' for k, v in sorted(on.items()))}")
-
-
-# -- certificates -------------------------------------------------------------------------------
-
-
-def _certificates(layout: Layout, out: Repairs) -> None:
-    ca = MeshCA(layout.pki_dir())
-    now = dt.datetime.now(dt.UTC)
-    for region in layout.regions:
-        cert_file = layout.sds_dir(region) / "cert.json"
-        try:
-            why = _cert_problems(ca, region, cert_file.read_text(), now)
-            if not why:
-                continue
-            renew_intermediate = ca.intermediate_not_after(region) <= now
-            if renew_intermediate:
-                ca.issue_intermediate(region)
-            leaf = ca.issue_leaf(region)
-            write_atomic(cert_file, sds_cert(leaf.cert_pem, leaf.key_pem))
-            ca.rotation_flag(region).unlink(missing_ok=True)
-        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-            out.failed.append(f"gateway-{region}: could not check its certificate {cert_file}: {exc}")
-            continue
-        again = "intermediate and leaf" if renew_intermediate else "leaf"
-        out.done.append(f"gateway-{region}: re-issued its {again} certificate ({'; '.join(why)})")
-
-
-def _cert_problems(ca: MeshCA, region: str, sds_json: str, now: dt.datetime) -> list[str]:
-    why: list[str] = []
-    if ca.rotation_flag(region).exists():
-        why.append("its rotation agent was stopped")
-    chain_pem = json.loads(sds_json)["resources"][0]["tls_certificate"]["certificate_chain"]["inline_string"]
-    chain = x509.load_pem_x509_certificates(chain_pem.encode())
-    leaf = chain[0]
-    nb, na = leaf.not_valid_before_utc, leaf.not_valid_after_utc
-    if na <= now:
-        why.append(f"the leaf expired at {na:%H:%M:%S} UTC")
-    elif nb > now:
-        why.append(f"the leaf is not valid before {nb:%H:%M:%S} UTC")
-    elif now >= nb + (na - nb) / 2:
-        # The rotation agent renews at half-life (control_plane.rotate): past it means not renewed.
-        why.append("the leaf is past its renewal point")
-    if ca.intermediate_not_after(region) <= now:
-        why.append("the region's intermediate CA expired")
-    for cert in chain[1:]:
-        if cert.not_valid_after_utc <= now:
-            why.append(f"its issuer {cert.subject.rfc4514_string()} expired")
-    return why
