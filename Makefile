@@ -12,7 +12,7 @@ MODE ?=
 RATE ?=
 ARGS ?=
 
-.PHONY: soak setup drill test lint typecheck layers unit bench down recover clean k8s-bin
+.PHONY: prove soak setup drill test lint typecheck layers unit bench down recover clean k8s-bin
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ k8s-bin: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/pytest -q -s -m soak tests/test_soak.py
+
+prove: $(STAMP)
+	$(BIN)/pytest -q -m 'prove or not prove' tests/test_predict_drills.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

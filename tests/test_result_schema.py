@@ -38,8 +38,8 @@ def minimal_result() -> dict[str, Any]:
         "own_cpu_pct": None,
     }
     return {
-        "schema": 4,
-        "schema_version": 4,
+        "schema": 5,
+        "schema_version": 5,
         "run_id": "r",
         "scenario": "s",
         "platform": "sandbox",

@@ -342,6 +342,8 @@ def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
     word = verdict_word(v)
     reasons = "; ".join(v["reasons"])
     timing = _timing_line(result.get("timing"))
+    pred = result.get("prediction")
+    predicted = f"{pred['check']['verdict']}: {pred['check']['detail']}" if pred else None
     if not sys.stdout.isatty():
         # A pipe, a file or CI: one plain `key: value` line each, never wrapped at 80 columns nor
         # split inside a label, so grep and log viewers see whole lines.
@@ -350,6 +352,7 @@ def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
             f"failover time: {ttr}",
             f"verdict: {word}" + (f" ({reasons})" if reasons else ""),
             *(f"check {what}: {measured}, limit {limit}, {ok}" for what, measured, limit, ok in check_rows(v)),
+            *([f"prediction: {predicted}"] if predicted else []),
             *([f"wall time: {timing}"] if timing else []),
             f"report: {run_dir / 'report.html'}",
         ]
@@ -373,6 +376,8 @@ def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
     for what, measured, limit, ok in check_rows(v):
         checks.add_row(what, measured, limit, "held" if ok == "held" else "[red]FAILED[/red]")
     out.print(checks)
+    if predicted:
+        out.print(f"prediction: {predicted}", markup=False, highlight=False, soft_wrap=True)
     if timing:
         out.print(f"wall time: {timing}", markup=False, highlight=False)
     out.print(f"report: {run_dir / 'report.html'}")
@@ -453,6 +458,100 @@ def plan(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@app.command()
+def predict(
+    region: RegionOpt = None,
+    fault: FaultOpt = None,
+    mode: ModeOpt = None,
+    target: TargetOpt = None,
+    source: SourceOpt = None,
+    delay_ms: DelayOpt = None,
+    jitter_pct: JitterOpt = None,
+    fail_pct: FailPctOpt = None,
+    scenario: ScenarioOpt = None,
+    sets: SetsOpt = None,
+    mesh: MeshOpt = None,
+    platform: PlatformOpt = "sandbox",
+    topology: TopoOpt = None,
+    manifests: Annotated[
+        Path | None,
+        typer.Option("--manifests", help="a manifests folder (base/ and profiles/<mesh>/) instead of the topology's"),
+    ] = None,
+    max_outage: Annotated[
+        str | None,
+        typer.Option("--max-outage", help="fail (exit 1) when a fault's predicted outage can exceed this, e.g. 5s"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the predictions as JSON")] = False,
+) -> None:
+    """Predict what each fault does to users, from the manifests alone, before anything breaks."""
+    from failover_drill.config.manifests import parse_duration
+    from failover_drill.predict import scenario as predictions
+
+    _platform_check(platform)
+    limit = parse_duration(max_outage, "--max-outage") if max_outage is not None else None
+    sc, topo, faults = _build(
+        region=region,
+        fault=fault,
+        mode=mode,
+        target=target,
+        rate=None,
+        source=source,
+        delay_ms=delay_ms,
+        jitter_pct=jitter_pct,
+        fail_pct=fail_pct,
+        scenario=scenario,
+        sets=sets,
+        mesh=mesh,
+        topology=topology,
+    )
+    if manifests is not None:
+        if not manifests.is_dir():
+            raise ConfigError(f"{manifests} is not a folder", field="--manifests", hint="give the folder holding base/")
+        topo = topo.model_copy(update={"manifests": manifests.resolve()})
+    ctx = predictions.context(sc, topo, platform)
+    chosen = fault is not None or scenario is not None
+    preds = predictions.for_faults(faults, ctx) if chosen else predictions.every_kind(ctx)
+    checked = preds if chosen else [p for p in preds if p.kind in predictions.infrastructure_kinds()]
+    over = [p for p in checked if limit is not None and _predicted_outage(p) > limit]
+    if as_json:
+        print(json.dumps([p.to_json() for p in preds], indent=2))
+    else:
+        _print_predictions(preds, limit, over)
+    if over:
+        raise typer.Exit(1)
+
+
+def _predicted_outage(p: Any) -> float:
+    if p.expect == "no-recovery":
+        return float("inf")
+    return 0.0 if p.outage_s is None else float(p.outage_s.hi)
+
+
+def _print_predictions(preds: list[Any], limit: float | None, over: list[Any]) -> None:
+    def say(text: str) -> None:
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    first = preds[0]
+    say(f"mesh {first.profile} on {first.platform}, users in {first.users}")
+    for p in preds:
+        say(f"{p.fault}: {p.headline()}")
+        for line in p.reasoning:
+            say(f"  - {line}")
+    traps = {f.trap: f for p in preds for f in p.findings}
+    if traps:
+        say("traps in these manifests:")
+        for f in traps.values():
+            say(f"  {f.trap} ({f.where}): {f.detail}; fix: {f.fix}")
+    if limit is not None:
+        for p in over:
+            worst = "never, while the fault is on" if p.expect == "no-recovery" else f"{_predicted_outage(p):.3g} s"
+            say(
+                f"check failed: {p.fault} can leave users without service for {worst}, over {limit:g} s ({p.decided_by})"
+            )
+        if not over:
+            say(f"check passed: every fault's predicted outage is within {limit:g} s")
 
 
 @app.command()

@@ -44,6 +44,7 @@ from failover_drill.measure.payments import reconcile
 from failover_drill.measure.timeline import pct
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import Platform
+from failover_drill.predict import scenario as predictions
 from failover_drill.recovery import revert_open_faults
 from failover_drill.report import journal as journal_mod
 from failover_drill.report import records
@@ -295,6 +296,16 @@ class Drill:
         if warning:
             self._say(warning)
 
+    def _predictions(self, faults: list[Fault]) -> list[dict[str, Any]] | None:
+        """What the manifests predict for each fault (predict/), recorded before anything runs so
+        the report can judge it; a prediction that cannot be made never stops a drill."""
+        try:
+            ctx = predictions.context(self.scenario, self.topology, self.platform.name)
+            return [p.to_json() for p in predictions.for_faults(faults, ctx)]
+        except (DrillError, KeyError, ValueError) as exc:
+            log.warning("no prediction for this drill", error=str(exc))
+            return None
+
     def _run_id(self, faults: list[Fault]) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         kind = faults[0].kind if len(faults) == 1 else "compound"
@@ -327,6 +338,7 @@ class Drill:
         # remote workers start at the instant wait_ready returns, which the origin must follow at once.
         gc_quiet.settle()
         pool: WorkerPool | RemoteWorkerPool | None = None
+        predicted = self._predictions(faults)
         if sc.traffic.origin == "in-region":
             remote = RemoteWorkerPool(
                 self.platform.traffic_workers(
@@ -359,7 +371,9 @@ class Drill:
             pool.wait_ready()
         anchor = Anchor(self.clock)
         self._times["measured_from"] = time.perf_counter()
-        jr.write_now(meta_record(run_dir.name, sc, self.platform.name, self.topology, anchor, planned, faults))
+        jr.write_now(
+            meta_record(run_dir.name, sc, self.platform.name, self.topology, anchor, planned, faults, predicted)
+        )
         code = 0
         try:
             with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
@@ -547,6 +561,7 @@ def meta_record(
     anchor: Anchor,
     phases: list[dict[str, Any]],
     faults: list[Fault] | None = None,
+    predictions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The journal's first record: what ran, where, and the wall time of the drill's origin."""
     return records.MetaRecord(
@@ -560,6 +575,7 @@ def meta_record(
         regions=topology.region_names,
         zones=topology.all_zones(),
         faults_resolved=[dump_fault(f) for f in faults] if faults is not None else None,
+        predictions=predictions,
     ).to_json()
 
 

@@ -11,6 +11,7 @@ from failover_drill.report.markdown import (
     check_rows,
     event_rows,
     latency_rows,
+    prediction_parts,
     scorecard_rows,
     verdict_word,
 )
@@ -58,6 +59,15 @@ def render_html(result: dict[str, Any], replay: Replay, *, plot: bool = True) ->
         if events
         else ""
     )
+    parts = prediction_parts(result)
+    prediction_html = ""
+    if parts is not None:
+        verdict, detail, said, traps = parts
+        trap_rows: list[tuple[str, ...]] = [(t["trap"], t["detail"], t["fix"], t["where"]) for t in traps]
+        prediction_html = (
+            f"<h2>Predicted from the manifests: {e(verdict.upper())}</h2><p>{e(detail)}</p>"
+            f"<pre>{e(chr(10).join(said))}</pre>" + (table(("trap", "why", "fix", "field"), trap_rows) if traps else "")
+        )
     errors = "".join(f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in result["traffic"]["errors"].items())
     word = verdict_word(v)
     verdict_cls = {"PASSED": "pass", "FAILED": "fail"}.get(word, "inconclusive")
@@ -74,6 +84,7 @@ users in <b>{e(result["client_region"])}</b>, {result["traffic"]["rate_rps"]:g} 
 <h2>Scorecard</h2><table>{rows}</table>
 {"<h2>Errors by class</h2><table><tr><th>class</th><th>count</th></tr>" + errors + "</table>" if errors else ""}
 <h2>Latency by phase (ms, from scheduled send time)</h2>{latency_html}
+{prediction_html}
 {events_html}
 </body></html>
 """

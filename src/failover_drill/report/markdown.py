@@ -140,6 +140,20 @@ def event_rows(r: dict[str, Any], limit: int = 30) -> list[tuple[str, str, str, 
     ]
 
 
+def prediction_parts(r: dict[str, Any]) -> tuple[str, str, list[str], list[dict[str, str]]] | None:
+    """(verdict, its detail, what was predicted with the reasoning, the traps found) of the
+    drill's own prediction (predict/), or None for a run that has none."""
+    pred = r.get("prediction")
+    if not pred:
+        return None
+    said: list[str] = []
+    for f in pred["faults"]:
+        said.append(f"{f['fault']}: {f['headline']}")
+        said += [f"  - {line}" for line in f["reasoning"]]
+    traps = {t["trap"]: t for f in pred["faults"] for t in f["findings"]}
+    return pred["check"]["verdict"], pred["check"]["detail"], said, list(traps.values())
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     v = r["verdict"]
     lines = [
@@ -172,6 +186,13 @@ def render_markdown(r: dict[str, Any]) -> str:
         "|" + "---|" * len(LATENCY_COLUMNS),
     ]
     lines += [f"| {' | '.join(row)} |" for row in latency_rows(r)]
+    parts = prediction_parts(r)
+    if parts is not None:
+        verdict, detail, said, traps = parts
+        lines += ["", f"## Predicted from the manifests: {verdict.upper()}", "", detail, "", *said]
+        if traps:
+            lines += ["", "| trap | why | fix | field |", "|---|---|---|---|"]
+            lines += [f"| {t['trap']} | {t['detail']} | {t['fix']} | {t['where']} |" for t in traps]
     events = event_rows(r)
     if events:
         lines += [

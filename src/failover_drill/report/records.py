@@ -63,6 +63,8 @@ class MetaRecord:
     regions: list[str]
     zones: list[str]
     faults_resolved: list[dict[str, Any]] | None = None  # drills write it, step-by-step sessions do not
+    # What the manifests predicted for each fault (predict/), made before anything ran: drills only.
+    predictions: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         rec: dict[str, Any] = {
@@ -79,6 +81,8 @@ class MetaRecord:
         }
         if self.faults_resolved is not None:
             rec["faults_resolved"] = self.faults_resolved
+        if self.predictions is not None:
+            rec["predictions"] = self.predictions
         return rec
 
     @classmethod
@@ -94,6 +98,7 @@ class MetaRecord:
             regions=list(d.get("regions", [])),
             zones=list(d.get("zones", [])),
             faults_resolved=d.get("faults_resolved"),
+            predictions=d.get("predictions"),
         )
 
 

@@ -17,6 +17,7 @@ from failover_drill.measure.failover import measure
 from failover_drill.measure.timeline import Phase, Timeline
 from failover_drill.measure.validity import judge_measurement
 from failover_drill.measure.verdict import judge
+from failover_drill.predict.check import judge as judge_prediction
 from failover_drill.report import journal, records
 from failover_drill.report.result_model import (
     BurnRates,
@@ -37,6 +38,8 @@ from failover_drill.report.result_model import (
     PhaseShares,
     PhaseSpan,
     PlatformEventOut,
+    PredictionCheck,
+    PredictionOut,
     Result,
     SendLag,
     Timing,
@@ -379,7 +382,21 @@ def build_result_model(path: Path, replay: Replay | None = None) -> Result:
         ),
         journal=JournalSummary(samples=rp.samples, skipped_lines=rp.problems.skipped[:50]),
         timing=timing_out(rp.timing),
+        prediction=_prediction(meta.predictions, fo, validity.valid and complete),
     )
+
+
+def _prediction(preds: list[dict[str, Any]] | None, fo: Any, valid: bool) -> PredictionOut | None:
+    """The drill's own prediction, judged on its failover figures. A compound schedule has one set
+    of figures for several faults: each fault's prediction is shown, none is judged."""
+    if not preds:
+        return None
+    figures = {"ttr_s": fo.ttr_s, "outage_s": fo.outage_s, "recovered": fo.recovered}
+    if len(preds) == 1:
+        check = judge_prediction(preds[0], figures, valid=valid)
+    else:
+        check = {"verdict": "not judged", "detail": "several faults share one set of failover figures"}
+    return PredictionOut(faults=preds, check=PredictionCheck(**check))
 
 
 def timing_out(t: records.TimingRecord | None) -> Timing | None:

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-SCHEMA_VERSION: Literal[4] = 4
+SCHEMA_VERSION: Literal[5] = 5
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 
 # A measured figure exactly as computed: an int stays an int in the JSON (pydantic would make 5
@@ -262,17 +262,30 @@ class Timing(_Model):
     overhead_s: Number = Field(description="everything but measured_s")
 
 
+class PredictionCheck(_Model):
+    verdict: Literal["confirmed", "off", "not judged"]
+    detail: str
+
+
+class PredictionOut(_Model):
+    """What `failover-drill predict` says of this drill's faults, made before it ran (predict/)."""
+
+    faults: list[dict[str, Any]] = Field(description="one prediction per fault: expect, ttr_s, reasoning, findings")
+    check: PredictionCheck = Field(description="the measured failover against the prediction")
+
+
 class Result(_Model):
     """result.json."""
 
     model_config = ConfigDict(title="failover-drill result.json")
 
-    schema_: Literal[4] = Field(4, alias="schema", description="the same as schema_version, kept for older readers")
-    schema_version: Literal[4] = Field(
+    schema_: Literal[5] = Field(5, alias="schema", description="the same as schema_version, kept for older readers")
+    schema_version: Literal[5] = Field(
         SCHEMA_VERSION,
         description="2: adds `measurement` (the stopwatch's own health) and verdict.inconclusive; "
         "3: latency_ms percentiles are of successful requests, failed ones under latency_ms.<phase>.failed; "
-        "4: adds `timing` (where a drill's wall time went)",
+        "4: adds `timing` (where a drill's wall time went); "
+        "5: adds `prediction` (what the manifests predicted, and whether the drill confirmed it)",
     )
     run_id: str
     scenario: str
@@ -297,6 +310,9 @@ class Result(_Model):
     timing: Timing | None = Field(
         description="where the drill's wall time went; null for a Chaos Toolkit session, or a drill "
         "that ended with an error before its fleet was down"
+    )
+    prediction: PredictionOut | None = Field(
+        default=None, description="null for a Chaos Toolkit session, or when the manifests gave no prediction"
     )
 
 

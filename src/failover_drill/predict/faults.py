@@ -1,0 +1,330 @@
+"""One predictor per fault kind (PREDICTORS): from the mesh policy, the topology and where the
+users are, what they will see and why. Each predictor follows the request path the platforms
+build (front door -> the users' region's gateway -> replicas by locality priority), so the
+reasoning reads as a walk down that path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from failover_drill.config.manifests import MeshPolicy
+from failover_drill.config.topology import Topology
+from failover_drill.faults.model import (
+    FRONT_DOOR,
+    Blackout,
+    Brownout,
+    CertExpiry,
+    ControlPlaneLoss,
+    Fault,
+    LinkLatency,
+    LostResponse,
+    Partition,
+    RegionLoss,
+    ZoneLoss,
+)
+from failover_drill.predict.model import Bound, Expect, Prediction
+from failover_drill.predict.timing import KIND_NODE, health_check_removal, node_not_ready, readiness_removal
+from failover_drill.predict.traps import ejectable, findings
+
+NONE = Bound(0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Context:
+    policy: MeshPolicy
+    topo: Topology
+    users: str  # the users' region
+    platform: str  # sandbox | kwok | kind
+    window_s: float = 1.0  # the drill's success-ratio window: TTR is known to one window
+    client_timeout_s: float = 2.0
+    fault_s: float | None = None  # the fault phase, for faults that last as long as they are on
+    rto_s: float | None = None
+    slo_pct: float = 99.9
+
+    @property
+    def kube(self) -> bool:
+        return self.platform in ("kwok", "kind")
+
+
+def _make(
+    fault: Fault,
+    ctx: Context,
+    expect: Expect,
+    why: list[str],
+    *,
+    ttr: Bound | None = None,
+    errors: Bound = NONE,
+    decided_by: str = "",
+) -> Prediction:
+    # TTR is the start of the first good window, so a removal at t shows as t up to one window later.
+    ttr_s = None if ttr is None else Bound(ttr.lo, ttr.hi + ctx.window_s)
+    outage = ttr_s if expect == "failover" else None
+    if expect == "no-recovery" and ctx.fault_s is not None:
+        outage = Bound(ctx.fault_s, ctx.fault_s)
+    return Prediction(
+        fault=fault.label(),
+        kind=fault.kind,
+        profile=ctx.policy.profile,
+        platform=ctx.platform,
+        users=ctx.users,
+        expect=expect,
+        ttr_s=ttr_s,
+        outage_s=outage,
+        error_pct=errors,
+        decided_by=decided_by or ("nothing: users are not on the fault's path" if expect == "no-outage" else ""),
+        reasoning=why,
+        findings=findings(ctx.policy, ctx.topo, ctx.users, ctx.rto_s),
+    )
+
+
+def _endpoint_removal(ctx: Context, mode: str, zone: str) -> tuple[Bound, str, str]:
+    """When the lost replicas leave the gateway's endpoints: readiness on the sandbox, the node
+    lifecycle controller on Kubernetes (the kubelet that would probe them is gone with the node)."""
+    if ctx.kube:
+        settings = ctx.topo.kwok if ctx.platform == "kwok" else KIND_NODE
+        b, why = node_not_ready(settings, f"node {zone}")
+        return b, why, "node-monitor-grace-period"
+    b, why = readiness_removal(ctx.policy.readiness, mode)
+    r = ctx.policy.readiness
+    return b, why, f"readiness removal ({r.failure_threshold} x {r.period_s:g} s probes)"
+
+
+def zone_loss(fault: ZoneLoss, ctx: Context) -> Prediction:
+    zone, mode = fault.target or "", fault.mode
+    topo, policy, users = ctx.topo, ctx.policy, ctx.users
+    region = topo.zone_region(zone)
+    why = [f"users in {users} reach {users}'s gateway through the front door"]
+    if region != users:
+        why.append(f"{zone} is in {region}: {users}'s gateway sends there only when {users} has no ready replica")
+        return _make(fault, ctx, "no-outage", why)
+    zones = topo.region(users).zone_names()
+    rpz = topo.replicas_per_zone
+    removal, removal_why, decided = _endpoint_removal(ctx, mode, zone)
+    if policy.mesh == "istio" and policy.locality_enabled:
+        home = topo.home_zone(users)
+        why.append(f"locality load balancing: priority 0 is the gateway's own zone {home}")
+        if zone != home:
+            why.append(f"{zone} is priority 1: it gets traffic only when {home} has none")
+            return _make(fault, ctx, "no-outage", why)
+        why.append(f"{zone} carries every request of {users}'s users; its {rpz} replica(s) {_verb(mode)}")
+        r, o = policy.retry, policy.outlier
+        if r is not None and r.remote_localities and r.attempts >= rpz:
+            hung_ok = mode == "kill" or r.per_try_timeout_s is not None
+            if hung_ok:
+                cause = "refused at once" if mode == "kill" else f"cut at the {r.per_try_timeout_s:g} s per-try timeout"
+                why.append(
+                    f"each attempt on a lost replica is {cause}; {r.attempts} retries with retryRemoteLocalities reach "
+                    "priority 1 after the zone's replicas: users see latency, not errors"
+                )
+                if o is not None and ejectable(policy, topo, users) >= rpz:
+                    why.append("outlier detection ejects the zone's replicas after their first failures")
+                return _make(fault, ctx, "no-outage", why, decided_by="retries across localities")
+        if o is not None and ejectable(policy, topo, users) >= rpz and mode == "kill":
+            limit = o.consecutive_gateway or o.consecutive_5xx
+            why.append(
+                f"outlier detection ejects each replica after {limit} consecutive failure(s) "
+                f"(maxEjectionPercent {o.max_ejection_pct}% allows the whole zone): a burst of errors, then priority 1"
+            )
+            burst = Bound(0.0, ctx.window_s)
+            return _make(fault, ctx, "failover", why, ttr=burst, errors=Bound(100, 100), decided_by="outlier ejection")
+        if o is not None:
+            why.append(
+                f"outlier detection cannot move the traffic: at most {ejectable(policy, topo, users)} host(s) "
+                f"may be ejected, the zone has {rpz}"
+            )
+        if r is not None and not r.remote_localities:
+            why.append("retries stay in priority 0, among the zone's own lost replicas")
+        if mode == "freeze":
+            why.append(f"requests to hung replicas fail at the client's {ctx.client_timeout_s:g} s timeout")
+        why.append(removal_why)
+        why.append(f"with priority 0 empty the gateway sends to priority 1: recovered at {removal.text()}")
+        return _make(fault, ctx, "failover", why, ttr=removal, errors=Bound(100, 100), decided_by=decided)
+    # Cilium (affinity local), or Istio without locality: every local zone shares the traffic.
+    share = 100.0 / len(zones)
+    spread = "Cilium's global service (affinity local)" if policy.mesh == "cilium" else "no locality failover"
+    why.append(f"{spread}: {users}'s {len(zones)} zones share its users' requests, {share:.3g}% each")
+    if policy.mesh == "cilium":
+        why.append("Cilium has no retries and no outlier detection: each request on a lost replica fails")
+    why.append(removal_why)
+    why.append(f"the remaining zones take all requests once the endpoints are removed: {removal.text()}")
+    return _make(fault, ctx, "failover", why, ttr=removal, errors=Bound(share, share), decided_by=decided)
+
+
+def region_loss(fault: RegionLoss, ctx: Context) -> Prediction:
+    region, users = fault.target, ctx.users
+    why = [f"users in {users} reach {users}'s gateway through the front door (priority 0 of their route)"]
+    if region != users:
+        why.append(f"{region} is not on their path: {users}'s gateway serves from {users}")
+        return _make(fault, ctx, "no-outage", why)
+    how = "timeout" if fault.mode == "freeze" else "refused"
+    b, hc = health_check_removal(ctx.policy.front_door, how)
+    lost = "hangs" if fault.mode == "freeze" else "is gone: connections are refused"
+    why.append(f"the gateway of {users} {lost}; the front door has no retries, so every request fails")
+    why.append(hc)
+    nearest = next((r for r in ctx.topo.nearest(users) if r != users), None)
+    why.append(f"then the front door sends them to the next-nearest region {nearest}: recovered at {b.text()}")
+    fd = ctx.policy.front_door
+    return _make(
+        fault,
+        ctx,
+        "failover",
+        why,
+        ttr=b,
+        errors=Bound(100, 100),
+        decided_by=f"front door health check ({fd.unhealthy_threshold} x {fd.interval_s:g} s)",
+    )
+
+
+def partition(fault: Partition, ctx: Context) -> Prediction:
+    src, dst, users = fault.source or FRONT_DOOR, fault.target, ctx.users
+    why = [f"users in {users} reach {users}'s gateway through the front door"]
+    if src != FRONT_DOOR or dst != users:
+        why.append(f"the cut {src} -> {dst} is not on that path: {users}'s gateway serves from {users}")
+        return _make(fault, ctx, "no-outage", why)
+    b, hc = health_check_removal(ctx.policy.front_door, "timeout")
+    why.append(f"nothing from the front door reaches {dst}: requests and health checks hang")
+    why.append(hc)
+    why.append(f"then the front door sends users to the next-nearest region: recovered at {b.text()}")
+    fd = ctx.policy.front_door
+    return _make(
+        fault,
+        ctx,
+        "failover",
+        why,
+        ttr=b,
+        errors=Bound(100, 100),
+        decided_by=f"front door health check timeouts ({fd.unhealthy_threshold} x {fd.timeout_s:g} s)",
+    )
+
+
+def cert_expiry(fault: CertExpiry, ctx: Context) -> Prediction:
+    region, users = fault.target, ctx.users
+    why = [f"the front door validates {region}'s gateway certificate on every new connection"]
+    if region != users:
+        why.append(f"users in {users} are served by {users}'s gateway: {region}'s certificate is not on their path")
+        return _make(fault, ctx, "no-outage", why)
+    lapse = fault.ttl_s if fault.cert == "rotation-stopped" else 0.0
+    if lapse:
+        why.append(f"rotation stopped: the last certificate lapses {lapse:g} s after the injection")
+    b, hc = health_check_removal(ctx.policy.front_door, "refused")
+    why.append("handshakes with the expired chain fail at once, health checks included (a new connection each)")
+    why.append(hc)
+    why.append("then the front door sends users to the next-nearest region")
+    ttr = b.shift(lapse)
+    return _make(fault, ctx, "failover", why, ttr=ttr, errors=Bound(100, 100), decided_by="front door health check")
+
+
+def control_plane_loss(fault: ControlPlaneLoss, ctx: Context) -> Prediction:
+    why = [
+        f"{fault.target}'s control plane stops: its gateway keeps the last endpoints it was given, and "
+        "every replica is still up",
+        "nothing on the request path changes: no outage (endpoint changes wait for the revert)",
+    ]
+    return _make(fault, ctx, "no-outage", why, decided_by="the data plane keeps serving")
+
+
+def link_latency(fault: LinkLatency, ctx: Context) -> Prediction:
+    src, dst, users = fault.source or "*", fault.target, ctx.users
+    on_path = dst == users and src in ("*", FRONT_DOOR)
+    why = [f"users in {users} reach {users}'s gateway through the front door"]
+    if not on_path:
+        why.append(f"the delay {src} -> {dst} is not on that path: no outage, no added latency")
+        return _make(fault, ctx, "no-outage", why)
+    top = fault.delay_ms * (1 + fault.jitter_pct / 200)
+    if top / 1000 >= ctx.client_timeout_s:
+        why.append(
+            f"{fault.delay_ms:g} ms more on every request exceeds the client's {ctx.client_timeout_s:g} s timeout, "
+            "and no health check fails on latency: every request times out while the fault is on"
+        )
+        return _make(fault, ctx, "no-recovery", why, errors=Bound(100, 100), decided_by="client timeout")
+    why.append(
+        f"every request of theirs waits {fault.delay_ms:g} ms more; under the {ctx.client_timeout_s:g} s timeout "
+        "nothing fails and no health check reacts to latency: no outage, latency up by the delay"
+    )
+    return _make(fault, ctx, "no-outage", why, decided_by="latency under the timeouts")
+
+
+def _path_share(target: str, ctx: Context) -> float:
+    """The share (%) of the users' requests that reach a zone or region (before retries)."""
+    topo, users = ctx.topo, ctx.users
+    if target == users:
+        return 100.0
+    if topo.zone_region(target) != users:
+        return 0.0
+    if ctx.policy.mesh == "istio" and ctx.policy.locality_enabled:
+        return 100.0 if target == topo.home_zone(users) else 0.0
+    return 100.0 / len(topo.region(users).zones)
+
+
+def brownout(fault: Brownout, ctx: Context) -> Prediction:
+    target = fault.target or ""
+    share = _path_share(target, ctx)
+    why = [f"{share:.3g}% of {ctx.users}'s users' requests reach {target}"]
+    if share == 0:
+        return _make(fault, ctx, "no-outage", why)
+    if fault.fail_pct <= 0:
+        why.append(f"{fault.delay_ms:g} ms slower, no failures: no health check or ejection reacts")
+        return _make(fault, ctx, "no-outage", why, decided_by="latency only")
+    why.append(f"{fault.fail_pct:g}% of those fail with 503 while /healthz still answers: health checks pass")
+    r = ctx.policy.retry
+    fail = share * fault.fail_pct / 100
+    if r is not None and "retriable-status-codes" in r.retry_on and 503 in r.retriable_status_codes:
+        if r.remote_localities:
+            why.append(f"503s are retried ({r.attempts}x) on other localities: failures mostly masked")
+            fail = fail * (fault.fail_pct / 100) ** r.attempts
+        else:
+            why.append(f"503s are retried ({r.attempts}x) on hosts that fail alike: {fault.fail_pct:g}% each time")
+            fail = fail * (fault.fail_pct / 100) ** r.attempts
+    budget = 100 - ctx.slo_pct
+    if fault.fail_pct < 100 and fail > budget:
+        why.append(
+            f"about {fail:.2g}% of requests fail throughout; consecutive-5xx ejection needs failures in a row, "
+            "which a share of failures rarely gives: no recovery while the fault is on"
+        )
+        return _make(fault, ctx, "no-recovery", why, errors=Bound(fail, fail), decided_by="gray failure")
+    why.append(f"about {fail:.2g}% of requests fail: within the SLO's budget")
+    return _make(fault, ctx, "no-outage", why, decided_by="retries")
+
+
+def lost_response(fault: LostResponse, ctx: Context) -> Prediction:
+    target = fault.target or ""
+    share = _path_share(target, ctx)
+    why = [f"{share:.3g}% of {ctx.users}'s users' requests reach {target}"]
+    if share == 0:
+        return _make(fault, ctx, "no-outage", why)
+    fail = share * fault.fail_pct / 100
+    why.append(
+        f"{fault.fail_pct:g}% of those are charged and never answered: the client times out after "
+        f"{ctx.client_timeout_s:g} s; no health check or ejection sees a missing answer"
+    )
+    why.append(f"about {fail:.2g}% of requests fail throughout, each one a payment charged with no answer")
+    return _make(fault, ctx, "no-recovery", why, errors=Bound(fail, fail), decided_by="lost answers")
+
+
+def blackout(fault: Blackout, ctx: Context) -> Prediction:
+    why = ["the front door itself answers 503 to everyone: there is nowhere to fail over to"]
+    return _make(fault, ctx, "no-recovery", why, errors=Bound(100, 100), decided_by="the fault is the outage")
+
+
+def _verb(mode: str) -> str:
+    return "hang (SIGSTOP)" if mode == "freeze" else "are killed"
+
+
+PREDICTORS: dict[type[Any], Callable[[Any, Context], Prediction]] = {
+    ZoneLoss: zone_loss,
+    RegionLoss: region_loss,
+    Partition: partition,
+    CertExpiry: cert_expiry,
+    ControlPlaneLoss: control_plane_loss,
+    LinkLatency: link_latency,
+    Brownout: brownout,
+    LostResponse: lost_response,
+    Blackout: blackout,
+}
+
+
+def predict(fault: Fault, ctx: Context) -> Prediction:
+    """The prediction for one resolved fault (targets filled in from the topology)."""
+    return PREDICTORS[type(fault)](fault, ctx)

@@ -1,0 +1,42 @@
+"""Predictions for what a drill (or `failover-drill predict`) runs: the scenario's faults, or
+every kind in the catalogue, against the mesh profile's manifests."""
+
+from __future__ import annotations
+
+from failover_drill.config.manifests import MeshPolicy, load_policy
+from failover_drill.config.scenario import Scenario
+from failover_drill.config.topology import Topology
+from failover_drill.faults.catalogue import resolve
+from failover_drill.faults.model import KIND_MODELS, Fault, parse_fault
+from failover_drill.predict.faults import Context, predict
+from failover_drill.predict.model import Prediction
+
+
+def context(sc: Scenario, topo: Topology, platform: str, policy: MeshPolicy | None = None) -> Context:
+    return Context(
+        policy=policy or load_policy(topo.manifests_dir(), topo.mesh),
+        topo=topo,
+        users=sc.region,
+        platform=platform,
+        window_s=sc.slo.window_s,
+        client_timeout_s=sc.traffic.timeout_s,
+        fault_s=sc.phases.fault_s,
+        rto_s=sc.limits.rto_s,
+        slo_pct=sc.slo.target_pct,
+    )
+
+
+def for_faults(faults: list[Fault], ctx: Context) -> list[Prediction]:
+    return [predict(f, ctx) for f in faults]
+
+
+def every_kind(ctx: Context) -> list[Prediction]:
+    """Each kind of the catalogue with its defaults, aimed at the users' region."""
+    return [predict(resolve(parse_fault({"kind": kind}), ctx.topo, ctx.users), ctx) for kind in KIND_MODELS]
+
+
+def infrastructure_kinds() -> list[str]:
+    """The kinds a configuration is expected to fail over from (what `--max-outage` checks by
+    default): not the ones that by design leave nothing to fail over to (a blackout, answers
+    lost, a share of gray failures no health check sees)."""
+    return [k for k, m in KIND_MODELS.items() if m.model_validate({"kind": k}).recovers_while_on()]

@@ -1,0 +1,191 @@
+"""Predict, then prove (issue 19): from the manifests alone, what each fault does to users and
+why; traps named with the field and the fix; a check mode for CI pipelines; bad input refused.
+
+The drills that prove the predictions are real ones: tests/test_predict_drills.py runs every
+mesh profile against every fault kind, and the drills of tests/test_faults.py and
+tests/test_drill.py check their own prediction too."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from failover_drill.config.manifests import load_policy
+from failover_drill.faults.catalogue import resolve
+from failover_drill.faults.model import parse_fault
+from failover_drill.predict import Context, judge, predict
+from failover_drill.predict.traps import findings
+from tests.conftest import MANIFESTS_DIR, run_cli, topology
+
+
+def _predict(mesh: str, platform: str = "sandbox", **fault: Any) -> Any:
+    topo = topology(mesh)
+    ctx = Context(policy=load_policy(MANIFESTS_DIR, mesh), topo=topo, users="us-east1", platform=platform)
+    return predict(resolve(parse_fault(fault), topo, "us-east1"), ctx)
+
+
+def _traps(p: Any) -> set[str]:
+    return {f.trap for f in p.findings}
+
+
+def test_istio_as_shipped_zone_loss_is_the_ejection_trap_bounded_by_readiness() -> None:
+    p = _predict("istio", kind="zone-loss")
+    assert p.fault == "zone-loss us-east1-a" and p.expect == "failover"
+    # 3 failed probes 5 s apart after a crash: 10-15 s, the push, and one success-ratio window.
+    assert p.ttr_s.to_json() == [10.0, 16.2]
+    assert p.error_pct.to_json() == [100.0, 100.0]
+    assert p.decided_by.startswith("readiness removal (3 x 5 s probes)")
+    assert {"ejection cap", "retries stay in the failing locality", "no per-try timeout"} <= _traps(p)
+    chain = "\n".join(p.reasoning)
+    assert "at most 0 host(s) may be ejected, the zone has 2" in chain and "10-15 s" in chain
+    # A hang waits each probe's 1 s timeout as well.
+    frozen = _predict("istio", kind="zone-loss", mode="freeze")
+    assert frozen.ttr_s.to_json() == [13.0, 19.2]
+
+
+def test_istio_tuned_masks_a_zone_loss_with_retries_across_localities() -> None:
+    for mode in ("kill", "freeze"):
+        p = _predict("istio-tuned", kind="zone-loss", mode=mode)
+        assert p.expect == "no-outage" and p.decided_by == "retries across localities", p.reasoning
+        assert "ejection cap" not in _traps(p) and "no per-try timeout" not in _traps(p)
+
+
+def test_cilium_spreads_a_zone_loss_over_the_regions_zones_until_readiness() -> None:
+    p = _predict("cilium", kind="zone-loss")
+    assert p.expect == "failover" and p.error_pct.lo == pytest.approx(100 / 3)
+    assert p.ttr_s.to_json() == [10.0, 16.2]
+    tuned = _predict("cilium-tuned", kind="zone-loss")
+    assert tuned.ttr_s.to_json() == [1.0, 3.2]  # 2 probes 1 s apart
+
+
+def test_kwok_zone_loss_is_bounded_by_the_node_monitor_grace_period() -> None:
+    p = _predict("cilium", platform="kwok", kind="zone-loss")
+    k = topology("cilium").kwok
+    assert p.decided_by == "node-monitor-grace-period"
+    assert p.ttr_s.lo == k.node_monitor_grace_period_s - k.node_lease_duration_s / 4
+    assert p.ttr_s.hi == k.node_monitor_grace_period_s + k.node_monitor_period_s + 2.0 + 1.0
+
+
+def test_faults_off_the_users_path_predict_no_outage() -> None:
+    assert _predict("istio", kind="zone-loss", target="us-east1-b").expect == "no-outage"  # priority 1
+    assert _predict("cilium", kind="zone-loss", target="us-east1-b").expect == "failover"  # shares traffic
+    assert _predict("istio", kind="region-loss", target="eu-west1").expect == "no-outage"
+    assert _predict("istio", kind="partition", target="eu-west1").expect == "no-outage"
+    assert _predict("istio", kind="control-plane-loss").expect == "no-outage"
+    region = _predict("istio", kind="region-loss")
+    # The front door's BackendConfig: 2 failed checks 2 s apart.
+    assert region.expect == "failover" and region.ttr_s.to_json() == [2.0, 5.0]
+    assert _predict("istio", kind="blackout").expect == "no-recovery"
+    assert _predict("istio", kind="lost-response").expect == "no-recovery"
+
+
+def _manifests_with(tmp_path: Path, *docs: dict[str, Any]) -> Path:
+    """A copy of the shipped manifests with an overlay profile holding the given objects."""
+    d = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS_DIR, d)
+    overlay = d / "profiles" / "istio"
+    overlay.mkdir(parents=True, exist_ok=True)
+    (overlay / "overlay.yaml").write_text(yaml.safe_dump_all(docs))
+    return d
+
+
+def _vs(retries: dict[str, Any], timeout: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "payment-gateway", "namespace": "payments"},
+        "spec": {
+            "hosts": ["payment-gateway.payments.svc.cluster.local"],
+            "http": [
+                {
+                    "route": [{"destination": {"host": "payment-gateway.payments.svc.cluster.local"}}],
+                    "timeout": timeout,
+                    "retries": retries,
+                }
+            ],
+        },
+    }
+
+
+def test_a_hand_made_trap_is_flagged_per_try_timeout_longer_than_the_route_timeout(tmp_path: Path) -> None:
+    d = _manifests_with(tmp_path, _vs({"attempts": 3, "perTryTimeout": "3s", "retryOn": "5xx"}, "2s"))
+    found = {f.trap: f for f in findings(load_policy(d, "istio"), topology("istio"), "us-east1")}
+    trap = found["per-try timeout not below the route timeout"]
+    assert trap.where == "VirtualService.spec.http[0].retries.perTryTimeout"
+    assert "3 s >= route timeout 2 s" in trap.detail and "0.67 s" in trap.fix
+    # and through the CLI, as a pipeline would run it on its own manifests
+    out = run_cli("predict", "--manifests", str(d), "--fault", "zone-loss", state=tmp_path / "state")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "per-try timeout not below the route timeout" in out.stdout
+
+
+def test_a_circuit_breaker_that_overflows_is_flagged(tmp_path: Path) -> None:
+    dr = yaml.safe_load((MANIFESTS_DIR / "base" / "destinationrule.yaml").read_text())
+    dr["spec"]["trafficPolicy"]["connectionPool"] = {"http": {"maxRetries": 3, "http1MaxPendingRequests": 1024}}
+    d = _manifests_with(tmp_path, dr)
+    found = {f.trap: f for f in findings(load_policy(d, "istio"), topology("istio"), "us-east1")}
+    assert "http.maxRetries 3" in found["circuit breaker overflows"].detail
+    assert "http1MaxPendingRequests" not in found["circuit breaker overflows"].detail
+
+
+def test_readiness_slower_than_the_recovery_objective_is_a_trap() -> None:
+    policy = load_policy(MANIFESTS_DIR, "istio")
+    assert "readiness slower than the budget" in {f.trap for f in findings(policy, topology("istio"), "us-east1", 8)}
+    assert "readiness slower than the budget" not in {f.trap for f in findings(policy, topology("istio"), "us-east1", 30)}
+
+
+def test_check_mode_fails_a_configuration_that_cannot_meet_the_target(tmp_path: Path) -> None:
+    shipped = run_cli("predict", "--max-outage", "8s", state=tmp_path / "state")
+    assert shipped.returncode == 1, shipped.stdout + shipped.stderr
+    assert "check failed: zone-loss us-east1-a can leave users without service for 16.2 s, over 8 s" in shipped.stdout
+    # blackout and lost answers leave nothing to fail over to by design: not what the check judges
+    assert "check failed: blackout" not in shipped.stdout
+    tuned = run_cli("predict", "--mesh", "istio-tuned", "--max-outage", "8s", state=tmp_path / "state")
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    assert "check passed: every fault's predicted outage is within 8 s" in tuned.stdout
+    as_json = run_cli("predict", "--mesh", "cilium", "--fault", "zone-loss", "--json", state=tmp_path / "state")
+    (pred,) = json.loads(as_json.stdout)
+    assert pred["expect"] == "failover" and pred["ttr_s"] == [10.0, 16.2] and pred["reasoning"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--mesh", "linkerd"], "linkerd"),
+        (["--max-outage", "soon"], "--max-outage"),
+        (["--manifests", "/nonexistent/manifests"], "--manifests"),
+    ],
+)
+def test_bad_input_names_the_field_and_exits_2(tmp_path: Path, args: list[str], says: str) -> None:
+    out = run_cli("predict", *args, state=tmp_path / "state")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert says in out.stderr and "Traceback" not in out.stderr
+
+
+def test_manifests_that_do_not_parse_are_named_with_their_line(tmp_path: Path) -> None:
+    d = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS_DIR, d)
+    (d / "base" / "destinationrule.yaml").write_text("spec: [unclosed\n")
+    out = run_cli("predict", "--manifests", str(d), state=tmp_path / "state")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "destinationrule.yaml" in out.stderr
+
+
+def test_the_verdict_on_a_prediction() -> None:
+    p = _predict("istio", kind="zone-loss").to_json()
+    assert judge(p, {"ttr_s": 12.0, "outage_s": 12.0, "recovered": True})["verdict"] == "confirmed"
+    late = judge(p, {"ttr_s": 20.5, "outage_s": 20.5, "recovered": True})
+    assert late["verdict"] == "off" and "4.3 s later than predicted" in late["detail"]
+    assert "readiness removal" in late["detail"]
+    early = judge(p, {"ttr_s": 2.0, "outage_s": 2.0, "recovered": True})
+    assert early["verdict"] == "off" and "sooner than predicted" in early["detail"]
+    assert judge(p, {"ttr_s": None, "outage_s": 30, "recovered": False})["verdict"] == "off"
+    assert judge(p, {"ttr_s": 12.0, "recovered": True}, valid=False)["verdict"] == "not judged"
+    calm = _predict("istio", kind="control-plane-loss").to_json()
+    assert judge(calm, {"ttr_s": 0.0, "outage_s": 0.0, "recovered": True})["verdict"] == "confirmed"
+    assert judge(calm, {"ttr_s": 6.0, "outage_s": 6.0, "recovered": True})["verdict"] == "off"
