@@ -136,7 +136,9 @@ def test_a_circuit_breaker_that_overflows_is_flagged(tmp_path: Path) -> None:
 def test_readiness_slower_than_the_recovery_objective_is_a_trap() -> None:
     policy = load_policy(MANIFESTS_DIR, "istio")
     assert "readiness slower than the budget" in {f.trap for f in findings(policy, topology("istio"), "us-east1", 8)}
-    assert "readiness slower than the budget" not in {f.trap for f in findings(policy, topology("istio"), "us-east1", 30)}
+    assert "readiness slower than the budget" not in {
+        f.trap for f in findings(policy, topology("istio"), "us-east1", 30)
+    }
 
 
 def test_check_mode_fails_a_configuration_that_cannot_meet_the_target(tmp_path: Path) -> None:

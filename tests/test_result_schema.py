@@ -119,6 +119,7 @@ def minimal_result() -> dict[str, Any]:
         },
         "journal": {"samples": 0, "skipped_lines": []},
         "timing": None,
+        "prediction": None,
     }
 
 
