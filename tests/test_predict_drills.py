@@ -70,7 +70,7 @@ def _fault_s(pred: dict[str, Any]) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("profile", "kind"), _cases())
+@pytest.mark.parametrize(("profile", "kind"), list(_cases()))
 def test_the_drill_measures_what_the_manifests_predict(
     fleets: dict[str, Fleet], tmp_path: Path, profile: str, kind: str
 ) -> None:
@@ -81,7 +81,7 @@ def test_the_drill_measures_what_the_manifests_predict(
     fleet.platform.wait_steady("us-east1")
     runs = tmp_path / "runs"
     out = run_cli(
-        "drill", *FAST, "--region", "us-east1", "--fault", kind, "--set", f"phases.fault_s={_fault_s(expected)}",
+        "drill", *FAST, "--mesh", profile, "--region", "us-east1", "--fault", kind, "--set", f"phases.fault_s={_fault_s(expected)}",
         state=fleet.state, runs=runs, timeout=300,
     )  # fmt: skip
     assert out.returncode in (0, 1), out.stdout + out.stderr
