@@ -24,6 +24,12 @@ def judge(prediction: dict[str, Any], failover: dict[str, Any], *, valid: bool =
         seen = "not recovered while the fault was on" if recovered is False else f"an outage of {outage:.3g} s"
         return {"verdict": "off", "detail": f"predicted no outage, measured {seen}: {decided} did not hold"}
     if expect == "no-recovery":
+        if prediction.get("sparse") and recovered:
+            return {
+                "verdict": "confirmed",
+                "detail": f"failures too sparse to hold the success ratio down: read as recovered at {ttr} s, "
+                "as the prediction allowed",
+            }
         if recovered is False:
             return {"verdict": "confirmed", "detail": "no recovery while the fault was on, as predicted"}
         return {

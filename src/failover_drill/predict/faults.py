@@ -29,6 +29,8 @@ from failover_drill.predict.timing import KIND_NODE, health_check_removal, node_
 from failover_drill.predict.traps import ejectable, findings
 
 NONE = Bound(0.0, 0.0)
+# Fewer expected failures than this per stability window and a clean stretch is likely enough.
+SPARSE_ERRORS = 10.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class Context:
     fault_s: float | None = None  # the fault phase, for faults that last as long as they are on
     rto_s: float | None = None
     slo_pct: float = 99.9
+    rate_rps: float = 200.0
+    stability_s: float = 5.0
 
     @property
     def kube(self) -> bool:
@@ -270,22 +274,37 @@ def brownout(fault: Brownout, ctx: Context) -> Prediction:
     why.append(f"{fault.fail_pct:g}% of those fail with 503 while /healthz still answers: health checks pass")
     r = ctx.policy.retry
     fail = share * fault.fail_pct / 100
-    if r is not None and "retriable-status-codes" in r.retry_on and 503 in r.retriable_status_codes:
-        if r.remote_localities:
-            why.append(f"503s are retried ({r.attempts}x) on other localities: failures mostly masked")
-            fail = fail * (fault.fail_pct / 100) ** r.attempts
-        else:
-            why.append(f"503s are retried ({r.attempts}x) on hosts that fail alike: {fault.fail_pct:g}% each time")
-            fail = fail * (fault.fail_pct / 100) ** r.attempts
-    budget = 100 - ctx.slo_pct
-    if fault.fail_pct < 100 and fail > budget:
+    retried = r is not None and (
+        "5xx" in r.retry_on or ("retriable-status-codes" in r.retry_on and 503 in r.retriable_status_codes)
+    )
+    if r is not None and retried and r.remote_localities:
+        why.append(f"503s are retried ({r.attempts}x) with retryRemoteLocalities: the retry reaches a healthy locality")
+        return _make(fault, ctx, "no-outage", why, decided_by="retries across localities")
+    if r is not None and retried:
+        why.append(f"503s are retried ({r.attempts}x) on hosts of the same locality, which fail alike")
+        fail = fail * (fault.fail_pct / 100) ** r.attempts
+    if fault.fail_pct < 100 and fail > 100 - ctx.slo_pct:
         why.append(
             f"about {fail:.2g}% of requests fail throughout; consecutive-5xx ejection needs failures in a row, "
             "which a share of failures rarely gives: no recovery while the fault is on"
         )
-        return _make(fault, ctx, "no-recovery", why, errors=Bound(fail, fail), decided_by="gray failure")
+        sparse = _sparse(fail, ctx, why)
+        p = _make(fault, ctx, "no-recovery", why, errors=Bound(0, fail), decided_by="gray failure")
+        p.sparse = sparse
+        return p
     why.append(f"about {fail:.2g}% of requests fail: within the SLO's budget")
     return _make(fault, ctx, "no-outage", why, decided_by="retries")
+
+
+def _sparse(fail_pct: float, ctx: Context, why: list[str]) -> bool:
+    per_window = ctx.rate_rps * ctx.stability_s * fail_pct / 100
+    if per_window >= SPARSE_ERRORS:
+        return False
+    why.append(
+        f"at {ctx.rate_rps:g} req/s that is about {per_window:.2g} failure(s) per {ctx.stability_s:g} s stability "
+        "window: the drill may read a clean stretch between them as a recovery, which says the same"
+    )
+    return True
 
 
 def lost_response(fault: LostResponse, ctx: Context) -> Prediction:
@@ -295,6 +314,20 @@ def lost_response(fault: LostResponse, ctx: Context) -> Prediction:
     if share == 0:
         return _make(fault, ctx, "no-outage", why)
     fail = share * fault.fail_pct / 100
+    r = ctx.policy.retry
+    timeout_retried = r is not None and bool({"5xx", "gateway-error", "reset"} & set(r.retry_on))
+    if (
+        r is not None
+        and r.per_try_timeout_s is not None
+        and timeout_retried
+        and r.per_try_timeout_s < ctx.client_timeout_s
+    ):
+        why.append(
+            f"{fault.fail_pct:g}% of those are charged and never answered; the gateway cuts each at its "
+            f"{r.per_try_timeout_s:g} s per-try timeout and retries another replica, under the same idempotency key: "
+            "users get their answer late, and the region's ledger keeps one charge"
+        )
+        return _make(fault, ctx, "no-outage", why, decided_by="per-try timeout and retries")
     why.append(
         f"{fault.fail_pct:g}% of those are charged and never answered: the client times out after "
         f"{ctx.client_timeout_s:g} s; no health check or ejection sees a missing answer"

@@ -63,6 +63,9 @@ class Prediction:
     decided_by: str
     reasoning: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # A share of failures so thin that the drill's success-ratio windows may find a clean stretch
+    # between them: "no recovery" and a brief one are then the same outcome.
+    sparse: bool = False
 
     def headline(self) -> str:
         if self.expect == "no-outage":
@@ -87,4 +90,5 @@ class Prediction:
             "headline": self.headline(),
             "reasoning": list(self.reasoning),
             "findings": [f.to_json() for f in self.findings],
+            "sparse": self.sparse,
         }

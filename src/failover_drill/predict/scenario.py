@@ -23,6 +23,8 @@ def context(sc: Scenario, topo: Topology, platform: str, policy: MeshPolicy | No
         fault_s=sc.phases.fault_s,
         rto_s=sc.limits.rto_s,
         slo_pct=sc.slo.target_pct,
+        rate_rps=sc.traffic.rate_rps,
+        stability_s=sc.slo.stability_s,
     )
 
 
