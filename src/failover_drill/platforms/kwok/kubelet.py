@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from failover_drill import obs
+from failover_drill.errors import PlatformError
 from failover_drill.platforms import processes as procs
 from failover_drill.platforms.kube.client import Kube
 from failover_drill.platforms.kwok.control_plane import PROCESS_ENV
-from failover_drill.platforms.kwok.netns import pod_ip
+from failover_drill.platforms.kwok.netns import pod_ip, pod_slot
 
 log = obs.get(__name__)
 REPLICA_IMAGE = "failover-drill/payment-gateway:dev"
@@ -137,18 +138,25 @@ class Kubelet:
         self.pods: dict[str, PodRun] = {}
         self.lock = threading.Lock()
         self.node_cidr = ""
+        self.claimed: dict[str, int] = {}  # pod uid -> the slot of the IP its status already holds
         self.host_ip = "169.254.0.1"
         self.done = threading.Event()
 
     # -- pods ------------------------------------------------------------------------------------
-    def _free_slot(self) -> int:
+    def _slot(self, pod: Any) -> int:
+        """The pod's address slot. A pod that ran before this agent restarted keeps the IP in its
+        status: the API server refuses a pod IP that changes, and the mesh already routes to it."""
         used = {p.slot for p in self.pods.values()}
-        return next(i for i in range(250) if i not in used)
+        own = self.claimed.get(pod.metadata.uid)
+        if own is not None and own not in used:
+            return own
+        taken = used | set(self.claimed.values())
+        return next(i for i in range(250) if i not in taken)
 
     def start_pod(self, pod: Any) -> None:
         uid = pod.metadata.uid
         container = pod.spec.containers[0]
-        slot = self._free_slot()
+        slot = self._slot(pod)
         ip = pod_ip(self.node_cidr, slot)
         try:
             argv = container_argv(pod, container, ip, self.ledger_dir)
@@ -178,6 +186,7 @@ class Kubelet:
         return {PROCESS_ENV: f"{self.node}/pod/{run.name}"}
 
     def stop_pod(self, uid: str) -> PodRun | None:
+        self.claimed.pop(uid, None)
         run = self.pods.pop(uid, None)
         if run is not None:
             run.stop.set()
@@ -211,7 +220,12 @@ class Kubelet:
                 }
             ],
         }
-        self.kube.patch_pod_status(run.name, run.namespace, status)
+        try:
+            self.kube.patch_pod_status(run.name, run.namespace, status)
+        except PlatformError as exc:
+            # The container runs; the supervisor reports again on its next change. One pod's
+            # refused status must not take the node's other pods down with this agent.
+            log.error("pod status refused", pod=run.name, error=exc.message)
 
     def _probe_once(self, run: PodRun) -> bool:
         assert run.probe is not None
@@ -260,6 +274,11 @@ class Kubelet:
         for addr in node.status.addresses or []:
             if addr.type == "InternalIP":
                 self.host_ip = addr.address
+        listed: Any = self.kube.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={self.node}")
+        for pod in listed.items:
+            slot = pod_slot(self.node_cidr, pod.status.pod_ip if pod.status else None)
+            if slot is not None:
+                self.claimed[pod.metadata.uid] = slot
         for etype, pod in self.kube.watch(
             self.kube.core.list_pod_for_all_namespaces,
             stop=self.done.is_set,

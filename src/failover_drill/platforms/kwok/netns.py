@@ -38,6 +38,18 @@ def pod_ip(cidr: str, slot: int) -> str:
     return str(net.network_address + 2 + slot)
 
 
+def pod_slot(cidr: str, ip: str | None) -> int | None:
+    """pod_ip's inverse: the slot of ip in the node's pod CIDR, None when it is not one of them."""
+    if not cidr or not ip:
+        return None
+    net = ipaddress.ip_network(cidr)
+    try:
+        slot = int(ipaddress.ip_address(ip)) - int(net.network_address) - 2
+    except ValueError:
+        return None
+    return slot if 0 <= slot < net.num_addresses - 3 else None
+
+
 def _run(*argv: str, ok_to_fail: bool = False) -> subprocess.CompletedProcess[str]:
     out = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
     if out.returncode != 0 and not ok_to_fail:
