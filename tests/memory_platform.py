@@ -147,6 +147,9 @@ class MemoryPlatform:
     ) -> RemoteWorkers:
         raise NotImplementedError
 
+    def region_kubes(self) -> dict[str, Any]:
+        raise NotImplementedError
+
 
 def state(tmp: Path) -> Path:
     return tmp / "state"

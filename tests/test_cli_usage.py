@@ -107,3 +107,21 @@ def test_every_fault_kind_plans_with_no_other_argument(kind: str, tmp_path: Path
     limits = next(line for line in out.stdout.splitlines() if line.startswith("verdict limits:"))
     assert ("failover time" in limits) is (kind not in ("blackout", "lost-response", "brownout")), limits
     assert "payments lost <= 0" in limits
+
+
+@pytest.mark.parametrize("args", [["status"], ["abort"], ["freeze"], ["thaw"], ["promote-full", "--rollout", "x"]])
+def test_rollouts_on_the_sandbox_say_they_need_kubernetes_and_start_nothing(args: list[str], tmp_path: Path) -> None:
+    """Issue 14: rollouts requested on the sandbox: one clear message, exit 2, nothing started."""
+    state = tmp_path / "state"
+    out = cli("rollouts", *args, state=state)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.count("error:") == 1 and "Traceback" not in out.stderr
+    assert "[--platform]: Argo Rollouts needs a Kubernetes API, and the sandbox has none" in out.stderr
+    assert "--platform kwok" in out.stderr
+    assert not state.exists()
+
+
+def test_rollouts_on_a_kwok_fleet_that_is_down_say_how_to_bring_it_up(tmp_path: Path) -> None:
+    out = cli("rollouts", "status", "--platform", "kwok", state=tmp_path / "state")
+    assert out.returncode != 0 and "the kwok fleet is down" in out.stderr, out.stderr
+    assert "failover-drill up --platform kwok" in out.stderr

@@ -31,7 +31,7 @@ from failover_drill.platforms.kwok.netns import can_create
 from failover_drill.platforms.kwok.platform import KwokPlatform
 from failover_drill.traffic.client import PaymentClient
 from failover_drill.traffic.samples import Sample
-from tests.conftest import ROOT, processes_under
+from tests.conftest import ROOT, processes_under, run_cli
 
 pytestmark = [
     pytest.mark.slow,
@@ -150,31 +150,45 @@ def state_if(kube: Kube, ok: Any) -> ro.RolloutState | None:
     return r if ok(r) else None
 
 
-def freeze_then_promote_a_good_canary(kube: Kube, rollout: dict[str, Any]) -> dict[str, Any]:
-    """A good release (v2, no failures) under the deploy freeze: paused while frozen (the plugin's
-    spec.paused patch), on when thawed, judged Successful by analysis, held at its pause step,
-    then fully promoted (status.promoteFull). Every state read from the API server."""
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("rollouts", *args, "--platform", "kwok", state=home, timeout=60)
+
+
+def freeze_then_promote_a_good_canary(kube: Kube, rollout: dict[str, Any], home: Path) -> dict[str, Any]:
+    """A good release (v2, no failures) under the deploy freeze (`failover-drill rollouts freeze`):
+    paused while frozen (the plugin's spec.paused patch), on when thawed, judged Successful by
+    analysis, held at its pause step, then fully promoted (`rollouts promote-full`: status.promoteFull).
+    Every state read from the API server."""
     kube.apply([release(rollout, "v2", 0)])
     wait_for("the new release to start", lambda: rollout_state(kube).phase == "Progressing", 30, poll_s=0.2)
-    frozen = ro.freeze(kube, NS)
-    assert frozen == [f"{NS}/payment-gateway"]
+    frozen = cli(home, "freeze")
+    assert frozen.returncode == 0 and frozen.stdout.strip() == f"{REGION}: paused {NS}/payment-gateway (in flight)", (
+        frozen.stdout + frozen.stderr
+    )
     held = wait_for(
         "the controller to hold the frozen rollout",
         lambda: state_if(kube, lambda r: r.phase == "Paused" and r.paused),
         30,
     )
+    shown = cli(home, "status")
+    assert f"{REGION}: {NS}/payment-gateway is held by the deploy freeze" in shown.stdout, shown.stdout + shown.stderr
     time.sleep(8)  # longer than the analysis' initial delay: nothing may move meanwhile
     still = rollout_state(kube)
     assert still.phase == "Paused" and still.step == held.step, still
-    assert ro.freeze(kube, NS) == []  # already held: nothing more to pause
-    ro.thaw(kube, frozen)
+    again = cli(home, "freeze")  # already held: nothing more to pause, and the record keeps it
+    assert again.returncode == 0 and "nothing to pause" in again.stdout, again.stdout + again.stderr
+    thawed = cli(home, "thaw")
+    assert thawed.returncode == 0 and thawed.stdout.strip() == f"{REGION}: resumed {NS}/payment-gateway", (
+        thawed.stdout + thawed.stderr
+    )
     at_step = wait_for(
         "analysis to pass and the canary to wait at its pause step",
         lambda: state_if(kube, lambda r: "CanaryPauseStep" in r.pause_reasons),
         120,
     )
     assert at_step.step == 2 and not at_step.aborted, at_step
-    ro.promote_full(kube, "payment-gateway", NS)
+    promoted = cli(home, "promote-full", "--rollout", "payment-gateway")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     wait_for("the promoted rollout to be Healthy", lambda: rollout_state(kube).phase == "Healthy", 120)
     runs = sorted(ro.analysis_runs(kube, NS), key=lambda r: r["metadata"]["creationTimestamp"])
     v2 = [r for r in runs if any(a.get("value") == "v2" for a in r["spec"].get("args") or [])]
@@ -183,8 +197,8 @@ def freeze_then_promote_a_good_canary(kube: Kube, rollout: dict[str, Any]) -> di
 
 
 def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path, record_property: Any) -> None:
-    state = tmp_path / "state"
-    platform = KwokPlatform(state, load_topology(one_region_topology(tmp_path)))
+    home = tmp_path / "state"  # the CLI's --state-dir: the platform's own state is its kwok/ folder
+    platform = KwokPlatform(home / "kwok", load_topology(one_region_topology(tmp_path)))
     live = LiveSli(slo=0.999)
     try:
         platform.up(progress=print)
@@ -210,6 +224,13 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
                 180,
             )
             wait_for("stable traffic in the SLIs", lambda: live.sli(REGION, "stable", 30).requests > 50, 60)
+            shown = cli(home, "status")
+            assert shown.returncode == 0 and f"{REGION}: {NS}/payment-gateway Healthy" in shown.stdout, (
+                shown.stdout + shown.stderr
+            )
+            wrong = cli(home, "abort", "--rollout", "payment-gatewya")
+            assert wrong.returncode == 2 and f"no Rollout {NS}/payment-gatewya" in wrong.stderr, wrong.stderr
+            assert f"Rollouts in the fleet: {NS}/payment-gateway" in wrong.stderr, wrong.stderr
             # 4. A bad canary: the new version fails 60% of its payments from the start.
             rollout = next(o for o in objs if o["kind"] == "Rollout")
             bad = release(rollout, "canary", 60)
@@ -236,7 +257,9 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
             runs = kube.list_objects(ARGO, "AnalysisRun", NS)
             canary = live.sli(REGION, "canary", 300)
             stable = live.sli(REGION, "stable", 300)
-            good_run = freeze_then_promote_a_good_canary(kube, rollout)
+            # The controller's own record of it, as a drill's timeline shows it.
+            timeline = [e for e in platform.events(started_wall) if e.source == "argo-rollouts"]
+            good_run = freeze_then_promote_a_good_canary(kube, rollout, home)
         st = got["status"]
         assert st["phase"] == "Degraded" and st["abort"] is True, st
         assert "RolloutAborted" in (st.get("message") or "") or any(
@@ -252,8 +275,12 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
         assert time_to_abort < 120
         assert api_abort_s is not None and -1.5 <= api_abort_s <= time_to_abort + 1.5, when
         assert (good_run.get("status") or {}).get("phase") == "Successful", good_run.get("status")
+        aborts = [e for e in timeline if e.kind == "RolloutAborted"]
+        assert aborts and aborts[0].region == REGION and "payment-gateway" in aborts[0].detail, timeline
+        assert started_wall - 1 <= aborts[0].wall <= started_wall + time_to_abort + 1.5, (aborts[0], started_wall)
         kube.close()
     finally:
         platform.down()
-    assert processes_under(state) == []
+    assert processes_under(home) == []
+    assert not (home / "rollouts-freeze.json").exists()
     assert "fd-" not in subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True).stdout

@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 
 from failover_drill import obs
+from failover_drill import rollouts as rollout_ops
 from failover_drill.adapters.chaostoolkit.experiment_set import drill_experiment
 from failover_drill.config.scenario import Scenario, build_scenario, load_scenario
 from failover_drill.config.topology import Topology, load_topology
@@ -755,6 +756,79 @@ def gameday(
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
     raise typer.Exit(outcome.exit_code)
+
+
+rollouts_app = typer.Typer(
+    no_args_is_help=True,
+    help="Argo Rollouts in the fleet's clusters (kwok, kind): status, the kubectl plugin's actions, the deploy freeze.",
+)
+app.add_typer(rollouts_app, name="rollouts")
+RolloutOpt = Annotated[str, typer.Option("--rollout", help="the Rollout's name")]
+NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="the Rollout's namespace")]
+ClusterOpt = Annotated[
+    str | None, typer.Option("--region", "-r", help="only this region's cluster (default: every region)")
+]
+
+
+def _print_lines(lines: list[str], none: str) -> None:
+    sys.stdout.write("\n".join(lines or [none]) + "\n")
+
+
+@rollouts_app.command("status")
+def rollouts_status(
+    state_dir: StateOpt = DEFAULT_STATE,
+    platform: PlatformOpt = "sandbox",
+    region: ClusterOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+) -> None:
+    """What every Rollout is doing, region by region, as the API servers say."""
+    got = rollout_ops.status(open_platform(platform, state_dir), region)
+    held = rollout_ops.frozen(state_dir)
+    if as_json:
+        out.print_json(json.dumps({"rollouts": [r.as_json() for r in got], "frozen": held}))
+        return
+    _print_lines([r.line() for r in got], "no Rollout in the fleet")
+    for r, refs in held.items():
+        for ref in refs:
+            sys.stdout.write(f"{r}: {ref} is held by the deploy freeze (`failover-drill rollouts thaw` resumes it)\n")
+
+
+def _rollout_action(action: str) -> Any:
+    def command(
+        state_dir: StateOpt = DEFAULT_STATE,
+        platform: PlatformOpt = "sandbox",
+        rollout: RolloutOpt = rollout_ops.DEFAULT_ROLLOUT,
+        namespace: NamespaceOpt = rollout_ops.DEFAULT_NAMESPACE,
+        region: ClusterOpt = None,
+    ) -> None:
+        _print_lines(rollout_ops.act(open_platform(platform, state_dir), action, rollout, namespace, region), "")
+
+    command.__doc__ = {
+        "abort": "Abort the Rollout: back to the stable version (kubectl argo rollouts abort).",
+        "retry": "Retry an aborted Rollout (kubectl argo rollouts retry rollout).",
+        "promote": "Promote the Rollout past its current pause (kubectl argo rollouts promote).",
+        "promote-full": "Promote the Rollout fully, skipping the remaining steps and analysis (promote --full).",
+        "pause": "Pause the Rollout (kubectl argo rollouts pause).",
+    }[action]
+    return command
+
+
+for _action in rollout_ops.ACTIONS:
+    rollouts_app.command(_action)(_rollout_action(_action))
+
+
+@rollouts_app.command("freeze")
+def rollouts_freeze(state_dir: StateOpt = DEFAULT_STATE, platform: PlatformOpt = "sandbox") -> None:
+    """The deploy freeze: pause every Rollout in flight in every region (thaw resumes exactly those)."""
+    _print_lines(
+        rollout_ops.freeze(open_platform(platform, state_dir), state_dir), "no Rollout in flight: nothing to pause"
+    )
+
+
+@rollouts_app.command("thaw")
+def rollouts_thaw(state_dir: StateOpt = DEFAULT_STATE, platform: PlatformOpt = "sandbox") -> None:
+    """Lift the deploy freeze: resume the Rollouts it paused."""
+    _print_lines(rollout_ops.thaw(open_platform(platform, state_dir), state_dir), "no deploy freeze in place")
 
 
 def main() -> None:

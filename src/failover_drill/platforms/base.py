@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from failover_drill.faults.model import Fault
 from failover_drill.remote_workers import RemoteWorkers
+
+if TYPE_CHECKING:  # the kubernetes client loads in a sandbox drill only if it asks for a Kube
+    from failover_drill.platforms.kube.client import Kube
 
 Progress = Callable[[str], None]
 
@@ -122,4 +125,9 @@ class Platform(Protocol):
     ) -> RemoteWorkers:
         """Traffic workers inside the users' region (traffic.origin: in-region); ConfigError where
         the platform has none (check_in_region_traffic)."""
+        ...
+
+    def region_kubes(self) -> dict[str, Kube]:
+        """region -> the Kubernetes API of its cluster, for Argo Rollouts (rollouts.py). ConfigError
+        where the platform has no Kubernetes API, PlatformError when its fleet is down."""
         ...

@@ -7,11 +7,24 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from pydantic import ValidationError
 
+from failover_drill import rollouts
 from failover_drill.adapters.chaostoolkit import sessions
 from failover_drill.errors import ConfigError, DrillError, echo
 from failover_drill.faults.model import FAULT_KINDS, Fault, explain, fault_from_args
 
-__all__ = ["fleet_down", "fleet_up", "inject_fault", "revert_fault", "start_traffic", "stop_traffic"]
+__all__ = [
+    "abort_rollout",
+    "fleet_down",
+    "fleet_up",
+    "freeze_deploys",
+    "inject_fault",
+    "promote_rollout",
+    "retry_rollout",
+    "revert_fault",
+    "start_traffic",
+    "stop_traffic",
+    "thaw_deploys",
+]
 
 
 def _fail(exc: Exception) -> ActivityFailed:
@@ -150,3 +163,62 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         "payments": {k: result["payments"][k] for k in ("acknowledged", "lost", "duplicated")},
         "verdict": result["verdict"]["passed"],
     }
+
+
+# -- Argo Rollouts (kwok, kind): the kubectl plugin's actions, and the deploy freeze --------------
+
+
+def _rollout(
+    action: str, name: str, namespace: str, region: str | None, configuration: dict[str, Any] | None
+) -> list[str]:
+    try:
+        return rollouts.act(sessions.open_platform(configuration), action, name, namespace, region)
+    except DrillError as exc:
+        raise _fail(exc) from None
+
+
+def abort_rollout(
+    name: str = "payment-gateway",
+    namespace: str = "payments",
+    region: str | None = None,
+    configuration: dict[str, Any] | None = None,
+) -> list[str]:
+    """Abort the Rollout in every region that has it (or only region's): back to the stable version."""
+    return _rollout("abort", name, namespace, region, configuration)
+
+
+def retry_rollout(
+    name: str = "payment-gateway",
+    namespace: str = "payments",
+    region: str | None = None,
+    configuration: dict[str, Any] | None = None,
+) -> list[str]:
+    """Retry an aborted Rollout."""
+    return _rollout("retry", name, namespace, region, configuration)
+
+
+def promote_rollout(
+    name: str = "payment-gateway",
+    namespace: str = "payments",
+    region: str | None = None,
+    full: bool = False,
+    configuration: dict[str, Any] | None = None,
+) -> list[str]:
+    """Promote the Rollout past its current pause, or fully (full: skip the remaining steps)."""
+    return _rollout("promote-full" if full else "promote", name, namespace, region, configuration)
+
+
+def freeze_deploys(configuration: dict[str, Any] | None = None) -> list[str]:
+    """The deploy freeze: pause every Rollout in flight in every region (thaw_deploys resumes them)."""
+    try:
+        return rollouts.freeze(sessions.open_platform(configuration), sessions.state_dir(configuration))
+    except DrillError as exc:
+        raise _fail(exc) from None
+
+
+def thaw_deploys(configuration: dict[str, Any] | None = None) -> list[str]:
+    """Lift the deploy freeze: resume exactly the Rollouts freeze_deploys paused."""
+    try:
+        return rollouts.thaw(sessions.open_platform(configuration), sessions.state_dir(configuration))
+    except DrillError as exc:
+        raise _fail(exc) from None

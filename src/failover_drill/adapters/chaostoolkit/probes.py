@@ -7,7 +7,9 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from failover_drill import rollouts
 from failover_drill.adapters.chaostoolkit import sessions
+from failover_drill.errors import DrillError
 from failover_drill.session import Session
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "p99_latency_ms",
     "payments_duplicated",
     "payments_lost",
+    "rollout_phase",
     "success_ratio",
     "time_to_detect",
 ]
@@ -93,3 +96,18 @@ def fleet_healthy(configuration: dict[str, Any] | None = None) -> bool:
     s = sessions.get(configuration)
     assert s is not None
     return s.platform.status().healthy
+
+
+def rollout_phase(
+    name: str = "payment-gateway",
+    namespace: str = "payments",
+    region: str | None = None,
+    configuration: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """region -> the Rollout's phase as its controller set it (Healthy, Progressing, Paused,
+    Degraded; "aborted" when aborted), read from each region's API server."""
+    try:
+        found = rollouts.status(sessions.open_platform(configuration), region, namespace)
+    except DrillError as exc:
+        raise ActivityFailed(str(exc)) from None
+    return {r.region: "aborted" if r.state.aborted else str(r.state.phase) for r in found if r.state.name == name}

@@ -64,7 +64,7 @@ from failover_drill.platforms.kind.netem import (
 from failover_drill.platforms.kind.state import KindState
 from failover_drill.platforms.kind.traffic_jobs import KindTrafficJobs, delete_job_step, list_traffic_jobs
 from failover_drill.platforms.kind.workload import cluster_objects
-from failover_drill.platforms.kube.client import KubeContexts
+from failover_drill.platforms.kube.client import Kube, KubeContexts
 from failover_drill.platforms.kube.workload import APP, IMAGE, NAMESPACE
 from failover_drill.platforms.pki import MeshCA
 from failover_drill.platforms.polling import poll
@@ -425,6 +425,12 @@ class KindPlatform:
     def check_in_region_traffic(self) -> None:
         """Every kind fleet can run a Job in a region; whether the front door is reachable from
         the pods is known once the fleet is up (traffic_workers)."""
+
+    def region_kubes(self) -> dict[str, Kube]:
+        if self._load() is None:
+            raise PlatformError("the kind fleet is down", hint="bring it up: failover-drill up --platform kind")
+        kubes = self._kubes()
+        return {region: kubes(n.context) for region, n in names(self.topology).items()}
 
     def traffic_workers(
         self, *, region: str, spec_json: str, duration_s: float, workers: int, key_prefix: str

@@ -175,6 +175,17 @@ class Kube:
         out: list[Obj] = self.api.sanitize_for_serialization(got)["items"]
         return out
 
+    def events(self, namespace: str) -> list[Obj]:
+        """The namespace's Events (what controllers recorded about their objects), as JSON dicts."""
+        try:
+            got = self.core.list_namespaced_event(namespace, _request_timeout=self.timeout_s)
+        except ApiException as exc:
+            raise PlatformError(f"{self.where()}: listing events: {_api_message(exc)}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise PlatformError(f"{self.where()}: listing events: the API server did not answer ({exc})") from None
+        out: list[Obj] = self.api.sanitize_for_serialization(got)["items"]
+        return out
+
     def server_version(self) -> str:
         info = client.VersionApi(self.api).get_code()
         return str(info.git_version)

@@ -4,6 +4,7 @@ decides; these only ask it, and report what the API server says."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,43 @@ def rollout(kube: Kube, name: str, namespace: str) -> RolloutState | None:
 
 def analysis_runs(kube: Kube, namespace: str) -> list[dict[str, Any]]:
     return kube.list_objects(ARGO, ANALYSIS_RUN, namespace)
+
+
+@dataclass(frozen=True)
+class ControllerEvent:
+    """One Event the Argo Rollouts controller recorded about a Rollout or AnalysisRun (a step
+    completed, an analysis run failed, an abort, a promotion), as the API server keeps it."""
+
+    wall: float  # the Event's last occurrence (the API server keeps whole seconds)
+    reason: str  # RolloutStepCompleted, AnalysisRunFailed, RolloutAborted, RolloutCompleted, ...
+    kind: str  # Rollout | AnalysisRun
+    name: str
+    message: str
+
+
+def _when(event: dict[str, Any]) -> float | None:
+    for key in ("eventTime", "lastTimestamp", "firstTimestamp"):
+        raw = event.get(key)
+        if raw:
+            return dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def controller_events(kube: Kube, namespace: str, since_wall: float) -> list[ControllerEvent]:
+    """What the controller recorded about Rollouts and AnalysisRuns since since_wall, in order.
+    An Event's time has whole seconds: one second before since_wall counts as since."""
+    out = []
+    for e in kube.events(namespace):
+        obj = e.get("involvedObject") or {}
+        when = _when(e)
+        if obj.get("kind") not in (ROLLOUT, ANALYSIS_RUN) or when is None or when < since_wall - 1.0:
+            continue
+        out.append(
+            ControllerEvent(
+                when, str(e.get("reason")), str(obj["kind"]), str(obj.get("name")), str(e.get("message") or "")
+            )
+        )
+    return sorted(out, key=lambda c: c.wall)
 
 
 # -- the kubectl plugin's patches -----------------------------------------------------------------

@@ -56,6 +56,7 @@ from failover_drill.platforms.envoy.faults import (
 )
 from failover_drill.platforms.envoy.layout import Layout, ReplicaInfo, gateway_layout
 from failover_drill.platforms.fault_table import FaultTable, Handler, Plan
+from failover_drill.platforms.kube import rollouts as ro
 from failover_drill.platforms.kube.client import Kube
 from failover_drill.platforms.kube.workload import APP, NAMESPACE, region_objects
 from failover_drill.platforms.kwok import leftovers
@@ -306,6 +307,12 @@ class KwokPlatform:
     ) -> RemoteWorkers:
         self.check_in_region_traffic()
         raise AssertionError("unreachable")
+
+    def region_kubes(self) -> dict[str, Kube]:
+        data = self._load()
+        if data is None:
+            raise PlatformError("the kwok fleet is down", hint="bring it up: failover-drill up --platform kwok")
+        return {region: Kube(Path(cfg)) for region, cfg in data["kubeconfigs"].items()}
 
     def locations(self) -> dict[str, list[str]]:
         data = self._load()
@@ -802,7 +809,25 @@ class KwokPlatform:
             return []
         layout = Layout.from_json(data["layout"])
         # The mesh agents log Kubernetes' own verdicts too (node Ready changes) as they watch them.
-        return dataplane.read_events(layout, since_wall)
+        seen = dataplane.read_events(layout, since_wall)
+        return sorted(seen + self._rollout_events(data, since_wall), key=lambda e: e.wall)
+
+    def _rollout_events(self, data: dict[str, Any], since_wall: float) -> list[PlatformEvent]:
+        """The Argo Rollouts controllers' own record (steps, analysis runs, aborts, promotions),
+        read from each region's API server: the drill's timeline shows what they decided."""
+        out = []
+        for region, cfg in data["kubeconfigs"].items():
+            kube = Kube(Path(cfg))
+            try:
+                for e in ro.controller_events(kube, NAMESPACE, since_wall):
+                    detail = f"{e.kind} {e.name}: {e.message}" if e.message else f"{e.kind} {e.name}"
+                    out.append(PlatformEvent(e.wall, "argo-rollouts", e.reason, region, None, detail))
+            except PlatformError as exc:
+                # A region whose API server is down has nothing to add; the drill says so elsewhere.
+                log.warning("rollout events unreadable", region=region, error=exc.message)
+            finally:
+                kube.close()
+        return out
 
     def ledger(self) -> list[LedgerCharge]:
         data = self._load()

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -31,6 +31,9 @@ from failover_drill.platforms.sandbox.state import SandboxState
 from failover_drill.platforms.service import ledger_db
 from failover_drill.platforms.state_file import StateFile
 from failover_drill.remote_workers import RemoteWorkers
+
+if TYPE_CHECKING:  # a sandbox never loads the kubernetes client
+    from failover_drill.platforms.kube.client import Kube
 
 log = obs.get(__name__)
 UP_TIMEOUT_S = 60.0
@@ -104,6 +107,13 @@ class SandboxPlatform:
         self, *, region: str, spec_json: str, duration_s: float, workers: int, key_prefix: str
     ) -> RemoteWorkers:
         raise _no_in_region_traffic()
+
+    def region_kubes(self) -> dict[str, Kube]:
+        raise ConfigError(
+            "Argo Rollouts needs a Kubernetes API, and the sandbox has none",
+            field="--platform",
+            hint="use --platform kwok (real control planes and the real Argo Rollouts controller, no Docker) or kind",
+        )
 
     def locations(self) -> dict[str, list[str]]:
         lay = self.layout()
