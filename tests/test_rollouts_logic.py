@@ -31,3 +31,18 @@ def test_only_rollouts_in_flight_are_frozen() -> None:
     s = RolloutState.of(obj("Paused", reasons=("CanaryPauseStep",)))
     assert (s.name, s.namespace, s.step, s.pause_reasons) == ("payment-gateway", "payments", 1, ["CanaryPauseStep"])
     assert RolloutState.of({"metadata": {"name": "x"}}).phase is None  # no status yet: nothing known
+
+
+def test_a_damaged_freeze_record_says_what_is_unknown_and_how_to_resume_by_hand(tmp_path: Any) -> None:
+    import pytest
+
+    from failover_drill import rollouts
+    from failover_drill.errors import PlatformError
+
+    assert rollouts.frozen(tmp_path) == {}
+    (tmp_path / rollouts.FREEZE_FILE).write_text('{"frozen": {"us-east1": ["payments/pay')
+    with pytest.raises(PlatformError) as got:
+        rollouts.frozen(tmp_path)
+    assert "damaged" in got.value.message and "rollouts status" in (got.value.hint or "")
+    (tmp_path / rollouts.FREEZE_FILE).write_text('{"frozen": {"us-east1": ["payments/payment-gateway"]}}')
+    assert rollouts.frozen(tmp_path) == {"us-east1": ["payments/payment-gateway"]}
