@@ -125,3 +125,11 @@ def test_rollouts_on_a_kwok_fleet_that_is_down_say_how_to_bring_it_up(tmp_path: 
     out = cli("rollouts", "status", "--platform", "kwok", state=tmp_path / "state")
     assert out.returncode != 0 and "the kwok fleet is down" in out.stderr, out.stderr
     assert "failover-drill up --platform kwok" in out.stderr
+
+
+def test_a_drill_that_freezes_deploys_on_the_sandbox_stops_before_anything_starts(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    out = cli("drill", "--freeze-deploys", "--set", "phases.fault_s=1", state=state)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Argo Rollouts needs a Kubernetes API, and the sandbox has none" in out.stderr
+    assert not (state / "sandbox" / "fleet.json").exists()

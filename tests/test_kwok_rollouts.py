@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
+import json
+import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -196,9 +199,36 @@ def freeze_then_promote_a_good_canary(kube: Kube, rollout: dict[str, Any], home:
     return v2[-1]
 
 
+def drill_with_the_deploy_freeze(kube: Kube, home: Path, topology: Path, runs: Path) -> tuple[dict[str, Any], bool]:
+    """A zone-loss drill with --freeze-deploys while a canary waits at its pause step: the page
+    alert fires, the drill pauses the rollout (spec.paused, read from the API server while the
+    drill runs), and lifts its freeze once the recovery phase is over. The result, and whether the
+    rollout was ever seen paused. Five nines: the page alert counts the hour before the drill as
+    clean (as the scorecard does), so a zone's few seconds of errors page only a tight SLO."""
+    drill = subprocess.Popen(
+        [sys.executable, "-m", "failover_drill.cli", "drill", "--platform", "kwok", "--topology", str(topology),
+         "--region", REGION, "--fault", "zone-loss", "--freeze-deploys", "--runs-dir", str(runs), "--no-plot",
+         "--set", "phases.warmup_s=1", "--set", "phases.baseline_s=3", "--set", "phases.fault_s=12",
+         "--set", "phases.recovery_s=6", "--set", "slo.target_pct=99.999"],
+        cwd=ROOT, env={**os.environ, "FAILOVER_DRILL_STATE": str(home)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen_paused = False
+    try:
+        while drill.poll() is None:
+            seen_paused = seen_paused or rollout_state(kube).paused
+            time.sleep(0.3)
+    finally:
+        out, err = drill.communicate(timeout=300)
+    results = sorted(runs.glob("*/result.json"))
+    assert drill.returncode in (0, 1, 4) and results, out + err  # the verdict is not what this asks
+    return json.loads(results[-1].read_text()), seen_paused
+
+
 def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path, record_property: Any) -> None:
     home = tmp_path / "state"  # the CLI's --state-dir: the platform's own state is its kwok/ folder
-    platform = KwokPlatform(home / "kwok", load_topology(one_region_topology(tmp_path)))
+    topology = one_region_topology(tmp_path)
+    platform = KwokPlatform(home / "kwok", load_topology(topology))
     live = LiveSli(slo=0.999)
     try:
         platform.up(progress=print)
@@ -260,6 +290,16 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
             # The controller's own record of it, as a drill's timeline shows it.
             timeline = [e for e in platform.events(started_wall) if e.source == "argo-rollouts"]
             good_run = freeze_then_promote_a_good_canary(kube, rollout, home)
+            # 4. A good canary (v3) waits at its pause step when a zone is lost under a drill
+            # that freezes deploys on its page alert.
+            kube.apply([release(rollout, "v3", 0)])
+            wait_for(
+                "v3 to pass analysis and wait at its pause step",
+                lambda: state_if(kube, lambda r: "CanaryPauseStep" in r.pause_reasons),
+                120,
+            )
+        drilled, seen_paused = drill_with_the_deploy_freeze(kube, home, topology, tmp_path / "runs")
+        after = rollout_state(kube)
         st = got["status"]
         assert st["phase"] == "Degraded" and st["abort"] is True, st
         assert "RolloutAborted" in (st.get("message") or "") or any(
@@ -278,6 +318,15 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
         aborts = [e for e in timeline if e.kind == "RolloutAborted"]
         assert aborts and aborts[0].region == REGION and "payment-gateway" in aborts[0].detail, timeline
         assert started_wall - 1 <= aborts[0].wall <= started_wall + time_to_abort + 1.5, (aborts[0], started_wall)
+        # The drill's deploy freeze held the canary while the page alert was on, and let it go after.
+        assert drilled["error_budget"]["page_alert_fired"], drilled["error_budget"]
+        ours = {e["kind"]: e for e in drilled["platform_events"] if e["source"] == "failover-drill"}
+        assert f"{REGION}: paused {NS}/payment-gateway (in flight)" in ours["deploy-freeze"]["detail"], ours
+        assert ours["deploy-thaw"]["detail"] == f"{REGION}: resumed {NS}/payment-gateway", ours
+        assert ours["deploy-freeze"]["at"] < ours["deploy-thaw"]["at"]
+        assert seen_paused, "the API server never showed the rollout paused during the drill"
+        assert not after.paused and "CanaryPauseStep" in after.pause_reasons and not after.aborted, after
+        assert list(home.glob("rollouts-freeze*.json")) == []
         kube.close()
     finally:
         platform.down()

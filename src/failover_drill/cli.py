@@ -239,6 +239,13 @@ def drill(
     sli_host: Annotated[
         str, typer.Option("--sli-host", help="address the SLI endpoint listens on (where analysis runs can reach it)")
     ] = "127.0.0.1",
+    freeze_deploys: Annotated[
+        bool,
+        typer.Option(
+            "--freeze-deploys",
+            help="when the page alert fires, pause every Argo Rollout in flight until the recovery phase is over (kwok, kind)",
+        ),
+    ] = False,
 ) -> None:
     """Run a drill: bring up if needed, baseline, inject, observe, revert, recover, verdict."""
     _platform_check(platform)
@@ -294,6 +301,7 @@ def drill(
         platform=open_platform(platform, state_dir, topo),
         sli=sli,
         plot=not no_plot,
+        freeze_deploys=freeze_deploys,
     )
     with contextlib.ExitStack() as stack:
         if sli is not None and sli_port is not None:
@@ -820,9 +828,8 @@ for _action in rollout_ops.ACTIONS:
 @rollouts_app.command("freeze")
 def rollouts_freeze(state_dir: StateOpt = DEFAULT_STATE, platform: PlatformOpt = "sandbox") -> None:
     """The deploy freeze: pause every Rollout in flight in every region (thaw resumes exactly those)."""
-    _print_lines(
-        rollout_ops.freeze(open_platform(platform, state_dir), state_dir), "no Rollout in flight: nothing to pause"
-    )
+    paused = rollout_ops.freeze(open_platform(platform, state_dir), state_dir)
+    _print_lines(rollout_ops.freeze_lines(paused), "no Rollout in flight: nothing to pause")
 
 
 @rollouts_app.command("thaw")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from failover_drill import cpu_load, obs, watchdog
+from failover_drill import cpu_load, obs, rollouts, watchdog
 from failover_drill.clock import Anchor, Clock, MonotonicClock
 from failover_drill.config.scenario import Scenario
 from failover_drill.config.topology import Topology
@@ -190,8 +190,15 @@ class Drill:
         sli: LiveSli | None = None,
         plot: bool = True,
         hold_fleet: bool = True,
+        freeze_deploys: bool = False,
     ) -> None:
         self.scenario = scenario
+        # The deploy freeze: when the page alert fires, every Argo Rollout in flight is paused
+        # until the faults are reverted and the recovery phase is over (kwok, kind).
+        self.freeze_deploys = freeze_deploys
+        self._frozen = False
+        if freeze_deploys and sli is None:
+            sli = LiveSli(slo=scenario.slo.ratio)
         # Drawing report.html's plot is a few tenths of a second of CPU per drill (--no-plot).
         self.plot = plot
         # False when the caller already holds the fleet for longer (a game day's drills).
@@ -223,6 +230,8 @@ class Drill:
         faults = resolve_faults(self.scenario, self.topology)
         Schedule.constant(self.scenario.traffic.rate_rps, self.scenario.phases.total_s())
         self._check_traffic_origin(faults)
+        if self.freeze_deploys:
+            self._check_rollouts()
         # Held until the fleet is down again: nobody else injects into it or tears it down meanwhile.
         if self.hold_fleet:
             self.ownership.acquire(f"drill {self.scenario.name}")
@@ -289,6 +298,55 @@ class Drill:
                     field="traffic.origin",
                     hint="send from the host (traffic.origin: host) to drill the loss of the users' own region",
                 )
+
+    def _check_rollouts(self) -> None:
+        """The deploy freeze needs a Kubernetes API: refused on the sandbox before anything starts."""
+        try:
+            kubes = self.platform.region_kubes()
+        except PlatformError:
+            return  # no fleet yet: this drill brings it up, and the freeze asks again when it fires
+        for kube in kubes.values():
+            kube.close()
+
+    async def _freeze_on_page(self, jr: journal_mod.JournalWriter, origin: float) -> None:
+        assert self.sli is not None
+        # Polled: the alert is a condition over sliding windows, not an event anything signals.
+        while not self.sli.page_alert():  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
+        at = round(self.clock.now() - origin, 3)
+        try:
+            paused = await asyncio.to_thread(rollouts.freeze, self.platform, self.state_dir, None, os.getpid())
+        except DrillError as exc:
+            jr.write(
+                records.PlatformEventRecord(
+                    at, "failover-drill", "deploy-freeze-failed", None, None, str(exc)
+                ).to_json()
+            )
+            self._say(f"page alert: the deploy freeze failed: {exc}")
+            return
+        self._frozen = True
+        detail = "; ".join(rollouts.freeze_lines(paused)) or "no rollout in flight"
+        jr.write(
+            records.PlatformEventRecord(
+                at, "failover-drill", "deploy-freeze", None, None, f"page alert: {detail}"
+            ).to_json()
+        )
+        self._say(f"page alert fired: deploy freeze ({detail})")
+
+    async def _thaw(self, jr: journal_mod.JournalWriter, origin: float, freezer: asyncio.Task[None] | None) -> None:
+        """Lift this drill's own freeze (a person's freeze stays); `recover` lifts it if the drill dies."""
+        if freezer is not None and not freezer.done():
+            freezer.cancel()
+            await asyncio.gather(freezer, return_exceptions=True)
+        if not self._frozen:
+            return
+        self._frozen = False
+        pid = os.getpid()
+        lines = await asyncio.to_thread(rollouts.thaw, self.platform, self.state_dir, lambda rec: rec.owner_pid == pid)
+        detail = "; ".join(lines) or "nothing to resume"
+        at = round(self.clock.now() - origin, 3)
+        jr.write(records.PlatformEventRecord(at, "failover-drill", "deploy-thaw", None, None, detail).to_json())
+        self._say(f"deploy freeze lifted ({detail})")
 
     def _warn_near_capacity(self) -> None:
         per_worker = self.scenario.traffic.rate_rps / self.scenario.traffic.workers
@@ -448,6 +506,7 @@ class Drill:
                 self.progress(self.view)
 
         tick = asyncio.create_task(ticker())
+        freezer = asyncio.create_task(self._freeze_on_page(jr, origin)) if self.freeze_deploys else None
         active: dict[int, str] = {}
         try:
             self._phase("warmup", [])
@@ -474,6 +533,7 @@ class Drill:
                     self._phase("fault", [faults[j].label() for j in active])
             self._phase("recovery", [])
             await self._until(origin + planned[3]["end"])
+            await self._thaw(jr, origin, freezer)
             traffic.stop()
             await asyncio.wait_for(gen_task, timeout=sc.traffic.timeout_s * sc.traffic.retry.attempts + 5)
             jr.write_now(records.EndEvent(self.clock.now() - origin).to_json())
@@ -486,6 +546,10 @@ class Drill:
                     await self._revert(runner, faults[i], entry)
                 except DrillError as exc:
                     log.error("revert failed; the watchdog and `failover-drill recover` will retry", error=str(exc))
+            try:
+                await self._thaw(jr, origin, freezer)
+            except DrillError as exc:
+                log.error("the deploy freeze stays; `failover-drill recover` lifts it", error=str(exc))
             traffic.stop()
             if not gen_task.done():
                 gen_task.cancel()

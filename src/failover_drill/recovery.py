@@ -6,12 +6,13 @@ Used by the drill's own finally, by the lease watchdog after a crash, and by `fa
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
-from failover_drill import obs
+from failover_drill import obs, rollouts
 from failover_drill.errors import DrillError
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.platforms.base import Platform
@@ -92,6 +93,24 @@ def recover(state_dir: Path, *, stop_orphans: bool = True) -> RecoveryReport:
     report = revert_open_faults(state_dir)
     report.repaired, report.unrepaired = repaired, unrepaired
     if stop_orphans:
+        _lift_dead_drills_freezes(state_dir, report)
         for platform in all_platforms(state_dir):
             report.orphans += platform.recover_orphans(pid_alive)
     return report
+
+
+def _this(path: Path) -> Callable[[rollouts.FreezeRecord], bool]:
+    return lambda r: r.path == path
+
+
+def _lift_dead_drills_freezes(state_dir: Path, report: RecoveryReport) -> None:
+    """A drill's deploy freeze (--freeze-deploys) outlives the drill only if it died: lift it. A
+    person's freeze (no owner) stays theirs to thaw."""
+    try:
+        dead = [r for r in rollouts.records(state_dir) if r.owner_pid is not None and not pid_alive(r.owner_pid)]
+        for rec in dead:
+            platform = open_platform(rec.platform or "kwok", state_dir)
+            lines = rollouts.thaw(platform, state_dir, _this(rec.path))
+            report.repaired += [f"{line} (a deploy freeze left by drill pid {rec.owner_pid})" for line in lines]
+    except DrillError as exc:
+        report.unrepaired.append(str(exc))

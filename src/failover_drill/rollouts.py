@@ -111,18 +111,27 @@ def act(
     return out
 
 
-def _freeze_path(state_dir: Path) -> Path:
-    return state_dir / FREEZE_FILE
+@dataclass(frozen=True)
+class FreezeRecord:
+    """One freeze as written down: what it paused, by whom (None: a person, through the CLI or
+    Chaos Toolkit; a pid: a drill, whose freeze `recover` lifts if the drill died) and where."""
+
+    path: Path
+    held: dict[str, list[str]]  # region -> namespace/name
+    owner_pid: int | None
+    platform: str | None
 
 
-def frozen(state_dir: Path) -> dict[str, list[str]]:
-    """region -> namespace/name of the Rollouts the freeze holds (what thaw will resume)."""
-    path = _freeze_path(state_dir)
-    if not path.exists():
-        return {}
+def _freeze_path(state_dir: Path, owner_pid: int | None) -> Path:
+    return state_dir / (FREEZE_FILE if owner_pid is None else f"rollouts-freeze-{owner_pid}.json")
+
+
+def _read(path: Path) -> FreezeRecord:
     try:
         data = json.loads(path.read_text())
-        return {str(r): [str(x) for x in refs] for r, refs in data["frozen"].items()}
+        held = {str(r): [str(x) for x in refs] for r, refs in data["frozen"].items()}
+        owner = data.get("owner_pid")
+        return FreezeRecord(path, held, None if owner is None else int(owner), data.get("platform"))
     except (ValueError, KeyError, TypeError, AttributeError):
         raise PlatformError(
             f"{path} is damaged: which rollouts the freeze paused is unknown",
@@ -131,46 +140,77 @@ def frozen(state_dir: Path) -> dict[str, list[str]]:
         ) from None
 
 
-def _write_frozen(state_dir: Path, held: dict[str, list[str]]) -> None:
-    path = _freeze_path(state_dir)
+def records(state_dir: Path) -> list[FreezeRecord]:
+    if not state_dir.is_dir():
+        return []
+    return [_read(p) for p in sorted(state_dir.glob("rollouts-freeze*.json"))]
+
+
+def frozen(state_dir: Path) -> dict[str, list[str]]:
+    """region -> namespace/name of the Rollouts every freeze holds (what thaw will resume)."""
+    out: dict[str, set[str]] = {}
+    for rec in records(state_dir):
+        for r, refs in rec.held.items():
+            out.setdefault(r, set()).update(refs)
+    return {r: sorted(refs) for r, refs in out.items()}
+
+
+def _write(state_dir: Path, held: dict[str, list[str]], owner_pid: int | None, platform: str) -> None:
+    path = _freeze_path(state_dir, owner_pid)
     if not any(held.values()):
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"frozen": held}, indent=2) + "\n")
+    tmp.write_text(json.dumps({"frozen": held, "owner_pid": owner_pid, "platform": platform}, indent=2) + "\n")
     os.replace(tmp, path)
 
 
-def freeze(platform: Platform, state_dir: Path, namespace: str | None = None) -> list[str]:
-    """The deploy freeze: pause every Rollout in flight in every region, and write down which."""
-    held = frozen(state_dir)
-    out = []
+def freeze(
+    platform: Platform, state_dir: Path, namespace: str | None = None, owner_pid: int | None = None
+) -> dict[str, list[str]]:
+    """The deploy freeze: pause every Rollout in flight in every region, and write down which
+    (one record per owner). What this call paused, region -> namespace/name."""
+    path = _freeze_path(state_dir, owner_pid)
+    held = _read(path).held if path.exists() else {}
+    paused: dict[str, list[str]] = {}
     with _kubes(platform, None) as kubes:
         for r, kube in kubes.items():
-            paused = ro.freeze(kube, namespace)
-            held[r] = sorted(set(held.get(r, [])) | set(paused))
-            out += [f"{r}: paused {ref} (in flight)" for ref in paused]
-    _write_frozen(state_dir, held)
-    return out
+            got = ro.freeze(kube, namespace)
+            if got:
+                paused[r] = got
+            held[r] = sorted(set(held.get(r, [])) | set(got))
+            # Written after each region: a crash midway still leaves a record of what was paused.
+            _write(state_dir, held, owner_pid, platform.name)
+    return paused
 
 
-def thaw(platform: Platform, state_dir: Path) -> list[str]:
-    """Lift the freeze: resume exactly what freeze() paused (a step's own pause stays)."""
-    held = frozen(state_dir)
+def freeze_lines(paused: dict[str, list[str]]) -> list[str]:
+    return [f"{r}: paused {ref} (in flight)" for r, refs in paused.items() for ref in refs]
+
+
+def _exists(kube: Kube, ref: str) -> bool:
+    namespace, name = ref.split("/", 1)
+    return ro.rollout(kube, name, namespace) is not None
+
+
+def thaw(platform: Platform, state_dir: Path, which: Callable[[FreezeRecord], bool] = lambda _: True) -> list[str]:
+    """Lift the freezes which() picks (all by default): resume exactly what they paused (a step's
+    own pause stays), and delete their records."""
+    picked = [rec for rec in records(state_dir) if which(rec)]
+    if not picked:
+        return []
     out = []
     with _kubes(platform, None) as kubes:
-        for r, refs in held.items():
-            kube = kubes.get(r)
-            if kube is None:
-                continue
-            present = []
-            for ref in refs:
-                namespace, name = ref.split("/", 1)
-                if ro.rollout(kube, name, namespace) is not None:
-                    present.append(ref)
-            ro.thaw(kube, present)
-            out += [f"{r}: resumed {ref}" for ref in present]
-            out += [f"{r}: {ref} is gone, nothing to resume" for ref in sorted(set(refs) - set(present))]
-    _write_frozen(state_dir, {})
+        for rec in picked:
+            for r, refs in rec.held.items():
+                kube = kubes.get(r)
+                if kube is None:
+                    out.append(f"{r}: no such region in the {platform.name} fleet, {', '.join(refs)} left as they are")
+                    continue
+                present = [ref for ref in refs if _exists(kube, ref)]
+                ro.thaw(kube, present)
+                out += [f"{r}: resumed {ref}" for ref in present]
+                out += [f"{r}: {ref} is gone, nothing to resume" for ref in sorted(set(refs) - set(present))]
+            rec.path.unlink(missing_ok=True)
     return out

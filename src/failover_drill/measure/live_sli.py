@@ -4,8 +4,11 @@ Every completed sample is counted per region and per version (the replica's x-se
 stable / canary; "unknown" when no replica answered, e.g. a gateway's own 503) in one-second
 buckets on this process's monotonic clock. From them, for any window: success ratio, burn rate
 (error ratio / (1 - SLO)), the p99 latency of successful requests, and the page alert of the SRE
-workbook (burn rate >= 14.4 over both 1 h and 5 min; a drill shorter than a window counts what it
-has). The failover state (phase, faults in force) comes from the drill.
+workbook (burn rate >= 14.4 over both 1 h and 5 min). A window's burn rate counts what it has, as
+Prometheus would over a young series; the page alert judges as the report does (measure/budget.py):
+the part of a window older than the drill counts as clean traffic at the observed rate, as a
+production service's history would be, so the alert a drill acts on (--freeze-deploys) and the one
+its scorecard reports agree. The failover state (phase, faults in force) comes from the drill.
 
 Served over HTTP by `SliServer`: `/metrics` in the Prometheus text format (prometheus-client; for
 Argo Rollouts' prometheus provider and anything that scrapes) and `/analysis` as JSON (for the web
@@ -146,9 +149,25 @@ class LiveSli:
         burn = (1 - ratio) / (1 - self.slo) if ratio is not None else None
         return Sli(region, version, window_s, total, total - ok, ratio, burn, _p99(lat))
 
+    def observed_s(self, region: str = ALL, version: str = ALL) -> float:
+        """How long the series has been counted (whole seconds, at least 1)."""
+        with self._lock:
+            series = self._series.get((region, version))
+            first = series[0].sec if series else None
+        return 0.0 if first is None else float(max(1, int(self.clock()) - first + 1))
+
     def page_alert(self, region: str = ALL) -> bool:
-        burns = [self.sli(region, ALL, WINDOWS_S[w]).burn_rate for w in PAGE_WINDOWS]
-        return all(b is not None and b >= PAGE_BURN for b in burns)
+        observed = self.observed_s(region)
+        for w in PAGE_WINDOWS:
+            window = WINDOWS_S[w]
+            s = self.sli(region, ALL, window)
+            if not s.requests:
+                return False
+            # The unobserved rest of the window: clean, at the rate observed (the report's rule).
+            expected = s.requests * window / min(window, observed)
+            if s.errors / expected / (1 - self.slo) < PAGE_BURN:
+                return False
+        return True
 
     def failover(self) -> dict[str, Any]:
         with self._lock:

@@ -211,7 +211,8 @@ def promote_rollout(
 def freeze_deploys(configuration: dict[str, Any] | None = None) -> list[str]:
     """The deploy freeze: pause every Rollout in flight in every region (thaw_deploys resumes them)."""
     try:
-        return rollouts.freeze(sessions.open_platform(configuration), sessions.state_dir(configuration))
+        paused = rollouts.freeze(sessions.open_platform(configuration), sessions.state_dir(configuration))
+        return rollouts.freeze_lines(paused)
     except DrillError as exc:
         raise _fail(exc) from None
 
