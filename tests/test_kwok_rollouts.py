@@ -225,6 +225,22 @@ def drill_with_the_deploy_freeze(kube: Kube, home: Path, topology: Path, runs: P
     return json.loads(results[-1].read_text()), seen_paused
 
 
+def recover_lifts_a_dead_drills_freeze(kube: Kube, home: Path) -> ro.RolloutState:
+    """A drill that froze deploys and was killed leaves its freeze record: `recover` resumes what
+    it paused (and only that record's); the rollout's state after."""
+    paused = cli(home, "pause")
+    assert paused.returncode == 0, paused.stdout + paused.stderr
+    wait_for("the pause to land", lambda: rollout_state(kube).paused, 10, poll_s=0.2)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    record = {"frozen": {REGION: [f"{NS}/payment-gateway"]}, "owner_pid": dead.pid, "platform": "kwok"}
+    (home / f"rollouts-freeze-{dead.pid}.json").write_text(json.dumps(record))
+    out = run_cli("recover", state=home, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"{REGION}: resumed {NS}/payment-gateway (a deploy freeze left by drill pid {dead.pid})" in out.stdout
+    return rollout_state(kube)
+
+
 def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path, record_property: Any) -> None:
     home = tmp_path / "state"  # the CLI's --state-dir: the platform's own state is its kwok/ folder
     topology = one_region_topology(tmp_path)
@@ -300,6 +316,7 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
             )
         drilled, seen_paused = drill_with_the_deploy_freeze(kube, home, topology, tmp_path / "runs")
         after = rollout_state(kube)
+        recovered = recover_lifts_a_dead_drills_freeze(kube, home)
         st = got["status"]
         assert st["phase"] == "Degraded" and st["abort"] is True, st
         assert "RolloutAborted" in (st.get("message") or "") or any(
@@ -327,6 +344,7 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
         assert seen_paused, "the API server never showed the rollout paused during the drill"
         assert not after.paused and "CanaryPauseStep" in after.pause_reasons and not after.aborted, after
         assert list(home.glob("rollouts-freeze*.json")) == []
+        assert not recovered.paused and "CanaryPauseStep" in recovered.pause_reasons, recovered
         kube.close()
     finally:
         platform.down()
