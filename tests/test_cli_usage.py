@@ -68,9 +68,9 @@ def _options(command: str) -> set[str]:
 
 
 def test_plan_accepts_every_option_that_defines_a_drill() -> None:
-    """Only where the run's files go, whether the fleet stays up, whether its report has a plot and
-    where live SLIs are served are drill's own."""
-    own = {"--runs-dir", "--keep-up", "--no-plot", "--sli-port", "--sli-host"}
+    """Only where the run's files go, whether the fleet stays up, whether its report has a plot,
+    where live SLIs are served and whether it freezes deploys on its page alert are drill's own."""
+    own = {"--runs-dir", "--keep-up", "--no-plot", "--sli-port", "--sli-host", "--freeze-deploys"}
     assert _options("drill") - _options("plan") == own
 
 

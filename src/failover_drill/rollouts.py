@@ -198,9 +198,8 @@ def thaw(platform: Platform, state_dir: Path, which: Callable[[FreezeRecord], bo
     """Lift the freezes which() picks (all by default): resume exactly what they paused (a step's
     own pause stays), and delete their records."""
     picked = [rec for rec in records(state_dir) if which(rec)]
-    if not picked:
-        return []
-    out = []
+    out: list[str] = []
+    # Asked even with nothing to thaw: a platform without Kubernetes says so (exit 2), not "nothing".
     with _kubes(platform, None) as kubes:
         for rec in picked:
             for r, refs in rec.held.items():
