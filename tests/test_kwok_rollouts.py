@@ -341,6 +341,12 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
         assert f"{REGION}: paused {NS}/payment-gateway (in flight)" in ours["deploy-freeze"]["detail"], ours
         assert ours["deploy-thaw"]["detail"] == f"{REGION}: resumed {NS}/payment-gateway", ours
         assert ours["deploy-freeze"]["at"] < ours["deploy-thaw"]["at"]
+        freeze = drilled["rollouts"]["freeze"]
+        assert (freeze["frozen_at_s"], freeze["thawed_at_s"]) == (
+            ours["deploy-freeze"]["at"],
+            ours["deploy-thaw"]["at"],
+        )
+        assert freeze["held_s"] > 0 and freeze["failed"] is None and not drilled["rollouts"]["aborted"], freeze
         assert seen_paused, "the API server never showed the rollout paused during the drill"
         assert not after.paused and "CanaryPauseStep" in after.pause_reasons and not after.aborted, after
         assert list(home.glob("rollouts-freeze*.json")) == []

@@ -38,8 +38,8 @@ def minimal_result() -> dict[str, Any]:
         "own_cpu_pct": None,
     }
     return {
-        "schema": 5,
-        "schema_version": 5,
+        "schema": 6,
+        "schema_version": 6,
         "run_id": "r",
         "scenario": "s",
         "platform": "sandbox",
@@ -120,6 +120,7 @@ def minimal_result() -> dict[str, Any]:
         "journal": {"samples": 0, "skipped_lines": []},
         "timing": None,
         "prediction": None,
+        "rollouts": None,
     }
 
 
@@ -167,3 +168,35 @@ def test_every_failover_figure_is_defined_in_the_repositorys_own_docs() -> None:
     assert timed and [n for n in timed if f"`{n}`" not in docs] == []
     assert "docs/metrics.md" in (ROOT / "README.md").read_text()
     assert "DESIGN.md" not in (ROOT / "README.md").read_text()
+
+
+def test_the_rollouts_section_holds_the_controllers_events_and_the_deploy_freeze() -> None:
+    """result.json `rollouts` from the journal's platform events: the controller's own Events and
+    the drill's freeze, in time order, held time computed, and shown in report.md."""
+    from failover_drill.report import records
+    from failover_drill.report.markdown import render_markdown
+    from failover_drill.report.result import _rollouts
+
+    pe = records.PlatformEventRecord
+    got = _rollouts(
+        [
+            pe(9.0, "failover-drill", "deploy-thaw", None, None, "us-east1: resumed payments/payment-gateway"),
+            pe(2.5, "envoy", "outlier_eject", "us-east1", "us-east1-b", "10.0.0.2"),
+            pe(3.0, "argo-rollouts", "RolloutAborted", "us-east1", None, "Rollout payment-gateway: aborted"),
+            pe(1.5, "failover-drill", "deploy-freeze", None, None, "page alert: us-east1: paused payments/x"),
+        ]
+    )
+    assert got is not None and got.aborted
+    assert [e.reason for e in got.events] == ["deploy-freeze", "RolloutAborted", "deploy-thaw"]
+    assert got.freeze is not None and (got.freeze.frozen_at_s, got.freeze.thawed_at_s, got.freeze.held_s) == (
+        1.5, 9.0, 7.5,
+    )  # fmt: skip
+    assert _rollouts([pe(2.5, "envoy", "outlier_eject", "us-east1", None, "")]) is None
+    r = minimal_result()
+    r["rollouts"] = got.model_dump(mode="json")
+    assert_valid_result(r)
+    md = render_markdown(r)
+    assert (
+        "## Rollouts" in md
+        and "The page alert froze deploys at 1.5 s, held 7.5 s. A controller aborted a rollout." in md
+    )

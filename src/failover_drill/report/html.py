@@ -12,6 +12,7 @@ from failover_drill.report.markdown import (
     event_rows,
     latency_rows,
     prediction_parts,
+    rollout_parts,
     scorecard_rows,
     verdict_word,
 )
@@ -68,6 +69,12 @@ def render_html(result: dict[str, Any], replay: Replay, *, plot: bool = True) ->
             f"<h2>Predicted from the manifests: {e(verdict.upper())}</h2><p>{e(detail)}</p>"
             f"<pre>{e(chr(10).join(said))}</pre>" + (table(("trap", "why", "fix", "field"), trap_rows) if traps else "")
         )
+    rolled = rollout_parts(result)
+    rollouts_html = ""
+    if rolled is not None:
+        rollouts_html = f"<h2>Rollouts (Argo Rollouts controllers, deploy freeze)</h2><p>{e(rolled[0])}</p>" + table(
+            ("t (s)", "region", "event", "detail"), list(rolled[1])
+        )
     errors = "".join(f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in result["traffic"]["errors"].items())
     word = verdict_word(v)
     verdict_cls = {"PASSED": "pass", "FAILED": "fail"}.get(word, "inconclusive")
@@ -85,6 +92,7 @@ users in <b>{e(result["client_region"])}</b>, {result["traffic"]["rate_rps"]:g} 
 {"<h2>Errors by class</h2><table><tr><th>class</th><th>count</th></tr>" + errors + "</table>" if errors else ""}
 <h2>Latency by phase (ms, from scheduled send time)</h2>{latency_html}
 {prediction_html}
+{rollouts_html}
 {events_html}
 </body></html>
 """

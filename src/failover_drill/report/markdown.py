@@ -140,6 +140,27 @@ def event_rows(r: dict[str, Any], limit: int = 30) -> list[tuple[str, str, str, 
     ]
 
 
+def rollout_parts(r: dict[str, Any]) -> tuple[str, list[tuple[str, str, str, str]]] | None:
+    """(a line on the deploy freeze and aborts, (t s, region, event, detail) rows) of what the Argo
+    Rollouts controllers did during the drill, or None where they did nothing."""
+    ro = r.get("rollouts")
+    if not ro:
+        return None
+    said = []
+    fz = ro.get("freeze")
+    if fz and fz.get("failed"):
+        said.append(f"The deploy freeze failed: {fz['failed']}.")
+    elif fz:
+        held = f", held {fz['held_s']:.1f} s" if fz.get("held_s") is not None else ", never lifted by the drill"
+        said.append(f"The page alert froze deploys at {fz['frozen_at_s']:.1f} s{held}.")
+    said.append("A controller aborted a rollout." if ro["aborted"] else "No rollout was aborted.")
+    rows = [
+        ("—" if ev["at"] is None else f"{ev['at']:.1f}", ev.get("region") or "", ev["reason"], ev["detail"])
+        for ev in ro["events"]
+    ]
+    return " ".join(said), rows
+
+
 def prediction_parts(r: dict[str, Any]) -> tuple[str, str, list[str], list[dict[str, str]]] | None:
     """(verdict, its detail, what was predicted with the reasoning, the traps found) of the
     drill's own prediction (predict/), or None for a run that has none."""
@@ -193,6 +214,12 @@ def render_markdown(r: dict[str, Any]) -> str:
         if traps:
             lines += ["", "| trap | why | fix | field |", "|---|---|---|---|"]
             lines += [f"| {t['trap']} | {t['detail']} | {t['fix']} | {t['where']} |" for t in traps]
+    rolled = rollout_parts(r)
+    if rolled is not None:
+        summary, rows = rolled
+        lines += ["", "## Rollouts (Argo Rollouts controllers, deploy freeze)", "", summary, ""]
+        lines += ["| t (s) | region | event | detail |", "|---|---|---|---|"]
+        lines += [f"| {' | '.join(row)} |" for row in rows]
     events = event_rows(r)
     if events:
         lines += [

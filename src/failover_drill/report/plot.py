@@ -10,6 +10,8 @@ from typing import Any
 from failover_drill.report.markdown import verdict_word
 from failover_drill.report.result import Replay
 
+_ROLLOUT_MOMENTS = ("Abort", "Failed", "Completed", "Promot", "Resumed")
+
 
 def timeline_png(result: dict[str, Any], replay: Replay, observations: Sequence[tuple[float, str]] = ()) -> bytes:
     """`observations`: what people reported, (seconds since the drill started, label), marked on
@@ -108,6 +110,19 @@ def timeline_png(result: dict[str, Any], replay: Replay, observations: Sequence[
             ha="right",
             fontsize=9,
             color="#b35900",
+        )
+    # What the rollout controllers decided and the deploy freeze: the moments a team asks about.
+    shown = [
+        (ev["at"], ev["reason"])
+        for ev in (result.get("rollouts") or {}).get("events", [])
+        if ev["at"] is not None
+        and start <= ev["at"] <= end
+        and (ev["source"] == "failover-drill" or any(w in ev["reason"] for w in _ROLLOUT_MOMENTS))
+    ]
+    for i, (at, reason) in enumerate(shown[:8]):
+        ax1.axvline(at, color="#9467bd", ls="-.", lw=1.0)
+        ax1.annotate(
+            reason, (at, 60 - 10 * (i % 4)), xytext=(4, 0), textcoords="offset points", fontsize=8, color="#9467bd"
         )
     ax1.legend(loc="center right", fontsize=8)
     ax2.legend(loc="upper left", fontsize=8)

@@ -22,6 +22,7 @@ from failover_drill.report import journal, records
 from failover_drill.report.result_model import (
     BurnRates,
     Check,
+    DeployFreezeOut,
     ErrorBudget,
     FailoverFigures,
     FaultSummary,
@@ -41,6 +42,8 @@ from failover_drill.report.result_model import (
     PredictionCheck,
     PredictionOut,
     Result,
+    RolloutEventOut,
+    RolloutsOut,
     SendLag,
     Timing,
     Traffic,
@@ -383,7 +386,39 @@ def build_result_model(path: Path, replay: Replay | None = None) -> Result:
         journal=JournalSummary(samples=rp.samples, skipped_lines=rp.problems.skipped[:50]),
         timing=timing_out(rp.timing),
         prediction=_prediction(meta.predictions, fo, validity.valid and complete),
+        rollouts=_rollouts(rp.platform_events),
     )
+
+
+ROLLOUT_SOURCES = ("argo-rollouts", "failover-drill")
+
+
+def _rollouts(events: list[records.PlatformEventRecord]) -> RolloutsOut | None:
+    """The controllers' Events and the drill's deploy freeze, in time order."""
+    mine = sorted((e for e in events if e.source in ROLLOUT_SOURCES), key=lambda e: -math.inf if e.at is None else e.at)
+    if not mine:
+        return None
+    out = [
+        RolloutEventOut(at=e.at, region=e.region, source=str(e.source), reason=str(e.kind), detail=e.detail or "")
+        for e in mine
+    ]
+
+    def first(kind: str) -> records.PlatformEventRecord | None:
+        return next((e for e in mine if e.source == "failover-drill" and e.kind == kind), None)
+
+    frozen, thawed, failed = first("deploy-freeze"), first("deploy-thaw"), first("deploy-freeze-failed")
+    freeze = None
+    if frozen is not None or failed is not None:
+        at = frozen.at if frozen is not None else None
+        until = thawed.at if thawed is not None else None
+        freeze = DeployFreezeOut(
+            frozen_at_s=at,
+            thawed_at_s=until,
+            held_s=round(until - at, 3) if at is not None and until is not None else None,
+            failed=failed.detail if failed is not None else None,
+        )
+    aborted = any(e.source == "argo-rollouts" and e.kind == "RolloutAborted" for e in mine)
+    return RolloutsOut(events=out, aborted=aborted, freeze=freeze)
 
 
 def _prediction(preds: list[dict[str, Any]] | None, fo: Any, valid: bool) -> PredictionOut | None:

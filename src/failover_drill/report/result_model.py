@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-SCHEMA_VERSION: Literal[5] = 5
+SCHEMA_VERSION: Literal[6] = 6
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 
 # A measured figure exactly as computed: an int stays an int in the JSON (pydantic would make 5
@@ -274,18 +274,44 @@ class PredictionOut(_Model):
     check: PredictionCheck = Field(description="the measured failover against the prediction")
 
 
+class RolloutEventOut(_Model):
+    at: Number | None = Field(description="seconds on the drill's axis (the controller's Events keep whole seconds)")
+    region: str | None
+    source: str = Field(description="argo-rollouts: the controller's own Event; failover-drill: the deploy freeze")
+    reason: str = Field(
+        description="the Event's reason (RolloutAborted, AnalysisRunFailed, ...), deploy-freeze, deploy-thaw"
+    )
+    detail: str
+
+
+class DeployFreezeOut(_Model):
+    frozen_at_s: Number | None = Field(description="when the page alert froze deploys; null if the freeze failed")
+    thawed_at_s: Number | None = Field(description="when the drill lifted its freeze; null if it never did")
+    held_s: Number | None
+    failed: str | None = Field(description="why the freeze could not be made, if it could not")
+
+
+class RolloutsOut(_Model):
+    """What the Argo Rollouts controllers did while the drill ran (kwok, kind)."""
+
+    events: list[RolloutEventOut]
+    aborted: bool = Field(description="a controller aborted a rollout during the drill")
+    freeze: DeployFreezeOut | None = Field(description="the drill's deploy freeze (--freeze-deploys), if it fired")
+
+
 class Result(_Model):
     """result.json."""
 
     model_config = ConfigDict(title="failover-drill result.json")
 
-    schema_: Literal[5] = Field(5, alias="schema", description="the same as schema_version, kept for older readers")
-    schema_version: Literal[5] = Field(
+    schema_: Literal[6] = Field(6, alias="schema", description="the same as schema_version, kept for older readers")
+    schema_version: Literal[6] = Field(
         SCHEMA_VERSION,
         description="2: adds `measurement` (the stopwatch's own health) and verdict.inconclusive; "
         "3: latency_ms percentiles are of successful requests, failed ones under latency_ms.<phase>.failed; "
         "4: adds `timing` (where a drill's wall time went); "
-        "5: adds `prediction` (what the manifests predicted, and whether the drill confirmed it)",
+        "5: adds `prediction` (what the manifests predicted, and whether the drill confirmed it); "
+        "6: adds `rollouts` (what the Argo Rollouts controllers did, and the drill's deploy freeze)",
     )
     run_id: str
     scenario: str
@@ -313,6 +339,9 @@ class Result(_Model):
     )
     prediction: PredictionOut | None = Field(
         default=None, description="null for a Chaos Toolkit session, or when the manifests gave no prediction"
+    )
+    rollouts: RolloutsOut | None = Field(
+        default=None, description="null where no controller recorded anything and no deploy freeze fired"
     )
 
 
