@@ -187,7 +187,14 @@ def test_istio_up_plan(tmp_path: Path) -> None:
     # manifests applied and every zone's rollout awaited
     assert sum("rollout status deployment/payment-gateway-" in sh for sh in shells) == 9
     waits = [s for s in steps if "rollout" in s.argv]
-    assert len(waits) == 9 and all(isinstance(s, ApiStep) for s in waits)
+    assert len(waits) == 12 and all(isinstance(s, ApiStep) for s in waits)  # and each region's Argo Rollouts
+    # Argo Rollouts in every cluster, from the pinned release, as its docs install it, before the
+    # workload and its AnalysisTemplates
+    argo = [s for s in steps if "-n" in s.argv and "argo-rollouts" in s.argv and "apply" in s.argv]
+    url = "https://github.com/argoproj/argo-rollouts/releases/download/v1.10.1/install.yaml"
+    assert [s.argv[2] for s in argo] == [n.context for n in names(topo).values()] and all(url in s.argv for s in argo)
+    workload = next(i for i, s in enumerate(steps) if "kind: AnalysisTemplate" in (s.stdin or ""))
+    assert steps.index(argo[-1]) < workload
     # every Kubernetes API operation of `up` goes through the kube layer; kubectl runs for nothing
     assert not [s.shell() for s in steps if isinstance(s, Step) and s.argv[0] == "kubectl"]
     # the topology's RTTs on one side of each pair: eu-west1's nodes delay traffic towards us-east1 by 90 ms

@@ -48,6 +48,7 @@ pytestmark = [
 ]
 
 REGION = "us-east1"
+ARGO_NS = "argo-rollouts"
 
 
 @dataclass
@@ -127,6 +128,13 @@ def cluster(plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> It
     ]
     kube.apply(crds)
     kube.wait_crds([c["metadata"]["name"] for c in crds])
+    # What `up` applies from Argo Rollouts' release URL: the same install.yaml from the pinned source,
+    # whose namespaced objects name no namespace (`kubectl apply -n argo-rollouts`).
+    (install,) = toolchain.component_files("rollouts-controller")
+    argo = [d for d in yaml.load_all(install.read_text(), Loader=loader) if d]
+    kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ARGO_NS}}])
+    kube.apply(argo, namespace=ARGO_NS)
+    kube.wait_crds([d["metadata"]["name"] for d in argo if d["kind"] == "CustomResourceDefinition"])
     # One node per zone, labelled as the kind config labels each zone's worker; kwok plays them.
     kube.apply(
         [
@@ -153,10 +161,10 @@ def cluster(plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def _api_steps_of_up(c: Cluster) -> list[ApiStep]:
-    """The API steps `up` makes in us-east1, in order, as `up_steps` yields them. Left out: the two
-    that download published manifests (MetalLB's release, the MCS CRDs: installed above from the
-    pinned sources instead), MetalLB's pool and wait (no MetalLB here) and the remote secrets (their
-    input is istioctl's output)."""
+    """The API steps `up` makes in us-east1, in order, as `up_steps` yields them. Left out: those
+    that download published manifests (MetalLB's release; the MCS CRDs and Argo Rollouts' release,
+    installed above from the pinned sources instead), MetalLB's pool and wait (no MetalLB here) and
+    the remote secrets (their input is istioctl's output)."""
     rec = RecordingRunner(answers=node_answers(c.topo))
     platform = KindPlatform(c.state, c.topo, runner=rec)
     steps: list[AnyStep] = rec.record(platform.up_steps(rec))
@@ -225,6 +233,19 @@ def test_up_applies_the_regions_objects_and_waits_for_every_zone(cluster: Cluste
     }
     _, (leaf, _inter) = _secret_chain(kube)
     assert leaf.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
+    # Argo Rollouts: install.yaml's namespaced objects landed in argo-rollouts (cluster-scoped ones
+    # stayed cluster-scoped), `up` waited for the controller, and the repo's AnalysisTemplates were
+    # accepted by the release's CRD schema beside the workload.
+    assert f"{REGION}: wait for the Argo Rollouts controller" in titles
+    controller = kube.get("apps/v1", "Deployment", "argo-rollouts", ARGO_NS)
+    assert controller is not None and controller["status"].get("availableReplicas") == 1
+    assert kube.get("v1", "ServiceAccount", "argo-rollouts", ARGO_NS) is not None
+    assert kube.get("rbac.authorization.k8s.io/v1", "ClusterRole", "argo-rollouts") is not None
+    templates = kube.list_objects("argoproj.io/v1alpha1", "AnalysisTemplate", NAMESPACE)
+    assert sorted(t["metadata"]["name"] for t in templates) == [
+        "payment-gateway-canary-prometheus",
+        "payment-gateway-canary-web",
+    ]
     # a second `up` re-applies the same objects without a conflict (server-side apply)
     for step in up_applied:
         if "apply" in step.argv:

@@ -181,3 +181,27 @@ def test_a_taken_sli_port_is_refused_before_anything_runs(tmp_path: Path) -> Non
     assert out.returncode == 3, out.stdout + out.stderr
     assert f"cannot serve live SLIs on 127.0.0.1:{port}" in out.stderr and "--sli-port" in out.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "state" / "sandbox").exists()
+
+
+def test_the_endpoints_serve_what_the_manifest_check_expects() -> None:
+    """config/sli_contract.py is what AnalysisTemplates are checked against before a platform
+    installs them: the real server, read by a real client, serves exactly that."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from failover_drill.config.sli_contract import ANALYSIS_FIELDS, METRIC_WINDOWS, METRICS
+
+    live = LiveSli(slo=0.999)
+    live.add(sample(True))
+    live.add(sample(False, version="canary"))
+    with SliServer(live) as sli:
+        analysis = httpx.get(f"{sli.url}/analysis?region=us-east1&version=canary&window=1m").json()
+        text = httpx.get(f"{sli.url}/metrics").text
+    assert set(analysis) == ANALYSIS_FIELDS
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert set(families) == set(METRICS)
+    for name, fam in families.items():
+        for s in fam.samples:
+            assert set(s.labels) == METRICS[name], (name, s.labels)
+            if "window" in s.labels:
+                assert s.labels["window"] in METRIC_WINDOWS
+    assert {s.labels["window"] for s in families["failover_drill_success_ratio"].samples} == set(METRIC_WINDOWS)

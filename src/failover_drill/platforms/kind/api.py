@@ -65,21 +65,23 @@ def apply(ctx: str, title: str, objects: list[dict[str, Any]], attempts: int = 5
     )
 
 
-def apply_urls(ctx: str, title: str, urls: list[str], attempts: int = 3) -> ApiStep:
-    """A published manifest applied server-side; CRDs it brings are awaited until Established, so
+def apply_urls(ctx: str, title: str, urls: list[str], attempts: int = 3, namespace: str | None = None) -> ApiStep:
+    """A published manifest applied server-side (namespaced objects that name no namespace go to
+    namespace, as `kubectl apply -n` puts them); CRDs it brings are awaited until Established, so
     the next step can create their objects."""
 
     def call(kube_for: KubeFor, _: str | None) -> str:
         objs = [o for u in urls for o in fetch_objects(u)]
         kube = kube_for(ctx)
-        kube.apply(objs)
+        kube.apply(objs, namespace=namespace)
         crds = [o["metadata"]["name"] for o in objs if o["kind"] == "CustomResourceDefinition"]
         if crds:
             kube.wait_crds(crds)
         return f"{len(objs)} objects serverside-applied\n"
 
     files = [a for u in urls for a in ("-f", u)]
-    return ApiStep(title, ctx, kubectl(ctx, *SERVER_SIDE_APPLY, *files), call, attempts=attempts)
+    ns = ("-n", namespace) if namespace else ()
+    return ApiStep(title, ctx, kubectl(ctx, *SERVER_SIDE_APPLY, *ns, *files), call, attempts=attempts)
 
 
 def apply_output_of(ctx: str, title: str, command: tuple[str, ...], attempts: int = 3) -> ApiStep:

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from failover_drill import obs
+from failover_drill.config.analysis_templates import load_rollout_manifests, rollouts_dir
 from failover_drill.config.manifests import load_policy
 from failover_drill.config.topology import Topology, load_topology
 from failover_drill.errors import FaultError, PlatformError, StateDamaged
@@ -39,6 +40,7 @@ from failover_drill.platforms.envoy.leftovers import Repairs, reset_runtime
 from failover_drill.platforms.fault_table import FaultTable
 from failover_drill.platforms.kind import api, leftovers
 from failover_drill.platforms.kind import mesh as mesh_mod
+from failover_drill.platforms.kind import rollouts as rollouts_mod
 from failover_drill.platforms.kind.cluster_config import (
     DEFAULT_HOST_PORT_BASE,
     all_nodes,
@@ -164,6 +166,9 @@ class KindPlatform:
     def up_steps(self, run: Runner) -> Iterator[AnyStep]:
         """Every command of `up`, in order. Queries (addresses) go through `run` as they come."""
         topo = self.topology
+        # Checked before the first command: a template that asks the drill's SLI endpoint for what
+        # it does not serve would only fail in the middle of a canary.
+        analysis = load_rollout_manifests(rollouts_dir(topo)).templates()
         existing = set(run.run(Step("list kind clusters", ("kind", "get", "clusters"), timeout_s=30)).split())
         for region in topo.regions:
             n = names(topo)[region.name]
@@ -191,18 +196,19 @@ class KindPlatform:
             yield from mesh_mod.cilium_steps(topo)
         else:
             yield from mesh_mod.istio_steps(topo, self.state_dir, run)
+        yield from rollouts_mod.install_steps(topo)
         for n in names(topo).values():
-            yield from self.workload_steps(n.region)
+            yield from self.workload_steps(n.region, analysis)
 
         yield from latency_setup_steps(topo, read_addresses(topo, run))
 
-    def workload_steps(self, region: str) -> list[AnyStep]:
-        """The region's payment-gateway objects applied, then every zone's Deployment rolled out."""
+    def workload_steps(self, region: str, analysis: list[dict[str, Any]] | None = None) -> list[AnyStep]:
+        """The region's payment-gateway objects (and the Argo Rollouts AnalysisTemplates, which a
+        Rollout of it names) applied, then every zone's Deployment rolled out."""
         topo = self.topology
         ctx = names(topo)[region].context
-        steps: list[AnyStep] = [
-            api.apply(ctx, f"{region}: payment-gateway ({topo.mesh})", cluster_objects(topo, region))
-        ]
+        objects = cluster_objects(topo, region) + list(analysis or [])
+        steps: list[AnyStep] = [api.apply(ctx, f"{region}: payment-gateway ({topo.mesh})", objects)]
         for zone in topo.region(region).zones:
             steps.append(api.wait_rollout(ctx, f"{region}: wait for {APP}-{zone}", NAMESPACE, f"{APP}-{zone}", 300))
         return steps

@@ -78,8 +78,9 @@ class Kube:
         return self._dynamic
 
     # -- apply -----------------------------------------------------------------------------------
-    def apply(self, objects: list[Obj], *, force: bool = True) -> None:
-        """Server-side apply, in order: the API server validates each object with its real schema."""
+    def apply(self, objects: list[Obj], *, force: bool = True, namespace: str | None = None) -> None:
+        """Server-side apply, in order: the API server validates each object with its real schema.
+        namespace: where namespaced objects that name none go (`kubectl apply -n`)."""
         for obj in objects:
             try:
                 resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
@@ -93,11 +94,22 @@ class Kube:
                         f"{self.where()}: the API server does not serve {obj['apiVersion']} {obj['kind']}",
                         hint="its CustomResourceDefinition must be applied first",
                     ) from None
+            ns = (obj.get("metadata") or {}).get("namespace")
+            if ns is None and namespace is not None and resource.namespaced:
+                ns = namespace
+            body = (
+                obj
+                if ns == (obj.get("metadata") or {}).get("namespace")
+                else {
+                    **obj,
+                    "metadata": {**(obj.get("metadata") or {}), "namespace": ns},
+                }
+            )
             try:
                 self.dynamic.server_side_apply(
                     resource,
-                    body=obj,
-                    namespace=(obj.get("metadata") or {}).get("namespace"),
+                    body=body,
+                    namespace=ns,
                     field_manager=FIELD_MANAGER,
                     force_conflicts=force,
                 )

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from failover_drill import obs
+from failover_drill.config.analysis_templates import load_rollout_manifests, rollouts_dir
 from failover_drill.config.manifests import MeshPolicy, load_policy
 from failover_drill.config.topology import Topology
 from failover_drill.errors import ConfigError, FaultError, PlatformError
@@ -341,6 +342,9 @@ class KwokPlatform:
                 self._teardown(existing)
             from failover_drill import toolchain
 
+            # Checked before anything starts: a template asking the SLI endpoint for what it does
+            # not serve would only fail in the middle of a canary.
+            analysis = load_rollout_manifests(rollouts_dir(topo)).templates()
             say("checking the Kubernetes binaries (built from source on first use: tens of minutes)")
             binaries = toolchain.paths([*COMPONENTS, ROLLOUTS])
             envoy, _version = resolve_envoy()
@@ -349,7 +353,7 @@ class KwokPlatform:
             # Saved before anything starts, so `down` and `recover` can always find what started.
             self._save(data)
             try:
-                self._bring_up(topo, policy, data, binaries, envoy, say)
+                self._bring_up(topo, policy, data, binaries, envoy, say, analysis)
             except BaseException:
                 self._teardown(data)
                 raise
@@ -392,6 +396,7 @@ class KwokPlatform:
         binaries: dict[str, Path],
         envoy: Path,
         say: Progress,
+        analysis: list[dict[str, Any]],
     ) -> None:
         layout = Layout.from_json(data["layout"])
         say("creating the pods' network namespace")
@@ -417,7 +422,8 @@ class KwokPlatform:
                 self._save(data)
             say("applying the payment-gateway manifests (server-side apply: the API servers validate them)")
             for region, kube in kubes.items():
-                kube.apply(region_objects(topo, region))
+                # The AnalysisTemplates (clusters/manifests/rollouts) with them: a Rollout can name them at once.
+                kube.apply(region_objects(topo, region) + analysis)
             for kube in kubes.values():
                 kube.wait_deployments(NAMESPACE, timeout_s=UP_TIMEOUT_S, progress=None)
             self._wait_ready(data, layout, say)

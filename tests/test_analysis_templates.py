@@ -1,0 +1,113 @@
+"""AnalysisTemplates are checked against what the drill's SLI endpoint serves before a platform
+installs them (config/analysis_templates.py): a template that asks /analysis for a field it does
+not serve, or /metrics for a metric, label or window it does not export, is refused with the file,
+line, template, metric and field, exit 2, before `up` or `plan` starts anything. (That the endpoint
+serves exactly config/sli_contract.py is tests/test_live_sli.py's, through a real HTTP client.)"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from failover_drill.config.analysis_templates import load_rollout_manifests, rollouts_dir
+from failover_drill.config.topology import load_topology
+from failover_drill.errors import ConfigError
+from failover_drill.platforms.kwok.netns import can_create
+from tests.conftest import ROOT, processes_under, run_cli
+
+SHIPPED = ROOT / "clusters" / "manifests"
+
+
+def copied_manifests(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
+    """The shipped manifests copied, one string of analysistemplates.yaml replaced; a topology
+    that points at the copy. (template file, topology)"""
+    shutil.copytree(SHIPPED, tmp_path / "manifests")
+    f = tmp_path / "manifests" / "rollouts" / "analysistemplates.yaml"
+    text = f.read_text()
+    assert old in text
+    f.write_text(text.replace(old, new, 1))
+    data = yaml.safe_load((ROOT / "clusters" / "topology.yaml").read_text())
+    data["manifests"] = str(tmp_path / "manifests" / "payment-gateway")
+    topo = tmp_path / "topology.yaml"
+    topo.write_text(yaml.safe_dump(data))
+    return f, topo
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_the_shipped_templates_ask_only_for_what_the_endpoint_serves() -> None:
+    got = load_rollout_manifests(rollouts_dir(load_topology(ROOT / "clusters" / "topology.yaml")))
+    assert sorted(t["metadata"]["name"] for t in got.templates()) == [
+        "payment-gateway-canary-prometheus",
+        "payment-gateway-canary-web",
+    ]
+    assert {o["kind"] for o in got.objects} == {"AnalysisTemplate", "Rollout"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason", "field"),
+    [
+        (
+            'jsonPath: "{$.success_ratio}"',
+            'jsonPath: "{$.succes_ratio}"',
+            "metric canary-success-ratio: jsonPath '{$.succes_ratio}' reads 'succes_ratio', "
+            "which the drill's /analysis does not serve",
+            "spec.metrics[0].provider.web.jsonPath",
+        ),
+        (
+            'query: failover_drill_success_ratio{region="{{args.region}}",version="canary",window="1m"}',
+            'query: failover_drill_sucess_ratio{region="{{args.region}}",version="canary",window="1m"}',
+            "metric canary-success-ratio: the query asks for failover_drill_sucess_ratio, "
+            "which the drill's /metrics does not export",
+            "spec.metrics[0].provider.prometheus.query",
+        ),
+        (
+            'version="canary",window="5m"}',
+            'track="canary",window="5m"}',
+            "metric canary-burn-rate: failover_drill_burn_rate has no label 'track'",
+            "spec.metrics[1].provider.prometheus.query",
+        ),
+        (
+            'version="canary",window="5m"}',
+            'version="canary",window="2m"}',
+            "failover_drill_burn_rate is exported for windows 1m, 5m, 30m, 1h, 6h, not '2m'",
+            "spec.metrics[1].provider.prometheus.query",
+        ),
+    ],
+)
+def test_a_template_asking_for_what_is_not_served_is_named(
+    tmp_path: Path, old: str, new: str, reason: str, field: str
+) -> None:
+    f, topo = copied_manifests(tmp_path, old, new)
+    with pytest.raises(ConfigError) as err:
+        load_rollout_manifests(rollouts_dir(load_topology(topo)))
+    e = err.value
+    assert e.source == str(f) and e.field == field and reason in e.reason, str(e)
+    assert e.line == line_of(f, new.split(": ", 1)[-1][:30])
+    assert e.hint  # what the endpoint does serve
+
+
+def test_plan_on_kind_refuses_the_template_before_any_command(tmp_path: Path) -> None:
+    f, topo = copied_manifests(tmp_path, 'jsonPath: "{$.success_ratio}"', 'jsonPath: "{$.ratio}"')
+    out = run_cli("plan", "--platform", "kind", "--topology", str(topo), "--region", "us-east1", state=tmp_path / "s")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert str(f) in out.stderr and "spec.metrics[0].provider.web.jsonPath" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and "kind create cluster" not in out.stdout
+
+
+@pytest.mark.skipif(can_create() is not None, reason=f"the kwok platform: {can_create()}")
+def test_up_on_kwok_refuses_the_template_before_anything_starts(tmp_path: Path) -> None:
+    """Refused before the toolchain is asked for a binary: no build, no process, no namespace."""
+    f, topo = copied_manifests(tmp_path, "failover_drill_burn_rate{", "failover_drill_burnrate{")
+    state = tmp_path / "s"
+    out = run_cli("up", "--platform", "kwok", "--topology", str(topo), state=state, timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert str(f) in out.stderr and "failover_drill_burnrate" in out.stderr, out.stderr
+    assert "checking the Kubernetes binaries" not in out.stdout + out.stderr
+    assert processes_under(state) == []
+    assert not (state / "kwok" / "fleet.json").exists()
