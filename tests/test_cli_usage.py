@@ -127,6 +127,27 @@ def test_rollouts_on_a_kwok_fleet_that_is_down_say_how_to_bring_it_up(tmp_path: 
     assert "failover-drill up --platform kwok" in out.stderr
 
 
+@pytest.mark.parametrize("command", ["drill", "plan"])
+def test_a_release_on_the_sandbox_or_an_unknown_one_stops_before_anything_starts(command: str, tmp_path: Path) -> None:
+    """Issue 14's bad input: rollouts asked of the sandbox, and an unknown rollout scenario: one
+    clear message, exit 2, no fleet."""
+    state = tmp_path / "state"
+    out = cli(command, "--rollout", "bad-canary", "--set", "phases.fault_s=1", state=state)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Argo Rollouts needs a Kubernetes API, and the sandbox has none" in out.stderr
+    typo = cli(command, "--rollout", "bad-canery", "--platform", "kwok", state=state)
+    assert typo.returncode == 2 and "'bad-canery' is not one of 'bad-canary', 'good-canary'" in typo.stderr
+    assert "Traceback" not in out.stderr + typo.stderr
+    assert not (state / "sandbox" / "fleet.json").exists() and not (state / "kwok").exists()
+
+
+def test_plan_shows_the_release_and_what_its_verdict_expects(tmp_path: Path) -> None:
+    out = cli("plan", "--platform", "kwok", "--rollout", "good-canary", "--fault", "zone-loss", state=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "release canary, promoted once analysis passes at +0s, in every region" in out.stdout
+    assert "the release fully out in every region" in out.stdout and "inject zone-loss" in out.stdout
+
+
 def test_a_drill_that_freezes_deploys_on_the_sandbox_stops_before_anything_starts(tmp_path: Path) -> None:
     state = tmp_path / "state"
     out = cli("drill", "--freeze-deploys", "--set", "phases.fault_s=1", state=state)

@@ -357,3 +357,97 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
     assert processes_under(home) == []
     assert not (home / "rollouts-freeze.json").exists()
     assert "fd-" not in subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True).stdout
+
+
+def release_drill(home: Path, topology: Path, runs: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    out = run_cli(
+        "drill", "--platform", "kwok", "--topology", str(topology), "--region", REGION, "--no-plot",
+        "--set", "phases.warmup_s=1", "--set", "phases.baseline_s=3", "--set", "phases.recovery_s=4", *args,
+        state=home, runs=runs, timeout=600,
+    )  # fmt: skip
+    results = sorted(runs.glob("*/result.json"))
+    assert results, out.stdout + out.stderr
+    return out.returncode, json.loads(results[-1].read_text()), out.stdout + out.stderr
+
+
+def test_drills_release_a_bad_canary_and_a_good_one_and_recover_restores_a_dead_drills(tmp_path: Path) -> None:
+    """`drill --rollout bad-canary` (scenario a) and `--rollout good-canary` on the real controller:
+    the drill installs the repo's Rollout on its stable version, releases the new one at the fault
+    phase, and follows it from the API server: the bad one is aborted by the controller's own
+    analysis of the drill's live SLIs, the good one passes analysis and the drill promotes it
+    fully. Each drill ends with the stable version back. A drill that died mid-release has its
+    release rolled back by `recover`. Outcomes read from the API server, not the tool's belief."""
+    home = tmp_path / "state"
+    topology = one_region_topology(tmp_path)
+    up = run_cli("up", "--platform", "kwok", "--topology", str(topology), state=home, timeout=900)
+    assert up.returncode == 0, up.stdout + up.stderr
+    data = json.loads((home / "kwok" / "fleet.json").read_text())
+    kube = Kube(Path(data["kubeconfigs"][REGION]))
+    try:
+        code, bad, said = release_drill(home, topology, tmp_path / "runs-bad", "--rollout", "bad-canary",
+                                        "--set", "phases.fault_s=50")  # fmt: skip
+        # The drill put the stable version back (the controller rolls back without steps or analysis).
+        after_bad = wait_for(
+            "the stable version back", lambda: state_if(kube, lambda r: r.phase == "Healthy" and r.observed), 60
+        )
+        bad_template = kube.get(ARGO, "Rollout", "payment-gateway", NS)
+        code_good, good, said_good = release_drill(home, topology, tmp_path / "runs-good", "--rollout",
+                                                   "good-canary", "--set", "phases.fault_s=70")  # fmt: skip
+        # Put back even after its full promotion: a rollback inside the Rollout's rollbackWindow.
+        after_good = wait_for(
+            "the stable version back", lambda: state_if(kube, lambda r: r.phase == "Healthy" and r.observed), 60
+        )
+        good_template = kube.get(ARGO, "Rollout", "payment-gateway", NS)
+        # A drill that died mid-release: its record names the stable object to go back to.
+        from failover_drill.config.analysis_templates import load_rollout_manifests, rollouts_dir
+        from failover_drill.rollouts import rollout_object
+
+        manifests = load_rollout_manifests(rollouts_dir(load_topology(topology)))
+        stable = rollout_object(manifests, REGION, "http://127.0.0.1:9")
+        kube.apply([release(stable, "v9", 0)])
+        wait_for("the orphaned release to start", lambda: rollout_state(kube).phase != "Healthy", 30, poll_s=0.2)
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        record = {"owner_pid": dead.pid, "platform": "kwok", "stable": {REGION: stable}}
+        (home / f"rollouts-release-{dead.pid}.json").write_text(json.dumps(record))
+        recovered = run_cli("recover", state=home, timeout=120)
+        restored = wait_for(
+            "the stable version back", lambda: state_if(kube, lambda r: r.phase == "Healthy" and r.observed), 120
+        )
+        template = kube.get(ARGO, "Rollout", "payment-gateway", NS)
+    finally:
+        kube.close()
+        down = run_cli("down", "--platform", "kwok", state=home, timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+    # (a) the bad canary: aborted by the controller's analysis, in time, its budget burned on record
+    assert code in (0, 1), said
+    rel = bad["rollouts"]["release"]
+    assert (rel["version"], rel["fail_pct"], rel["expected"]) == ("canary", 60, "aborted"), rel
+    assert rel["met"] and [r["outcome"] for r in rel["regions"]] == ["aborted"], rel
+    assert rel["time_to_abort_s"] is not None and 0 < rel["time_to_abort_s"] < 45, rel
+    assert bad["rollouts"]["aborted"], bad["rollouts"]["events"]  # the controller's own RolloutAborted Event
+    assert any(c["name"] == "release" and c["passed"] for c in bad["verdict"]["checks"]), bad["verdict"]
+    assert bad["fault"]["faults"] == [] and bad["error_budget"]["bad_requests"] > 0
+    assert bad["payments"]["lost"] == 0 and bad["payments"]["duplicated"] == 0
+    # ... and the drill put the stable version back
+    env = {e["name"]: e.get("value") for e in bad_template["spec"]["template"]["spec"]["containers"][0]["env"]}  # type: ignore[index]
+    assert env["VERSION"] == "stable" and env["FAIL_PCT"] == "0", env
+    assert not after_bad.paused, after_bad
+    # the good canary: analysis passed, the drill promoted it, fully out
+    assert code_good == 0, said_good
+    g = good["rollouts"]["release"]
+    assert g["expected"] == "promoted" and g["met"] and [r["outcome"] for r in g["regions"]] == ["healthy"], g
+    assert g["regions"][0]["promote_at_s"] is not None and g["time_to_healthy_s"] is not None, g
+    assert not good["rollouts"]["aborted"]
+    assert after_good.phase == "Healthy" and not after_good.aborted, after_good
+    env = {e["name"]: e.get("value") for e in good_template["spec"]["template"]["spec"]["containers"][0]["env"]}  # type: ignore[index]
+    assert env["VERSION"] == "stable", env
+    # recover rolled the dead drill's release back
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert (
+        f"{REGION}: payment-gateway back to its stable version (a release by drill pid {dead.pid})" in recovered.stdout
+    )
+    assert not list(home.glob("rollouts-release-*.json"))
+    env = {e["name"]: e.get("value") for e in template["spec"]["template"]["spec"]["containers"][0]["env"]}  # type: ignore[index]
+    assert env["VERSION"] == "stable" and restored.phase == "Healthy"
+    assert processes_under(home) == []

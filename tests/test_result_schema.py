@@ -38,8 +38,8 @@ def minimal_result() -> dict[str, Any]:
         "own_cpu_pct": None,
     }
     return {
-        "schema": 6,
-        "schema_version": 6,
+        "schema": 7,
+        "schema_version": 7,
         "run_id": "r",
         "scenario": "s",
         "platform": "sandbox",
@@ -200,3 +200,46 @@ def test_the_rollouts_section_holds_the_controllers_events_and_the_deploy_freeze
         "## Rollouts" in md
         and "The page alert froze deploys at 1.5 s, held 7.5 s. A controller aborted a rollout." in md
     )
+
+
+def test_the_release_section_says_what_the_controllers_did_with_the_scenarios_release() -> None:
+    """rollouts.release from the drill's release events: when it started, when each region's was
+    aborted or fully out, the expected outcome met or not, in report.md and the verdict's checks."""
+    from failover_drill.config.scenario import RELEASES
+    from failover_drill.report import records
+    from failover_drill.report.markdown import check_rows, render_markdown
+    from failover_drill.report.result import _rollouts
+
+    pe = records.PlatformEventRecord
+    events = [
+        pe(5.0, "failover-drill", "release", None, None, "release canary, failing 60%: us-east1: released"),
+        pe(21.0, "argo-rollouts", "RolloutAborted", "us-east1", None, "Rollout aborted"),
+        pe(21.7, "failover-drill", "release-aborted", "us-east1", None, "metric failed"),
+        pe(40.0, "failover-drill", "release-outcome", "us-east1", None, "aborted: Degraded, step 1"),
+        pe(40.0, "failover-drill", "release-outcome", "eu-west1", None, "in flight: Paused, step 1"),
+    ]
+    bad = _rollouts(events, RELEASES["bad-canary"])
+    assert bad is not None and bad.release is not None
+    rel = bad.release
+    assert (rel.expected, rel.started_at_s, rel.time_to_abort_s) == ("aborted", 5.0, 16.7)
+    assert [(x.region, x.outcome, x.aborted_at_s) for x in rel.regions] == [
+        ("us-east1", "aborted", 21.7),
+        ("eu-west1", "in flight", None),
+    ]
+    assert not rel.met  # eu-west1's bad canary was still in flight
+    good = _rollouts(events[:1] + [pe(40.0, "failover-drill", "release-outcome", "us-east1", None, "healthy: Healthy")],
+                     RELEASES["good-canary"])  # fmt: skip
+    assert good is not None and good.release is not None and good.release.met and good.release.expected == "promoted"
+    r = minimal_result()
+    r["rollouts"] = bad.model_dump(mode="json")
+    r["verdict"]["checks"] = [
+        {"name": "release", "passed": False, "measured": "us-east1 aborted, eu-west1 in flight", "limit": "aborted",
+         "unit": ""},
+    ]  # fmt: skip
+    assert_valid_result(r)
+    md = render_markdown(r)
+    assert "Release canary (fails 60%) expected aborted: us-east1 aborted, eu-west1 in flight; first abort 16.7 s" in md
+    assert check_rows(r["verdict"]) == [
+        ("the release's outcome", "us-east1 aborted, eu-west1 in flight", "aborted", "FAILED")
+    ]
+    assert _rollouts([], None) is None

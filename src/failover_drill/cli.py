@@ -18,10 +18,11 @@ from rich.table import Table
 from failover_drill import obs
 from failover_drill import rollouts as rollout_ops
 from failover_drill.adapters.chaostoolkit.experiment_set import drill_experiment
-from failover_drill.config.scenario import Scenario, build_scenario, load_scenario
+from failover_drill.config.analysis_templates import load_rollout_manifests, rollouts_dir
+from failover_drill.config.scenario import RELEASES, Scenario, build_scenario, load_scenario
 from failover_drill.config.topology import Topology, load_topology
 from failover_drill.drill import Drill, LiveView, resolve_faults
-from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError, PortInUse
+from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError, PlatformError, PortInUse
 from failover_drill.faults.model import Fault
 from failover_drill.gameday.model import GameDayDrill, GameDayFile, load_gameday, slug
 from failover_drill.gameday.room import AutoRoom, TerminalRoom
@@ -184,6 +185,7 @@ def _build(
     sets: list[str] | None,
     mesh: str | None,
     topology: Path | None,
+    rollout: str | None = None,
 ) -> tuple[Scenario, Topology, list[Fault]]:
     """The scenario, topology and resolved faults the drill options describe (drill and plan alike)."""
     base = load_scenario(scenario)[0] if scenario else None
@@ -196,9 +198,22 @@ def _build(
         rate=rate,
         overrides=_parse_sets(sets or []),
         fault_params={"source": source, "delay_ms": delay_ms, "jitter_pct": jitter_pct, "fail_pct": fail_pct},
+        rollout=rollout,
     )
     topo = load_topology(topology, mesh=mesh)
     return sc, topo, resolve_faults(sc, topo)
+
+
+RolloutScenarioOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rollout",
+        click_type=click.Choice(list(RELEASES)),
+        help="roll out a new payment-gateway version through Argo Rollouts at the fault phase's start "
+        "(kwok, kind): bad-canary fails 60% of its payments, good-canary is promoted once analysis passes; "
+        "without --fault the release is all the drill does",
+    ),
+]
 
 
 @app.command()
@@ -246,6 +261,7 @@ def drill(
             help="when the page alert fires, pause every Argo Rollout in flight until the recovery phase is over (kwok, kind)",
         ),
     ] = False,
+    rollout: RolloutScenarioOpt = None,
 ) -> None:
     """Run a drill: bring up if needed, baseline, inject, observe, revert, recover, verdict."""
     _platform_check(platform)
@@ -263,6 +279,7 @@ def drill(
         sets=sets,
         mesh=mesh,
         topology=topology,
+        rollout=rollout,
     )
     interactive = sys.stdout.isatty()
     last_phase = [""]
@@ -306,6 +323,7 @@ def drill(
     with contextlib.ExitStack() as stack:
         if sli is not None and sli_port is not None:
             server = stack.enter_context(_sli_server(sli, sli_host, sli_port))
+            runner.sli_url = server.url
             _say(f"live SLIs: {server.url}/metrics and {server.url}/analysis?region={sc.region}&window=1m")
         if interactive:
             with Live("", console=err, refresh_per_second=5, transient=True) as lv:
@@ -409,10 +427,12 @@ def plan(
     platform: PlatformOpt = "sandbox",
     topology: TopoOpt = None,
     state_dir: StateOpt = DEFAULT_STATE,
+    rollout: RolloutScenarioOpt = None,
 ) -> None:
     """Validate a drill and print what it would do, without touching the fleet (kind: every command)."""
     _platform_check(platform)
     sc, topo, faults = _build(
+        rollout=rollout,
         region=region,
         fault=fault,
         mode=mode,
@@ -427,7 +447,15 @@ def plan(
         mesh=mesh,
         topology=topology,
     )
-    lines = open_platform(platform, state_dir, topo).plan_lines(faults)
+    chosen = open_platform(platform, state_dir, topo)
+    if sc.rollout is not None:
+        load_rollout_manifests(rollouts_dir(topo))
+        try:
+            for kube in chosen.region_kubes().values():
+                kube.close()
+        except PlatformError:
+            pass  # a Kubernetes platform that is not up: the drill brings it up
+    lines = chosen.plan_lines(faults)
     for line in lines:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
     if lines:
@@ -437,6 +465,14 @@ def plan(
     out.print(
         f"phases: warm-up {ph.warmup_s:g}s, baseline {ph.baseline_s:g}s, fault {ph.fault_s:g}s, recovery {ph.recovery_s:g}s"
     )
+    if sc.rollout is not None:
+        out.print(
+            f"  {sc.rollout.label()} at +{sc.rollout.at_s:g}s, in every region (Argo Rollouts), "
+            "rolled back to stable when the drill ends",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     for f in faults:
         end = f"{f.at_s + f.duration_s:g}s" if f.duration_s else "the end of the fault phase"
         shown = {"kind", "target", "source", "at_s", "duration_s"}
@@ -461,8 +497,18 @@ def plan(
         (lim.max_lost, "payments lost <= {:g}"),
         (lim.max_duplicated, "payments charged twice <= {:g}"),
     ]
+    said = [text.format(v) for v, text in judged if v is not None]
+    if sc.rollout is not None:
+        r = sc.rollout
+        said.append(
+            "the release aborted by analysis in every region"
+            if r.fail_pct > 0
+            else "the release fully out in every region"
+            if r.promote
+            else "the release not aborted"
+        )
     out.print(
-        "verdict limits: " + (", ".join(text.format(v) for v, text in judged if v is not None) or "none"),
+        "verdict limits: " + (", ".join(said) or "none"),
         markup=False,
         highlight=False,
         soft_wrap=True,

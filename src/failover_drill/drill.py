@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import secrets
@@ -23,6 +24,7 @@ from typing import Any
 
 from failover_drill import cpu_load, obs, rollouts, watchdog
 from failover_drill.clock import Anchor, Clock, MonotonicClock
+from failover_drill.config.analysis_templates import RolloutManifests, load_rollout_manifests, rollouts_dir
 from failover_drill.config.scenario import Scenario
 from failover_drill.config.topology import Topology
 from failover_drill.errors import (
@@ -39,7 +41,7 @@ from failover_drill.fault_runner import FaultRunner
 from failover_drill.faults.catalogue import check_schedule, resolve
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault, dump_fault
-from failover_drill.measure.live_sli import LiveSli
+from failover_drill.measure.live_sli import LiveSli, SliServer
 from failover_drill.measure.payments import reconcile
 from failover_drill.measure.timeline import pct
 from failover_drill.ownership import FleetOwnership
@@ -126,7 +128,8 @@ def resolve_faults(scenario: Scenario, topo: Topology) -> list[Fault]:
     """Every name checked, every default filled, the schedule checked: before anything runs."""
     topo.region(scenario.region)
     faults = [resolve(f, topo, scenario.region) for f in scenario.faults]
-    check_schedule(faults, scenario.phases.fault_s)
+    if faults or scenario.rollout is None:
+        check_schedule(faults, scenario.phases.fault_s)
     return faults
 
 
@@ -191,13 +194,21 @@ class Drill:
         plot: bool = True,
         hold_fleet: bool = True,
         freeze_deploys: bool = False,
+        sli_url: str | None = None,
     ) -> None:
         self.scenario = scenario
+        # Where the rollout controllers reach this drill's live SLIs (the CLI's --sli-port); a drill
+        # with a release and no such server serves its own on 127.0.0.1 (kwok: the controllers run
+        # on this host).
+        self.sli_url = sli_url
+        self._stable: dict[str, dict[str, Any]] = {}
+        self._manifests: RolloutManifests | None = None
+        self._watch: rollouts.ReleaseWatch | None = None
         # The deploy freeze: when the page alert fires, every Argo Rollout in flight is paused
         # until the faults are reverted and the recovery phase is over (kwok, kind).
         self.freeze_deploys = freeze_deploys
         self._frozen = False
-        if freeze_deploys and sli is None:
+        if (freeze_deploys or scenario.rollout is not None) and sli is None:
             sli = LiveSli(slo=scenario.slo.ratio)
         # Drawing report.html's plot is a few tenths of a second of CPU per drill (--no-plot).
         self.plot = plot
@@ -230,7 +241,11 @@ class Drill:
         faults = resolve_faults(self.scenario, self.topology)
         Schedule.constant(self.scenario.traffic.rate_rps, self.scenario.phases.total_s())
         self._check_traffic_origin(faults)
-        if self.freeze_deploys:
+        manifests = None
+        if self.scenario.rollout is not None:
+            # Before anything starts: the manifests, and a platform that has rollouts at all.
+            manifests = load_rollout_manifests(rollouts_dir(self.topology))
+        if self.freeze_deploys or manifests is not None:
             self._check_rollouts()
         # Held until the fleet is down again: nobody else injects into it or tears it down meanwhile.
         if self.hold_fleet:
@@ -250,12 +265,15 @@ class Drill:
                 )
             run_dir: Path | None = None
             watcher = None
+            stack = contextlib.ExitStack()
             try:
                 self._times["steady_from"] = time.perf_counter()
                 self._say("checking the fleet is steady")
                 self.platform.wait_steady(self.scenario.region)
                 self._check_reachable()
                 self._warn_near_capacity()
+                if manifests is not None:
+                    self._prepare_release(manifests, stack)
                 run_dir = self.run_dir = new_run_dir(self.runs_dir, self._run_id(faults))
                 lease = self.scenario.phases.total_s() + 30.0
                 watcher = watchdog.spawn(self.state_dir, os.getpid(), lease, self.state_dir / "logs" / "watchdog.log")
@@ -263,7 +281,9 @@ class Drill:
             finally:
                 try:
                     revert_open_faults(self.state_dir, only_owner=os.getpid(), platform=self.platform)
+                    self._restore_stable()
                 finally:
+                    stack.close()
                     if watcher is not None:
                         watcher.terminate()
                         watcher.wait(5)
@@ -298,6 +318,68 @@ class Drill:
                     field="traffic.origin",
                     hint="send from the host (traffic.origin: host) to drill the loss of the users' own region",
                 )
+
+    def _prepare_release(self, manifests: RolloutManifests, stack: contextlib.ExitStack) -> None:
+        assert self.sli is not None
+        if self.sli_url is None:
+            server = stack.enter_context(SliServer(self.sli))
+            self.sli_url = server.url
+        self._manifests = manifests
+        self._stable = rollouts.prepare_release(self.platform, manifests, self.sli_url, self._say)
+
+    def _restore_stable(self) -> None:
+        pid = os.getpid()
+        try:
+            for line in rollouts.restore_stable(self.platform, self.state_dir, lambda owner: owner == pid):
+                self._say(line)
+        except DrillError as exc:
+            log.error("the release stays; `failover-drill recover` restores the stable version", error=str(exc))
+
+    async def _release(self, jr: journal_mod.JournalWriter, origin: float, at: float) -> None:
+        """Start the scenario's release at its time, then follow it until every region's is
+        aborted or fully out (or the phases end); every step onto the timeline."""
+        rel = self.scenario.rollout
+        assert rel is not None and self.sli_url is not None and self._manifests is not None
+        await self._until(at)
+
+        def event(kind: str, region: str | None, detail: str) -> None:
+            when = round(self.clock.now() - origin, 3)
+            jr.write(records.PlatformEventRecord(when, "failover-drill", kind, region, None, detail).to_json())
+
+        pid = os.getpid()
+        lines = await asyncio.to_thread(
+            rollouts.start_release,
+            self.platform, self._manifests, rel, self.sli_url, self._stable, self.state_dir, pid,
+        )  # fmt: skip
+        event("release", None, f"{rel.label()}: " + "; ".join(lines))
+        self._say(f"{rel.label()} started")
+        watch = rollouts.ReleaseWatch(self.platform, rel)
+        self._watch = watch
+        while not watch.done():
+            try:
+                news = await asyncio.to_thread(watch.poll)
+            except DrillError as exc:
+                # A region's API server may be the fault itself: keep following the others.
+                log.warning("could not read the release's state", error=str(exc))
+                news = []
+            for n in news:
+                event(n.kind, n.region, n.detail)
+                self._say(f"{n.region}: {n.kind.removeprefix('release-')}: {n.detail}")
+            await asyncio.sleep(1.0)
+
+    async def _end_release(self, jr: journal_mod.JournalWriter, origin: float, task: asyncio.Task[None] | None) -> None:
+        if task is None:
+            return
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        watch = self._watch
+        if watch is None:
+            return
+        self._watch = None
+        when = round(self.clock.now() - origin, 3)
+        for n in watch.outcome():
+            jr.write(records.PlatformEventRecord(when, "failover-drill", n.kind, n.region, None, n.detail).to_json())
 
     def _check_rollouts(self) -> None:
         """The deploy freeze needs a Kubernetes API: refused on the sandbox before anything starts."""
@@ -507,6 +589,12 @@ class Drill:
 
         tick = asyncio.create_task(ticker())
         freezer = asyncio.create_task(self._freeze_on_page(jr, origin)) if self.freeze_deploys else None
+        rel = sc.rollout
+        releaser = (
+            asyncio.create_task(self._release(jr, origin, origin + planned[2]["start"] + rel.at_s))
+            if rel is not None
+            else None
+        )
         active: dict[int, str] = {}
         try:
             self._phase("warmup", [])
@@ -533,6 +621,7 @@ class Drill:
                     self._phase("fault", [faults[j].label() for j in active])
             self._phase("recovery", [])
             await self._until(origin + planned[3]["end"])
+            await self._end_release(jr, origin, releaser)
             await self._thaw(jr, origin, freezer)
             traffic.stop()
             await asyncio.wait_for(gen_task, timeout=sc.traffic.timeout_s * sc.traffic.retry.attempts + 5)
@@ -546,6 +635,7 @@ class Drill:
                     await self._revert(runner, faults[i], entry)
                 except DrillError as exc:
                     log.error("revert failed; the watchdog and `failover-drill recover` will retry", error=str(exc))
+            await self._end_release(jr, origin, releaser)
             try:
                 await self._thaw(jr, origin, freezer)
             except DrillError as exc:

@@ -5,6 +5,8 @@ Used by the drill's own finally, by the lease watchdog after a crash, and by `fa
 
 from __future__ import annotations
 
+import functools
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,6 +96,7 @@ def recover(state_dir: Path, *, stop_orphans: bool = True) -> RecoveryReport:
     report.repaired, report.unrepaired = repaired, unrepaired
     if stop_orphans:
         _lift_dead_drills_freezes(state_dir, report)
+        _restore_dead_drills_releases(state_dir, report)
         for platform in all_platforms(state_dir):
             report.orphans += platform.recover_orphans(pid_alive)
     return report
@@ -101,6 +104,19 @@ def recover(state_dir: Path, *, stop_orphans: bool = True) -> RecoveryReport:
 
 def _this(path: Path) -> Callable[[rollouts.FreezeRecord], bool]:
     return lambda r: r.path == path
+
+
+def _restore_dead_drills_releases(state_dir: Path, report: RecoveryReport) -> None:
+    """A drill's release (scenario `rollout:`) is rolled back to the stable version when the drill
+    ends; if it died instead, here."""
+    try:
+        for owner, name in rollouts.release_owners(state_dir):
+            if pid_alive(owner):
+                continue
+            platform = open_platform(name, state_dir)
+            report.repaired += rollouts.restore_stable(platform, state_dir, functools.partial(operator.eq, owner))
+    except DrillError as exc:
+        report.unrepaired.append(str(exc))
 
 
 def _lift_dead_drills_freezes(state_dir: Path, report: RecoveryReport) -> None:

@@ -7,13 +7,17 @@ thawing resumes exactly what the freeze paused, even from another process or aft
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from failover_drill.config.analysis_templates import RolloutManifests
+from failover_drill.config.scenario import Release
 from failover_drill.errors import ConfigError, PlatformError
 from failover_drill.platforms.base import Platform
 from failover_drill.platforms.kube import rollouts as ro
@@ -212,4 +216,230 @@ def thaw(platform: Platform, state_dir: Path, which: Callable[[FreezeRecord], bo
                 out += [f"{r}: resumed {ref}" for ref in present]
                 out += [f"{r}: {ref} is gone, nothing to resume" for ref in sorted(set(refs) - set(present))]
             rec.path.unlink(missing_ok=True)
+    return out
+
+
+# -- a release during a drill (scenario `rollout:`) --------------------------------------------
+RELEASE_FILE = "rollouts-release-{pid}.json"
+RELEASE_TIMEOUT_S = 240.0
+
+
+def rollout_object(
+    manifests: RolloutManifests, region: str, sli_url: str, version: str = "stable", fail_pct: float = 0.0
+) -> dict[str, Any]:
+    """The repo's Rollout for one region: its pods told their region, version and failure share,
+    its analysis told where the drill's SLIs are and which region and version to judge."""
+    found = [o for o in manifests.objects if o.get("kind") == ro.ROLLOUT]
+    if len(found) != 1:
+        raise ConfigError(
+            f"{manifests.folder} holds {len(found)} Rollouts; a release needs exactly one",
+            hint="keep the payment-gateway Rollout (clusters/manifests/rollouts/rollout.yaml)",
+        )
+    obj = copy.deepcopy(found[0])
+    values = {"REGION": region, "VERSION": version, "FAIL_PCT": f"{fail_pct:g}"}
+    for c in obj["spec"]["template"]["spec"]["containers"]:
+        for e in c.get("env") or []:
+            if e.get("name") in values:
+                e["value"] = values[e["name"]]
+    args = {"sli-url": sli_url, "region": region, "version": version}
+    for step in obj["spec"]["strategy"].get("canary", {}).get("steps") or []:
+        for arg in (step.get("analysis") or {}).get("args") or []:
+            if arg.get("name") in args:
+                arg["value"] = args[arg["name"]]
+    return obj
+
+
+def _ref(obj: dict[str, Any]) -> tuple[str, str]:
+    return str(obj["metadata"]["name"]), str(obj["metadata"].get("namespace") or DEFAULT_NAMESPACE)
+
+
+def prepare_release(
+    platform: Platform,
+    manifests: RolloutManifests,
+    sli_url: str,
+    say: Callable[[str], None],
+    timeout_s: float = RELEASE_TIMEOUT_S,
+) -> dict[str, dict[str, Any]]:
+    """The stable Rollout in every region, Healthy, before the drill's clock starts (a release left
+    by an earlier drill is rolled back to stable by the same apply). region -> the stable object."""
+    stable: dict[str, dict[str, Any]] = {}
+    with _kubes(platform, None) as kubes:
+        for region, kube in kubes.items():
+            stable[region] = rollout_object(manifests, region, sli_url)
+            kube.apply([o for o in manifests.templates()] + [stable[region]])
+        say(f"waiting for the payment-gateway Rollout to be Healthy on its stable version in {len(kubes)} region(s)")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            states = {r: ro.rollout(kube, *_ref(stable[r])) for r, kube in kubes.items()}
+            waiting = {
+                r: s for r, s in states.items() if s is None or not s.observed or s.phase != "Healthy" or s.aborted
+            }
+            if not waiting:
+                return stable
+            if time.monotonic() > deadline:
+                raise PlatformError(
+                    "the payment-gateway Rollout did not become Healthy within "
+                    f"{timeout_s:g} s: " + "; ".join(f"{r}: {s.phase if s else 'absent'}" for r, s in waiting.items()),
+                    hint="`failover-drill rollouts status` shows each region's; the controller's log is in the state dir",
+                )
+            time.sleep(1.0)
+
+
+def _release_path(state_dir: Path, owner_pid: int) -> Path:
+    return state_dir / RELEASE_FILE.format(pid=owner_pid)
+
+
+def start_release(
+    platform: Platform,
+    manifests: RolloutManifests,
+    release: Release,
+    sli_url: str,
+    stable: dict[str, dict[str, Any]],
+    state_dir: Path,
+    owner_pid: int,
+) -> list[str]:
+    """The new version applied in every region. What to go back to is written down first, so
+    that the drill's end, or `recover` if the drill dies, can restore the stable version."""
+    path = _release_path(state_dir, owner_pid)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"owner_pid": owner_pid, "platform": platform.name, "stable": stable}, indent=2))
+    os.replace(tmp, path)
+    out = []
+    with _kubes(platform, None) as kubes:
+        for region, kube in kubes.items():
+            kube.apply([rollout_object(manifests, region, sli_url, release.version, release.fail_pct)])
+            out.append(f"{region}: released payment-gateway {release.version}")
+    return out
+
+
+def promote_region(
+    platform: Platform, region: str, name: str = DEFAULT_ROLLOUT, namespace: str = DEFAULT_NAMESPACE
+) -> None:
+    with _kubes(platform, region) as kubes:
+        ro.promote_full(kubes[region], name, namespace)
+
+
+def restore_stable(platform: Platform, state_dir: Path, which: Callable[[int], bool]) -> list[str]:
+    """Put back the stable version a release replaced (the controller rolls back to its stable
+    ReplicaSet at once), for the release records which(owner_pid) picks."""
+    out: list[str] = []
+    paths = sorted(state_dir.glob(RELEASE_FILE.format(pid="*"))) if state_dir.is_dir() else []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text())
+            owner = int(data["owner_pid"])
+            stable = {str(r): dict(o) for r, o in data["stable"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise PlatformError(
+                f"{path} is damaged: the stable version to restore is unknown",
+                hint="`failover-drill rollouts abort` returns every region to its stable version; then delete the file",
+            ) from None
+        if not which(owner):
+            continue
+        with _kubes(platform, None) as kubes:
+            for region, obj in stable.items():
+                kube = kubes.get(region)
+                if kube is None:
+                    out.append(f"{region}: no such region in the {platform.name} fleet, its release left as it is")
+                    continue
+                kube.apply([obj])
+                out.append(f"{region}: payment-gateway back to its stable version (a release by drill pid {owner})")
+        path.unlink(missing_ok=True)
+    return out
+
+
+@dataclass(frozen=True)
+class ReleaseNews:
+    """Something the release did, as the drill's timeline records it (source failover-drill)."""
+
+    kind: str  # release-aborted, release-promote, release-healthy, release-outcome
+    region: str
+    detail: str
+
+
+class ReleaseWatch:
+    """Follows the release in every region from the API servers (polled by the drill, off its
+    event loop): when a controller aborts it, when it is fully out, and, for a release that
+    asks for it, the full promotion once analysis holds the canary at its pause step."""
+
+    def __init__(self, platform: Platform, release: Release) -> None:
+        self.platform = platform
+        self.release = release
+        self.moving: set[str] = set()  # seen off Healthy since the release: a Healthy after that is the new version
+        self.final: dict[str, str] = {}  # region -> aborted | healthy
+        self.promoted: set[str] = set()
+        self.last: dict[str, ro.RolloutState | None] = {}
+        self.unreadable: set[str] = set()
+
+    def _read(self) -> dict[str, ro.RolloutState | None]:
+        """Each region's Rollout; a region whose API server does not answer (the fault may be
+        its loss) keeps what was read last."""
+        out: dict[str, ro.RolloutState | None] = {}
+        with _kubes(self.platform, None) as kubes:
+            for region, kube in kubes.items():
+                try:
+                    out[region] = ro.rollout(kube, DEFAULT_ROLLOUT, DEFAULT_NAMESPACE)
+                except PlatformError:
+                    out[region] = self.last.get(region)
+                    self.unreadable.add(region)
+        return out
+
+    def poll(self) -> list[ReleaseNews]:
+        news: list[ReleaseNews] = []
+        self.unreadable = set()
+        states = self._read()
+        self.last = states
+        for region, s in states.items():
+            if s is None or region in self.final or region in self.unreadable or not s.observed:
+                continue
+            if s.aborted:
+                self.final[region] = "aborted"
+                news.append(ReleaseNews("release-aborted", region, s.message or "aborted by the controller"))
+                continue
+            if s.phase != "Healthy":
+                self.moving.add(region)
+            elif region in self.moving:
+                self.final[region] = "healthy"
+                news.append(ReleaseNews("release-healthy", region, f"{self.release.version} fully rolled out"))
+                continue
+            if self.release.promote and region not in self.promoted and "CanaryPauseStep" in s.pause_reasons:
+                promote_region(self.platform, region)
+                self.promoted.add(region)
+                news.append(
+                    ReleaseNews("release-promote", region, f"analysis passed at step {s.step}: full promotion asked")
+                )
+        return news
+
+    def done(self) -> bool:
+        return (
+            bool(self.last)
+            and not self.unreadable
+            and all(r in self.final for r, s in self.last.items() if s is not None)
+        )
+
+    def outcome(self) -> list[ReleaseNews]:
+        """Each region's state at the end of the drill's phases."""
+        out = []
+        for region, s in self.last.items():
+            if s is None:
+                out.append(ReleaseNews("release-outcome", region, "no Rollout"))
+                continue
+            state = self.final.get(region, "unreachable" if region in self.unreadable else "in flight")
+            out.append(ReleaseNews("release-outcome", region, f"{state}: {s.phase or 'no phase'}, step {s.step}"))
+        return out
+
+
+def release_owners(state_dir: Path) -> list[tuple[int, str]]:
+    """(owner pid, platform) of every release record; a damaged record names itself."""
+    out = []
+    paths = sorted(state_dir.glob(RELEASE_FILE.format(pid="*"))) if state_dir.is_dir() else []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text())
+            out.append((int(data["owner_pid"]), str(data.get("platform") or "kwok")))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise PlatformError(
+                f"{path} is damaged: the stable version to restore is unknown",
+                hint="`failover-drill rollouts abort` returns every region to its stable version; then delete the file",
+            ) from None
     return out

@@ -84,6 +84,40 @@ class Limits(Strict):
     max_duplicated: int | None = Field(default=0, ge=0)
 
 
+class Release(Strict):
+    """A new payment-gateway version that the Argo Rollouts controllers roll out while the drill
+    runs (kwok, kind): the repo's canary Rollout in every region, judged by the drill's live SLIs."""
+
+    # What the new pods report in x-served-version, and what the canary analysis judges.
+    version: str = Field(default="canary", pattern=r"^[a-z0-9][a-z0-9.-]{0,39}$")
+    # The share of payments the new version fails (a bad canary browns out).
+    fail_pct: float = Field(default=0.0, ge=0, le=100)
+    # Seconds into the fault phase when the release starts; negative: during the baseline, so the
+    # canary is already in flight when the faults come.
+    at_s: float = 0.0
+    # Promote fully once analysis has passed and the canary waits at its pause step.
+    promote: bool = False
+
+    @field_validator("version")
+    @classmethod
+    def _not_stable(cls, v: str) -> str:
+        if v == "stable":
+            raise ValueError("the release's version must not be 'stable': that is what it replaces")
+        return v
+
+    def label(self) -> str:
+        share = f", failing {self.fail_pct:g}%" if self.fail_pct else ""
+        return f"release {self.version}{share}" + (", promoted once analysis passes" if self.promote else "")
+
+
+# `--rollout NAME`: the issue's scenarios. bad-canary: does analysis abort it, and how fast?
+# good-canary: does it get through (during a fault: is it blamed for the fault's errors)?
+RELEASES: dict[str, Release] = {
+    "bad-canary": Release(fail_pct=60.0),
+    "good-canary": Release(promote=True),
+}
+
+
 def _default_faults() -> list[Fault]:
     return [RegionLoss()]
 
@@ -96,11 +130,20 @@ class Scenario(Strict):
     traffic: TrafficSpec = Field(default_factory=TrafficSpec)
     slo: SLO = Field(default_factory=SLO)
     limits: Limits = Field(default_factory=Limits)
+    rollout: Release | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.slo.stability_s >= self.phases.fault_s + self.phases.recovery_s:
             raise ValueError("slo.stability_s must be shorter than the fault and recovery phases")
+        r = self.rollout
+        if r is not None and not -self.phases.baseline_s <= r.at_s < self.phases.fault_s:
+            raise ValueError(
+                f"rollout.at_s {r.at_s:g} must fall in the baseline or the fault phase "
+                f"(-{self.phases.baseline_s:g} <= at_s < {self.phases.fault_s:g})"
+            )
+        if not self.faults and r is None:
+            raise ValueError("a scenario needs at least one fault (or a rollout to watch)")
         return self
 
 
@@ -131,9 +174,19 @@ def build_scenario(
     rate: float | None = None,
     overrides: dict[str, Any] | None = None,
     fault_params: dict[str, Any] | None = None,
+    rollout: str | None = None,
 ) -> Scenario:
-    """A scenario from a file (or the defaults) with command-line flags on top, re-validated whole."""
+    """A scenario from a file (or the defaults) with command-line flags on top, re-validated whole.
+    rollout: one of RELEASES; without a fault named too, the release is all the drill does."""
     data = (base or Scenario()).model_dump(mode="json")
+    if rollout is not None:
+        if rollout not in RELEASES:
+            raise ConfigError(
+                f"unknown rollout scenario {rollout!r}", field="--rollout", hint=f"choose one of {', '.join(RELEASES)}"
+            )
+        data["rollout"] = RELEASES[rollout].model_dump(mode="json")
+        if not fault and base is None:
+            data["faults"] = []
     if region:
         data["region"] = region
     params = {k: v for k, v in (fault_params or {}).items() if v is not None}
@@ -159,9 +212,16 @@ def build_scenario(
             raise ConfigError(
                 f"--set {path}: no such field", field="--set", hint="e.g. phases.fault_s=30 or faults.0.delay_ms=100"
             ) from None
-    if base is None or fault:
-        data["name"] = "-".join(fe["kind"] for fe in data["faults"]) + f"-{data['region']}"
+    if base is None or fault or rollout:
+        kinds = [fe["kind"] for fe in data["faults"]] + ([rollout] if rollout else [])
+        data["name"] = "-".join(kinds) + f"-{data['region']}"
     recovering = any(_recovers(fe) for fe in data["faults"])
+    if not data["faults"]:
+        # A release alone fails nothing over: its verdict is the budget, the payments and what
+        # the controller did with it.
+        for key in ("rto_s", "failback_s"):
+            if f"limits.{key}" not in (overrides or {}):
+                data["limits"][key] = None
     if fault and "limits.rto_s" not in (overrides or {}) and data["faults"] and not recovering:
         # A blackout is the stopwatch's calibration: nothing can recover while it is on, so its
         # verdict does not ask for a failover time (the old default failed every one); so too a

@@ -78,6 +78,7 @@ CHECK_LABELS = {
     "p99_during_fault": "p99 latency during the fault",
     "payments_lost": "payments lost",
     "payments_duplicated": "payments charged twice",
+    "release": "the release's outcome",
 }
 
 
@@ -89,6 +90,8 @@ def _amount(value: Any, unit: str) -> str:
         text = text.rstrip("0").rstrip(".") if "." in text else text
     else:
         text = str(value)
+    if not unit:
+        return text
     return f"{text}%{unit[1:]}" if unit.startswith("%") else f"{text} {unit}"
 
 
@@ -101,7 +104,8 @@ def check_rows(v: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             (
                 CHECK_LABELS.get(c["name"], c["name"]),
                 _amount(c["measured"], unit) if c["measured"] is not None else "not reached",
-                "<= " + _amount(c["limit"], unit),
+                # A numeric limit is a ceiling; a word (the release's expected outcome) is what to see.
+                str(c["limit"]) if isinstance(c["limit"], str) else "<= " + _amount(c["limit"], unit),
                 "held" if c["passed"] else "FAILED",
             )
         )
@@ -154,6 +158,19 @@ def rollout_parts(r: dict[str, Any]) -> tuple[str, list[tuple[str, str, str, str
         held = f", held {fz['held_s']:.1f} s" if fz.get("held_s") is not None else ", never lifted by the drill"
         said.append(f"The page alert froze deploys at {fz['frozen_at_s']:.1f} s{held}.")
     said.append("A controller aborted a rollout." if ro["aborted"] else "No rollout was aborted.")
+    rel = ro.get("release")
+    if rel:
+        timing = [
+            f"{what} {rel[key]:.1f} s after it started"
+            for what, key in (("first abort", "time_to_abort_s"), ("fully out", "time_to_healthy_s"))
+            if rel.get(key) is not None
+        ]
+        outcomes = ", ".join(f"{x['region']} {x['outcome']}" for x in rel["regions"]) or "never started"
+        said.append(
+            f"Release {rel['version']} (fails {rel['fail_pct']:g}%) expected {rel['expected']}: {outcomes}"
+            + (f"; {'; '.join(timing)}" if timing else "")
+            + "."
+        )
     rows = [
         ("—" if ev["at"] is None else f"{ev['at']:.1f}", ev.get("region") or "", ev["reason"], ev["detail"])
         for ev in ro["events"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from failover_drill.config.scenario import Scenario
+from failover_drill.config.scenario import Release, Scenario
 from failover_drill.errors import ConfigError
 from failover_drill.faults.model import parse_recorded_fault
 from failover_drill.measure.budget import error_budget
@@ -41,6 +41,8 @@ from failover_drill.report.result_model import (
     PlatformEventOut,
     PredictionCheck,
     PredictionOut,
+    ReleaseOut,
+    ReleaseRegionOut,
     Result,
     RolloutEventOut,
     RolloutsOut,
@@ -276,6 +278,18 @@ def build_result_model(path: Path, replay: Replay | None = None) -> Result:
         lost=pay.lost if pay is not None else 0,
         duplicated=pay.duplicated if pay is not None else 0,
     )
+    rollouts_out = _rollouts(rp.platform_events, sc.rollout)
+    release = rollouts_out.release if rollouts_out is not None else None
+    if release is not None:
+        seen = ", ".join(f"{r.region} {r.outcome}" for r in release.regions) or "never started"
+        verdict.check(
+            "release",
+            release.met,
+            seen,
+            release.expected,
+            f"the release ({release.version}) was expected {release.expected}, and was: {seen}",
+            "",
+        )
     if not complete:
         verdict.passed = False
         verdict.reasons.append("the drill did not finish (the journal ends early): numbers cover what was recorded")
@@ -386,17 +400,68 @@ def build_result_model(path: Path, replay: Replay | None = None) -> Result:
         journal=JournalSummary(samples=rp.samples, skipped_lines=rp.problems.skipped[:50]),
         timing=timing_out(rp.timing),
         prediction=_prediction(meta.predictions, fo, validity.valid and complete),
-        rollouts=_rollouts(rp.platform_events),
+        rollouts=rollouts_out,
     )
 
 
 ROLLOUT_SOURCES = ("argo-rollouts", "failover-drill")
 
 
-def _rollouts(events: list[records.PlatformEventRecord]) -> RolloutsOut | None:
-    """The controllers' Events and the drill's deploy freeze, in time order."""
+def _release(rel: Release | None, mine: list[records.PlatformEventRecord]) -> ReleaseOut | None:
+    if rel is None:
+        return None
+    ours = [e for e in mine if e.source == "failover-drill"]
+    started = next((e.at for e in ours if e.kind == "release"), None)
+
+    def at(kind: str, region: str) -> float | None:
+        return next((e.at for e in ours if e.kind == kind and e.region == region), None)
+
+    regions = []
+    for e in ours:
+        if e.kind != "release-outcome" or e.region is None:
+            continue
+        outcome = (e.detail or "").split(":", 1)[0]
+        regions.append(
+            ReleaseRegionOut(
+                region=e.region,
+                outcome=outcome,
+                aborted_at_s=at("release-aborted", e.region),
+                promote_at_s=at("release-promote", e.region),
+                healthy_at_s=at("release-healthy", e.region),
+            )
+        )
+    expected = "aborted" if rel.fail_pct > 0 else "promoted" if rel.promote else "not aborted"
+    outcomes = [r.outcome for r in regions]
+    met = bool(outcomes) and (
+        all(o == "aborted" for o in outcomes)
+        if expected == "aborted"
+        else all(o == "healthy" for o in outcomes)
+        if expected == "promoted"
+        else "aborted" not in outcomes
+    )
+    aborts = [r.aborted_at_s for r in regions if r.aborted_at_s is not None]
+    healthy = [r.healthy_at_s for r in regions if r.healthy_at_s is not None]
+    return ReleaseOut(
+        version=rel.version,
+        fail_pct=rel.fail_pct,
+        promote=rel.promote,
+        started_at_s=started,
+        expected=expected,
+        met=met,
+        time_to_abort_s=round(min(aborts) - started, 3) if aborts and started is not None else None,
+        time_to_healthy_s=(
+            round(max(healthy) - started, 3)
+            if healthy and len(healthy) == len(regions) and started is not None
+            else None
+        ),
+        regions=regions,
+    )
+
+
+def _rollouts(events: list[records.PlatformEventRecord], rel: Release | None = None) -> RolloutsOut | None:
+    """The controllers' Events, the drill's deploy freeze and its release, in time order."""
     mine = sorted((e for e in events if e.source in ROLLOUT_SOURCES), key=lambda e: -math.inf if e.at is None else e.at)
-    if not mine:
+    if not mine and rel is None:
         return None
     out = [
         RolloutEventOut(at=e.at, region=e.region, source=str(e.source), reason=str(e.kind), detail=e.detail or "")
@@ -418,7 +483,7 @@ def _rollouts(events: list[records.PlatformEventRecord]) -> RolloutsOut | None:
             failed=failed.detail if failed is not None else None,
         )
     aborted = any(e.source == "argo-rollouts" and e.kind == "RolloutAborted" for e in mine)
-    return RolloutsOut(events=out, aborted=aborted, freeze=freeze)
+    return RolloutsOut(events=out, aborted=aborted, freeze=freeze, release=_release(rel, mine))
 
 
 def _prediction(preds: list[dict[str, Any]] | None, fo: Any, valid: bool) -> PredictionOut | None:

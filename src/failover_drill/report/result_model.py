@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-SCHEMA_VERSION: Literal[6] = 6
+SCHEMA_VERSION: Literal[7] = 7
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 
 # A measured figure exactly as computed: an int stays an int in the JSON (pydantic would make 5
@@ -197,9 +197,11 @@ class PlatformEventOut(_Model):
 class Check(_Model):
     name: str
     passed: bool
-    measured: Number | None
-    limit: Number | None = Field(description="the largest measured value that passes")
-    unit: str = Field(description="of measured and limit: s, ms, % of the error budget, payments")
+    measured: Number | str | None = Field(description="a figure; for `release`, each region's outcome")
+    limit: Number | str | None = Field(
+        description="the largest measured value that passes; for `release`, the outcome expected"
+    )
+    unit: str = Field(description="of measured and limit: s, ms, % of the error budget, payments; empty for release")
 
 
 class VerdictOut(_Model):
@@ -291,12 +293,35 @@ class DeployFreezeOut(_Model):
     failed: str | None = Field(description="why the freeze could not be made, if it could not")
 
 
+class ReleaseRegionOut(_Model):
+    region: str
+    outcome: str = Field(description="aborted, healthy (fully rolled out), in flight, or no Rollout")
+    aborted_at_s: Number | None = Field(description="when the drill saw the controller's abort")
+    promote_at_s: Number | None = Field(description="when the drill asked for the full promotion")
+    healthy_at_s: Number | None = Field(description="when the new version was fully out")
+
+
+class ReleaseOut(_Model):
+    """The scenario's release (`rollout:`, `--rollout`): what the controllers did with it."""
+
+    version: str
+    fail_pct: Number = Field(description="the share of payments the new version fails")
+    promote: bool = Field(description="asked to promote fully once analysis passed")
+    started_at_s: Number | None = Field(description="when the drill applied it; null if it never started")
+    expected: str = Field(description="aborted (a failing version), promoted, or not aborted")
+    met: bool = Field(description="every region's outcome is the expected one")
+    time_to_abort_s: Number | None = Field(description="from the release to the first abort the drill saw")
+    time_to_healthy_s: Number | None = Field(description="from the release until every region had it fully out")
+    regions: list[ReleaseRegionOut]
+
+
 class RolloutsOut(_Model):
     """What the Argo Rollouts controllers did while the drill ran (kwok, kind)."""
 
     events: list[RolloutEventOut]
     aborted: bool = Field(description="a controller aborted a rollout during the drill")
     freeze: DeployFreezeOut | None = Field(description="the drill's deploy freeze (--freeze-deploys), if it fired")
+    release: ReleaseOut | None = Field(description="the scenario's release, if it has one")
 
 
 class Result(_Model):
@@ -304,14 +329,16 @@ class Result(_Model):
 
     model_config = ConfigDict(title="failover-drill result.json")
 
-    schema_: Literal[6] = Field(6, alias="schema", description="the same as schema_version, kept for older readers")
-    schema_version: Literal[6] = Field(
+    schema_: Literal[7] = Field(7, alias="schema", description="the same as schema_version, kept for older readers")
+    schema_version: Literal[7] = Field(
         SCHEMA_VERSION,
         description="2: adds `measurement` (the stopwatch's own health) and verdict.inconclusive; "
         "3: latency_ms percentiles are of successful requests, failed ones under latency_ms.<phase>.failed; "
         "4: adds `timing` (where a drill's wall time went); "
         "5: adds `prediction` (what the manifests predicted, and whether the drill confirmed it); "
-        "6: adds `rollouts` (what the Argo Rollouts controllers did, and the drill's deploy freeze)",
+        "6: adds `rollouts` (what the Argo Rollouts controllers did, and the drill's deploy freeze); "
+        "7: adds `rollouts.release` (the scenario's release and its outcome) and scenario-less faults "
+        "(a release alone has none)",
     )
     run_id: str
     scenario: str

@@ -157,6 +157,9 @@ class Kube:
             if getattr(exc, "status", None) == 404:
                 return None
             raise PlatformError(f"{self.where()}: reading {kind} {name}: {_api_message(exc)}") from None
+        except urllib3.exceptions.HTTPError as exc:
+            # An API server that is down (a region or control-plane loss) is the caller's to judge.
+            raise PlatformError(f"{self.where()}: reading {kind} {name}: {exc}") from None
         out: Obj = got.to_dict()
         return out
 
@@ -166,6 +169,8 @@ class Kube:
             got = self.dynamic.get(resource, namespace=namespace, **selectors)
         except (DynamicApiError, ApiException) as exc:
             raise PlatformError(f"{self.where()}: listing {kind}: {_api_message(exc)}") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise PlatformError(f"{self.where()}: listing {kind}: {exc}") from None
         return [i.to_dict() for i in got.items]
 
     def pods(self, namespace: str, label_selector: str = "") -> list[Obj]:

@@ -25,6 +25,9 @@ class RolloutState:
     paused: bool  # spec.paused (a manual pause, e.g. the deploy freeze)
     pause_reasons: list[str]  # status.pauseConditions[].reason
     step: int | None  # status.currentStepIndex
+    # The controller has seen the latest spec (status.observedGeneration): until then, the
+    # status describes the spec before the last change.
+    observed: bool = True
 
     @classmethod
     def of(cls, obj: dict[str, Any]) -> RolloutState:
@@ -39,6 +42,7 @@ class RolloutState:
             paused=bool((obj.get("spec") or {}).get("paused")),
             pause_reasons=[str(c.get("reason")) for c in st.get("pauseConditions") or []],
             step=st.get("currentStepIndex"),
+            observed=str(st.get("observedGeneration")) == str(meta.get("generation")),
         )
 
 
