@@ -49,6 +49,7 @@ pytestmark = [
 
 REGION = "us-east1"
 ARGO_NS = "argo-rollouts"
+NODE_CAPACITY = {"cpu": "1k", "memory": "1Ti", "pods": "1M", "ephemeral-storage": "1Ti"}
 
 
 @dataclass
@@ -150,6 +151,9 @@ def cluster(plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> It
                     },
                     "annotations": {"kwok.x-k8s.io/node": "fake"},
                 },
+                # What a kind node reports (kwok keeps a status given at registration): the Argo
+                # Rollouts controller asks for ephemeral-storage, which kwok's default leaves out.
+                "status": {"capacity": NODE_CAPACITY, "allocatable": NODE_CAPACITY},
             }
             for zone in topo.region(REGION).zone_names()
         ]
@@ -203,7 +207,8 @@ def test_up_applies_the_regions_objects_and_waits_for_every_zone(cluster: Cluste
     assert f"{REGION}: payment-gateway (istio)" in titles
     assert any("cacerts" in t for t in titles) and any(EDGE_SECRET in t for t in titles)
     waits = [s for s in up_applied if "rollout" in s.argv]
-    assert len(waits) == 3  # one per zone, and each returned: the rollouts completed on the API server
+    # one per zone and the Argo Rollouts controller's, and each returned: completed on the API server
+    assert len(waits) == 4
     kube = cluster.kube
     # the region's workload (kube/workload.py) and the kind ingress (kind/workload.py), as the API server holds them
     for api_version, kind, name in [

@@ -227,8 +227,8 @@ def test_the_release_section_says_what_the_controllers_did_with_the_scenarios_re
         ("eu-west1", "in flight", None),
     ]
     assert not rel.met  # eu-west1's bad canary was still in flight
-    good = _rollouts(events[:1] + [pe(40.0, "failover-drill", "release-outcome", "us-east1", None, "healthy: Healthy")],
-                     RELEASES["good-canary"])  # fmt: skip
+    healthy = pe(40.0, "failover-drill", "release-outcome", "us-east1", None, "healthy: Healthy")
+    good = _rollouts([events[0], healthy], RELEASES["good-canary"])
     assert good is not None and good.release is not None and good.release.met and good.release.expected == "promoted"
     r = minimal_result()
     r["rollouts"] = bad.model_dump(mode="json")
