@@ -139,8 +139,14 @@ def test_answers_piped_in_at_once_are_read_one_per_question_and_the_rest_take_de
              "checkpoints": [{"name": "ack", "prompt": "When?", "kind": "time", "default": "soon"}]},
             r"\[drills\.1\.checkpoints\.0\]: drill 2 \('odd one'\): .*default 'soon'",
         ),
+        ({"name": "odd one", "faults": []}, r"\[drills\.1\]: drill 2 \('odd one'\): .*needs at least one fault \(or a rollout"),
+        (
+            {"name": "odd one", "faults": [], "rollout": {"fail_pct": 60}},
+            r":\d+ \[drills\.1\.rollout\]: drill 2 \('odd one'\): a release needs Argo Rollouts, .*the sandbox has none",
+        ),
     ],
-    ids=["unknown-fault", "missing-faults", "checkpoint-without-prompt", "unknown-zone", "bad-default"],
+    ids=["unknown-fault", "missing-faults", "checkpoint-without-prompt", "unknown-zone", "bad-default", "no-faults",
+         "release-on-the-sandbox"],
 )  # fmt: skip
 def test_bad_input_is_named_by_drill_and_field_and_nothing_starts(
     drill: dict[str, object], says: str, tmp_path: Path

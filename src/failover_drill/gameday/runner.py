@@ -106,7 +106,14 @@ def plan_day(f: GameDayFile, topo: Topology) -> list[_Planned]:
                 where = (*loc, "faults", k)
                 resolve(fault, topo, sc.region)
             where = (*loc, "faults")
-            check_schedule([resolve(x, topo, sc.region) for x in sc.faults], sc.phases.fault_s)
+            if sc.faults or sc.rollout is None:
+                check_schedule([resolve(x, topo, sc.region) for x in sc.faults], sc.phases.fault_s)
+            if sc.rollout is not None and f.day.platform == "sandbox":
+                where = (*loc, "rollout")
+                raise ConfigError(
+                    "a release needs Argo Rollouts, which needs a Kubernetes API: the sandbox has none",
+                    hint="set `platform: kwok` (or kind) for the day, or drop the drill's rollout",
+                )
         except ConfigError as exc:
             sub = exc.field.removeprefix("fault.") if exc.field else None
             if sub and where[-1] != "region" and sub not in ("region", "faults"):
