@@ -1,4 +1,4 @@
-"""Writes experiments/*.json (kept in git) from the package's one template
+"""Writes experiments/*.json and experiments/rollouts/*.json (kept in git) from the package's one template
 (failover_drill/adapters/chaostoolkit/experiment_set.py), so the five experiments cannot drift
 apart. Run after changing either: python experiments/make_experiments.py"""
 
@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from failover_drill.adapters.chaostoolkit.experiment_set import experiment
+from failover_drill.adapters.chaostoolkit.experiment_set import experiment, release_experiment
 
 EXPERIMENTS: dict[str, dict[str, Any]] = {
     "region-loss": {
@@ -41,10 +41,26 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
 }
 
 
+# experiments/rollouts/: releases through Argo Rollouts, for kwok and kind (not the sandbox).
+RELEASES: dict[str, dict[str, Any]] = {
+    "bad-canary": {
+        "title": "A canary that fails 60% of its payments is aborted by analysis before it costs the budget",
+        "observe_s": 45,
+    },
+    "good-canary": {
+        "title": "A healthy canary passes analysis on the live SLIs and is promoted to every pod",
+        "observe_s": 60,
+    },
+}
+
+
 def main() -> None:
     here = Path(__file__).parent
     for name, spec in EXPERIMENTS.items():
         (here / f"{name}.json").write_text(json.dumps(experiment(name, spec), indent=2) + "\n")
+    (here / "rollouts").mkdir(exist_ok=True)
+    for name, spec in RELEASES.items():
+        (here / "rollouts" / f"{name}.json").write_text(json.dumps(release_experiment(name, spec), indent=2) + "\n")
 
 
 if __name__ == "__main__":

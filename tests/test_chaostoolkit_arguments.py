@@ -22,7 +22,7 @@ from failover_drill.faults.ledger import FaultLedger
 from failover_drill.recovery import ledger_path
 from tests.conftest import ROOT, Fleet, assert_healthy, topology
 
-EXPERIMENTS = sorted((ROOT / "experiments").glob("*.json"))
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.json")) + sorted((ROOT / "experiments" / "rollouts").glob("*.json"))
 CHAOS = Path(sys.executable).parent / "chaos"
 
 
@@ -30,6 +30,14 @@ CHAOS = Path(sys.executable).parent / "chaos"
 def test_the_shipped_experiments_pass_the_check(path: Path) -> None:
     exp = load_experiment(str(path))
     assert problems(exp, load_configuration(exp["configuration"]), None, topology(), "us-east1") == []
+
+
+def test_a_misspelt_release_scenario_is_named_before_anything_runs() -> None:
+    exp = load_experiment(str(ROOT / "experiments" / "rollouts" / "bad-canary.json"))
+    exp["method"][0]["provider"]["arguments"]["scenario"] = "bad-canery"
+    assert problems(exp, {}, None, topology(), "us-east1") == [
+        "'release-bad-canary': argument 'scenario' is 'bad-canery': Input should be 'bad-canary' or 'good-canary'"
+    ]
 
 
 def test_each_bad_value_is_named_with_its_activity_and_what_is_allowed() -> None:
@@ -96,6 +104,26 @@ def test_a_misspelt_value_aborts_chaos_run_before_anything_is_injected(fleet: Fl
     assert ledger_path(fleet.state).read_text() == before
     assert not runs.exists() or not any(runs.iterdir())
     assert_healthy(fleet)
+
+
+def test_a_release_experiment_on_the_sandbox_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """Rollouts asked of the sandbox (issue 14's bad input): the control interrupts the run with
+    the reason before traffic; no fleet comes up."""
+    state, runs = tmp_path / "state", tmp_path / "runs"
+    env = {**os.environ, "FAILOVER_DRILL_STATE": str(state), "FAILOVER_DRILL_RUNS": str(runs),
+           "FAILOVER_DRILL_PLATFORM": "sandbox"}  # fmt: skip
+    journal_path = tmp_path / "journal.json"
+    out = subprocess.run(
+        [str(CHAOS), "--no-log-file", "run", "--journal-path", str(journal_path),
+         str(ROOT / "experiments" / "rollouts" / "bad-canary.json")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    text = out.stdout + out.stderr
+    journal = json.loads(journal_path.read_text())
+    assert journal["status"] == "interrupted" and journal["run"] == [], text[-3000:]
+    assert "Argo Rollouts needs a Kubernetes API, and the sandbox has none" in text, text[-3000:]
+    assert out.returncode != 0
+    assert not (state / "sandbox" / "fleet.json").exists() and (not runs.exists() or not any(runs.iterdir()))
 
 
 _values = st.recursive(

@@ -398,6 +398,19 @@ def test_drills_release_a_bad_canary_and_a_good_one_and_recover_restores_a_dead_
             "the stable version back", lambda: state_if(kube, lambda r: r.phase == "Healthy" and r.observed), 60
         )
         good_template = kube.get(ARGO, "Rollout", "payment-gateway", NS)
+        # The same release as a Chaos Toolkit experiment, through `chaos run`, on this fleet.
+        ct_journal = tmp_path / "journal.json"
+        ct = subprocess.run(
+            [str(Path(sys.executable).with_name("chaos")), "--no-log-file", "run", "--journal-path", str(ct_journal),
+             str(ROOT / "experiments" / "rollouts" / "bad-canary.json")],
+            cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+            env={**os.environ, "FAILOVER_DRILL_STATE": str(home), "FAILOVER_DRILL_TOPOLOGY": str(topology),
+                 "FAILOVER_DRILL_RUNS": str(tmp_path / "runs-ct")},
+        )  # fmt: skip
+        after_ct = wait_for(
+            "the stable version back", lambda: state_if(kube, lambda r: r.phase == "Healthy" and r.observed), 60
+        )
+        ct_template = kube.get(ARGO, "Rollout", "payment-gateway", NS)
         # A drill that died mid-release: its record names the stable object to go back to.
         from failover_drill.config.analysis_templates import load_rollout_manifests, rollouts_dir
         from failover_drill.rollouts import rollout_object
@@ -442,6 +455,19 @@ def test_drills_release_a_bad_canary_and_a_good_one_and_recover_restores_a_dead_
     assert after_good.phase == "Healthy" and not after_good.aborted, after_good
     env = {e["name"]: e.get("value") for e in good_template["spec"]["template"]["spec"]["containers"][0]["env"]}  # type: ignore[index]
     assert env["VERSION"] == "stable", env
+    # the experiment: aborted by analysis, the hypothesis held (the drill's verdict checks the outcome)
+    j = json.loads(ct_journal.read_text()) if ct_journal.exists() else {}
+    assert ct.returncode == 0 and j.get("status") == "completed" and j.get("deviated") is False, (
+        ct.stdout[-2000:] + ct.stderr[-2000:] + json.dumps(j.get("steady_states"), default=str)[:2000]
+    )
+    by_name = {r["activity"]["name"]: r for r in j["run"]}
+    assert by_name["release-outcome"]["output"] == "aborted", by_name["release-outcome"]
+    summary = j["failover_drill"]
+    assert summary["scenario"] == f"bad-canary-{REGION}" and summary["payments"]["lost"] == 0, summary
+    ct_release = json.loads((tmp_path / "runs-ct" / "latest" / "result.json").read_text())["rollouts"]["release"]
+    assert ct_release["met"] and ct_release["time_to_abort_s"] is not None, ct_release
+    env = {e["name"]: e.get("value") for e in ct_template["spec"]["template"]["spec"]["containers"][0]["env"]}  # type: ignore[index]
+    assert env["VERSION"] == "stable" and after_ct.phase == "Healthy", env
     # recover rolled the dead drill's release back
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert (

@@ -242,4 +242,11 @@ def test_the_release_section_says_what_the_controllers_did_with_the_scenarios_re
     assert check_rows(r["verdict"]) == [
         ("the release's outcome", "us-east1 aborted, eu-west1 in flight", "aborted", "FAILED")
     ]
+    # While a Chaos Toolkit session still runs (no outcome recorded yet): what has been seen so far,
+    # every region the release reached included.
+    so_far = [pe(5.0, "failover-drill", "release", r, None, "released") for r in ("us-east1", "eu-west1")]
+    mid = _rollouts([*so_far, events[2]], RELEASES["bad-canary"])
+    assert mid is not None and mid.release is not None
+    assert [(x.region, x.outcome) for x in mid.release.regions] == [("us-east1", "aborted"), ("eu-west1", "in flight")]
+    assert not mid.release.met
     assert _rollouts([], None) is None

@@ -203,7 +203,7 @@ class Drill:
         self.sli_url = sli_url
         self._stable: dict[str, dict[str, Any]] = {}
         self._manifests: RolloutManifests | None = None
-        self._watch: rollouts.ReleaseWatch | None = None
+        self._run: rollouts.ReleaseRun | None = None
         # The deploy freeze: when the page alert fires, every Argo Rollout in flight is paused
         # until the faults are reverted and the recovery phase is over (kwok, kind).
         self.freeze_deploys = freeze_deploys
@@ -337,49 +337,36 @@ class Drill:
 
     async def _release(self, jr: journal_mod.JournalWriter, origin: float, at: float) -> None:
         """Start the scenario's release at its time, then follow it until every region's is
-        aborted or fully out (or the phases end); every step onto the timeline."""
+        aborted or fully out (or the phases end)."""
         rel = self.scenario.rollout
         assert rel is not None and self.sli_url is not None and self._manifests is not None
         await self._until(at)
-
-        def event(kind: str, region: str | None, detail: str) -> None:
-            when = round(self.clock.now() - origin, 3)
-            jr.write(records.PlatformEventRecord(when, "failover-drill", kind, region, None, detail).to_json())
-
-        pid = os.getpid()
-        lines = await asyncio.to_thread(
-            rollouts.start_release,
-            self.platform, self._manifests, rel, self.sli_url, self._stable, self.state_dir, pid,
-        )  # fmt: skip
-        event("release", None, f"{rel.label()}: " + "; ".join(lines))
-        self._say(f"{rel.label()} started")
-        watch = rollouts.ReleaseWatch(self.platform, rel)
-        self._watch = watch
-        while not watch.done():
-            try:
-                news = await asyncio.to_thread(watch.poll)
-            except DrillError as exc:
-                # A region's API server may be the fault itself: keep following the others.
-                log.warning("could not read the release's state", error=str(exc))
-                news = []
-            for n in news:
-                event(n.kind, n.region, n.detail)
-                self._say(f"{n.region}: {n.kind.removeprefix('release-')}: {n.detail}")
+        run = rollouts.ReleaseRun(
+            self.platform,
+            self._manifests,
+            rel,
+            sli_url=self.sli_url,
+            state_dir=self.state_dir,
+            owner_pid=os.getpid(),
+            journal=jr,
+            now=lambda: self.clock.now() - origin,
+            say=self._say,
+            stable=self._stable,
+        )
+        self._run = run
+        await asyncio.to_thread(run.start)
+        while not run.done():
             await asyncio.sleep(1.0)
+            await asyncio.to_thread(run.poll)
 
-    async def _end_release(self, jr: journal_mod.JournalWriter, origin: float, task: asyncio.Task[None] | None) -> None:
+    async def _end_release(self, task: asyncio.Task[None] | None) -> None:
         if task is None:
             return
         if not task.done():
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        watch = self._watch
-        if watch is None:
-            return
-        self._watch = None
-        when = round(self.clock.now() - origin, 3)
-        for n in watch.outcome():
-            jr.write(records.PlatformEventRecord(when, "failover-drill", n.kind, n.region, None, n.detail).to_json())
+        if self._run is not None:
+            self._run.end()
 
     def _check_rollouts(self) -> None:
         """The deploy freeze needs a Kubernetes API: refused on the sandbox before anything starts."""
@@ -621,7 +608,7 @@ class Drill:
                     self._phase("fault", [faults[j].label() for j in active])
             self._phase("recovery", [])
             await self._until(origin + planned[3]["end"])
-            await self._end_release(jr, origin, releaser)
+            await self._end_release(releaser)
             await self._thaw(jr, origin, freezer)
             traffic.stop()
             await asyncio.wait_for(gen_task, timeout=sc.traffic.timeout_s * sc.traffic.retry.attempts + 5)
@@ -635,7 +622,7 @@ class Drill:
                     await self._revert(runner, faults[i], entry)
                 except DrillError as exc:
                     log.error("revert failed; the watchdog and `failover-drill recover` will retry", error=str(exc))
-            await self._end_release(jr, origin, releaser)
+            await self._end_release(releaser)
             try:
                 await self._thaw(jr, origin, freezer)
             except DrillError as exc:

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from failover_drill.config.analysis_templates import RolloutManifests
 from failover_drill.config.scenario import Release
-from failover_drill.errors import ConfigError, PlatformError
+from failover_drill.errors import ConfigError, DrillError, PlatformError
 from failover_drill.platforms.base import Platform
 from failover_drill.platforms.kube import rollouts as ro
+from failover_drill.report import records as journal_records
+from failover_drill.report.journal import JournalWriter
 
 if TYPE_CHECKING:
     from failover_drill.platforms.kube.client import Kube
@@ -297,8 +299,8 @@ def start_release(
     stable: dict[str, dict[str, Any]],
     state_dir: Path,
     owner_pid: int,
-) -> list[str]:
-    """The new version applied in every region. What to go back to is written down first, so
+) -> list[tuple[str, str]]:
+    """The new version applied in every region (region, what was done). What to go back to is written down first, so
     that the drill's end, or `recover` if the drill dies, can restore the stable version."""
     path = _release_path(state_dir, owner_pid)
     tmp = path.with_suffix(".tmp")
@@ -308,7 +310,7 @@ def start_release(
     with _kubes(platform, None) as kubes:
         for region, kube in kubes.items():
             kube.apply([rollout_object(manifests, region, sli_url, release.version, release.fail_pct)])
-            out.append(f"{region}: released payment-gateway {release.version}")
+            out.append((region, f"released payment-gateway {release.version}"))
     return out
 
 
@@ -443,3 +445,82 @@ def release_owners(state_dir: Path) -> list[tuple[int, str]]:
                 hint="`failover-drill rollouts abort` returns every region to its stable version; then delete the file",
             ) from None
     return out
+
+
+class ReleaseRun:
+    """A release during a drill or a Chaos Toolkit session: the stable version made ready, the new
+    one started, followed until every region's is aborted or fully out, and the stable version put
+    back at the end; each step written to the run's journal on its time axis (now())."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        manifests: RolloutManifests,
+        release: Release,
+        *,
+        sli_url: str,
+        state_dir: Path,
+        owner_pid: int,
+        journal: JournalWriter,
+        now: Callable[[], float],
+        say: Callable[[str], None],
+        stable: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.platform, self.manifests, self.release = platform, manifests, release
+        self.sli_url, self.state_dir, self.owner_pid = sli_url, state_dir, owner_pid
+        self.journal, self.now, self.say = journal, now, say
+        # region -> the stable Rollout (prepare_release's), if made ready already
+        self.stable: dict[str, dict[str, Any]] = dict(stable or {})
+        self.watch: ReleaseWatch | None = None
+        self.ended = False
+
+    def _event(self, kind: str, region: str | None, detail: str) -> None:
+        at = round(self.now(), 3)
+        self.journal.write(
+            journal_records.PlatformEventRecord(at, "failover-drill", kind, region, None, detail).to_json()
+        )
+
+    def prepare(self) -> None:
+        self.stable = prepare_release(self.platform, self.manifests, self.sli_url, self.say)
+
+    def start(self) -> None:
+        rel = self.release
+        if not self.stable:
+            self.prepare()
+        lines = start_release(
+            self.platform, self.manifests, rel, self.sli_url, self.stable, self.state_dir, self.owner_pid
+        )
+        at = round(self.now(), 3)
+        self.journal.write(journal_records.ReleaseRecord(at, rel.version, rel.fail_pct, rel.promote).to_json())
+        for region, line in lines:
+            self._event("release", region, f"{rel.label()}: {line}")
+        self.say(f"{rel.label()} started")
+        self.watch = ReleaseWatch(self.platform, rel)
+
+    def poll(self) -> None:
+        if self.watch is None or self.ended:
+            return
+        try:
+            news = self.watch.poll()
+        except DrillError as exc:
+            # The fleet's API may be what the fault took away: try again at the next poll.
+            self.say(f"could not read the release's state: {exc}")
+            return
+        for n in news:
+            self._event(n.kind, n.region, n.detail)
+            self.say(f"{n.region}: {n.kind.removeprefix('release-')}: {n.detail}")
+
+    def done(self) -> bool:
+        return self.watch is not None and self.watch.done()
+
+    def end(self) -> None:
+        """Each region's state at the end of the run, once."""
+        if self.watch is None or self.ended:
+            return
+        self.ended = True
+        for n in self.watch.outcome():
+            self._event(n.kind, n.region, n.detail)
+
+    def restore(self) -> list[str]:
+        pid = self.owner_pid
+        return restore_stable(self.platform, self.state_dir, lambda owner: owner == pid)

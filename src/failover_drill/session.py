@@ -16,16 +16,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from failover_drill import obs, watchdog
+from failover_drill import obs, rollouts, watchdog
 from failover_drill.clock import Anchor, Clock, MonotonicClock
-from failover_drill.config.scenario import Scenario
+from failover_drill.config.analysis_templates import load_rollout_manifests, rollouts_dir
+from failover_drill.config.scenario import Release, Scenario
 from failover_drill.config.topology import Topology
 from failover_drill.drill import finish_journal, live_p99, meta_record
-from failover_drill.errors import PlatformError
+from failover_drill.errors import ConfigError, PlatformError
 from failover_drill.fault_runner import FaultRunner
 from failover_drill.faults.catalogue import resolve
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault
+from failover_drill.measure.live_sli import LiveSli, SliServer
 from failover_drill.measure.payments import Reconciliation, reconcile
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import Platform
@@ -101,6 +103,12 @@ class Session:
         self._gen: OpenLoopGenerator | None = None
         self._watchdog: Any = None
         self._lock = threading.Lock()
+        # Live SLIs for the rollout controllers' analysis, and the release under way (if any).
+        self.sli = LiveSli(slo=scenario.slo.ratio)
+        self.release_run: rollouts.ReleaseRun | None = None
+        self._sli_server: SliServer | None = None
+        self._release_stop = threading.Event()
+        self._release_thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def up(self) -> None:
@@ -153,6 +161,7 @@ class Session:
     def _sink(self, s: Sample) -> None:
         assert self.jr is not None
         self.jr.write(s.to_json())
+        self.sli.add(s)
         with self._lock:
             self.recent.append(s)
             cutoff = s.sched - RECENT_S
@@ -221,6 +230,71 @@ class Session:
             done.append(spec.label())
         return done
 
+    # -- a release (Argo Rollouts: kwok, kind) -----------------------------------------------------
+    def release(self, rel: Release) -> str:
+        """Roll out a new payment-gateway version through every region's Argo Rollouts controller,
+        judged by this session's live SLIs, and follow it in the background (the journal gets each
+        step); the stable version is put back when the session stops. One release per session."""
+        if self.release_run is not None:
+            raise ConfigError(
+                "this session has released already", hint="one release per experiment: end it, start another"
+            )
+        manifests = load_rollout_manifests(rollouts_dir(self.topology))
+        self.platform.region_kubes()  # the sandbox has no Kubernetes: refused before traffic starts
+        if self.runner is None:
+            self.start()
+        assert self.jr is not None
+        self._sli_server = SliServer(self.sli).start()
+        run = rollouts.ReleaseRun(
+            self.platform,
+            manifests,
+            rel,
+            sli_url=self._sli_server.url,
+            state_dir=self.state_dir,
+            owner_pid=os.getpid(),
+            journal=self.jr,
+            now=self.now,
+            say=lambda msg: log.info("release", detail=msg),
+        )
+        self.release_run = run
+        run.start()
+
+        def follow() -> None:
+            while not run.done() and not self._release_stop.wait(1.0):
+                run.poll()
+
+        self._release_thread = threading.Thread(target=follow, name="failover-drill-release", daemon=True)
+        self._release_thread.start()
+        return rel.label()
+
+    def release_outcome(self) -> str:
+        """aborted / healthy when every region's release is that, else each region's state."""
+        run = self.release_run
+        if run is None or run.watch is None:
+            return "no release"
+        finals = [run.watch.final.get(r, "in flight") for r in run.watch.last]
+        if finals and len(set(finals)) == 1:
+            return finals[0]
+        return ", ".join(f"{r} {run.watch.final.get(r, 'in flight')}" for r in run.watch.last) or "no release"
+
+    def _end_release(self) -> None:
+        run = self.release_run
+        if run is None:
+            return
+        self._release_stop.set()
+        if self._release_thread is not None:
+            self._release_thread.join(15)
+            self._release_thread = None
+        try:
+            run.end()
+            for line in run.restore():
+                log.info("release rolled back", detail=line)
+        finally:
+            self.release_run = None
+            if self._sli_server is not None:
+                self._sli_server.stop()
+                self._sli_server = None
+
     # -- observations ---------------------------------------------------------------------------
     def window(self, seconds: float) -> dict[str, Any]:
         """Success ratio and p99 of the requests scheduled in the last `seconds` that have all
@@ -256,7 +330,7 @@ class Session:
         `passed`, `failed: <reasons>` or `inconclusive: <why>`. Before any fault there is nothing to
         judge. After a revert it first waits until the recovery can have settled (the stability
         window plus the longest a request can take), so a verdict asked right away is not a fail."""
-        if not self.injected:
+        if not self.injected and self.release_run is None:
             return "passed: no fault injected yet"
         r = self.result()
         reverted = r["fault"]["reverted_at_s"]
@@ -284,11 +358,14 @@ class Session:
             return build_result(self.run_dir / "journal.jsonl")
 
     def stop(self) -> dict[str, Any] | None:
-        """Stop traffic, revert every fault, reconcile, write reports; idempotent."""
+        """Stop traffic, revert every fault and the release, reconcile, write reports; idempotent."""
         try:
             self.revert()
         finally:
-            revert_open_faults(self.state_dir, only_owner=os.getpid(), platform=self.platform)
+            try:
+                revert_open_faults(self.state_dir, only_owner=os.getpid(), platform=self.platform)
+            finally:
+                self._end_release()
         result = None
         if self._gen is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._gen.stop)

@@ -298,3 +298,21 @@ class TimingRecord:
         return cls(
             opt("up_s"), float(d["steady_check_s"]), float(d["measured_s"]), float(d["reports_s"]), opt("down_s")
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRecord:
+    """A release started (scenario `rollout:`, `--rollout`, or Chaos Toolkit's start_release):
+    what was released, for the result's `rollouts.release` and its verdict check."""
+
+    at: float
+    version: str
+    fail_pct: float
+    promote: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"t": "release", **{k: getattr(self, k) for k in self.__slots__}}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ReleaseRecord:
+        return cls(float(d["at"]), str(d["version"]), float(d["fail_pct"]), bool(d["promote"]))

@@ -65,6 +65,7 @@ class Replay:
         self.generator: records.GenRecord | None = None
         self.cpu: list[records.CpuRecord] = []
         self.timing: records.TimingRecord | None = None
+        self.release: records.ReleaseRecord | None = None
         samples_seen = 0
         lines = journal.read(path, self.problems)
         first = next(lines, None)
@@ -142,6 +143,9 @@ class Replay:
     def _fold_timing(self, rec: dict[str, Any]) -> None:
         self.timing = records.TimingRecord.from_json(rec)
 
+    def _fold_release(self, rec: dict[str, Any]) -> None:
+        self.release = records.ReleaseRecord.from_json(rec)
+
     def _fold_cpu(self, rec: dict[str, Any]) -> None:
         self.cpu.append(records.CpuRecord.from_json(rec))
 
@@ -196,6 +200,7 @@ _FOLDS: dict[str, Callable[[Replay, dict[str, Any]], None]] = {
     "payments": Replay._fold_payments,
     "gen": Replay._fold_generator,
     "cpu": Replay._fold_cpu,
+    "release": Replay._fold_release,
 }
 
 
@@ -267,8 +272,12 @@ def build_result_model(path: Path, replay: Replay | None = None) -> Result:
     served = {name: rp.timeline.served_by(name, "region") for name in ("baseline", "fault", "recovery")}
     served_zone = {name: rp.timeline.served_by(name, "zone") for name in ("baseline", "fault", "recovery")}
     pay = rp.payments.rec if rp.payments is not None else None
+    limits = sc.limits
+    if not injected and _release_spec(rp) is not None:
+        # Only a release ran (a Chaos Toolkit session that injected nothing): nothing failed over.
+        limits = limits.model_copy(update={"rto_s": None, "failback_s": None})
     verdict = judge(
-        sc.limits,
+        limits,
         ttr_s=fo.ttr_s,
         recovered=fo.recovered,
         failback_s=fo.failback_s,
@@ -278,7 +287,7 @@ def build_result_model(path: Path, replay: Replay | None = None) -> Result:
         lost=pay.lost if pay is not None else 0,
         duplicated=pay.duplicated if pay is not None else 0,
     )
-    rollouts_out = _rollouts(rp.platform_events, sc.rollout)
+    rollouts_out = _rollouts(rp.platform_events, _release_spec(rp))
     release = rollouts_out.release if rollouts_out is not None else None
     if release is not None:
         seen = ", ".join(f"{r.region} {r.outcome}" for r in release.regions) or "never started"
@@ -407,6 +416,15 @@ def build_result_model(path: Path, replay: Replay | None = None) -> Result:
 ROLLOUT_SOURCES = ("argo-rollouts", "failover-drill")
 
 
+def _release_spec(rp: Replay) -> Release | None:
+    """What was released: the journal's record of it (a Chaos Toolkit session releases mid-run),
+    else the scenario's."""
+    r = rp.release
+    if r is None:
+        return rp.scenario.rollout
+    return Release(version=r.version, fail_pct=r.fail_pct, promote=r.promote)
+
+
 def _release(rel: Release | None, mine: list[records.PlatformEventRecord]) -> ReleaseOut | None:
     if rel is None:
         return None
@@ -416,18 +434,24 @@ def _release(rel: Release | None, mine: list[records.PlatformEventRecord]) -> Re
     def at(kind: str, region: str) -> float | None:
         return next((e.at for e in ours if e.kind == kind and e.region == region), None)
 
+    # Every region the release reached; its outcome as recorded at the end of the run, or, while
+    # a Chaos Toolkit session still runs, what has been seen so far.
+    names = list(dict.fromkeys(e.region for e in ours if e.region is not None and (e.kind or "").startswith("release")))
     regions = []
-    for e in ours:
-        if e.kind != "release-outcome" or e.region is None:
-            continue
-        outcome = (e.detail or "").split(":", 1)[0]
+    for region in names:
+        final = next((e.detail or "" for e in ours if e.kind == "release-outcome" and e.region == region), None)
+        aborted_at, healthy_at = at("release-aborted", region), at("release-healthy", region)
+        if final is not None:
+            outcome = final.split(":", 1)[0]
+        else:
+            outcome = "aborted" if aborted_at is not None else "healthy" if healthy_at is not None else "in flight"
         regions.append(
             ReleaseRegionOut(
-                region=e.region,
+                region=region,
                 outcome=outcome,
-                aborted_at_s=at("release-aborted", e.region),
-                promote_at_s=at("release-promote", e.region),
-                healthy_at_s=at("release-healthy", e.region),
+                aborted_at_s=aborted_at,
+                promote_at_s=at("release-promote", region),
+                healthy_at_s=healthy_at,
             )
         )
     expected = "aborted" if rel.fail_pct > 0 else "promoted" if rel.promote else "not aborted"

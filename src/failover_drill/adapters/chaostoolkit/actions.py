@@ -2,13 +2,14 @@
 
 No `from __future__ import annotations` here: `chaos discover` reads the annotations as objects."""
 
-from typing import Any
+from typing import Any, Literal
 
 from chaoslib.exceptions import ActivityFailed
 from pydantic import ValidationError
 
 from failover_drill import rollouts
 from failover_drill.adapters.chaostoolkit import sessions
+from failover_drill.config.scenario import RELEASES
 from failover_drill.errors import ConfigError, DrillError, echo
 from failover_drill.faults.model import FAULT_KINDS, Fault, explain, fault_from_args
 
@@ -21,6 +22,7 @@ __all__ = [
     "promote_rollout",
     "retry_rollout",
     "revert_fault",
+    "start_release",
     "start_traffic",
     "stop_traffic",
     "thaw_deploys",
@@ -206,6 +208,21 @@ def promote_rollout(
 ) -> list[str]:
     """Promote the Rollout past its current pause, or fully (full: skip the remaining steps)."""
     return _rollout("promote-full" if full else "promote", name, namespace, region, configuration)
+
+
+def start_release(
+    scenario: Literal["bad-canary", "good-canary"] = "bad-canary", configuration: dict[str, Any] | None = None
+) -> str:
+    """Roll out a new payment-gateway version through every region's Argo Rollouts controller (kwok,
+    kind), judged by the session's live SLIs: bad-canary fails 60% of its payments, good-canary is
+    promoted once analysis passes. Followed in the background; the stable version is put back when
+    the experiment ends. The drill_verdict probe then checks its outcome (release_outcome says it)."""
+    s = sessions.get(configuration)
+    assert s is not None
+    try:
+        return s.release(RELEASES[scenario])
+    except DrillError as exc:
+        raise _fail(exc) from None
 
 
 def freeze_deploys(configuration: dict[str, Any] | None = None) -> list[str]:

@@ -9,7 +9,7 @@ from chaoslib.exceptions import InterruptExecution
 
 from failover_drill.adapters.chaostoolkit import sessions, validation
 from failover_drill.adapters.chaostoolkit.actions import summary
-from failover_drill.errors import DrillError
+from failover_drill.errors import ConfigError, DrillError
 
 __all__ = ["after_experiment_control", "before_experiment_control", "cleanup_control"]
 
@@ -28,6 +28,16 @@ def before_experiment_control(
             f"failover-drill: nothing was run, {len(bad)} argument value(s) of this experiment are wrong: "
             + "; ".join(bad)
         )
+    if validation.releases(context):
+        # A release needs Argo Rollouts: refused on the sandbox before any traffic, not mid-method.
+        try:
+            for kube in s.platform.region_kubes().values():
+                kube.close()
+        except ConfigError as exc:
+            sessions.drop(configuration)
+            raise InterruptExecution(f"failover-drill: nothing was run: {exc}") from None
+        except DrillError:
+            pass  # a Kubernetes platform that is not up yet: the session brings it up
     # Named after what it injects, so history never compares a zone loss with a region loss.
     kinds = validation.injected_kinds(context, configuration, secrets)
     s.scenario = s.scenario.model_copy(update={"name": sessions.session_name(kinds, s.scenario.region)})

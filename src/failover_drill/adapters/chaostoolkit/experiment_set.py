@@ -99,6 +99,27 @@ def experiment(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return exp
 
 
+def release_experiment(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A release (`start_release`) instead of a fault: the same hypothesis, whose drill-verdict
+    probe also checks the release's outcome; on kwok unless FAILOVER_DRILL_PLATFORM says kind."""
+    exp = experiment(name, {**spec, "inject": {}, "observe_s": 0})
+    exp["description"] = (
+        f"failover-drill {name}: open-loop payment traffic runs for the whole experiment (control); a new "
+        "payment-gateway version is rolled out by every region's Argo Rollouts controller, judged by the "
+        "session's live SLIs, and followed until the controllers abort or promote it; the stable version "
+        "is put back when the experiment ends. " + spec.get("note", "")
+    )
+    exp["tags"] = ["failover-drill", "argo-rollouts", name]
+    exp["configuration"] = {**CONFIG, "failover_drill_platform": env("FAILOVER_DRILL_PLATFORM", "kwok")}
+    exp["method"] = [
+        call("action", f"release-{name}", "start_release", "actions", {"scenario": name},
+             pauses={"after": spec["observe_s"]}),
+        call("probe", "release-outcome", "release_outcome", "probes"),
+    ]  # fmt: skip
+    exp["rollbacks"] = []
+    return exp
+
+
 # What inject_fault takes (actions.py): a fault's schedule (at_s, duration_s) is the method's pauses.
 INJECT_ARGUMENTS = ("kind", "target", "source", "mode", "delay_ms", "jitter_pct", "fail_pct", "cert", "ttl_s")
 

@@ -20,6 +20,7 @@ __all__ = [
     "p99_latency_ms",
     "payments_duplicated",
     "payments_lost",
+    "release_outcome",
     "rollout_phase",
     "success_ratio",
     "time_to_detect",
@@ -89,6 +90,12 @@ def drill_verdict(configuration: dict[str, Any] | None = None) -> str:
     budget, p99): 'passed', 'failed: <reasons>' or 'inconclusive: <why>' (the load generator fell
     behind: the machine, not the mesh). Before any fault: 'passed: no fault injected yet'."""
     return _session(configuration).verdict_now()
+
+
+def release_outcome(configuration: dict[str, Any] | None = None) -> str:
+    """What the controllers did with the session's release: 'aborted' or 'healthy' (fully out) when
+    every region's is that, 'in flight', each region's when they differ, or 'no release'."""
+    return _session(configuration).release_outcome()
 
 
 def fleet_healthy(configuration: dict[str, Any] | None = None) -> bool:

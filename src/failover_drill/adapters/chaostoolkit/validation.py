@@ -18,6 +18,7 @@ from chaoslib import substitute
 from pydantic import TypeAdapter, ValidationError
 
 from failover_drill.adapters.chaostoolkit.actions import fault_from_arguments
+from failover_drill.config.scenario import RELEASES
 from failover_drill.config.topology import Topology
 from failover_drill.errors import ConfigError, echo
 from failover_drill.faults.catalogue import resolve
@@ -122,12 +123,32 @@ def injected_kinds(experiment: Any, configuration: dict[str, Any] | None, secret
     kinds: list[str] = []
     for activity in method if isinstance(method, list) else []:
         provider = activity.get("provider") if isinstance(activity, dict) else None
-        if not isinstance(provider, dict) or provider.get("func") != "inject_fault":
+        if not isinstance(provider, dict) or provider.get("module") != PACKAGE + "actions":
             continue
-        if provider.get("module") != PACKAGE + "actions":
+        func = provider.get("func")
+        if func not in ("inject_fault", "start_release"):
             continue
         arguments = substitute(provider.get("arguments") or {}, configuration or {}, secrets or {})
-        kind = arguments.get("kind") if isinstance(arguments, dict) else None
-        if isinstance(kind, str) and kind in FAULT_KINDS and kind not in kinds:
+        if not isinstance(arguments, dict):
+            continue
+        if func == "start_release":
+            # A release is named after its scenario (bad-canary, good-canary), as `drill --rollout` is.
+            kind = arguments.get("scenario", "bad-canary")
+            known: tuple[str, ...] = tuple(RELEASES)
+        else:
+            kind, known = arguments.get("kind"), FAULT_KINDS
+        if isinstance(kind, str) and kind in known and kind not in kinds:
             kinds.append(kind)
     return kinds
+
+
+def releases(experiment: Any) -> bool:
+    """Whether the experiment's method starts a release (it then needs a Kubernetes platform)."""
+    method = experiment.get("method") if isinstance(experiment, dict) else None
+    return any(
+        isinstance(a, dict)
+        and isinstance(a.get("provider"), dict)
+        and a["provider"].get("module") == PACKAGE + "actions"
+        and a["provider"].get("func") == "start_release"
+        for a in (method if isinstance(method, list) else [])
+    )
