@@ -144,8 +144,11 @@ def test_a_release_on_the_sandbox_or_an_unknown_one_stops_before_anything_starts
 def test_plan_shows_the_release_and_what_its_verdict_expects(tmp_path: Path) -> None:
     out = cli("plan", "--platform", "kwok", "--rollout", "good-canary", "--fault", "zone-loss", state=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "release canary, promoted once analysis passes at +0s, in every region" in out.stdout
+    assert "release canary, promoted once analysis passes at +0s in us-east1 (Argo Rollouts)" in out.stdout
     assert "the release fully out in every region" in out.stdout and "inject zone-loss" in out.stdout
+    elsewhere = cli("plan", "--platform", "kwok", "--rollout", "good-canary", "--set", 'rollout.regions=["mars"]',
+                    state=tmp_path)  # fmt: skip
+    assert elsewhere.returncode == 2 and "[rollout.regions]" in elsewhere.stderr and "'mars'" in elsewhere.stderr
 
 
 def test_a_drill_that_freezes_deploys_on_the_sandbox_stops_before_anything_starts(tmp_path: Path) -> None:

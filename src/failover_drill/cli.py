@@ -450,6 +450,13 @@ def plan(
     chosen = open_platform(platform, state_dir, topo)
     if sc.rollout is not None:
         load_rollout_manifests(rollouts_dir(topo))
+        for name in sc.rollout.where(sc.region):
+            if name not in topo.region_names:
+                raise ConfigError(
+                    f"no region {name!r} in the topology",
+                    field="rollout.regions",
+                    hint=f"choose from {', '.join(topo.region_names)}",
+                )
         try:
             for kube in chosen.region_kubes().values():
                 kube.close()
@@ -467,8 +474,8 @@ def plan(
     )
     if sc.rollout is not None:
         out.print(
-            f"  {sc.rollout.label()} at +{sc.rollout.at_s:g}s, in every region (Argo Rollouts), "
-            "rolled back to stable when the drill ends",
+            f"  {sc.rollout.label()} at +{sc.rollout.at_s:g}s in {', '.join(sc.rollout.where(sc.region))} "
+            "(Argo Rollouts), rolled back to stable when the drill ends",
             markup=False,
             highlight=False,
             soft_wrap=True,

@@ -243,8 +243,15 @@ class Drill:
         self._check_traffic_origin(faults)
         manifests = None
         if self.scenario.rollout is not None:
-            # Before anything starts: the manifests, and a platform that has rollouts at all.
+            # Before anything starts: the manifests, the regions, and a platform that has rollouts.
             manifests = load_rollout_manifests(rollouts_dir(self.topology))
+            for r in self.scenario.rollout.where(self.scenario.region):
+                if r not in self.topology.region_names:
+                    raise ConfigError(
+                        f"no region {r!r} in the topology",
+                        field="rollout.regions",
+                        hint=f"choose from {', '.join(self.topology.region_names)}",
+                    )
         if self.freeze_deploys or manifests is not None:
             self._check_rollouts()
         # Held until the fleet is down again: nobody else injects into it or tears it down meanwhile.
@@ -325,7 +332,11 @@ class Drill:
             server = stack.enter_context(SliServer(self.sli))
             self.sli_url = server.url
         self._manifests = manifests
-        self._stable = rollouts.prepare_release(self.platform, manifests, self.sli_url, self._say)
+        rel = self.scenario.rollout
+        assert rel is not None
+        self._stable = rollouts.prepare_release(
+            self.platform, manifests, self.sli_url, self._say, rel.where(self.scenario.region)
+        )
 
     def _restore_stable(self) -> None:
         pid = os.getpid()
@@ -351,6 +362,7 @@ class Drill:
             journal=jr,
             now=lambda: self.clock.now() - origin,
             say=self._say,
+            regions=rel.where(self.scenario.region),
             stable=self._stable,
         )
         self._run = run

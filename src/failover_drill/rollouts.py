@@ -82,6 +82,19 @@ def _kubes(platform: Platform, region: str | None) -> Iterator[dict[str, Kube]]:
             k.close()
 
 
+@contextlib.contextmanager
+def _kubes_in(platform: Platform, regions: list[str]) -> Iterator[dict[str, Kube]]:
+    with _kubes(platform, None) as kubes:
+        unknown = [r for r in regions if r not in kubes]
+        if unknown:
+            raise ConfigError(
+                f"no region {unknown[0]!r} in the {platform.name} fleet",
+                field="rollout.regions",
+                hint=f"choose from {', '.join(kubes)}",
+            )
+        yield {r: kubes[r] for r in regions}
+
+
 def status(platform: Platform, region: str | None = None, namespace: str | None = None) -> list[RegionRollout]:
     with _kubes(platform, region) as kubes:
         return [RegionRollout(r, s) for r, kube in kubes.items() for s in ro.rollouts(kube, namespace)]
@@ -260,12 +273,14 @@ def prepare_release(
     manifests: RolloutManifests,
     sli_url: str,
     say: Callable[[str], None],
+    regions: list[str],
     timeout_s: float = RELEASE_TIMEOUT_S,
 ) -> dict[str, dict[str, Any]]:
-    """The stable Rollout in every region, Healthy, before the drill's clock starts (a release left
-    by an earlier drill is rolled back to stable by the same apply). region -> the stable object."""
+    """The stable Rollout in each of the release's regions, Healthy, before the drill's clock
+    starts (a release left by an earlier drill is rolled back to stable by the same apply).
+    region -> the stable object."""
     stable: dict[str, dict[str, Any]] = {}
-    with _kubes(platform, None) as kubes:
+    with _kubes_in(platform, regions) as kubes:
         for region, kube in kubes.items():
             stable[region] = rollout_object(manifests, region, sli_url)
             kube.apply([o for o in manifests.templates()] + [stable[region]])
@@ -300,14 +315,14 @@ def start_release(
     state_dir: Path,
     owner_pid: int,
 ) -> list[tuple[str, str]]:
-    """The new version applied in every region (region, what was done). What to go back to is written down first, so
+    """The new version applied in each region of `stable` (region, what was done). What to go back to is written down first, so
     that the drill's end, or `recover` if the drill dies, can restore the stable version."""
     path = _release_path(state_dir, owner_pid)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"owner_pid": owner_pid, "platform": platform.name, "stable": stable}, indent=2))
     os.replace(tmp, path)
     out = []
-    with _kubes(platform, None) as kubes:
+    with _kubes_in(platform, list(stable)) as kubes:
         for region, kube in kubes.items():
             kube.apply([rollout_object(manifests, region, sli_url, release.version, release.fail_pct)])
             out.append((region, f"released payment-gateway {release.version}"))
@@ -364,9 +379,10 @@ class ReleaseWatch:
     event loop): when a controller aborts it, when it is fully out, and, for a release that
     asks for it, the full promotion once analysis holds the canary at its pause step."""
 
-    def __init__(self, platform: Platform, release: Release) -> None:
+    def __init__(self, platform: Platform, release: Release, regions: list[str]) -> None:
         self.platform = platform
         self.release = release
+        self.regions = regions
         self.moving: set[str] = set()  # seen off Healthy since the release: a Healthy after that is the new version
         self.final: dict[str, str] = {}  # region -> aborted | healthy
         self.promoted: set[str] = set()
@@ -377,7 +393,7 @@ class ReleaseWatch:
         """Each region's Rollout; a region whose API server does not answer (the fault may be
         its loss) keeps what was read last."""
         out: dict[str, ro.RolloutState | None] = {}
-        with _kubes(self.platform, None) as kubes:
+        with _kubes_in(self.platform, self.regions) as kubes:
             for region, kube in kubes.items():
                 try:
                     out[region] = ro.rollout(kube, DEFAULT_ROLLOUT, DEFAULT_NAMESPACE)
@@ -464,8 +480,10 @@ class ReleaseRun:
         journal: JournalWriter,
         now: Callable[[], float],
         say: Callable[[str], None],
+        regions: list[str],
         stable: dict[str, dict[str, Any]] | None = None,
     ) -> None:
+        self.regions = regions
         self.platform, self.manifests, self.release = platform, manifests, release
         self.sli_url, self.state_dir, self.owner_pid = sli_url, state_dir, owner_pid
         self.journal, self.now, self.say = journal, now, say
@@ -481,7 +499,7 @@ class ReleaseRun:
         )
 
     def prepare(self) -> None:
-        self.stable = prepare_release(self.platform, self.manifests, self.sli_url, self.say)
+        self.stable = prepare_release(self.platform, self.manifests, self.sli_url, self.say, self.regions)
 
     def start(self) -> None:
         rel = self.release
@@ -495,7 +513,7 @@ class ReleaseRun:
         for region, line in lines:
             self._event("release", region, f"{rel.label()}: {line}")
         self.say(f"{rel.label()} started")
-        self.watch = ReleaseWatch(self.platform, rel)
+        self.watch = ReleaseWatch(self.platform, rel, list(self.stable))
 
     def poll(self) -> None:
         if self.watch is None or self.ended:

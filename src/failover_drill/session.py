@@ -255,6 +255,7 @@ class Session:
             journal=self.jr,
             now=self.now,
             say=lambda msg: log.info("release", detail=msg),
+            regions=rel.where(self.scenario.region),
         )
         self.release_run = run
         run.start()

@@ -97,6 +97,10 @@ class Release(Strict):
     at_s: float = 0.0
     # Promote fully once analysis has passed and the canary waits at its pause step.
     promote: bool = False
+    # Where to release; by default the users' region. The analysis judges a canary on the traffic
+    # its own pods serve: a region with no users gives it nothing to judge (no data: the
+    # AnalysisRun errors and the controller aborts), unless a fault sends the users there.
+    regions: list[str] | None = Field(default=None, min_length=1, max_length=20)
 
     @field_validator("version")
     @classmethod
@@ -104,6 +108,9 @@ class Release(Strict):
         if v == "stable":
             raise ValueError("the release's version must not be 'stable': that is what it replaces")
         return v
+
+    def where(self, users: str) -> list[str]:
+        return list(self.regions) if self.regions else [users]
 
     def label(self) -> str:
         share = f", failing {self.fail_pct:g}%" if self.fail_pct else ""
