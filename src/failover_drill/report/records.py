@@ -260,19 +260,24 @@ class GenRecord:
 
 @dataclass(frozen=True, slots=True)
 class CpuRecord:
-    """How busy the machine was over the second before `at` (cpu_load.py)."""
+    """How busy the machine was over the span_s seconds before `at` (cpu_load.py). The drill asks
+    every second, but a starved drill asks late, and then one record covers many seconds."""
 
     at: float
     busy_pct: float
     steal_pct: float
     own_pct: float
+    span_s: float = 1.0  # journals written before the span was recorded sampled every second
 
     def to_json(self) -> dict[str, Any]:
-        return {"t": "cpu", "at": self.at, "busy": self.busy_pct, "steal": self.steal_pct, "own": self.own_pct}
+        return {
+            "t": "cpu", "at": self.at, "busy": self.busy_pct, "steal": self.steal_pct, "own": self.own_pct,
+            "span": self.span_s,
+        }  # fmt: skip
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CpuRecord:
-        return cls(float(d["at"]), float(d["busy"]), float(d["steal"]), float(d["own"]))
+        return cls(float(d["at"]), float(d["busy"]), float(d["steal"]), float(d["own"]), float(d.get("span", 1.0)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,20 +150,23 @@ class Replay:
         self.cpu.append(records.CpuRecord.from_json(rec))
 
     def cpu_by_phase(self) -> dict[str, dict[str, float | None]]:
-        """Mean CPU shares per phase; a record covers the second before its time."""
-        groups: dict[str, list[records.CpuRecord]] = {}
-        for c in self.cpu:
-            phase = self.timeline.phase_of(c.at - 0.5)
-            if phase is not None:
-                groups.setdefault(phase, []).append(c)
-        return {
-            phase: {
-                "busy_pct": round(sum(c.busy_pct for c in cs) / len(cs), 1),
-                "steal_pct": round(sum(c.steal_pct for c in cs) / len(cs), 1),
-                "own_pct": round(sum(c.own_pct for c in cs) / len(cs), 1),
-            }
-            for phase, cs in groups.items()
-        }
+        """CPU shares per phase, each record weighted by how much of its span lies in the phase: a
+        starved drill samples late, and its one long record is the evidence for every phase it
+        spans (attributing it by its end alone once left a starved fault phase without figures)."""
+        out: dict[str, dict[str, float | None]] = {}
+        for phase in self.timeline.phases:
+            weighted = [
+                (overlap, c)
+                for c in self.cpu
+                if (overlap := min(c.at, phase.end) - max(c.at - c.span_s, phase.start)) > 0
+            ]
+            total = sum(w for w, _ in weighted)
+            if total > 0:
+                out[phase.name] = {
+                    name: round(sum(w * getattr(c, name) for w, c in weighted) / total, 1)
+                    for name in ("busy_pct", "steal_pct", "own_pct")
+                }
+        return out
 
     def fault_events(self, kind: str) -> list[records.FaultEvent]:
         return [e for e in self.events if isinstance(e, records.FaultEvent) and e.kind == kind]
