@@ -18,11 +18,10 @@ from rich.table import Table
 from failover_drill import obs
 from failover_drill import rollouts as rollout_ops
 from failover_drill.adapters.chaostoolkit.experiment_set import drill_experiment
-from failover_drill.config.analysis_templates import load_rollout_manifests, rollouts_dir
 from failover_drill.config.scenario import RELEASES, Scenario, build_scenario, load_scenario
 from failover_drill.config.topology import Topology, load_topology
 from failover_drill.drill import Drill, LiveView, resolve_faults
-from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError, PlatformError, PortInUse
+from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError, PortInUse
 from failover_drill.faults.model import Fault
 from failover_drill.gameday.model import GameDayDrill, GameDayFile, load_gameday, slug
 from failover_drill.gameday.room import AutoRoom, TerminalRoom
@@ -449,19 +448,8 @@ def plan(
     )
     chosen = open_platform(platform, state_dir, topo)
     if sc.rollout is not None:
-        load_rollout_manifests(rollouts_dir(topo))
-        for name in sc.rollout.where(sc.region):
-            if name not in topo.region_names:
-                raise ConfigError(
-                    f"no region {name!r} in the topology",
-                    field="rollout.regions",
-                    hint=f"choose from {', '.join(topo.region_names)}",
-                )
-        try:
-            for kube in chosen.region_kubes().values():
-                kube.close()
-        except PlatformError:
-            pass  # a Kubernetes platform that is not up: the drill brings it up
+        rollout_ops.check_release(sc.rollout, sc.region, topo)
+        rollout_ops.require_kubernetes(chosen)
     lines = chosen.plan_lines(faults)
     for line in lines:
         out.print(line, markup=False, highlight=False, soft_wrap=True)

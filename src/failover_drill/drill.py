@@ -24,7 +24,7 @@ from typing import Any
 
 from failover_drill import cpu_load, obs, rollouts, watchdog
 from failover_drill.clock import Anchor, Clock, MonotonicClock
-from failover_drill.config.analysis_templates import RolloutManifests, load_rollout_manifests, rollouts_dir
+from failover_drill.config.analysis_templates import RolloutManifests
 from failover_drill.config.scenario import Scenario
 from failover_drill.config.topology import Topology
 from failover_drill.errors import (
@@ -244,16 +244,9 @@ class Drill:
         manifests = None
         if self.scenario.rollout is not None:
             # Before anything starts: the manifests, the regions, and a platform that has rollouts.
-            manifests = load_rollout_manifests(rollouts_dir(self.topology))
-            for r in self.scenario.rollout.where(self.scenario.region):
-                if r not in self.topology.region_names:
-                    raise ConfigError(
-                        f"no region {r!r} in the topology",
-                        field="rollout.regions",
-                        hint=f"choose from {', '.join(self.topology.region_names)}",
-                    )
+            manifests = rollouts.check_release(self.scenario.rollout, self.scenario.region, self.topology)
         if self.freeze_deploys or manifests is not None:
-            self._check_rollouts()
+            rollouts.require_kubernetes(self.platform)
         # Held until the fleet is down again: nobody else injects into it or tears it down meanwhile.
         if self.hold_fleet:
             self.ownership.acquire(f"drill {self.scenario.name}")
@@ -379,15 +372,6 @@ class Drill:
         await asyncio.gather(task, return_exceptions=True)
         if self._run is not None:
             self._run.end()
-
-    def _check_rollouts(self) -> None:
-        """The deploy freeze needs a Kubernetes API: refused on the sandbox before anything starts."""
-        try:
-            kubes = self.platform.region_kubes()
-        except PlatformError:
-            return  # no fleet yet: this drill brings it up, and the freeze asks again when it fires
-        for kube in kubes.values():
-            kube.close()
 
     async def _freeze_on_page(self, jr: journal_mod.JournalWriter, origin: float) -> None:
         assert self.sli is not None

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from failover_drill.config.analysis_templates import RolloutManifests
+from failover_drill.config.analysis_templates import RolloutManifests, load_rollout_manifests, rollouts_dir
 from failover_drill.config.scenario import Release
+from failover_drill.config.topology import Topology
 from failover_drill.errors import ConfigError, DrillError, PlatformError
 from failover_drill.platforms.base import Platform
 from failover_drill.platforms.kube import rollouts as ro
@@ -39,6 +40,32 @@ ACTIONS: dict[str, tuple[Callable[[Kube, str, str], None], str]] = {
     "promote-full": (ro.promote_full, "full promotion"),
     "pause": (ro.pause, "pause"),
 }
+
+
+def check_release(release: Release, users_region: str, topology: Topology) -> RolloutManifests:
+    """Before anything starts: the Rollout's manifests load, and every region the release goes to
+    is in the topology."""
+    manifests = load_rollout_manifests(rollouts_dir(topology))
+    for name in release.where(users_region):
+        if name not in topology.region_names:
+            raise ConfigError(
+                f"no region {name!r} in the topology",
+                field="rollout.regions",
+                hint=f"choose from {', '.join(topology.region_names)}",
+            )
+    return manifests
+
+
+def require_kubernetes(platform: Platform) -> None:
+    """Releases and the deploy freeze need a Kubernetes API: the sandbox refuses (ConfigError)
+    before anything starts. A Kubernetes platform that is not up yet passes: the drill brings it up
+    and asks again when it needs the API."""
+    try:
+        kubes = platform.region_kubes()
+    except PlatformError:
+        return
+    for kube in kubes.values():
+        kube.close()
 
 
 @dataclass(frozen=True)

@@ -240,7 +240,8 @@ class Session:
                 "this session has released already", hint="one release per experiment: end it, start another"
             )
         manifests = load_rollout_manifests(rollouts_dir(self.topology))
-        self.platform.region_kubes()  # the sandbox has no Kubernetes: refused before traffic starts
+        for kube in self.platform.region_kubes().values():  # the sandbox refuses: before traffic starts
+            kube.close()
         if self.runner is None:
             self.start()
         assert self.jr is not None

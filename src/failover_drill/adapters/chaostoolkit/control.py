@@ -7,6 +7,7 @@ from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
+from failover_drill import rollouts
 from failover_drill.adapters.chaostoolkit import sessions, validation
 from failover_drill.adapters.chaostoolkit.actions import summary
 from failover_drill.errors import ConfigError, DrillError
@@ -31,8 +32,7 @@ def before_experiment_control(
     if validation.releases(context):
         # A release needs Argo Rollouts: refused on the sandbox before any traffic, not mid-method.
         try:
-            for kube in s.platform.region_kubes().values():
-                kube.close()
+            rollouts.require_kubernetes(s.platform)
         except ConfigError as exc:
             sessions.drop(configuration)
             raise InterruptExecution(f"failover-drill: nothing was run: {exc}") from None
