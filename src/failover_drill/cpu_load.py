@@ -25,6 +25,7 @@ class CpuShare:
     busy_pct: float  # of all cores
     steal_pct: float
     own_pct: float  # of one core
+    span_s: float  # the wall time between the two readings
 
 
 def read() -> CpuTimes | None:
@@ -49,4 +50,5 @@ def share(before: CpuTimes, after: CpuTimes) -> CpuShare | None:
         busy_pct=round(100.0 * (after.busy - before.busy) / total, 1),
         steal_pct=round(100.0 * (after.steal - before.steal) / total, 1),
         own_pct=round(100.0 * (after.own_s - before.own_s) / wall, 1),
+        span_s=round(wall, 3),
     )

@@ -561,10 +561,10 @@ class Drill:
                     # What else used the CPU meanwhile: it explains a stopwatch that fell behind.
                     cpu_now = cpu_load.read()
                     used = cpu_load.share(cpu_before, cpu_now) if cpu_now is not None else None
-                    if used is not None and cpu_now is not None:
+                    if used is not None:
                         at = round(self.clock.now() - origin, 3)
-                        span = round(cpu_now.wall - cpu_before.wall, 3)
-                        jr.write(records.CpuRecord(at, used.busy_pct, used.steal_pct, used.own_pct, span).to_json())
+                        rec = records.CpuRecord(at, used.busy_pct, used.steal_pct, used.own_pct, used.span_s)
+                        jr.write(rec.to_json())
                     cpu_before = cpu_now
                 jr.flush()
                 self.view.elapsed_s = self.clock.now() - origin
