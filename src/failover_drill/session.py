@@ -18,7 +18,6 @@ from typing import Any
 
 from failover_drill import obs, rollouts, watchdog
 from failover_drill.clock import Anchor, Clock, MonotonicClock
-from failover_drill.config.analysis_templates import load_rollout_manifests, rollouts_dir
 from failover_drill.config.scenario import Release, Scenario
 from failover_drill.config.topology import Topology
 from failover_drill.drill import finish_journal, live_p99, meta_record
@@ -239,7 +238,7 @@ class Session:
             raise ConfigError(
                 "this session has released already", hint="one release per experiment: end it, start another"
             )
-        manifests = load_rollout_manifests(rollouts_dir(self.topology))
+        manifests = rollouts.check_release(rel, self.scenario.region, self.topology)
         for kube in self.platform.region_kubes().values():  # the sandbox refuses: before traffic starts
             kube.close()
         if self.runner is None:
