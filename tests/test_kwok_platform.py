@@ -46,37 +46,29 @@ def kwok_topology(tmp_path: Path, grace_s: float, mesh: str = "cilium") -> Path:
     return path
 
 
-def zone_loss_drill(tmp_path: Path, grace_s: float) -> dict[str, Any]:
-    state = tmp_path / f"state-{grace_s:g}"
-    runs = tmp_path / f"runs-{grace_s:g}"
+def kwok_drill(topo: Path, state: Path, runs: Path, *args: str, timeout: float = 300) -> tuple[dict[str, Any], str]:
+    """A drill on kwok that must end passed or failed with a stopwatch it can trust: its result
+    and what it printed."""
     out = run_cli(
-        "drill",
-        "--platform",
-        "kwok",
-        "--topology",
-        str(kwok_topology(tmp_path, grace_s)),
-        "--fault",
-        "zone-loss",
-        "--set",
-        "phases.warmup_s=1",
-        "--set",
-        "phases.baseline_s=4",
-        "--set",
-        "phases.fault_s=30",
-        "--set",
-        "phases.recovery_s=12",
-        "--set",
-        "limits.rto_s=60",
-        state=state,
-        runs=runs,
-        timeout=600,
+        "drill", "--platform", "kwok", "--topology", str(topo), *args, state=state, runs=runs, timeout=timeout
     )
     assert out.returncode in (0, 1), out.stdout + out.stderr
+    result: dict[str, Any] = json.loads((runs / "latest" / "result.json").read_text())
+    assert result["platform"] == "kwok" and result["measurement"]["valid"], result["measurement"]
+    return result, out.stdout
+
+
+def zone_loss_drill(tmp_path: Path, grace_s: float) -> dict[str, Any]:
+    state = tmp_path / f"state-{grace_s:g}"
+    result, _ = kwok_drill(
+        kwok_topology(tmp_path, grace_s), state, tmp_path / f"runs-{grace_s:g}", "--fault", "zone-loss",
+        "--set", "phases.warmup_s=1", "--set", "phases.baseline_s=4", "--set", "phases.fault_s=30",
+        "--set", "phases.recovery_s=12", "--set", "limits.rto_s=60",
+        timeout=600,
+    )  # fmt: skip
     # The drill brought the fleet up, so it took it down: nothing left running, no namespace.
     assert processes_under(state) == []
     assert "fd-" not in subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True).stdout
-    result: dict[str, Any] = json.loads((runs / "latest" / "result.json").read_text())
-    assert result["platform"] == "kwok" and result["measurement"]["valid"], result["measurement"]
     return result
 
 
@@ -102,17 +94,11 @@ def test_zone_loss_ttr_follows_the_node_monitor_grace_period(tmp_path: Path) -> 
     assert 8.0 - 3.0 <= diff <= 8.0 + 3.0, (short["failover"], long["failover"])
 
 
-def kwok_drill(topo: Path, state: Path, runs: Path, *args: str) -> tuple[dict[str, Any], str]:
-    out = run_cli(
-        "drill", "--platform", "kwok", "--topology", str(topo), *args,
-        "--set", "phases.warmup_s=1", "--set", "phases.baseline_s=3", "--set", "phases.recovery_s=8",
-        "--set", "slo.stability_s=2", "--no-plot",
-        state=state, runs=runs, timeout=300,
-    )  # fmt: skip
-    assert out.returncode in (0, 1), out.stdout + out.stderr
-    result: dict[str, Any] = json.loads((runs / "latest" / "result.json").read_text())
-    assert result["platform"] == "kwok" and result["measurement"]["valid"], result["measurement"]
-    return result, out.stdout
+# Short phases for the faults that are not a loss of pods (no grace period to wait out).
+SHORT_PHASES = [
+    "--set", "phases.warmup_s=1", "--set", "phases.baseline_s=3", "--set", "phases.recovery_s=8",
+    "--set", "slo.stability_s=2", "--no-plot",
+]  # fmt: skip
 
 
 def test_partition_brownout_cert_expiry_and_control_plane_loss_on_kwok(tmp_path: Path) -> None:
@@ -132,7 +118,9 @@ def test_partition_brownout_cert_expiry_and_control_plane_loss_on_kwok(tmp_path:
             again = run_cli("recover", state=state, timeout=120)
             assert again.returncode == 0 and again.stdout.strip() == "nothing to recover", again.stdout
 
-        r, out = kwok_drill(topo, state, tmp_path / "runs-p", "--fault", "partition", "--set", "phases.fault_s=10")
+        r, out = kwok_drill(
+            topo, state, tmp_path / "runs-p", "--fault", "partition", "--set", "phases.fault_s=10", *SHORT_PHASES
+        )
         errors = r["traffic"]["errors"]
         assert errors.get("timeout", 0) > 0.9 * sum(errors.values()), errors  # dropped, not refused
         assert r["failover"]["recovered"] and r["served_by"]["fault"].get("eu-west1", 0) > 0.5, out
@@ -141,7 +129,7 @@ def test_partition_brownout_cert_expiry_and_control_plane_loss_on_kwok(tmp_path:
 
         r, out = kwok_drill(
             topo, state, tmp_path / "runs-b", "--fault", "brownout", "--target", "us-east1", "--fail-pct", "20",
-            "--set", "phases.fault_s=4",
+            "--set", "phases.fault_s=4", *SHORT_PHASES,
         )  # fmt: skip
         failed, total = r["traffic"]["failed"], r["traffic"]["requests"]
         # Istio's default retries (503 is retriable) hide most of it: 20% per try -> ~0.8% after 3
@@ -150,7 +138,7 @@ def test_partition_brownout_cert_expiry_and_control_plane_loss_on_kwok(tmp_path:
 
         r, out = kwok_drill(
             topo, state, tmp_path / "runs-c", "--fault", "cert-expiry", "--set", "faults.0.cert=leaf",
-            "--set", "phases.fault_s=8",
+            "--set", "phases.fault_s=8", *SHORT_PHASES,
         )  # fmt: skip
         assert r["traffic"]["errors"].get("tls", 0) > 0, (r["traffic"]["errors"], out)
         assert r["failover"]["recovered"] and r["served_by"]["fault"].get("eu-west1", 0) > 0.3, out
@@ -165,7 +153,7 @@ def test_partition_brownout_cert_expiry_and_control_plane_loss_on_kwok(tmp_path:
             "  - {kind: zone-loss, target: us-east1-a, at_s: 1}\n"
             "phases: {fault_s: 14}\n"
         )
-        r, out = kwok_drill(topo, state, tmp_path / "runs-cp", "--scenario", str(scenario))
+        r, out = kwok_drill(topo, state, tmp_path / "runs-cp", "--scenario", str(scenario), *SHORT_PHASES)
         # The node lifecycle controller works through the region's API server: stopped, nothing
         # marks the lost zone's node NotReady, though 14 s is more than twice the 6 s grace period.
         fault_end = r["phases"]["recovery"]["start_s"]
