@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -411,10 +412,10 @@ def docker_engine_up() -> bool:
 def test_up_without_the_tools_names_what_is_missing_and_leaves_nothing(tmp_path: Path) -> None:
     out = run_cli("up", "--platform", "kind", state=tmp_path)
     assert out.returncode == 3, out.stderr
-    assert "missing:" in out.stderr and "kind" in out.stderr and "fix:" in out.stderr
+    assert "kind is not on PATH" in out.stderr and "fix:" in out.stderr
     assert not (tmp_path / "kind" / "fleet.json").exists()
     out = run_cli("drill", "--platform", "kind", "--region", "us-east1", state=tmp_path, runs=tmp_path / "runs")
-    assert out.returncode == 3 and "missing:" in out.stderr
+    assert out.returncode == 3 and "kind is not on PATH" in out.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
@@ -435,6 +436,19 @@ def test_up_with_the_docker_cli_but_no_engine_says_so(tmp_path: Path) -> None:
     assert out.returncode == 3
     assert "Docker engine is not reachable" in out.stderr and "fix:" in out.stderr
     assert not (tmp_path / "kind" / "fleet.json").exists()
+
+
+# kind's release notes, "The default node image is now ...": node images are built per kind release.
+KIND_DEFAULT_NODE_IMAGE = {"0.24.0": "v1.31.0", "0.25.0": "v1.31.2", "0.26.0": "v1.32.0"}
+
+
+def test_the_kind_install_hint_is_the_release_of_the_pinned_node_image() -> None:
+    from failover_drill.platforms.kind.cluster_config import KIND_NODE_IMAGE
+    from failover_drill.platforms.kind.commands import INSTALL_HINTS
+
+    hinted = re.search(r"sigs\.k8s\.io/kind@v(\d+\.\d+\.\d+)", INSTALL_HINTS["kind"])
+    assert hinted is not None
+    assert f"kindest/node:{KIND_DEFAULT_NODE_IMAGE[hinted[1]]}" == KIND_NODE_IMAGE
 
 
 def test_unknown_platform_is_bad_input(tmp_path: Path) -> None:

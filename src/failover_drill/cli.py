@@ -21,14 +21,15 @@ from failover_drill.adapters.chaostoolkit.experiment_set import drill_experiment
 from failover_drill.config.scenario import RELEASES, Scenario, build_scenario, load_scenario
 from failover_drill.config.topology import Topology, load_topology
 from failover_drill.drill import Drill, LiveView, resolve_faults
-from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, DrillError, PortInUse
+from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_PLATFORM, ConfigError, DrillError, PortInUse
 from failover_drill.faults.model import Fault
 from failover_drill.gameday.model import GameDayDrill, GameDayFile, load_gameday, slug
 from failover_drill.gameday.room import AutoRoom, TerminalRoom
 from failover_drill.gameday.runner import GameDayRunner, day_topology, plan_day
 from failover_drill.measure.live_sli import LiveSli, SliServer
 from failover_drill.ownership import FleetOwnership
-from failover_drill.platforms.registry import PLATFORMS, check_platform, open_platform
+from failover_drill.platforms.doctor import render as render_checks
+from failover_drill.platforms.registry import PLATFORMS, check_platform, host_checks, open_platform
 from failover_drill.recovery import recover as run_recover
 from failover_drill.report.history import History
 from failover_drill.report.markdown import check_rows, scorecard_rows, verdict_word
@@ -95,6 +96,19 @@ def up(
     topo = load_topology(topology, mesh=mesh)
     FleetOwnership(state_dir).refuse_if_owned("bring it up")
     open_platform(platform, state_dir, topo).up(progress=_say)
+
+
+@app.command()
+def doctor(topology: TopoOpt = None, mesh: MeshOpt = None, platform: PlatformOpt = "sandbox") -> None:
+    """Check this host for a platform in seconds (Docker, tools, kernel limits and qdiscs, memory, Envoy), each with its fix."""
+    _platform_check(platform)
+    checks = host_checks(platform, load_topology(topology, mesh=mesh))
+    for line in render_checks(checks):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    failed = [c for c in checks if c.failed]
+    if failed:
+        _say(f"{len(failed)} of {len(checks)} checks failed: `up --platform {platform}` would refuse to start")
+        raise typer.Exit(EXIT_PLATFORM)
 
 
 @app.command()

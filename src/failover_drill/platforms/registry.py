@@ -7,6 +7,7 @@ from pathlib import Path
 from failover_drill.config.topology import Topology
 from failover_drill.errors import ConfigError
 from failover_drill.platforms.base import Platform
+from failover_drill.platforms.doctor import Check, envoy_check
 
 PLATFORMS = ("sandbox", "kwok", "kind")
 
@@ -40,3 +41,17 @@ def open_platform(name: str, state_dir: Path, topology: Topology | None = None) 
 def all_platforms(state_dir: Path) -> list[Platform]:
     """Every platform's view of one state directory (for recovery)."""
     return [open_platform(name, state_dir) for name in PLATFORMS]
+
+
+def host_checks(name: str, topology: Topology) -> list[Check]:
+    """`failover-drill doctor`: what the platform needs from this host, each check with its fix."""
+    check_platform(name)
+    if name == "kind":
+        from failover_drill.platforms.kind.doctor import kind_checks
+
+        return kind_checks(topology)
+    if name == "kwok":
+        from failover_drill.platforms.kwok.doctor import kwok_checks
+
+        return kwok_checks()
+    return [envoy_check()]

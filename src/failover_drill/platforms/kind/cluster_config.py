@@ -14,6 +14,9 @@ from failover_drill.config.topology import Region, Topology
 from failover_drill.errors import ConfigError
 
 KIND_NODE_IMAGE = "kindest/node:v1.31.2"
+# The kind release whose default node image is KIND_NODE_IMAGE (kind v0.25.0's release notes:
+# "The default node image is now Kubernetes v1.31.2"); node images are built per kind release.
+KIND_VERSION = "0.25.0"
 # The ingress NodePort every cluster exposes; kind maps it to a host port per region.
 INGRESS_NODE_PORT = 30080
 DEFAULT_HOST_PORT_BASE = 31080

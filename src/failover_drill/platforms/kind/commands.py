@@ -22,6 +22,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from failover_drill import obs
 from failover_drill.errors import PlatformError
+from failover_drill.platforms.kind.cluster_config import KIND_VERSION
 
 if TYPE_CHECKING:
     from failover_drill.platforms.kube.client import Kube
@@ -30,7 +31,9 @@ log = obs.get(__name__)
 
 INSTALL_HINTS = {
     "docker": "install Docker Engine (https://docs.docker.com/engine/install/) and start it",
-    "kind": "go install sigs.k8s.io/kind@v0.24.0, or download a release binary from https://kind.sigs.k8s.io",
+    # The kind release whose default node image is the one the clusters run (cluster_config).
+    "kind": f"go install sigs.k8s.io/kind@v{KIND_VERSION}, or download the v{KIND_VERSION} release binary "
+    "from https://github.com/kubernetes-sigs/kind/releases",
     "kubectl": "https://kubernetes.io/docs/tasks/tools/",
     "istioctl": "curl -L https://istio.io/downloadIstio | sh - and put istio-*/bin on PATH",
     "cilium": "the cilium CLI: https://github.com/cilium/cilium-cli/releases",

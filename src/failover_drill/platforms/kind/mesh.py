@@ -32,6 +32,8 @@ from failover_drill.toolchain.pins import load_pins
 
 ISTIO_VERSION = "1.24.1"
 CILIUM_VERSION = "1.16.4"
+# cilium-cli v0.16 is the first release line maintained for Cilium 1.15 and newer (its README).
+CILIUM_CLI_MIN = "0.16.0"
 METALLB_MANIFEST = "https://raw.githubusercontent.com/metallb/metallb/v0.14.8/config/manifests/metallb-native.yaml"
 MESH_ID = "failover-drill"
 # Nothing rotates the edge certificate on kind: long enough for any fleet's life, short of the intermediate's.

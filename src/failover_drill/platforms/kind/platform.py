@@ -54,8 +54,8 @@ from failover_drill.platforms.kind.commands import (
     Step,
     SubprocessRunner,
     missing_tools,
-    require_tools,
 )
+from failover_drill.platforms.kind.doctor import refuse_unless_ready
 from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table
 from failover_drill.platforms.kind.netem import (
     LEDGER_PATH,
@@ -80,10 +80,6 @@ DOCKERFILE = "clusters/kind/payment-gateway.Dockerfile"
 
 def _noop(_: str) -> None:
     pass
-
-
-def mesh_tools(topo: Topology) -> set[str]:
-    return {"docker", "kind", "kubectl", "cilium" if topo.mesh.startswith("cilium") else "istioctl"}
 
 
 class KindPlatform:
@@ -220,16 +216,8 @@ class KindPlatform:
         topo = self.topology
         real = isinstance(self.runner, SubprocessRunner)
         if real:
-            require_tools(mesh_tools(topo), "the kind platform")
-            try:
-                self.runner.run(
-                    Step("check the Docker engine", ("docker", "info", "-f", "{{.ServerVersion}}"), timeout_s=30)
-                )
-            except PlatformError as exc:
-                raise PlatformError(
-                    f"the Docker engine is not reachable: {exc.message}",
-                    hint="start Docker (e.g. `sudo systemctl start docker`) or use --platform sandbox",
-                ) from None
+            # `failover-drill doctor --platform kind`'s checks, in seconds, before anything is created.
+            refuse_unless_ready(topo)
         with self._locked():
             runner = SubprocessRunner(progress=say, kubes=self._kubes()) if real else self.runner
             # Written first, so `down` knows which clusters to delete even if bring-up stops halfway.
