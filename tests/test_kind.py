@@ -228,6 +228,27 @@ def test_cilium_up_plan_shares_one_ca_and_connects_every_pair(tmp_path: Path) ->
     assert not any(s.argv[0] == "istioctl" for s in steps)
 
 
+def plan_lines(mesh: str, tmp_path: Path, faults: list[Fault] | None = None) -> list[str]:
+    """`plan --platform kind`'s lines, one command line each (a heredoc's body on lines of its own)."""
+    return "\n".join(kind_plan_lines(topology(mesh), tmp_path / f"plan-{mesh}", faults or [])).splitlines()
+
+
+def test_cilium_clusters_are_created_without_waiting_for_nodes_that_have_no_cni_yet(tmp_path: Path) -> None:
+    """kind's --wait waits for Ready nodes, and without kind's CNI none is Ready before Cilium runs:
+    with Cilium the nodes are awaited once Cilium is up, not for 180 s per cluster before."""
+    cilium = plan_lines("cilium", tmp_path)
+    assert "kind create cluster --name fd-us-east1 --config - <<'EOF'" in cilium
+    assert not any("--wait 180s" in line for line in cilium)
+    for ctx in ("kind-fd-us-east1", "kind-fd-eu-west1", "kind-fd-asia-southeast1"):
+        status = cilium.index(f"cilium status --context {ctx} --wait")
+        nodes = cilium.index(f"kubectl --context {ctx} wait --for=condition=Ready node --all --timeout=300s")
+        enable = cilium.index(f"cilium clustermesh enable --context {ctx} --service-type NodePort")
+        assert status < nodes < enable
+    istio = plan_lines("istio", tmp_path)
+    assert "kind create cluster --name fd-us-east1 --config - --wait 180s <<'EOF'" in istio  # kindnet: Ready soon
+    assert not any("wait --for=condition=Ready node" in line for line in istio)
+
+
 # -- faults --------------------------------------------------------------------------------------
 
 

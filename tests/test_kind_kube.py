@@ -375,6 +375,18 @@ def test_a_context_missing_from_the_kubeconfig_is_named(cluster: Cluster) -> Non
     assert "kubectl config get-contexts" in (err.value.hint or "")
 
 
+def test_nodes_are_awaited_ready_through_the_api(cluster: Cluster) -> None:
+    """With Cilium, kind creates the nodes without --wait and `up` waits for them once Cilium runs:
+    here kwok's three zone nodes are Ready; a fourth that never registers is named."""
+    from failover_drill.errors import PlatformError
+    from failover_drill.platforms.kind import api
+
+    zones = len(cluster.topo.region(REGION).zones)
+    assert "condition met" in run_step(api.wait_nodes_ready(cluster.context, "nodes", zones), cluster.kubes)
+    with pytest.raises(PlatformError, match=f"{zones} of {zones + 1} nodes registered"):
+        run_step(api.wait_nodes_ready(cluster.context, "nodes", zones + 1, timeout_s=3), cluster.kubes)
+
+
 def _healthy_qdiscs() -> str:
     """`tc qdisc show dev eth0` on a us-east1 node as `up` lays it out: us-east1 comes first, so
     every pair's RTT sits on the other region's side and its bands carry no delay."""

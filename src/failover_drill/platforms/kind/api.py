@@ -15,6 +15,7 @@ import yaml
 from failover_drill.errors import PlatformError
 from failover_drill.platforms.kind.commands import ApiStep, KubeFor
 from failover_drill.platforms.kube.client import FIELD_MANAGER
+from failover_drill.platforms.polling import poll
 
 SERVER_SIDE_APPLY = ("apply", "--server-side", "--force-conflicts", f"--field-manager={FIELD_MANAGER}")
 
@@ -188,4 +189,37 @@ def wait_pods_ready(ctx: str, title: str, namespace: str, selector: str, timeout
     argv = kubectl(
         ctx, "wait", "-n", namespace, "--for=condition=ready", "pod", "-l", selector, f"--timeout={timeout_s:g}s"
     )
+    return ApiStep(title, ctx, argv, call, timeout_s=timeout_s + 20, attempts=2)
+
+
+def wait_nodes_ready(ctx: str, title: str, count: int, timeout_s: float = 300.0) -> ApiStep:
+    """Until `count` nodes are registered and every one is Ready (`kubectl wait --for=condition=Ready
+    node --all`): with kind's default CNI disabled, nodes turn Ready only once Cilium runs on them."""
+
+    def call(kube_for: KubeFor, _: str | None) -> str:
+        kube = kube_for(ctx)
+
+        def not_yet() -> str | None:
+            nodes = kube.nodes()
+            unready = [
+                n["metadata"]["name"]
+                for n in nodes
+                if not any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (n.get("status") or {}).get("conditions") or []
+                )
+            ]
+            if len(nodes) >= count and not unready:
+                return None
+            return f"not Ready: {', '.join(unready)}" if unready else f"{len(nodes)} of {count} nodes registered"
+
+        state = poll(not_yet, timeout_s, 2.0)
+        if state is not None:
+            raise PlatformError(
+                f"{ctx}: nodes not Ready after {timeout_s:g} s ({state})",
+                hint=f"look at `cilium status --context {ctx}` and `kubectl --context {ctx} describe nodes`",
+            )
+        return f"{count} nodes condition met\n"
+
+    argv = kubectl(ctx, "wait", "--for=condition=Ready", "node", "--all", f"--timeout={timeout_s:g}s")
     return ApiStep(title, ctx, argv, call, timeout_s=timeout_s + 20, attempts=2)

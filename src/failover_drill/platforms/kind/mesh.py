@@ -319,6 +319,10 @@ def cilium_steps(topo: Topology) -> list[AnyStep]:
                 timeout_s=600,
             ),
             Step(f"{n.region}: wait for Cilium", ("cilium", "status", "--context", n.context, "--wait"), timeout_s=600),
+            # kind created the nodes without waiting (no CNI until now): they turn Ready here.
+            api.wait_nodes_ready(
+                n.context, f"{n.region}: wait for every node Ready", 1 + len(topo.region(n.region).zones)
+            ),
             Step(
                 f"{n.region}: enable Cluster Mesh",
                 ("cilium", "clustermesh", "enable", "--context", n.context, "--service-type", "NodePort"),

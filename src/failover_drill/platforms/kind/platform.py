@@ -170,9 +170,12 @@ class KindPlatform:
             n = names(topo)[region.name]
             if n.cluster in existing:
                 continue
+            # With kind's CNI disabled (Cilium) no node is Ready before Cilium runs: kind's --wait
+            # would sit out its whole timeout. Cilium's steps wait for the nodes once it is installed.
+            wait = () if topo.mesh.startswith("cilium") else ("--wait", "180s")
             yield Step(
                 f"create kind cluster {n.cluster} ({len(region.zones)} zones)",
-                ("kind", "create", "cluster", "--name", n.cluster, "--config", "-", "--wait", "180s"),
+                ("kind", "create", "cluster", "--name", n.cluster, "--config", "-", *wait),
                 stdin=yaml.safe_dump(kind_config(topo, region, self.host_port_base), sort_keys=False),
                 timeout_s=600,
             )
