@@ -249,6 +249,26 @@ def test_cilium_clusters_are_created_without_waiting_for_nodes_that_have_no_cni_
     assert not any("wait --for=condition=Ready node" in line for line in istio)
 
 
+def test_cilium_replaces_kube_proxy_so_the_ingress_nodeport_is_its_global_service(tmp_path: Path) -> None:
+    """With kube-proxy kept, Cilium's kube-proxy replacement is off and the ingress NodePort is served
+    by kube-proxy from local endpoints only: a Cilium drill measured kube-proxy. kind runs without
+    kube-proxy, Cilium replaces it (reaching the API server by the control-plane's name), at a
+    version with MCS-API support (1.17+), each clustermesh-apiserver on a NodePort of its own."""
+    cilium = plan_lines("cilium", tmp_path)
+    assert cilium.count("  kubeProxyMode: none") == 3
+    assert (
+        "cilium install --context kind-fd-eu-west1 --version 1.17.6 --set cluster.name=eu-west1 --set cluster.id=2 "
+        "--set ipam.mode=kubernetes --set kubeProxyReplacement=true --set k8sServiceHost=fd-eu-west1-control-plane "
+        "--set k8sServicePort=6443 --set clustermesh.enableMCSAPISupport=true "
+        "--set clustermesh.apiserver.service.nodePort=32380"
+    ) in cilium
+    ports = {line.rsplit("=", 1)[1] for line in cilium if line.startswith("cilium install")}
+    assert ports == {"32379", "32380", "32381"}
+    istio = plan_lines("istio", tmp_path)  # Istio leaves Services to kube-proxy
+    assert not any("kubeProxyMode" in line for line in istio)
+    assert "  disableDefaultCNI: true" not in istio
+
+
 # -- faults --------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,14 @@ KIND_NODE_IMAGE = "kindest/node:v1.31.2"
 KIND_VERSION = "0.25.0"
 # The ingress NodePort every cluster exposes; kind maps it to a host port per region.
 INGRESS_NODE_PORT = 30080
+# The API server inside each cluster, as Cilium's agents reach it without kube-proxy: the
+# control-plane container's name on the kind network (Docker's DNS) and kubeadm's port.
+API_SERVER_PORT = 6443
+# clustermesh-apiserver's NodePort, one per cluster (Cilium's default, 32379, + index - 1): with
+# kube-proxy replacement, a NodePort that is the same in two meshed clusters is served by the
+# local backend even when the remote node's address is dialled (cilium/cilium#24692), so agents
+# would connect to their own clustermesh-apiserver instead of the remote one.
+CLUSTERMESH_NODE_PORT_BASE = 32379
 DEFAULT_HOST_PORT_BASE = 31080
 
 
@@ -49,6 +57,10 @@ class ClusterNames:
 
     def host_port(self, base: int = DEFAULT_HOST_PORT_BASE) -> int:
         return base + self.index - 1
+
+    @property
+    def clustermesh_node_port(self) -> int:
+        return CLUSTERMESH_NODE_PORT_BASE + self.index - 1
 
 
 def names(topo: Topology) -> dict[str, ClusterNames]:
@@ -86,6 +98,9 @@ def kind_config(topo: Topology, region: Region, host_port_base: int = DEFAULT_HO
     }
     if cilium:
         networking["disableDefaultCNI"] = True
+        # No kube-proxy: Cilium's kube-proxy replacement serves Services, the ingress NodePort
+        # included, so a global service's remote backends are what a Cilium drill measures.
+        networking["kubeProxyMode"] = "none"
     return {
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",

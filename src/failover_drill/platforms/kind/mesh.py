@@ -6,8 +6,10 @@
   address on the kind network (not 127.0.0.1); the ingress gateway serves TLS with a leaf from
   the same CA (the edge secret), which the front door validates as it does on the sandbox;
 - Cilium Cluster Mesh: unique cluster name and id, non-overlapping pod CIDRs (kind config), the
-  first cluster's `cilium-ca` copied to the others before install, `clustermesh enable` with a
-  NodePort apiserver, `clustermesh connect` for every pair.
+  first cluster's `cilium-ca` copied to the others before install, kube-proxy replaced by Cilium
+  (kind runs without kube-proxy, so the ingress NodePort is Cilium's and uses the global
+  service's remote backends), `clustermesh enable` with a NodePort apiserver (a port per
+  cluster), `clustermesh connect` for every pair.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from failover_drill.config.topology import Topology
 from failover_drill.errors import PlatformError
 from failover_drill.platforms.kind import api
 from failover_drill.platforms.kind.api import apply
-from failover_drill.platforms.kind.cluster_config import INGRESS_NODE_PORT, ClusterNames, names
+from failover_drill.platforms.kind.cluster_config import API_SERVER_PORT, INGRESS_NODE_PORT, ClusterNames, names
 from failover_drill.platforms.kind.commands import AnyStep, Runner, Step
 from failover_drill.platforms.kind.workload import EDGE_SECRET
 from failover_drill.platforms.pki import Issued, MeshCA
 from failover_drill.toolchain.pins import load_pins
 
 ISTIO_VERSION = "1.24.1"
-CILIUM_VERSION = "1.16.4"
+# 1.17 is the first Cilium with MCS-API support (clustermesh.enableMCSAPISupport; deprecated in
+# 1.19 for clustermesh.mcsapi.enabled, removed in 1.20): 1.16.4 had no such value.
+CILIUM_VERSION = "1.17.6"
 # cilium-cli v0.16 is the first release line maintained for Cilium 1.15 and newer (its README).
 CILIUM_CLI_MIN = "0.16.0"
 METALLB_MANIFEST = "https://raw.githubusercontent.com/metallb/metallb/v0.14.8/config/manifests/metallb-native.yaml"
@@ -313,8 +317,18 @@ def cilium_steps(topo: Topology) -> list[AnyStep]:
                     f"cluster.id={n.index}",
                     "--set",
                     "ipam.mode=kubernetes",
+                    # kind runs without kube-proxy here (cluster_config): Cilium serves every Service,
+                    # reaching the API server directly, not through the kubernetes Service.
+                    "--set",
+                    "kubeProxyReplacement=true",
+                    "--set",
+                    f"k8sServiceHost={n.control_plane}",
+                    "--set",
+                    f"k8sServicePort={API_SERVER_PORT}",
                     "--set",
                     "clustermesh.enableMCSAPISupport=true",
+                    "--set",
+                    f"clustermesh.apiserver.service.nodePort={n.clustermesh_node_port}",
                 ),
                 timeout_s=600,
             ),
