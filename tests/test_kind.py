@@ -33,6 +33,7 @@ from failover_drill.platforms.kind.cluster_config import kind_config, names
 from failover_drill.platforms.kind.commands import AnyStep, ApiStep, RecordingRunner, Step
 from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table
 from failover_drill.platforms.kind.mesh import cacerts_secret, eastwest_gateway, metallb_pool
+from failover_drill.platforms.kind.netem import latency_setup_steps, read_addresses
 from failover_drill.platforms.kind.platform import KindPlatform, kind_plan_lines
 from failover_drill.platforms.kind.workload import EDGE_SECRET, cluster_objects
 from failover_drill.platforms.pki import MeshCA
@@ -267,6 +268,77 @@ def test_cilium_replaces_kube_proxy_so_the_ingress_nodeport_is_its_global_servic
     istio = plan_lines("istio", tmp_path)  # Istio leaves Services to kube-proxy
     assert not any("kubeProxyMode" in line for line in istio)
     assert "  disableDefaultCNI: true" not in istio
+
+
+def test_the_front_door_band_takes_the_ingress_replies_not_the_api_servers(tmp_path: Path) -> None:
+    """The host reaches both the ingress NodePort and kind's API server from the kind network's
+    gateway (docker-proxy): a front-door filter on the gateway address alone also caught the API
+    server's replies, and a front-door partition cut kubectl. The filter matches the ingress
+    port's replies only: in plan lines for both meshes, and applied for real to a scratch network
+    namespace's loopback (an htb root standing in for prio where the kernel lacks it), where a
+    reply from port 6443 stays out of the front door's class and one from the NodePort goes in."""
+    want = (
+        "docker exec fd-us-east1-control-plane tc filter add dev eth0 parent 1:0 protocol ip prio 1 u32 "
+        "match ip dst 172.18.0.1/32 match ip protocol 6 0xff match ip sport 30080 0xffff flowid 1:7"
+    )
+    for mesh in ("istio", "cilium"):
+        lines = plan_lines(mesh, tmp_path)
+        assert want in lines
+        assert not any("match ip dst 172.18.0.1/32 flowid" in line for line in lines)
+    if shutil.which("unshare") is None or shutil.which("tc") is None:
+        pytest.skip("no unshare or tc here")
+    topo = topology("istio")
+    rec = RecordingRunner(answers=node_answers(topo))
+    steps = latency_setup_steps(topo, read_addresses(topo, rec))
+    filters = [
+        shlex.join(["tc", *("lo" if a == "eth0" else a for a in s.argv[4:])])
+        for s in steps
+        if s.argv[2] == "fd-us-east1-control-plane" and s.argv[4] == "filter" and s.argv[-1] == "1:7"
+    ]
+    assert filters
+    exchange = (
+        "import socket,sys\n"
+        "port=int(sys.argv[1]); srv=socket.create_server(('172.18.0.2', port))\n"
+        "cli=socket.create_connection(('172.18.0.2', port), source_address=('172.18.0.1', 0))\n"
+        "conn,_=srv.accept(); cli.sendall(b'x'); conn.recv(1); conn.sendall(b'r'*50000); conn.close()\n"
+        "got=0\n"
+        "while (b:=cli.recv(65536)): got+=len(b)\n"
+        "assert got==50000\n"
+    )
+    (tmp_path / "exchange.py").write_text(exchange)
+    py = shlex.quote(sys.executable)
+    script = "\n".join(
+        [
+            "set -e",
+            "ip link set lo up",
+            "ip addr add 172.18.0.1/32 dev lo",
+            "ip addr add 172.18.0.2/32 dev lo",
+            "tc qdisc add dev lo root handle 1: htb default 99 2>/dev/null || { echo NO-HTB; exit 0; }",
+            "tc class add dev lo parent 1: classid 1:7 htb rate 1gbit 2>/dev/null",
+            "tc class add dev lo parent 1: classid 1:99 htb rate 1gbit 2>/dev/null",
+            *filters,
+            f"{py} {tmp_path / 'exchange.py'} 6443",
+            "echo AFTER-API; tc -s class show dev lo classid 1:7",
+            f"{py} {tmp_path / 'exchange.py'} 30080",
+            "echo AFTER-INGRESS; tc -s class show dev lo classid 1:7",
+        ]
+    )
+    out = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--net", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if out.returncode != 0 and "unshare" in out.stderr:
+        pytest.skip(f"no unprivileged network namespace here: {out.stderr.strip()[:200]}")
+    if "NO-HTB" in out.stdout:
+        pytest.skip("this kernel has no htb either: no classful qdisc to hang the filters on")
+    assert out.returncode == 0, out.stderr
+    sent = [int(m) for m in re.findall(r"Sent (\d+) bytes", out.stdout)]
+    after_api, after_ingress = sent
+    assert after_api == 0, out.stdout  # the API server's replies are not the front door's
+    assert after_ingress > 50000, out.stdout  # the ingress's are
 
 
 # -- faults --------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Latency between regions on kind: per node a prio qdisc with one band per source, each with its
-own netem, filtered by the source's addresses (FACTS.md: needs sch_netem, prio and u32)."""
+own netem, filtered by the source's addresses (FACTS.md: needs sch_netem, prio and u32); the
+front door's band by the gateway address and the ingress NodePort (front_door_match)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from failover_drill.config.topology import Topology
 from failover_drill.faults.model import FRONT_DOOR
 from failover_drill.platforms.kind.api import kubectl
-from failover_drill.platforms.kind.cluster_config import all_nodes
+from failover_drill.platforms.kind.cluster_config import INGRESS_NODE_PORT, all_nodes
 from failover_drill.platforms.kind.commands import Runner, Step
 from failover_drill.platforms.kube.workload import NAMESPACE
 
@@ -111,5 +112,24 @@ def latency_setup_steps(topo: Topology, addrs: dict[str, list[str]]) -> list[Ste
                 steps.append(band_netem(node, "add", cls, handle, netem(baseline_ms(topo, region, src)), title=title))
                 for ip in addrs[src]:
                     add("filter", "add", "dev", "eth0", "parent", "1:0", "protocol", "ip", "prio", "1", "u32",
-                        "match", "ip", "dst", f"{ip}/32", "flowid", cls)  # fmt: skip
+                        "match", "ip", "dst", f"{ip}/32", *front_door_match(src), "flowid", cls)  # fmt: skip
     return steps
+
+
+def front_door_match(src: str) -> tuple[str, ...]:
+    """What singles out the front door's traffic among packets to the kind network's gateway.
+
+    The front door on the host reaches a region through the control-plane node's host port: Docker
+    (docker-proxy, or its NAT from 127.0.0.1) connects to the node's INGRESS_NODE_PORT from the
+    gateway address. But kind's API server port is mapped the same way, so kubectl, the kube layer
+    and `kubectl logs -f` come from the gateway too: a filter on the destination alone put the
+    API server's replies in the front-door band, and a front-door partition cut them as well
+    (reverts and log streams hung). These filters sit on the node's egress, where what goes to
+    the front door is the ingress's replies: source port INGRESS_NODE_PORT after the NodePort's
+    reverse NAT (kube-proxy's conntrack in POSTROUTING, or Cilium's BPF before the qdisc), TCP.
+    Requests towards the node are not shaped here; dropping or delaying the replies is what the
+    front door feels (its health checks and requests time out), and the API server's replies
+    (source port 6443) stay in the default bands."""
+    if src != FRONT_DOOR:
+        return ()
+    return ("match", "ip", "protocol", "6", "0xff", "match", "ip", "sport", str(INGRESS_NODE_PORT), "0xffff")
