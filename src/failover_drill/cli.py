@@ -703,12 +703,14 @@ class _DayScreen:
     def __init__(self) -> None:
         self.interactive = sys.stderr.isatty()
         self.header = ""
+        self.budget_before = 0.0
         self.live: Live | None = None
         self.last_phase = ""
 
     def drill_starting(self, i: int, n: int, drill: GameDayDrill, budget_so_far: float) -> None:
-        self.header = f"drill {i + 1}/{n} {drill.name!r} · budget burned today {budget_so_far:.3g}%"
-        _say(self.header)
+        self.header = f"drill {i + 1}/{n} {drill.name!r}"
+        self.budget_before = budget_so_far
+        _say(f"{self.header} · budget burned today {budget_so_far:.3g}%")
         self.last_phase = ""
         if self.interactive:
             self.live = Live("", console=err, refresh_per_second=5, transient=True)
@@ -722,9 +724,11 @@ class _DayScreen:
             ratio = "—" if v.ok_ratio is None else f"{v.ok_ratio:.2%}"
             p99 = "—" if v.p99_ms is None else f"{v.p99_ms:.0f} ms"
             served = ", ".join(f"{k} {s:.0%}" for k, s in v.served.items()) or "—"
-            left = max(0.0, v.total_s - v.elapsed_s)
+            left = max(0.0, v.phase_end_s - v.elapsed_s)
+            today = self.budget_before + v.budget_pct
             self.live.update(
-                f"{self.header}\n[bold]{v.phase:<9}[/bold] {left:5.1f} s left  ok {ratio}  p99 {p99}  served by {served}"
+                f"{self.header} · budget burned today {today:.3g}%\n"
+                f"[bold]{v.phase:<9}[/bold] {left:5.1f} s left in the phase  ok {ratio}  p99 {p99}  served by {served}"
             )
         elif v.phase != self.last_phase:
             self.last_phase = v.phase

@@ -57,7 +57,7 @@ from failover_drill.traffic import gc_quiet
 from failover_drill.traffic.client import PaymentClient
 from failover_drill.traffic.generator import GeneratorStats, OpenLoopGenerator
 from failover_drill.traffic.remote_pool import RemoteWorkerPool
-from failover_drill.traffic.samples import Sample, payment_outcomes
+from failover_drill.traffic.samples import DROPPED, Sample, payment_outcomes
 from failover_drill.traffic.schedule import Schedule
 from failover_drill.traffic.workers import WorkerPool
 
@@ -75,6 +75,11 @@ class LiveView:
     ok_ratio: float | None = None
     p99_ms: float | None = None
     served: dict[str, float] = field(default_factory=dict)
+    # The drill's error budget burned so far (% of the SLO period's), counted as the report counts
+    # it: failed requests scheduled from the baseline on. A game day's screen adds it to the day's.
+    budget_pct: float = 0.0
+    # When the current phase ends, on the drill's axis (elapsed_s counts towards it).
+    phase_end_s: float = 0.0
     message: str = ""
 
 
@@ -227,6 +232,7 @@ class Drill:
         self.platform = platform
         self.ledger = FaultLedger(ledger_path(self.state_dir))
         self.view = LiveView(total_s=scenario.phases.total_s())
+        self._phase_ends: dict[str, float] = {}
         self._interrupted = False
         # perf_counter marks of the run's parts, for result.json `timing`.
         self._times: dict[str, float] = {}
@@ -531,11 +537,16 @@ class Drill:
             loop.add_signal_handler(sig, on_signal, sig.name)
         origin = anchor.mono
         recent = _Recent()
+        counted_from = planned[1]["start"]
+        self._phase_ends = {p["name"]: p["end"] for p in planned}
+        budget_requests = (1 - sc.slo.target_pct / 100) * sc.traffic.rate_rps * sc.slo.period_days * 86_400
 
         def sink(s: Sample) -> None:
             jr.write(s.to_json())
             recent.add(s.sched + s.lat_ms / 1000, s)
             self.view.sent += 1
+            if not s.ok and s.err != DROPPED and s.sched >= counted_from and budget_requests > 0:
+                self.view.budget_pct += 100.0 / budget_requests
             if self.sli is not None:
                 self.sli.add(s)
 
@@ -638,6 +649,7 @@ class Drill:
     def _phase(self, phase: str, faults: list[str]) -> None:
         changed = phase != self.view.phase
         self.view.phase = phase
+        self.view.phase_end_s = self._phase_ends.get(phase, self.view.total_s)
         if self.sli is not None:
             self.sli.set_failover(phase, faults)
         if changed:
