@@ -118,6 +118,30 @@ def test_answers_piped_in_at_once_are_read_one_per_question_and_the_rest_take_de
     os.close(r)
 
 
+def test_a_report_names_the_room_and_the_questions_a_stopped_day_never_asked(tmp_path: Path) -> None:
+    """The report's own logic, from a journal as a day killed between a drill and its questions
+    leaves it (no fleet: the drill's run folder is gone, which the report must say plainly)."""
+    from failover_drill.gameday import after_action
+    from failover_drill.gameday.day_journal import Answer, DayStart, DrillStep
+
+    journal = DayJournal(tmp_path / "day.jsonl")
+    cps = [[["page-fired", "Did the page fire?"], ["ack", "When was it acknowledged?"]], []]
+    journal.write(DayStart("t", "/x/day.yaml", "0" * 64, ["zone loss", "region loss"], 1.0, {"on-call": "Ada"}, cps))
+    journal.write(DrillStep(0, "zone loss", "started", 2.0))
+    journal.write(DrillStep(0, "zone loss", "finished", 3.0, str(tmp_path / "gone"), 0))
+    journal.write(Answer(0, "page-fired", "Did the page fire?", "yes-no", "yes", 4.0))
+    day = journal.read()
+    assert day.unasked(0) == [("ack", "When was it acknowledged?")] and day.unasked(1) == []
+    assert day.next_drill() == 1
+    after_action.write(tmp_path)
+    md = (tmp_path / "after-action.md").read_text()
+    html = (tmp_path / "after-action.html").read_text()
+    assert "In the room: on-call: Ada." in md and "In the room: on-call: Ada." in html
+    assert "- When was it acknowledged? **not asked**" in md and "When was it acknowledged? <b>not asked</b>" in html
+    assert "zone loss: 1 question(s) never asked" in md and "region loss: not run" in md
+    assert not list(tmp_path.glob("*.png"))  # no result, no plot: nothing drawn
+
+
 # -- bad input: named by drill and field, exit 2, nothing started -----------------------------------
 
 
@@ -255,27 +279,121 @@ def test_answers_typed_at_the_prompts_land_in_the_report_at_their_times(fleet: F
     assert code in (0, 1, 4), out
     md = (the_day(runs) / "after-action.md").read_text()
     assert f"## Against the previous game day ({day_dir.name})" in md
-    assert re.search(r"\| region loss \| \w+ \| [\d.]+ s \| \w+, [\d.]+ s \| [+-][\d.]+ s \|", md), md
+    assert re.search(r"\| region loss \| \w+ \| [\d.]+ s \| \w+, [\d.]+ s \| [+-][\d.]+ s \| [\d.]+ / [\d.]+ \|", md), (
+        md
+    )
+    # what the room saw then (typed) and now (--yes: the defaults), question by question
+    assert (
+        f"| region loss | When was the page acknowledged? | not known | {at_s:.0f} s after the fault (at {noted}) |"
+        in md
+    )
+    assert "| region loss | Did the availability page fire? | yes | no |" in md
     assert FaultLedger(ledger_path(fleet.state)).open_entries() == []
     assert_healthy(fleet)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_ctrl_c_at_a_prompt_ends_the_day_with_a_partial_report(fleet: Fleet, tmp_path: Path) -> None:
+def test_a_skipped_drill_the_live_dashboard_and_ctrl_c_at_a_checkpoint(fleet: Fleet, tmp_path: Path) -> None:
+    """The facilitator skips drill 1 and runs drill 2 while the dashboard shows its phase,
+    countdown, success ratio, p99, serving regions and the day's budget; Ctrl-C at its question
+    ends the day with a partial report; `--resume` asks that question before anything else."""
     path = short_day(tmp_path, ["region loss", "link latency"])
     runs = tmp_path / "runs"
     child = spawn(str(path), state=fleet.state, runs=runs)
-    child.expect(r"q end the game day > ")
-    child.sendintr()  # Ctrl-C typed at the terminal
+    child.expect(r"Next: drill 1/2 'region loss'.*q end the game day > ")
+    child.sendline("s")
+    child.expect(r"Next: drill 2/2 'link latency'.*q end the game day > ")
+    child.sendline("")
+    child.expect(r"drill 2/2 'link latency' · budget burned today [\d.]+%")
+    # the live line, redrawn five times a second (rich colours its numbers: escapes between fields)
+    child.expect(
+        r"fault.{0,40} s left in the phase.{0,30}ok .{0,30}%.{0,30}p99 .{0,30} ms.{0,30}served by us-east1", timeout=60
+    )
+    child.expect(r"Did the latency alert fire\? .*> ", timeout=120)
+    child.sendintr()  # Ctrl-C typed at the question
     child.expect(pexpect.EOF, timeout=60)
     child.close()
     assert child.exitstatus == 130 or child.signalstatus == signal.SIGINT, child.before
     day_dir = the_day(runs)
-    assert (day_dir / "after-action.md").exists() and (day_dir / "after-action.html").exists()
     day = DayJournal(day_dir / "day.jsonl").read()
-    assert day.ends[-1].status == "interrupted" and day.steps == {}
+    assert day.ends[-1].status == "interrupted"
+    assert day.steps[0].status == "skipped" and day.steps[1].status == "finished" and day.answers == []
+    md = (day_dir / "after-action.md").read_text()
+    assert "region loss: skipped; run it at the next game day" in md
+    assert "## 2. link latency: " in md and "![timeline of link latency](drill-2.png)" in md
+    assert (day_dir / "drill-2.png").read_bytes().startswith(b"\x89PNG")
+    assert "- Did the latency alert fire? **not asked**" in md and "link latency: 1 question(s) never asked" in md
+    assert "## Limits over the day" in md and "| link latency |" in md
     assert FaultLedger(ledger_path(fleet.state)).open_entries() == []
+
+    # every drill is behind the day, one question is not: --resume asks it, and the day is complete
+    code, out = gameday(str(path), "--yes", "--resume", str(day_dir), state=fleet.state, runs=runs)
+    assert code in (0, 1, 4), out
+    day = DayJournal(day_dir / "day.jsonl").read()
+    assert [(a.i, a.checkpoint, a.defaulted) for a in day.answers] == [(1, "latency-alert", True)]
+    assert day.ends[-1].status == "completed" and len([p for p in runs.iterdir() if "link-latency" in p.name]) == 1
+    assert "not asked" not in (day_dir / "after-action.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_sigterm_at_a_prompt_ends_the_day_as_ctrl_c_does(fleet: Fleet, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    child = spawn(str(short_day(tmp_path, ["region loss"])), state=fleet.state, runs=runs)
+    child.expect(r"q end the game day > ")
+    child.kill(signal.SIGTERM)  # a terminal closed, a CI job cancelled
+    child.expect(pexpect.EOF, timeout=60)
+    child.close()
+    assert child.exitstatus == 130, child.before
+    day_dir = the_day(runs)
+    assert DayJournal(day_dir / "day.jsonl").read().ends[-1].status == "interrupted"
+    assert "region loss: not run" in (day_dir / "after-action.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_day_killed_between_a_drill_and_its_questions_is_put_right_and_resumed(tmp_path: Path) -> None:
+    """A fresh machine's path: the day brings up a fleet of its own. Killed outright (SIGKILL, no
+    handler runs) at a question, it leaves that fleet running with a dead owner and no report;
+    `--resume` stops that fleet, brings up a fresh one, asks the questions left, runs the next
+    drill, writes the report and stops the fleet it started."""
+    state, runs = tmp_path / "state", tmp_path / "runs"
+    path = short_day(tmp_path, ["region loss", "link latency"])
+    child = spawn(str(path), state=state, runs=runs)
+    child.expect(r"bringing up the sandbox fleet for the day")
+    child.expect(r"Next: drill 1/2 'region loss'.*q end the game day > ", timeout=180)
+    child.sendline("")
+    child.expect(r"Did the availability page fire\? .*> ", timeout=180)
+    child.sendline("y")
+    child.expect(r"When was the page acknowledged\? .*> ")
+    child.kill(signal.SIGKILL)
+    child.expect(pexpect.EOF, timeout=30)
+    child.close()
+    assert processes_under(state) != []  # the fleet it owned, left behind
+    day_dir = the_day(runs)
+    assert not (day_dir / "after-action.md").exists()
+    day = DayJournal(day_dir / "day.jsonl").read()
+    assert day.ends == [] and day.steps[0].status == "finished" and day.next_drill() == 1
+
+    try:
+        code, out = gameday(str(path), "--yes", "--resume", str(day_dir), state=state, runs=runs, timeout=400)
+        assert code in (0, 1, 4), out
+        assert "left by a run that died: stopped a sandbox left behind by a drill that died" in out, out
+        assert "bringing up the sandbox fleet for the day" in out and "stopping the sandbox fleet" in out, out
+        day = DayJournal(day_dir / "day.jsonl").read()
+        assert day.ends[-1].status == "completed"
+        assert [day.steps[i].status for i in (0, 1)] == ["finished", "finished"]
+        asked = [(a.i, a.checkpoint, a.defaulted) for a in day.answers]
+        assert asked == [
+            (0, "page-fired", False), (0, "page-acknowledged", True), (0, "runbook-step", True), (1, "latency-alert", True)
+        ]  # fmt: skip
+        md = (day_dir / "after-action.md").read_text()
+        assert "not asked" not in md and "drill-1.png" in md and "drill-2.png" in md
+        assert FaultLedger(ledger_path(state)).open_entries() == []
+        assert processes_under(state) == []
+    finally:
+        cli("down", state=state)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +30,8 @@ class DrillReport:
     result: dict[str, Any] | None
     answers: list[Answer] = field(default_factory=list)
     detail: str | None = None
+    # Prompts of checkpoints the day never asked (it stopped between the drill and its questions).
+    unasked: list[str] = field(default_factory=list)
 
     def verdict(self) -> str:
         if self.result is None:
@@ -71,6 +74,7 @@ def drills_of(day: Day) -> list[DrillReport]:
                 _result(run_dir),
                 [a for a in day.answers if a.i == i],
                 None if step is None else step.detail,
+                [prompt for _, prompt in day.unasked(i)],
             )
         )
     return out
@@ -137,6 +141,10 @@ def follow_ups(drills: list[DrillReport]) -> list[str]:
                     items.append(
                         f"{d.name}: {what} was {measured} against a limit of {limit}; find why and who fixes it"
                     )
+        if d.unasked:
+            items.append(
+                f"{d.name}: {len(d.unasked)} question(s) never asked; `--resume DIR` asks them before the next drill"
+            )
         for a in d.answers:
             if a.expect is not None and a.answer != a.expect:
                 got = a.answer or "not known"
@@ -169,23 +177,75 @@ def _local(wall: float) -> str:
     return datetime.fromtimestamp(wall).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _comparison_rows(s: DaySummary) -> list[tuple[str, str, str, str, str]]:
+COMPARISON_HEAD = ("drill", "now", "TTR now", "then", "TTR change", "budget % now / then")
+
+
+def _budget(d: DrillReport) -> str:
+    return "—" if d.result is None else f"{d.budget_pct():.3g}"
+
+
+def _comparison_rows(s: DaySummary) -> list[tuple[str, ...]]:
+    """Per drill: verdict, TTR and budget now against the previous day's."""
     if s.previous is None:
         return []
     before = {d.name: d for d in s.previous[1]}
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for d in s.drills:
         p = before.get(d.name)
         if p is None:
-            rows.append((d.name, d.verdict(), _seconds(d.ttr()), "new", "—"))
+            rows.append((d.name, d.verdict(), _seconds(d.ttr()), "new", "—", f"{_budget(d)} / —"))
             continue
         now_ttr, then_ttr = d.ttr(), p.ttr()
         change = "—" if now_ttr is None or then_ttr is None else f"{now_ttr - then_ttr:+.2f} s"
-        rows.append((d.name, d.verdict(), _seconds(d.ttr()), f"{p.verdict()}, {_seconds(p.ttr())}", change))
+        then = f"{p.verdict()}, {_seconds(p.ttr())}"
+        rows.append((d.name, d.verdict(), _seconds(d.ttr()), then, change, f"{_budget(d)} / {_budget(p)}"))
     return rows
 
 
-def render_markdown(s: DaySummary) -> str:
+ANSWERS_HEAD = ("drill", "question", "now", "then")
+
+
+def _answer_changes(s: DaySummary) -> list[tuple[str, str, str, str]]:
+    """The room's answers now against the previous day's, question by question (e.g. how long
+    the page took to be acknowledged then and now)."""
+    if s.previous is None:
+        return []
+    before = {d.name: {a.checkpoint: a for a in d.answers} for d in s.previous[1]}
+    rows = []
+    for d in s.drills:
+        then = before.get(d.name, {})
+        for a in d.answers:
+            p = then.get(a.checkpoint)
+            rows.append((d.name, a.prompt, observation_text(a), "—" if p is None else observation_text(p)))
+    return rows
+
+
+LIMITS_HEAD = ("drill", "check", "measured", "limit", "")
+
+
+def _limit_rows(s: DaySummary) -> list[tuple[str, str, str, str, str]]:
+    """Every drill's verdict checks in one table: what held and what broke over the day."""
+    return [(d.name, *row) for d in s.drills if d.result is not None for row in check_rows(d.result["verdict"])]
+
+
+def _roles(s: DaySummary) -> str:
+    return "; ".join(f"{role}: {who}" for role, who in s.day.start.roles.items())
+
+
+def _md_table(head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
+    def cell(x: str) -> str:
+        return x.replace("|", "\\|").replace("\n", " ")
+
+    return [
+        f"| {' | '.join(head)} |",
+        "|" + "---|" * len(head),
+        *(f"| {' | '.join(cell(c) for c in r)} |" for r in rows),
+    ]
+
+
+def render_markdown(s: DaySummary, plots: dict[int, str] | None = None) -> str:
+    """plots: drill index -> the file name of its timeline PNG beside the report."""
+    plots = plots or {}
     start = s.day.start
     lines = [
         f"# After-action report: {start.title}",
@@ -195,6 +255,7 @@ def render_markdown(s: DaySummary) -> str:
         "",
         f"Error budget burned over the day: **{s.total_budget():.3g}%** of the 30-day budget.",
         "",
+        *([f"In the room: {_roles(s)}.", ""] if s.day.start.roles else []),
         "| # | drill | verdict | failover time (TTR) | budget % | payments lost / charged twice |",
         "|---|---|---|---|---|---|",
     ]
@@ -202,12 +263,19 @@ def render_markdown(s: DaySummary) -> str:
         pay = "—" if d.result is None else f"{d.result['payments']['lost']} / {d.result['payments']['duplicated']}"
         budget = "—" if d.result is None else f"{d.budget_pct():.3g}"
         lines.append(f"| {d.i + 1} | {d.name} | {d.verdict()} | {_seconds(d.ttr())} | {budget} | {pay} |")
+    limits = _limit_rows(s)
+    if limits:
+        lines += ["", "## Limits over the day", ""]
+        lines += _md_table(LIMITS_HEAD, limits)
     rows = _comparison_rows(s)
     if rows:
         assert s.previous is not None
         lines += ["", f"## Against the previous game day ({s.previous[0].name})", ""]
-        lines += ["| drill | now | TTR now | then | TTR change |", "|---|---|---|---|---|"]
-        lines += [f"| {' | '.join(r)} |" for r in rows]
+        lines += _md_table(COMPARISON_HEAD, rows)
+        answers = _answer_changes(s)
+        if answers:
+            lines += ["", "What the room saw, then and now:", ""]
+            lines += _md_table(ANSWERS_HEAD, answers)
     lines += ["", "## Follow-up items", ""]
     lines += [f"- {x}" for x in s.items] or [
         "- none: every drill ran, every limit held, every answer was the expected one"
@@ -216,13 +284,16 @@ def render_markdown(s: DaySummary) -> str:
         lines += ["", f"## {d.i + 1}. {d.name}: {d.verdict()}", ""]
         if d.detail:
             lines += [f"> {d.detail.splitlines()[0]}", ""]
-        if d.answers:
+        if d.answers or d.unasked:
             lines += ["What the room saw:", ""]
             lines += [
                 f"- {a.prompt} **{observation_text(a)}**" + (" (default)" if a.defaulted else "") for a in d.answers
             ]
+            lines += [f"- {prompt} **not asked**" for prompt in d.unasked]
             lines.append("")
         if d.result is not None:
+            if plots.get(d.i):
+                lines += [f"![timeline of {d.name}]({plots[d.i]})", ""]
             lines += ["| | |", "|---|---|"]
             lines += [f"| {k} | {v} |" for k, v in scorecard_rows(d.result)]
             checks = check_rows(d.result["verdict"])
@@ -230,7 +301,7 @@ def render_markdown(s: DaySummary) -> str:
                 lines += ["", "| check | measured | limit | |", "|---|---|---|---|"]
                 lines += [f"| {w} | {m} | {lim} | {ok} |" for w, m, lim, ok in checks]
             if d.run_dir is not None:
-                lines += ["", f"Run: `{d.run_dir}` (its report.html has the timeline plot)."]
+                lines += ["", f"Run: `{d.run_dir}`."]
     return "\n".join(lines) + "\n"
 
 
@@ -246,17 +317,26 @@ def _observations(d: DrillReport) -> list[tuple[float, str]]:
     return [(t0 + a.at_s, a.checkpoint) for a in d.answers if a.kind == "time" and a.at_s is not None]
 
 
-def _plot(d: DrillReport) -> str:
+def _png(d: DrillReport) -> bytes | str | None:
+    """The drill's timeline with the room's times marked; a str says why there is none."""
     if d.result is None or d.run_dir is None:
-        return ""
+        return None
     try:
-        png = timeline_png(d.result, Replay(d.run_dir / "journal.jsonl"), _observations(d))
+        return timeline_png(d.result, Replay(d.run_dir / "journal.jsonl"), _observations(d))
     except (DrillError, OSError) as exc:
-        return f"<p class='meta'>no plot: {html.escape(str(exc))}</p>"
+        return f"no plot: {exc}"
+
+
+def _plot(d: DrillReport, png: bytes | str | None) -> str:
+    if png is None:
+        return ""
+    if isinstance(png, str):
+        return f"<p class='meta'>{html.escape(png)}</p>"
     return f'<img alt="timeline of {html.escape(d.name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def render_html(s: DaySummary) -> str:
+def render_html(s: DaySummary, pngs: dict[int, bytes | str | None] | None = None) -> str:
+    pngs = pngs if pngs is not None else {d.i: _png(d) for d in s.drills}
     e = html.escape
     start = s.day.start
 
@@ -289,14 +369,21 @@ def render_html(s: DaySummary) -> str:
         f"<p class='meta'>Game day file <code>{e(Path(start.file).name)}</code>, started {e(_local(start.wall))}; "
         f"ended: <b>{e(s.status)}</b>. Error budget burned over the day: <b>{s.total_budget():.3g}%</b> of the "
         "30-day budget.</p>",
+        *([f"<p class='meta'>In the room: {e(_roles(s))}.</p>"] if s.day.start.roles else []),
         summary,
     ]
+    limits = _limit_rows(s)
+    if limits:
+        parts += ["<h2>Limits over the day</h2>", table(LIMITS_HEAD, list[tuple[str, ...]](limits))]
     rows = _comparison_rows(s)
     if rows and s.previous is not None:
         parts += [
             f"<h2>Against the previous game day ({e(s.previous[0].name)})</h2>",
-            table(("drill", "now", "TTR now", "then", "TTR change"), list[tuple[str, ...]](rows)),
+            table(COMPARISON_HEAD, rows),
         ]
+        answers = _answer_changes(s)
+        if answers:
+            parts += ["<p>What the room saw, then and now:</p>", table(ANSWERS_HEAD, list[tuple[str, ...]](answers))]
     items = "".join(f"<li>{e(x)}</li>" for x in s.items) or "<li>none</li>"
     parts += [f"<h2>Follow-up items</h2><ul>{items}</ul>"]
     for d in s.drills:
@@ -304,14 +391,14 @@ def render_html(s: DaySummary) -> str:
         parts.append(f"<h2 class='{cls(v)}'>{d.i + 1}. {e(d.name)}: {e(v)}</h2>")
         if d.detail:
             parts.append(f"<p class='meta'>{e(d.detail.splitlines()[0])}</p>")
-        if d.answers:
+        if d.answers or d.unasked:
             obs = "".join(
                 f"<li>{e(a.prompt)} <b>{e(observation_text(a))}</b>{' (default)' if a.defaulted else ''}</li>"
                 for a in d.answers
-            )
+            ) + "".join(f"<li>{e(prompt)} <b>not asked</b></li>" for prompt in d.unasked)
             parts.append(f"<p>What the room saw (times are marked on the plot):</p><ul>{obs}</ul>")
         if d.result is not None:
-            parts.append(_plot(d))
+            parts.append(_plot(d, pngs.get(d.i)))
             checks = check_rows(d.result["verdict"])
             if checks:
                 parts.append(table(("check", "measured", "limit", ""), list(checks)))
@@ -323,7 +410,14 @@ def render_html(s: DaySummary) -> str:
 def write(day_dir: Path) -> Path:
     """after-action.md and after-action.html in the day's folder; returns the Markdown's path."""
     s = summarize(day_dir)
+    # Drawn once: the HTML carries each plot inline, the Markdown links the same PNG beside it.
+    pngs = {d.i: _png(d) for d in s.drills}
+    plots: dict[int, str] = {}
+    for i, png in pngs.items():
+        if isinstance(png, bytes):
+            plots[i] = f"drill-{i + 1}.png"
+            (day_dir / plots[i]).write_bytes(png)
     md = day_dir / "after-action.md"
-    md.write_text(render_markdown(s))
-    (day_dir / "after-action.html").write_text(render_html(s))
+    md.write_text(render_markdown(s, plots))
+    (day_dir / "after-action.html").write_text(render_html(s, pngs))
     return md

@@ -24,6 +24,11 @@ class DayStart:
     sha256: str
     drills: list[str]
     wall: float
+    # role -> who, as the file names them: the report says who was in the room.
+    roles: dict[str, str] = field(default_factory=dict)
+    # Per drill, its checkpoints as [name, prompt]: the report names the ones never asked (a day
+    # that stopped between a drill and its questions), and a resumed day asks them first.
+    checkpoints: list[list[list[str]]] = field(default_factory=list)
     t: str = "start"
 
 
@@ -70,6 +75,14 @@ class Day:
     steps: dict[int, DrillStep] = field(default_factory=dict)
     answers: list[Answer] = field(default_factory=list)
     ends: list[DayEnd] = field(default_factory=list)
+
+    def unasked(self, i: int) -> list[tuple[str, str]]:
+        """(name, prompt) of drill i's checkpoints with no answer on record, for a finished drill."""
+        step = self.steps.get(i)
+        if step is None or step.status != "finished" or i >= len(self.start.checkpoints):
+            return []
+        answered = {a.checkpoint for a in self.answers if a.i == i}
+        return [(name, prompt) for name, prompt in self.start.checkpoints[i] if name not in answered]
 
     def next_drill(self) -> int:
         """The first drill not behind the day (one that was started and never ended runs again)."""

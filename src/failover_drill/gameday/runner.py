@@ -31,16 +31,17 @@ from failover_drill.errors import (
     ConfigError,
     DrillError,
     Interrupted,
+    PlatformError,
 )
 from failover_drill.faults.catalogue import check_schedule, resolve
 from failover_drill.gameday import after_action
 from failover_drill.gameday.answers import BadAnswer, seconds_after, yes_no
-from failover_drill.gameday.day_journal import Answer, DayEnd, DayJournal, DayStart, DrillStep, now
+from failover_drill.gameday.day_journal import Answer, Day, DayEnd, DayJournal, DayStart, DrillStep, now
 from failover_drill.gameday.model import Checkpoint, GameDay, GameDayDrill, GameDayFile, slug
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import Platform
 from failover_drill.platforms.registry import open_platform
-from failover_drill.recovery import revert_open_faults
+from failover_drill.recovery import recover, revert_open_faults
 
 Action = Literal["run", "skip", "end"]
 
@@ -170,6 +171,7 @@ class GameDayRunner:
         self.screen = screen
         self.keep_up = keep_up
         self.resume = resume
+        self._resumed: Day | None = None
 
     def run(self) -> DayOutcome:
         topo = day_topology(self.day, self.file)
@@ -191,6 +193,9 @@ class GameDayRunner:
         try:
             with _sigterm_interrupts() as reinstall:
                 try:
+                    # Whatever a day or drill that died left (faults, frozen replicas, a fleet
+                    # whose owner is gone) is put right before this day measures anything.
+                    self._recover_leftovers()
                     owned = not platform.is_up()
                     if owned:
                         self.screen.say(f"bringing up the {platform.name} fleet for the day")
@@ -210,6 +215,17 @@ class GameDayRunner:
             report = after_action.write(day_dir)
         return DayOutcome(day_dir, status, self._exit_code(status, codes), report)
 
+    def _recover_leftovers(self) -> None:
+        rep = recover(self.state_dir)
+        for line in [*rep.repaired, *(f"reverted {x}" for x in rep.reverted), *rep.orphans]:
+            self.screen.say(f"left by a run that died: {line}")
+        problems = [*rep.unrepaired, *rep.failed]
+        if problems:
+            raise PlatformError(
+                "the fleet holds what a run that died left, and it could not be put right: " + "; ".join(problems),
+                hint="run `failover-drill recover`, then start the day again",
+            )
+
     def _resume_at(self, n: int) -> int:
         assert self.resume is not None
         recorded = DayJournal(self.resume / "day.jsonl").read()
@@ -220,7 +236,8 @@ class GameDayRunner:
                 hint=f"run the file as it was ({recorded.start.file}), or start a new game day without --resume",
             )
         first = recorded.next_drill()
-        if first >= n:
+        self._resumed = recorded
+        if first >= n and not any(recorded.unasked(i) for i in range(n)):
             raise ConfigError(
                 "every drill of this game day is behind it already",
                 source=str(self.resume),
@@ -235,7 +252,15 @@ class GameDayRunner:
         day_dir = self.runs_dir / "gamedays" / f"{stamp}-{slug(self.day.title)}"
         day_dir.mkdir(parents=True, exist_ok=False)
         DayJournal(day_dir / "day.jsonl").write(
-            DayStart(self.day.title, str(self.file.resolve()), self.sha256, [d.name for d in self.day.drills], now())
+            DayStart(
+                self.day.title,
+                str(self.file.resolve()),
+                self.sha256,
+                [d.name for d in self.day.drills],
+                now(),
+                dict(self.day.roles),
+                [[[c.name, c.prompt] for c in d.checkpoints] for d in self.day.drills],
+            )
         )
         return day_dir
 
@@ -250,6 +275,14 @@ class GameDayRunner:
         reinstall: Callable[[], None],
     ) -> Literal["completed", "ended", "interrupted"]:
         n = len(planned)
+        if self._resumed is not None:
+            # A day that stopped between a drill and its questions asks them now, on that drill's times.
+            for i in range(first):
+                names = {name for name, _ in self._resumed.unasked(i)}
+                step = self._resumed.steps[i] if names else None
+                if step is not None and step.run_dir is not None:
+                    self.screen.say(f"drill {i + 1} {planned[i].drill.name!r}: its questions not yet answered")
+                    self._checkpoints(i, planned[i].drill, Path(step.run_dir), journal, names)
         for i in range(first, n):
             p = planned[i]
             action = self.room.before_drill(i, n, p.drill)
@@ -297,9 +330,13 @@ class GameDayRunner:
             self._checkpoints(i, p.drill, outcome.run_dir, journal)
         return "completed"
 
-    def _checkpoints(self, i: int, drill: GameDayDrill, run_dir: Path, journal: DayJournal) -> None:
+    def _checkpoints(
+        self, i: int, drill: GameDayDrill, run_dir: Path, journal: DayJournal, only: set[str] | None = None
+    ) -> None:
         impact = impact_wall(run_dir)
         for cp in drill.checkpoints:
+            if only is not None and cp.name not in only:
+                continue
             problem: str | None = None
             while True:
                 typed, defaulted = self.room.ask(cp, problem)
