@@ -593,6 +593,52 @@ def test_dockerfile_runs_the_sandbox_replica() -> None:
     assert "failover_drill.platforms.service.replica" in text
 
 
+def _dockerignored(patterns: list[str], path: str) -> bool:
+    """Docker's .dockerignore rule: the last pattern matching the path or one of its parent
+    directories decides; `!` re-includes; `**` spans directories, `*` and `?` do not."""
+
+    def regex(p: str) -> re.Pattern[str]:
+        out = ""
+        for part in re.split(r"(\*\*/?|\*|\?)", p.strip("/")):
+            out += {"**/": "(.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}.get(part, re.escape(part))
+        return re.compile(out + "$")
+
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for raw in patterns:
+        negate = raw.startswith("!")
+        rx = regex(raw.removeprefix("!"))
+        if any(rx.match(p) for p in prefixes):
+            ignored = not negate
+    return ignored
+
+
+def test_the_image_build_context_carries_no_venv_runs_state_ca_keys_or_git() -> None:
+    """`up` builds the image with the repository root as context: without a .dockerignore Docker
+    was sent .venv, runs/, the state directories with the mesh CA's private keys, and .git."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    for kept in ("pyproject.toml", "README.md", "src/failover_drill/cli.py", "src/failover_drill/platforms/pki.py"):
+        assert not _dockerignored(patterns, kept), kept
+    for dropped in (
+        ".venv/bin/python",
+        "runs/latest/result.json",
+        ".failover-drill/kind/pki/root-key.pem",
+        ".failover-drill/kind-plan/pki/us-east1/ca-key.pem",
+        "state/pki/root-key.pem",
+        ".git/config",
+        "tests/test_kind.py",
+        "src/failover_drill/__pycache__/cli.cpython-311.pyc",
+        "src/failover_drill/leftover-key.pem",
+    ):
+        assert _dockerignored(patterns, dropped), dropped
+    # what the Dockerfile copies is in the context
+    dockerfile = (ROOT / "clusters" / "kind" / "payment-gateway.Dockerfile").read_text()
+    sources = [w for line in dockerfile.splitlines() if line.startswith("COPY ") for w in line.split()[1:-1]]
+    assert sources and not [src for src in sources if _dockerignored(patterns, src)]
+
+
 def _free_block(n: int, after: int = 0) -> int:
     """n consecutive free ports below the kernel's ephemeral range (32768+ here), where no
     client connection's source port or kernel-picked listener can take one between the check
