@@ -338,6 +338,32 @@ def test_a_skipped_drill_the_live_dashboard_and_ctrl_c_at_a_checkpoint(fleet: Fl
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
+def test_a_drill_aborted_from_the_dashboard_is_reverted_and_the_day_goes_on(fleet: Fleet, tmp_path: Path) -> None:
+    """Ctrl-C while drill 1's fault is on: its faults are reverted, the room chooses to go on,
+    and the next drill is offered."""
+    path = short_day(tmp_path, ["region loss", "link latency"], fault_s=30)
+    runs = tmp_path / "runs"
+    child = spawn(str(path), state=fleet.state, runs=runs)
+    child.expect(r"Next: drill 1/2 'region loss'.*q end the game day > ")
+    child.sendline("")
+    child.expect(r"Ctrl-C aborts the drill")
+    child.expect(r"fault.{0,40} s left in the phase", timeout=60)
+    assert any(e.state == "active" for e in FaultLedger(ledger_path(fleet.state)).open_entries())
+    child.sendintr()
+    child.expect(r"Drill 'region loss' was aborted; its faults are reverted\..*q end the game day > ", timeout=120)
+    assert FaultLedger(ledger_path(fleet.state)).open_entries() == []
+    child.sendline("")  # go on
+    child.expect(r"Next: drill 2/2 'link latency'.*q end the game day > ")
+    child.sendline("q")
+    child.expect(pexpect.EOF, timeout=60)
+    child.close()
+    day = DayJournal(the_day(runs) / "day.jsonl").read()
+    assert day.steps[0].status == "aborted" and 1 not in day.steps and day.ends[-1].status == "ended"
+    assert_healthy(fleet)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_sigterm_at_a_prompt_ends_the_day_as_ctrl_c_does(fleet: Fleet, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     child = spawn(str(short_day(tmp_path, ["region loss"])), state=fleet.state, runs=runs)

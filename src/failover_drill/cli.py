@@ -727,7 +727,7 @@ class _DayScreen:
             left = max(0.0, v.phase_end_s - v.elapsed_s)
             today = self.budget_before + v.budget_pct
             self.live.update(
-                f"{self.header} · budget burned today {today:.3g}%\n"
+                f"{self.header} · budget burned today {today:.3g}% · Ctrl-C aborts the drill\n"
                 f"[bold]{v.phase:<9}[/bold] {left:5.1f} s left in the phase  ok {ratio}  p99 {p99}  served by {served}"
             )
         elif v.phase != self.last_phase:
