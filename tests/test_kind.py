@@ -261,9 +261,10 @@ def test_cilium_replaces_kube_proxy_so_the_ingress_nodeport_is_its_global_servic
         "cilium install --context kind-fd-eu-west1 --version 1.17.6 --set cluster.name=eu-west1 --set cluster.id=2 "
         "--set ipam.mode=kubernetes --set kubeProxyReplacement=true --set k8sServiceHost=fd-eu-west1-control-plane "
         "--set k8sServicePort=6443 --set clustermesh.enableMCSAPISupport=true "
-        "--set clustermesh.apiserver.service.nodePort=32380"
+        "--set clustermesh.apiserver.service.nodePort=32380 "
+        f"--values {tmp_path / 'plan-cilium' / 'cilium-values.yaml'}"
     ) in cilium
-    ports = {line.rsplit("=", 1)[1] for line in cilium if line.startswith("cilium install")}
+    ports = {line.split("nodePort=")[1].split()[0] for line in cilium if line.startswith("cilium install")}
     assert ports == {"32379", "32380", "32381"}
     istio = plan_lines("istio", tmp_path)  # Istio leaves Services to kube-proxy
     assert not any("kubeProxyMode" in line for line in istio)
@@ -339,6 +340,30 @@ def test_the_front_door_band_takes_the_ingress_replies_not_the_api_servers(tmp_p
     after_api, after_ingress = sent
     assert after_api == 0, out.stdout  # the API server's replies are not the front door's
     assert after_ingress > 50000, out.stdout  # the ingress's are
+
+
+ON_CONTROL_PLANE = {
+    "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+    "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
+}
+
+
+def test_the_mesh_control_planes_run_on_the_zoneless_control_plane_node(tmp_path: Path) -> None:
+    """On a random zone worker, a zone loss took istiod, the east-west gateway or the
+    clustermesh-apiserver with it one time in three: they are pinned to the control-plane node."""
+    istio = plan_lines("istio", tmp_path)
+    install = next(line for line in istio if line.startswith("istioctl install -y --context kind-fd-eu-west1 -f "))
+    op = yaml.safe_load(Path(install.split(" -f ")[1]).read_text())
+    components = op["spec"]["components"]
+    assert components["pilot"]["k8s"] == ON_CONTROL_PLANE
+    gateways = {g["name"]: g["k8s"] for g in components["ingressGateways"]}
+    eastwest = gateways["istio-eastwestgateway"]
+    assert {k: eastwest[k] for k in ON_CONTROL_PLANE} == ON_CONTROL_PLANE
+    assert "nodeSelector" not in gateways["istio-ingressgateway"]  # one per zone, spread by zone
+    cilium = plan_lines("cilium", tmp_path)
+    installs = [line for line in cilium if line.startswith("cilium install")]
+    (values,) = {line.split(" --values ")[1] for line in installs}
+    assert yaml.safe_load(Path(values).read_text()) == {"clustermesh": {"apiserver": ON_CONTROL_PLANE}}
 
 
 # -- faults --------------------------------------------------------------------------------------

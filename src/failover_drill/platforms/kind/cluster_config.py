@@ -27,6 +27,18 @@ API_SERVER_PORT = 6443
 # local backend even when the remote node's address is dialled (cilium/cilium#24692), so agents
 # would connect to their own clustermesh-apiserver instead of the remote one.
 CLUSTERMESH_NODE_PORT_BASE = 32379
+CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
+
+
+def on_control_plane() -> dict[str, Any]:
+    """nodeSelector and tolerations that put a pod on the region's control-plane node: it belongs to
+    no zone, so a zone loss leaves what runs there (the mesh's control plane, in-region traffic)."""
+    return {
+        "nodeSelector": {CONTROL_PLANE_ROLE: ""},
+        "tolerations": [{"key": CONTROL_PLANE_ROLE, "operator": "Exists", "effect": "NoSchedule"}],
+    }
+
+
 DEFAULT_HOST_PORT_BASE = 31080
 
 

@@ -26,7 +26,13 @@ from failover_drill.config.topology import Topology
 from failover_drill.errors import PlatformError
 from failover_drill.platforms.kind import api
 from failover_drill.platforms.kind.api import apply
-from failover_drill.platforms.kind.cluster_config import API_SERVER_PORT, INGRESS_NODE_PORT, ClusterNames, names
+from failover_drill.platforms.kind.cluster_config import (
+    API_SERVER_PORT,
+    INGRESS_NODE_PORT,
+    ClusterNames,
+    names,
+    on_control_plane,
+)
 from failover_drill.platforms.kind.commands import AnyStep, Runner, Step
 from failover_drill.platforms.kind.workload import EDGE_SECRET
 from failover_drill.platforms.pki import Issued, MeshCA
@@ -120,6 +126,10 @@ def istio_operator(topo: Topology, n: ClusterNames) -> dict[str, Any]:
                 }
             },
             "components": {
+                # istiod and the east-west gateway on the zone-less control-plane node: on a random
+                # zone worker a zone loss took the region's mesh control plane (or its cross-network
+                # entry) with it one time in three, and TTR varied between runs.
+                "pilot": {"k8s": on_control_plane()},
                 "ingressGateways": [
                     {
                         # One ingress pod per zone: a zone loss must not take the region's entry with it.
@@ -146,6 +156,7 @@ def istio_operator(topo: Topology, n: ClusterNames) -> dict[str, Any]:
                             "topology.istio.io/network": n.network,
                         },
                         "k8s": {
+                            **on_control_plane(),
                             "env": [{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": n.network}],
                             "service": {
                                 "type": "LoadBalancer",
@@ -158,7 +169,7 @@ def istio_operator(topo: Topology, n: ClusterNames) -> dict[str, Any]:
                             },
                         },
                     },
-                ]
+                ],
             },
         },
     }
@@ -285,10 +296,19 @@ def istio_steps(topo: Topology, state: Path, run: Runner) -> list[AnyStep]:
 # -- Cilium ------------------------------------------------------------------------------------
 
 
-def cilium_steps(topo: Topology) -> list[AnyStep]:
+def cilium_values() -> dict[str, Any]:
+    """Helm values beside the --set ones (which plans show): clustermesh-apiserver on the zone-less
+    control-plane node, so a zone loss does not take the region's Cluster Mesh endpoint with it."""
+    return {"clustermesh": {"apiserver": on_control_plane()}}
+
+
+def cilium_steps(topo: Topology, state: Path) -> list[AnyStep]:
     all_names = list(names(topo).values())
     first = all_names[0]
     steps: list[AnyStep] = []
+    values = state / "cilium-values.yaml"
+    values.parent.mkdir(parents=True, exist_ok=True)
+    values.write_text(yaml.safe_dump(cilium_values(), sort_keys=False))
     for n in all_names:
         if n is not first:
             # Cluster Mesh needs one CA: copy the first cluster's before Cilium generates its own.
@@ -329,6 +349,8 @@ def cilium_steps(topo: Topology) -> list[AnyStep]:
                     "clustermesh.enableMCSAPISupport=true",
                     "--set",
                     f"clustermesh.apiserver.service.nodePort={n.clustermesh_node_port}",
+                    "--values",
+                    str(values),
                 ),
                 timeout_s=600,
             ),

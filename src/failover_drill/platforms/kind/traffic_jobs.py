@@ -16,7 +16,7 @@ from typing import Any
 from failover_drill.config.topology import Topology
 from failover_drill.errors import PlatformError
 from failover_drill.platforms.kind.api import dump, kubectl
-from failover_drill.platforms.kind.cluster_config import names
+from failover_drill.platforms.kind.cluster_config import names, on_control_plane
 from failover_drill.platforms.kind.commands import Runner, Step
 from failover_drill.platforms.kube.workload import IMAGE, NAMESPACE
 from failover_drill.platforms.polling import poll
@@ -89,10 +89,7 @@ def traffic_job(
                 },
                 "spec": {
                     "restartPolicy": "Never",
-                    "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
-                    "tolerations": [
-                        {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
-                    ],
+                    **on_control_plane(),
                     "containers": [container],
                     "volumes": [{"name": "control", "emptyDir": {}}],
                 },
