@@ -366,6 +366,60 @@ def test_the_mesh_control_planes_run_on_the_zoneless_control_plane_node(tmp_path
     assert yaml.safe_load(Path(values).read_text()) == {"clustermesh": {"apiserver": ON_CONTROL_PLANE}}
 
 
+def test_every_context_sees_the_other_clusters_before_up_returns(tmp_path: Path) -> None:
+    """Nothing checked that the clusters saw each other before the baseline: up ends (and every
+    drill's wait_steady starts) with a sync wait on every context, after the remote secrets or
+    the Cluster Mesh connections."""
+    istio = plan_lines("istio", tmp_path)
+    waits = [istio.index(f"istioctl remote-clusters --context {n.context}") for n in names(topology()).values()]
+    last_secret = max(i for i, line in enumerate(istio) if "create-remote-secret" in line)
+    last_workload = max(i for i, line in enumerate(istio) if "rollout status deployment/payment-gateway-" in line)
+    assert max(last_secret, last_workload) < min(waits)
+    cilium = plan_lines("cilium", tmp_path)
+    connects = [i for i, line in enumerate(cilium) if line.startswith("cilium clustermesh connect")]
+    for n in names(topology()).values():
+        waits_ = [
+            i for i, line in enumerate(cilium) if line == f"cilium clustermesh status --context {n.context} --wait"
+        ]
+        assert any(i > max(connects) for i in waits_), n.context  # every context, not the first only
+
+
+REMOTE_CLUSTERS = """NAME                SECRET                                              STATUS      ISTIOD                    REVISION
+us-east1                                                                synced      istiod-5d9c7f8b6d-2x7kq
+eu-west1            istio-system/istio-remote-secret-eu-west1           {eu}     istiod-5d9c7f8b6d-2x7kq
+asia-southeast1     istio-system/istio-remote-secret-asia-southeast1    synced      istiod-5d9c7f8b6d-2x7kq
+"""
+
+
+def test_istiod_sync_is_read_from_remote_clusters_and_waited_for(tmp_path: Path) -> None:
+    from failover_drill.platforms.kind.commands import run_step
+    from failover_drill.platforms.kind.mesh import remote_clusters_synced, remote_sync_steps
+
+    check = remote_clusters_synced(["eu-west1", "asia-southeast1"])
+    assert check(REMOTE_CLUSTERS.format(eu="synced")) is None
+    assert check(REMOTE_CLUSTERS.format(eu="syncing")) == "not synced yet: eu-west1 (syncing)"
+    assert check(REMOTE_CLUSTERS.format(eu="synced").replace("asia-southeast1 ", "x ")) == (
+        "not synced yet: asia-southeast1 (absent)"
+    )
+    # the step retries the report until istiod says synced: a stand-in istioctl that syncs on its second call
+    (tmp_path / "calls").write_text("")
+    fake = tmp_path / "istioctl"
+    fake.write_text(
+        "#!/bin/sh\necho x >> " + str(tmp_path / "calls") + "\n"
+        "if [ $(wc -l < " + str(tmp_path / "calls") + ") -lt 2 ]; then s=syncing; else s=synced; fi\n"
+        "cat <<EOF\n" + REMOTE_CLUSTERS.format(eu="$s") + "EOF\n"
+    )
+    fake.chmod(0o755)
+    (step, *_) = remote_sync_steps(topology("istio"))
+    assert step.argv == ("istioctl", "remote-clusters", "--context", "kind-fd-us-east1")
+    step = Step(step.title, (str(fake), *step.argv[1:]), attempts=3, until=step.until)
+    assert "synced" in run_step(step, lambda ctx: None)  # type: ignore[arg-type,return-value]
+    assert len((tmp_path / "calls").read_text().splitlines()) == 2
+    (tmp_path / "calls").write_text("")  # istiod syncing again: one attempt, and the step says why it gave up
+    with pytest.raises(PlatformError, match="not synced yet: eu-west1 \\(syncing\\)"):
+        run_step(Step("never", (str(fake),), attempts=1, until=remote_clusters_synced(["eu-west1"])), lambda c: None)  # type: ignore[arg-type,return-value]
+
+
 # -- faults --------------------------------------------------------------------------------------
 
 
@@ -697,7 +751,10 @@ def test_front_door_is_a_real_envoy_over_each_clusters_ingress(tmp_path: Path) -
         assert any(s.argv[:3] == ("kind", "create", "cluster") for s in rec.steps)
         reopened = KindPlatform(tmp_path / "state", runner=rec)  # as `drill` finds it later
         assert reopened.is_up() and reopened.mesh() == "cilium"
+        rec.steps.clear()
         reopened.wait_steady("us-east1", timeout_s=30)
+        # every context's Cluster Mesh is checked before a baseline
+        assert [s.argv[:4] for s in rec.steps] == [("cilium", "clustermesh", "status", "--context")] * 3
         jobs = reopened.traffic_workers(region="us-east1", spec_json="{}", duration_s=5, workers=1, key_prefix="t")
         args = jobs.job["spec"]["template"]["spec"]["containers"][0]["args"]
         pod_url = args[args.index("--url") + 1]

@@ -57,6 +57,9 @@ class Step:
     ok_to_fail: bool = False
     # stdin holds key material: never printed in plans or logs.
     secret: bool = False
+    # A wait on a command that only reports (`istioctl remote-clusters`): given its stdout, None when
+    # done, else why not yet; not yet counts as a failed attempt (so give the step attempts).
+    until: Callable[[str], str | None] | None = field(default=None, compare=False, repr=False)
 
     def shell(self) -> str:
         return _shell(self.argv, self.pipe_from, self.stdin, self.secret)
@@ -181,7 +184,11 @@ def run_step(step: AnyStep, kubes: KubeFor) -> str:
             except PlatformError as exc:
                 raise _Retry(exc.message) from None
         stdin = _command(step.title, step.pipe_from, None, step.timeout_s) if step.pipe_from else step.stdin
-        return _command(step.title, step.argv, stdin, step.timeout_s)
+        out = _command(step.title, step.argv, stdin, step.timeout_s)
+        why = step.until(out) if step.until else None
+        if why:
+            raise _Retry(why)
+        return out
 
     return _with_attempts(step, once)
 

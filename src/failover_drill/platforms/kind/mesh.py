@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Callable
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -379,13 +380,57 @@ def cilium_steps(topo: Topology, state: Path) -> list[AnyStep]:
                 attempts=2,
             )
         )
-    steps.append(
-        Step(
-            "wait for Cluster Mesh to connect",
-            ("cilium", "clustermesh", "status", "--context", first.context, "--wait"),
-            timeout_s=600,
-        )
-    )
+    return steps
+
+
+# -- every cluster sees the others ------------------------------------------------------------------
+ISTIO_SYNC_ATTEMPTS = 30  # 2, 4, ... 10 s apart: about 5 minutes
+
+
+def remote_clusters_synced(expected: list[str]) -> Callable[[str], str | None]:
+    """Reads `istioctl remote-clusters` (NAME SECRET STATUS ISTIOD [REVISION], the local cluster
+    with no secret): None once every expected cluster is `synced` at every istiod listed."""
+
+    def check(out: str) -> str | None:
+        status: dict[str, set[str]] = {}
+        for line in out.splitlines()[1:]:
+            tokens = line.split()
+            if tokens:
+                known = [t for t in tokens[1:] if t in {"synced", "syncing", "timeout", "closed", "failed"}]
+                status.setdefault(tokens[0], set()).add(known[0] if known else "unknown")
+        late = [f"{c} ({'/'.join(sorted(status.get(c, {'absent'})))})" for c in expected if status.get(c) != {"synced"}]
+        return f"not synced yet: {', '.join(late)}" if late else None
+
+    return check
+
+
+def remote_sync_steps(topo: Topology) -> list[Step]:
+    """On every context, wait until its mesh control plane sees every other cluster: istiod has
+    synced each remote secret (`istioctl remote-clusters`, istiod's debug/clusterz), or every Cilium
+    agent is connected to every remote cluster (`cilium clustermesh status --wait`). Run at the end
+    of `up` and before each drill's baseline, which otherwise measured a mesh still discovering."""
+    all_names = list(names(topo).values())
+    steps = []
+    for n in all_names:
+        others = [o.region for o in all_names if o is not n]
+        if topo.mesh.startswith("cilium"):
+            steps.append(
+                Step(
+                    f"{n.region}: wait until every Cilium agent is connected to {', '.join(others)}",
+                    ("cilium", "clustermesh", "status", "--context", n.context, "--wait"),
+                    timeout_s=600,
+                )
+            )
+        else:
+            steps.append(
+                Step(
+                    f"{n.region}: wait until istiod has synced {', '.join(others)}",
+                    ("istioctl", "remote-clusters", "--context", n.context),
+                    timeout_s=60,
+                    attempts=ISTIO_SYNC_ATTEMPTS,
+                    until=remote_clusters_synced(others),
+                )
+            )
     return steps
 
 

@@ -200,6 +200,7 @@ class KindPlatform:
             yield from self.workload_steps(n.region, analysis)
 
         yield from latency_setup_steps(topo, read_addresses(topo, run))
+        yield from mesh_mod.remote_sync_steps(topo)
 
     def workload_steps(self, region: str, analysis: list[dict[str, Any]] | None = None) -> list[AnyStep]:
         """The region's payment-gateway objects (and the Argo Rollouts AnalysisTemplates, which a
@@ -395,7 +396,10 @@ class KindPlatform:
         return {r.name: r.zone_names() for r in self.topology.regions}
 
     def wait_steady(self, region: str, timeout_s: float = 120.0) -> None:
-        """Every region healthy at the front door and the users' region served at home."""
+        """Every cluster's mesh sees the others, every region healthy at the front door and the
+        users' region served at home."""
+        for step in mesh_mod.remote_sync_steps(self.topology):
+            self.runner.run(step)
         url = self.entrypoint() + "/healthz"
         admin_port = self.layout().frontdoor_admin_port
 
