@@ -32,7 +32,7 @@ from failover_drill.platforms.envoy.config import sds_cert, write_atomic
 from failover_drill.platforms.kind.cluster_config import kind_config, names
 from failover_drill.platforms.kind.commands import AnyStep, ApiStep, RecordingRunner, Step
 from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table
-from failover_drill.platforms.kind.mesh import cacerts_secret, eastwest_gateway, metallb_pool
+from failover_drill.platforms.kind.mesh import cacerts_secret, eastwest_gateway, metallb_block, metallb_pool
 from failover_drill.platforms.kind.netem import latency_setup_steps, read_addresses
 from failover_drill.platforms.kind.platform import KindPlatform, kind_plan_lines
 from failover_drill.platforms.kind.workload import EDGE_SECRET, cluster_objects
@@ -418,6 +418,39 @@ def test_istiod_sync_is_read_from_remote_clusters_and_waited_for(tmp_path: Path)
     (tmp_path / "calls").write_text("")  # istiod syncing again: one attempt, and the step says why it gave up
     with pytest.raises(PlatformError, match="not synced yet: eu-west1 \\(syncing\\)"):
         run_step(Step("never", (str(fake),), attempts=1, until=remote_clusters_synced(["eu-west1"])), lambda c: None)  # type: ignore[arg-type,return-value]
+
+
+def test_istio_cross_network_calls_pay_the_topologys_rtt_in_both_directions(tmp_path: Path) -> None:
+    """Istio's cross-region calls go to the other region's east-west gateway, a MetalLB address,
+    not to a node: no filter matched it, so of each pair only the direction whose delay sat on
+    the callee's side paid the RTT. Each region's MetalLB pool now feeds that region's band: a
+    call from A to B is delayed on A's nodes by the band for B (request to B's gateway address)
+    and on B's nodes by the band for A (reply to A's node, which masqueraded the call)."""
+    topo = topology("istio")
+    rec = RecordingRunner(answers=node_answers(topo))
+    steps = latency_setup_steps(topo, read_addresses(topo, rec))
+    delay: dict[tuple[str, str], float] = {}  # (node, band) -> ms
+    band_of: dict[tuple[str, str], str] = {}  # (node, dst) -> band
+    for s in steps:
+        args = s.argv[4:]
+        if args[:2] == ("qdisc", "add") and "netem" in args:
+            delay[(s.argv[2], args[args.index("parent") + 1])] = float(args[args.index("delay") + 1].removesuffix("ms"))
+        if args[:2] == ("filter", "add"):
+            band_of[(s.argv[2], args[args.index("dst") + 1])] = args[-1]
+    pools = {n.region: str(metallb_block("172.18.0.0/16", n.index)) for n in names(topo).values()}
+    for a in topo.region_names:
+        for b in topo.region_names:
+            if a == b:
+                continue
+            na, nb = names(topo)[a], names(topo)[b]
+            caller, gateway_node = na.worker(0), nb.worker(0)
+            request = delay.get((caller, band_of.get((caller, pools[b]), "unshaped")), 0.0)
+            a_node_ip = node_answers(topo)["{{.Name}} {{range .NetworkSettings.Networks}}"]
+            caller_ip = next(line.split()[1] for line in a_node_ip.splitlines() if line.startswith(f"/{caller} "))
+            reply = delay[(gateway_node, band_of[(gateway_node, f"{caller_ip}/32")])]
+            assert request + reply == topo.rtt_ms(a, b), (a, b, request, reply)
+    cilium = plan_lines("cilium", tmp_path)  # Cluster Mesh routes to pods via nodes: no pool to shape
+    assert not any("/28 flowid" in line for line in cilium)
 
 
 # -- faults --------------------------------------------------------------------------------------

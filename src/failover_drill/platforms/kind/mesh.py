@@ -194,8 +194,9 @@ def eastwest_gateway() -> dict[str, Any]:
     }
 
 
-def metallb_pool(kind_subnets: str, index: int) -> list[dict[str, Any]]:
-    """A /28 per cluster from the top of the kind Docker network, away from node addresses."""
+def metallb_block(kind_subnets: str, index: int) -> ipaddress.IPv4Network:
+    """Cluster `index`'s /28 from the top of the kind Docker network, away from node addresses:
+    its MetalLB pool, where its east-west gateway's LoadBalancer address comes from."""
     v4 = [ipaddress.IPv4Network(s.strip(), strict=False) for s in kind_subnets.split() if "." in s]
     if not v4:
         raise PlatformError(
@@ -206,8 +207,12 @@ def metallb_pool(kind_subnets: str, index: int) -> list[dict[str, Any]]:
     blocks = list(net.subnets(new_prefix=28)) if net.prefixlen <= 24 else []
     if len(blocks) < index + 2:
         raise PlatformError(f"the kind network {net} is too small for a MetalLB pool per cluster")
-    block = blocks[-(index + 1)]
-    hosts = list(block.hosts())
+    return blocks[-(index + 1)]
+
+
+def metallb_pool(kind_subnets: str, index: int) -> list[dict[str, Any]]:
+    """A /28 per cluster from the top of the kind Docker network, away from node addresses."""
+    hosts = list(metallb_block(kind_subnets, index).hosts())
     return [
         {
             "apiVersion": "metallb.io/v1beta1",

@@ -9,8 +9,9 @@ from typing import Any
 from failover_drill.config.topology import Topology
 from failover_drill.faults.model import FRONT_DOOR
 from failover_drill.platforms.kind.api import kubectl
-from failover_drill.platforms.kind.cluster_config import INGRESS_NODE_PORT, all_nodes
+from failover_drill.platforms.kind.cluster_config import INGRESS_NODE_PORT, all_nodes, names
 from failover_drill.platforms.kind.commands import Runner, Step
+from failover_drill.platforms.kind.mesh import metallb_block
 from failover_drill.platforms.kube.workload import NAMESPACE
 
 PRIOMAP = "1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1"  # the kernel's default: unmatched traffic as usual
@@ -64,7 +65,10 @@ def pod_tools(ctx: str, pod: str, *args: str) -> tuple[str, ...]:
 
 
 def read_addresses(topo: Topology, run: Runner) -> dict[str, list[str]]:
-    """source -> IPv4 addresses its traffic comes from (node IPs; the kind network gateway for the host)."""
+    """source -> the IPv4 addresses (or networks) a node's traffic towards it goes to: the
+    region's node IPs, and with Istio its MetalLB pool (cross-network calls go to the other
+    region's east-west gateway, a LoadBalancer address from that pool, not to a node: without it
+    one direction of every link got no delay); the kind network's gateway for the front door."""
     nodes = {r: all_nodes(topo, r) for r in topo.region_names}
     flat = [n for ns in nodes.values() for n in ns]
     out = run.run(
@@ -87,6 +91,16 @@ def read_addresses(topo: Topology, run: Runner) -> dict[str, list[str]]:
         )
     )
     addrs = {r: [ip_of.get(n, f"<ip of {n}>") for n in ns] for r, ns in nodes.items()}
+    if topo.mesh.startswith("istio"):
+        subnets = run.run(
+            Step(
+                "read the kind Docker network's subnets (each cluster's MetalLB pool)",
+                ("docker", "network", "inspect", "kind", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"),
+                timeout_s=30,
+            )
+        )
+        for n in names(topo).values():
+            addrs[n.region].append(str(metallb_block(subnets, n.index)))
     addrs[FRONT_DOOR] = [g for g in gateway.split() if "." in g] or ["<kind network gateway>"]
     return addrs
 
@@ -112,7 +126,8 @@ def latency_setup_steps(topo: Topology, addrs: dict[str, list[str]]) -> list[Ste
                 steps.append(band_netem(node, "add", cls, handle, netem(baseline_ms(topo, region, src)), title=title))
                 for ip in addrs[src]:
                     add("filter", "add", "dev", "eth0", "parent", "1:0", "protocol", "ip", "prio", "1", "u32",
-                        "match", "ip", "dst", f"{ip}/32", *front_door_match(src), "flowid", cls)  # fmt: skip
+                        "match", "ip", "dst", ip if "/" in ip else f"{ip}/32", *front_door_match(src),
+                        "flowid", cls)  # fmt: skip
     return steps
 
 
