@@ -29,7 +29,7 @@ from failover_drill.faults.model import Fault, parse_fault
 from failover_drill.platforms.envoy import admin
 from failover_drill.platforms.envoy.binary import ENVOY_FLAGS, resolve_envoy
 from failover_drill.platforms.envoy.config import sds_cert, write_atomic
-from failover_drill.platforms.kind.cluster_config import kind_config, names
+from failover_drill.platforms.kind.cluster_config import all_nodes, kind_config, names
 from failover_drill.platforms.kind.commands import AnyStep, ApiStep, RecordingRunner, Step
 from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table
 from failover_drill.platforms.kind.mesh import cacerts_secret, eastwest_gateway, metallb_block, metallb_pool
@@ -488,9 +488,9 @@ class KindFaultOps:
         h = self._h(fault)
         return h.revert_steps(fault, h.plan_type.model_validate(plan))
 
-    def needs_relayout(self, fault: Fault, plan: dict[str, Any]) -> bool:
+    def after_revert(self, fault: Fault, plan: dict[str, Any]) -> list[AnyStep]:
         h = self._h(fault)
-        return h.relayout_after_revert(h.plan_type.model_validate(plan))
+        return h.after_revert_steps(fault, h.plan_type.model_validate(plan))
 
 
 def ops_with(topo: Topology, answers: dict[str, str] | None = None) -> tuple[KindFaultOps, RecordingRunner]:
@@ -500,17 +500,83 @@ def ops_with(topo: Topology, answers: dict[str, str] | None = None) -> tuple[Kin
 
 def test_zone_and_region_loss_stop_the_right_node_containers() -> None:
     topo = topology("istio")
-    ops, _ = ops_with(topo)
+    ops, _ = ops_with(topo, node_answers(topo))
     zone = F(kind="zone-loss", target="us-east1-b")
     plan = ops.plan(zone)
     assert [s.argv for s in ops.inject_steps(zone, plan)] == [("docker", "kill", "fd-us-east1-worker2")]
     assert [s.argv for s in ops.revert_steps(zone, plan)] == [("docker", "start", "fd-us-east1-worker2")]
-    assert ops.needs_relayout(zone, plan)
+    assert ops.after_revert(zone, plan)  # the restarted node's latency layout
     frozen = F(kind="region-loss", target="eu-west1", mode="freeze")
     plan = ops.plan(frozen)
     assert [s.argv[:2] for s in ops.inject_steps(frozen, plan)] == [("docker", "pause")] * 4
     assert all(s.ok_to_fail for s in ops.revert_steps(frozen, plan))
-    assert not ops.needs_relayout(frozen, plan)
+    assert not ops.after_revert(frozen, plan)  # a paused container keeps its network namespace
+
+
+class _Moving(RecordingRunner):
+    """Records like RecordingRunner; `docker inspect` of the nodes answers what `ips` says now."""
+
+    def __init__(self, topo: Topology) -> None:
+        super().__init__(answers=node_answers(topo))
+        self.key = "{{.Name}} {{range .NetworkSettings.Networks}}"
+        self.ips = dict(line[1:].split() for line in self.answers[self.key].splitlines())
+
+    def run(self, step: AnyStep) -> str:
+        self.answers[self.key] = "\n".join(f"/{n} {ip}" for n, ip in self.ips.items())
+        return super().run(step)
+
+
+def test_a_revert_lays_out_only_the_restarted_nodes_and_leaves_the_others_alone() -> None:
+    """Re-laying every node after a revert cost ~170 docker execs and briefly removed every
+    baseline and any other link fault in force: only the restarted nodes are laid out again."""
+    topo = topology("istio")
+    rec = _Moving(topo)
+    ops = KindFaultOps(topo, rec, frontdoor_admin_port=1)
+    every = latency_setup_steps(topo, read_addresses(topo, rec))
+    zone = F(kind="zone-loss", target="us-east1-b")
+    plan = ops.plan(zone)
+    assert plan["addresses"]["fd-us-east1-worker2"] == "172.18.1.4"
+    after = ops.after_revert(zone, plan)
+    assert {s.argv[2] for s in after} == {"fd-us-east1-worker2"}
+    assert after == [s for s in every if s.argv[2] == "fd-us-east1-worker2"] and len(after) < len(every) / 10
+    region = F(kind="region-loss", target="eu-west1")
+    plan = ops.plan(region)
+    assert {s.argv[2] for s in ops.after_revert(region, plan)} == set(plan["nodes"])
+    # a plan saved before addresses were kept: every node, as before
+    old = {k: v for k, v in plan.items() if k != "addresses"}
+    assert len(ops.after_revert(region, old)) == len(every)
+
+
+@pytest.mark.parametrize("mesh", ["istio", "cilium"])
+def test_a_node_back_at_another_address_repoints_the_filters_and_the_mesh(mesh: str) -> None:
+    """kind#2045: a restarted node container can come back at another address. The other nodes'
+    filters and the other clusters' view of the region (Istio's remote secrets carry the control
+    plane's address; Cilium's Cluster Mesh the clustermesh-apiserver's node addresses) go stale:
+    every node is laid out again from the new addresses and the mesh pointed at them."""
+    topo = topology(mesh)
+    rec = _Moving(topo)
+    ops = KindFaultOps(topo, rec, frontdoor_admin_port=1)
+    loss = F(kind="region-loss", target="us-east1")
+    plan = ops.plan(loss)
+    rec.ips["fd-us-east1-control-plane"] = "172.18.9.9"
+    after = ops.after_revert(loss, plan)
+    shells = [s.shell() for s in after]
+    laid = {s.argv[2] for s in after if s.argv[:2] == ("docker", "exec")}
+    assert laid == {n for r in topo.region_names for n in all_nodes(topo, r)}
+    assert any("match ip dst 172.18.9.9/32 flowid 1:4" in sh for sh in shells)
+    assert not any("172.18.1.2/32" in sh for sh in shells)
+    repairs = [s for s in after if s.argv[0] in ("kubectl", "cilium")]
+    if mesh == "istio":
+        assert [(s.context, s.pipe_from) for s in repairs if isinstance(s, ApiStep)] == [
+            (ctx, ("istioctl", "create-remote-secret", "--context", "kind-fd-us-east1", "--name", "us-east1",
+                   "--server", "https://172.18.9.9:6443"))
+            for ctx in ("kind-fd-eu-west1", "kind-fd-asia-southeast1")
+        ]  # fmt: skip
+    else:
+        assert [s.shell() for s in repairs] == [
+            "cilium clustermesh connect --context kind-fd-us-east1 --destination-context kind-fd-eu-west1",
+            "cilium clustermesh connect --context kind-fd-us-east1 --destination-context kind-fd-asia-southeast1",
+        ]
     whole_region_zones = F(kind="zone-loss", target="us-east1")
     assert len(ops.plan(whole_region_zones)["nodes"]) == 3  # every zone, not the control plane
 
@@ -818,7 +884,9 @@ def test_front_door_is_a_real_envoy_over_each_clusters_ingress(tmp_path: Path) -
         rec.steps.clear()
         loss = F(kind="region-loss", target="us-east1")
         plan = reopened.inject(loss, reopened.plan_fault(loss))
-        assert [s.argv[:2] for s in rec.steps] == [("docker", "kill")] * 4 and plan["nodes"]
+        # the nodes' addresses read first (a restarted node may come back at another), then the kills
+        assert [s.argv[:2] for s in rec.steps] == [("docker", "inspect")] + [("docker", "kill")] * 4
+        assert plan["nodes"] and plan["addresses"]
         status = reopened.status()
         assert status.up and any(c["name"] == "frontdoor" and c["state"] == "running" for c in status.components)
     finally:

@@ -51,13 +51,14 @@ from failover_drill.platforms.fault_table import FaultTable, Handler, Plan
 from failover_drill.platforms.kind import api
 from failover_drill.platforms.kind.cluster_config import all_nodes, names, zone_nodes
 from failover_drill.platforms.kind.commands import AnyStep, ApiStep, Runner, Step
-from failover_drill.platforms.kind.mesh import edge_leaf, edge_secret
+from failover_drill.platforms.kind.mesh import edge_leaf, edge_secret, repair_moved_steps
 from failover_drill.platforms.kind.netem import (
     band,
     band_netem,
     baseline_ms,
     latency_setup_steps,
     netem,
+    node_ips,
     pod_tools,
     read_addresses,
     sources,
@@ -109,9 +110,10 @@ class StepHandler(Handler[Any, Any]):
     def revert_steps(self, fault: Any, plan: Any) -> list[AnyStep]:
         raise NotImplementedError
 
-    def relayout_after_revert(self, plan: Any) -> bool:
-        """A restarted node container has a fresh network namespace: netem is gone with it."""
-        return False
+    def after_revert_steps(self, fault: Any, plan: Any) -> list[AnyStep]:
+        """What the revert's own steps leave to put right, decided once they ran (queries go
+        through the fleet's runner): e.g. the latency layout of restarted node containers."""
+        return []
 
     def inject(self, fault: Any, plan: Any) -> dict[str, Any]:
         steps, details = self.inject_steps(fault, plan)
@@ -123,9 +125,8 @@ class StepHandler(Handler[Any, Any]):
         try:
             for step in self.revert_steps(fault, plan):
                 self.fleet.run.run(step)
-            if self.relayout_after_revert(plan):
-                for step in latency_setup_steps(self.fleet.topo, read_addresses(self.fleet.topo, self.fleet.run)):
-                    self.fleet.run.run(step)
+            for step in self.after_revert_steps(fault, plan):
+                self.fleet.run.run(step)
         except PlatformError as exc:
             raise FaultError(f"could not revert {fault.label()}: {exc.message}", hint=exc.hint) from None
 
@@ -134,6 +135,9 @@ class StepHandler(Handler[Any, Any]):
 class NodePlan(Plan):
     nodes: list[str]
     mode: Mode
+    # Every node's kind-network address before the fault (None in plans saved before it was kept):
+    # a restarted container may come back at another one.
+    addresses: dict[str, str] | None = None
 
 
 class _NodeLoss(StepHandler):
@@ -143,7 +147,8 @@ class _NodeLoss(StepHandler):
         raise NotImplementedError
 
     def plan(self, fault: Any) -> NodePlan:
-        return NodePlan(nodes=self.nodes(fault), mode=fault.mode)
+        addresses = node_ips(self.fleet.topo, self.fleet.run) if fault.mode != "freeze" else None
+        return NodePlan(nodes=self.nodes(fault), mode=fault.mode, addresses=addresses)
 
     def inject_steps(self, fault: Any, plan: NodePlan) -> tuple[list[AnyStep], dict[str, Any]]:
         verb = "pause" if plan.mode == "freeze" else "kill"
@@ -154,8 +159,26 @@ class _NodeLoss(StepHandler):
             return [Step(f"unpause node {n}", ("docker", "unpause", n), ok_to_fail=True) for n in plan.nodes]
         return [Step(f"start node {n}", ("docker", "start", n), timeout_s=120, ok_to_fail=True) for n in plan.nodes]
 
-    def relayout_after_revert(self, plan: NodePlan) -> bool:
-        return plan.mode != "freeze"
+    def after_revert_steps(self, fault: Any, plan: NodePlan) -> list[AnyStep]:
+        """A restarted node container has a fresh network namespace: its netem layout is gone.
+        Only those nodes are laid out again, so the other nodes keep their baselines and any
+        other link fault in force (re-laying every node cost ~170 docker execs and briefly
+        removed both). If a restarted node came back at another address, the other nodes'
+        filters and the other clusters' view of it (Istio's remote secrets, Cilium's Cluster
+        Mesh configuration) name the old one: then every node is laid out again and the mesh
+        pointed at the new address."""
+        if plan.mode == "freeze":
+            return []
+        topo, run = self.fleet.topo, self.fleet.run
+        now = node_ips(topo, run)
+        before = plan.addresses
+        moved = {n: now[n] for n in plan.nodes if before and n in now and before.get(n) not in (None, now[n])}
+        layout = latency_setup_steps(topo, read_addresses(topo, run, ips=now))
+        if before is None or moved:
+            # Unknown (an older plan) or moved: every node's filters are rebuilt from the addresses now.
+            return [*layout, *repair_moved_steps(topo, moved)]
+        restarted = set(plan.nodes)
+        return [s for s in layout if isinstance(s, Step) and s.argv[2] in restarted]
 
 
 class RegionLossHandler(_NodeLoss):

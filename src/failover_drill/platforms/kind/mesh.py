@@ -31,6 +31,7 @@ from failover_drill.platforms.kind.cluster_config import (
     API_SERVER_PORT,
     INGRESS_NODE_PORT,
     ClusterNames,
+    all_nodes,
     names,
     on_control_plane,
 )
@@ -280,22 +281,55 @@ def istio_steps(topo: Topology, state: Path, run: Runner) -> list[AnyStep]:
     # Remote secrets: every istiod watches every other API server, at its kind-network address.
     cp_ip = {n.region: run.run(node_ip_step(n.control_plane)).strip() for n in all_names.values()}
     for a, b in ((a, b) for a in all_names.values() for b in all_names.values() if a != b):
-        steps.append(
-            api.apply_output_of(
-                b.context,
-                f"{b.region} discovers endpoints in {a.region} (remote secret)",
-                (
-                    "istioctl",
-                    "create-remote-secret",
-                    "--context",
-                    a.context,
-                    "--name",
-                    a.region,
-                    "--server",
-                    f"https://{cp_ip[a.region]}:6443",
-                ),
-            )
-        )
+        steps.append(remote_secret_step(a, b, cp_ip[a.region]))
+    return steps
+
+
+def remote_secret_step(a: ClusterNames, b: ClusterNames, a_server_ip: str, why: str = "") -> AnyStep:
+    """b's istiod watches a's API server at its kind-network address (not 127.0.0.1)."""
+    return api.apply_output_of(
+        b.context,
+        f"{b.region} discovers endpoints in {a.region} (remote secret{why})",
+        (
+            "istioctl",
+            "create-remote-secret",
+            "--context",
+            a.context,
+            "--name",
+            a.region,
+            "--server",
+            f"https://{a_server_ip}:{API_SERVER_PORT}",
+        ),
+    )
+
+
+def connect_step(a: ClusterNames, b: ClusterNames, why: str = "") -> Step:
+    return Step(
+        f"connect {a.region} <-> {b.region}{why}",
+        ("cilium", "clustermesh", "connect", "--context", a.context, "--destination-context", b.context),
+        timeout_s=300,
+        attempts=2,
+    )
+
+
+def repair_moved_steps(topo: Topology, moved: dict[str, str]) -> list[AnyStep]:
+    """Restarted node containers that came back at other addresses (moved: node -> new address)
+    leave the other clusters pointing at the old ones: Istio's remote secrets name the control
+    plane's address, Cilium's Cluster Mesh configuration the clustermesh-apiserver's node addresses.
+    The secrets of a moved control plane are made again with its new address; a Cilium region
+    with a moved node is connected again with every other region."""
+    all_names = names(topo)
+    regions = [n for n in all_names.values() if any(node in moved for node in all_nodes(topo, n.region))]
+    steps: list[AnyStep] = []
+    connected: set[frozenset[str]] = set()
+    for a in regions:
+        for b in (b for b in all_names.values() if b is not a):
+            if topo.mesh.startswith("cilium"):
+                if frozenset((a.region, b.region)) not in connected:
+                    connected.add(frozenset((a.region, b.region)))
+                    steps.append(connect_step(a, b, f", {a.region}'s nodes moved"))
+            elif a.control_plane in moved:
+                steps.append(remote_secret_step(a, b, moved[a.control_plane], f", {a.control_plane} moved"))
     return steps
 
 
@@ -377,14 +411,7 @@ def cilium_steps(topo: Topology, state: Path) -> list[AnyStep]:
             ),
         ]
     for a, b in combinations(all_names, 2):
-        steps.append(
-            Step(
-                f"connect {a.region} <-> {b.region}",
-                ("cilium", "clustermesh", "connect", "--context", a.context, "--destination-context", b.context),
-                timeout_s=300,
-                attempts=2,
-            )
-        )
+        steps.append(connect_step(a, b))
     return steps
 
 

@@ -64,13 +64,9 @@ def pod_tools(ctx: str, pod: str, *args: str) -> tuple[str, ...]:
     )
 
 
-def read_addresses(topo: Topology, run: Runner) -> dict[str, list[str]]:
-    """source -> the IPv4 addresses (or networks) a node's traffic towards it goes to: the
-    region's node IPs, and with Istio its MetalLB pool (cross-network calls go to the other
-    region's east-west gateway, a LoadBalancer address from that pool, not to a node: without it
-    one direction of every link got no delay); the kind network's gateway for the front door."""
-    nodes = {r: all_nodes(topo, r) for r in topo.region_names}
-    flat = [n for ns in nodes.values() for n in ns]
+def node_ips(topo: Topology, run: Runner) -> dict[str, str]:
+    """node container -> its address on the kind network, as Docker reports it now."""
+    flat = [n for r in topo.region_names for n in all_nodes(topo, r)]
     out = run.run(
         Step(
             "read node addresses",
@@ -83,6 +79,16 @@ def read_addresses(topo: Topology, run: Runner) -> dict[str, list[str]]:
         parts = line.split()
         if len(parts) == 2:
             ip_of[parts[0].lstrip("/")] = parts[1]
+    return ip_of
+
+
+def read_addresses(topo: Topology, run: Runner, ips: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """source -> the IPv4 addresses (or networks) a node's traffic towards it goes to: the
+    region's node IPs, and with Istio its MetalLB pool (cross-network calls go to the other
+    region's east-west gateway, a LoadBalancer address from that pool, not to a node: without it
+    one direction of every link got no delay); the kind network's gateway for the front door."""
+    nodes = {r: all_nodes(topo, r) for r in topo.region_names}
+    ip_of = node_ips(topo, run) if ips is None else ips
     gateway = run.run(
         Step(
             "read the kind network's gateway (the host's address as nodes see it)",

@@ -602,8 +602,10 @@ def kind_plan_lines(topo: Topology, state_dir: Path, faults: list[Fault]) -> lis
         lines += [f"#   {s.title}\n{s.shell()}" for s in rec.record(handler.inject_steps(fault, plan)[0])]
         lines.append(f"# revert {fault.label()}")
         lines += [f"#   {s.title}\n{s.shell()}" for s in rec.record(handler.revert_steps(fault, plan))]
-        if handler.relayout_after_revert(plan):
-            lines.append("# then the latency layout of `up` again: a restarted node has a fresh network namespace")
+        after = rec.record(handler.after_revert_steps(fault, plan))
+        if after:
+            lines.append("# then (a restarted node has a fresh network namespace, and maybe another address)")
+            lines += [f"#   {s.title}\n{s.shell()}" for s in after]
     lines.append("# down")
     lines += [delete_cluster_step(n.cluster).shell() for n in names(topo).values()]
     return lines
