@@ -86,7 +86,7 @@ def test_plan_takes_drills_fault_parameters_rate_and_sets(tmp_path: Path) -> Non
     assert brownout.returncode == 0 and "(fail_pct 30, delay_ms 0)" in brownout.stdout
 
 
-@pytest.mark.parametrize("command", ["up", "down", "status", "drill", "plan"])
+@pytest.mark.parametrize("command", ["up", "down", "status", "drill", "plan", "doctor"])
 def test_only_platforms_that_exist_are_offered(command: str, tmp_path: Path) -> None:
     helptext = cli(command, "--help", state=tmp_path / "state").stdout
     assert "sandbox|kwok|kind" in helptext and "kube " not in helptext
