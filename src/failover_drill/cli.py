@@ -29,7 +29,8 @@ from failover_drill.gameday.runner import GameDayRunner, day_topology, plan_day
 from failover_drill.measure.live_sli import LiveSli, SliServer
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.doctor import render as render_checks
-from failover_drill.platforms.registry import PLATFORMS, check_platform, host_checks, open_platform
+from failover_drill.platforms.kwok import userns
+from failover_drill.platforms.registry import PLATFORMS, check_platform, host_checks, open_platform, platform_dir
 from failover_drill.recovery import recover as run_recover
 from failover_drill.report.history import History
 from failover_drill.report.markdown import check_rows, scorecard_rows, verdict_word
@@ -837,6 +838,30 @@ ClusterOpt = Annotated[
 ]
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def enter(ctx: typer.Context, state_dir: StateOpt = DEFAULT_STATE) -> None:
+    """Run a command where a kwok fleet brought up without root lives (its own user and network
+    namespace): `failover-drill enter -- chaos run experiments/zone-loss.json`. Elsewhere it runs
+    the command as it is."""
+    argv = list(ctx.args)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise ConfigError("no command to run", field="COMMAND", hint="failover-drill enter -- COMMAND [ARGS...]")
+    holder = userns.holder(platform_dir(state_dir, "kwok").resolve()) if userns.needed() else None
+    env = dict(os.environ)
+    if holder is not None:
+        argv = [*userns.enter_argv(holder), *argv]
+        env[userns.INSIDE_ENV] = str(holder)
+    sys.stdout.flush()
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot run {argv[0]!r}: {exc.strerror}", field="COMMAND", hint="check its name and PATH"
+        ) from None
+
+
 def _print_lines(lines: list[str], none: str) -> None:
     sys.stdout.write("\n".join(lines or [none]) + "\n")
 
@@ -899,6 +924,8 @@ def rollouts_thaw(state_dir: StateOpt = DEFAULT_STATE, platform: PlatformOpt = "
 
 def main() -> None:
     obs.configure(os.environ.get("FAILOVER_DRILL_LOG", "warning"))
+    # A command that meets a kwok fleet brought up without root runs again inside its namespace.
+    userns.allow_reexec(sys.argv)
     try:
         # Without standalone mode click returns a command's Exit code instead of exiting.
         rc = app(standalone_mode=False)

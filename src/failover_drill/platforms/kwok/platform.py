@@ -60,7 +60,7 @@ from failover_drill.platforms.fault_table import FaultTable, Handler, Plan
 from failover_drill.platforms.kube import rollouts as ro
 from failover_drill.platforms.kube.client import Kube
 from failover_drill.platforms.kube.workload import APP, NAMESPACE, region_objects
-from failover_drill.platforms.kwok import leftovers
+from failover_drill.platforms.kwok import leftovers, userns
 from failover_drill.platforms.kwok.control_plane import (
     COMPONENTS,
     PROCESS_ENV,
@@ -243,6 +243,11 @@ class KwokPlatform:
         self.state_dir = state_dir.resolve()
         self.topology = topology
         self.fleet_id = str(self.state_dir)
+        if userns.needed():
+            # A fleet brought up without root lives in a namespace of its own: work on it from inside.
+            holder = userns.holder(self.state_dir)
+            if holder is not None:
+                userns.reexec(self.state_dir, holder)
 
     # -- state ----------------------------------------------------------------------------------
     @property
@@ -329,6 +334,25 @@ class KwokPlatform:
         topo = self.topology
         if topo is None:
             raise PlatformError("no topology given", hint="pass --topology or run from the project folder")
+        if userns.needed():
+            why = userns.unavailable()
+            if why:
+                raise PlatformError(
+                    f"the kwok platform cannot make its pod network without root: {why}",
+                    hint="run as root, allow unprivileged user namespaces, or use the sandbox",
+                )
+            from failover_drill import toolchain
+
+            # Built out here: the namespace has no network, and a first build downloads modules.
+            say("checking the Kubernetes binaries (built from source on first use: tens of minutes)")
+            toolchain.paths([*COMPONENTS, ROLLOUTS])
+            say("no root: the fleet gets a user namespace of its own, where it is root (no privilege on the host)")
+            holder = userns.create(self.state_dir)
+            try:
+                userns.reexec(self.state_dir, holder)
+            except BaseException:
+                userns.destroy(self.state_dir)
+                raise
         why = can_create()
         if why:
             raise PlatformError(f"the kwok platform cannot run here: {why}", hint="run as root, or use the sandbox")
@@ -709,6 +733,7 @@ class KwokPlatform:
                 return
             if data is None:
                 PodNetwork(self.state_dir).delete()
+                userns.destroy(self.state_dir)
                 say("kwok fleet is not up")
                 return
             left = self._teardown(data)
@@ -726,6 +751,7 @@ class KwokPlatform:
         # The pods' containers (the kubelets' children) and anything else carrying the fleet's mark.
         procs.stop_marked(self.fleet_id)
         PodNetwork(self.state_dir).delete()
+        userns.destroy(self.state_dir)
         if not left:
             self.fleet_file.unlink(missing_ok=True)
         return left
@@ -857,6 +883,9 @@ class KwokPlatform:
         if owner is not None and not alive(int(owner)) and self.fleet_file.exists():
             self.down()
             return ["stopped a kwok fleet left behind by a drill that died"]
+        if data is None and userns.holder(self.state_dir) is not None:
+            userns.destroy(self.state_dir)  # an `up` without root that died before its fleet existed
+            return ["removed the user namespace of a kwok fleet that never came up"]
         return []
 
     def repair_leftovers(self) -> list[str]:
