@@ -226,3 +226,28 @@ def test_cli_prints_crd_paths() -> None:
         "multicluster.x-k8s.io_serviceimports.yaml",
     ]
     assert all(p.is_file() for p in paths)
+
+
+@needs_go
+def test_up_whose_build_fails_exits_3_with_gos_words_and_leaves_nothing(tmp_path: Path) -> None:
+    """`up --platform kwok` on a machine whose first build cannot fetch the pinned sources (an
+    empty module cache, the module proxy off): one message, exit 3, no fleet, nothing running."""
+    from tests.conftest import processes_under
+
+    state = tmp_path / "state"
+    env = {
+        **os.environ,
+        "FAILOVER_DRILL_CACHE": str(tmp_path / "cache"),
+        "GOMODCACHE": str(tmp_path / "gomod"),
+        "GOPROXY": "off",
+        "FAILOVER_DRILL_STATE": str(state),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "failover_drill.cli", "up", "--platform", "kwok"],
+        capture_output=True, text=True, env=env, timeout=120, check=False, cwd=Path(__file__).parent.parent,
+    )  # fmt: skip
+    assert out.returncode == EXIT_PLATFORM, out.stdout + out.stderr
+    assert "cannot download" in out.stderr and "GOPROXY=off" in out.stderr and "fix:" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (state / "kwok" / "fleet.json").exists()
+    assert processes_under(state) == []

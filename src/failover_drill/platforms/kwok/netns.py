@@ -5,7 +5,8 @@ The API server refuses loopback addresses in EndpointSlices, so pods need real-l
 this namespace `10.240.0.0/12` is routed to `lo` (table local), so a replica can bind its pod's
 own IP, and the host reaches those IPs through the veth (link-local addresses at both ends). The
 gateways, probes and the front door stay in the host namespace; only the replicas run inside.
-Deleting the namespace takes the veth and the host route with it. Needs root (`ip netns add`).
+Deleting the namespace takes the veth and the host route with it. Needs root (`ip netns add`): on
+the host, or in the fleet's own user namespace where an ordinary user is root (userns.py).
 """
 
 from __future__ import annotations
