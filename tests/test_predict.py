@@ -18,7 +18,9 @@ import yaml
 from failover_drill.config.manifests import load_policy
 from failover_drill.faults.catalogue import resolve
 from failover_drill.faults.model import parse_fault
+from failover_drill.platforms.kind import cluster_config
 from failover_drill.predict import Context, judge, predict
+from failover_drill.predict.timing import kind_node, node_image_version, node_monitor_grace_period_default
 from failover_drill.predict.traps import findings
 from tests.conftest import MANIFESTS_DIR, run_cli, topology
 
@@ -191,3 +193,25 @@ def test_the_verdict_on_a_prediction() -> None:
     calm = _predict("istio", kind="control-plane-loss").to_json()
     assert judge(calm, {"ttr_s": 0.0, "outage_s": 0.0, "recovered": True})["verdict"] == "confirmed"
     assert judge(calm, {"ttr_s": 6.0, "outage_s": 6.0, "recovered": True})["verdict"] == "off"
+
+
+def test_kind_grace_period_follows_the_pinned_node_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kube-controller-manager's default node-monitor-grace-period is 40 s up to Kubernetes 1.31
+    and 50 s from 1.32 (kubernetes#126287); kind runs the version of its pinned node image."""
+    assert node_monitor_grace_period_default((1, 31)) == 40
+    assert node_monitor_grace_period_default((1, 32)) == 50
+    assert node_monitor_grace_period_default((1, 33)) == 50
+    assert node_image_version("kindest/node:v1.31.2") == (1, 31)
+    assert node_image_version("kindest/node:v1.32.0@sha256:0123abcd") == (1, 32)
+    pinned = node_image_version(cluster_config.KIND_NODE_IMAGE)
+    grace = node_monitor_grace_period_default(pinned)
+    assert kind_node().node_monitor_grace_period_s == grace
+    p = _predict("cilium", platform="kind", kind="zone-loss")
+    assert p.decided_by == "node-monitor-grace-period"
+    # lease renewed every 10 s; checked every 5 s; 2 s until the gateways hear; one window
+    assert p.ttr_s.to_json() == [grace - 10, grace + 5 + 2 + 1]
+    # The pin is read when predicting: another node image, another default.
+    other = "kindest/node:v1.30.0" if pinned >= (1, 32) else "kindest/node:v1.32.0"
+    monkeypatch.setattr(cluster_config, "KIND_NODE_IMAGE", other)
+    assert kind_node().node_monitor_grace_period_s == node_monitor_grace_period_default(node_image_version(other))
+    assert kind_node().node_monitor_grace_period_s != grace

@@ -25,7 +25,7 @@ from failover_drill.faults.model import (
     ZoneLoss,
 )
 from failover_drill.predict.model import Bound, Expect, Prediction
-from failover_drill.predict.timing import KIND_NODE, health_check_removal, node_not_ready, readiness_removal
+from failover_drill.predict.timing import health_check_removal, kind_node, node_not_ready, readiness_removal
 from failover_drill.predict.traps import ejectable, findings
 
 NONE = Bound(0.0, 0.0)
@@ -87,7 +87,7 @@ def _endpoint_removal(ctx: Context, mode: str, zone: str) -> tuple[Bound, str, s
     """When the lost replicas leave the gateway's endpoints: readiness on the sandbox, the node
     lifecycle controller on Kubernetes (the kubelet that would probe them is gone with the node)."""
     if ctx.kube:
-        settings = ctx.topo.kwok if ctx.platform == "kwok" else KIND_NODE
+        settings = ctx.topo.kwok if ctx.platform == "kwok" else kind_node()
         b, why = node_not_ready(settings, f"node {zone}")
         return b, why, "node-monitor-grace-period"
     b, why = readiness_removal(ctx.policy.readiness, mode)

@@ -8,17 +8,42 @@ kind): a fault lands at a uniformly random moment of the detector's cycle, hence
 
 from __future__ import annotations
 
+import re
+
 from failover_drill.config.manifests import FrontDoorHealth, Readiness
 from failover_drill.config.topology import KwokSettings
+from failover_drill.platforms.kind import cluster_config
 from failover_drill.predict.model import Bound
 
 # The control plane pushes a changed endpoint set within one loop (0.2 s) and Envoy reads the EDS
 # file at once; on Kubernetes, the EndpointSlice controller, the watch and the push add about 1 s.
 PUSH_S = 0.2
 KUBE_PROPAGATION_S = 2.0
-# kind runs the stock kube-controller-manager: node-monitor-grace-period 50 s (Kubernetes >= 1.32),
-# node-monitor-period 5 s, node leases renewed every 10 s.
-KIND_NODE = KwokSettings(node_monitor_grace_period_s=50, node_monitor_period_s=5, node_lease_duration_s=40)
+# kube-controller-manager's default --node-monitor-grace-period: 40 s up to Kubernetes 1.31, 50 s
+# from 1.32 on (kubernetes/kubernetes#126287, so that it is longer than the kubelet's 40 s lease).
+GRACE_50_SINCE = (1, 32)
+_NODE_VERSION = re.compile(r":v?(\d+)\.(\d+)(?:\.(\d+))?(?:@|$)")
+
+
+def node_monitor_grace_period_default(version: tuple[int, int]) -> float:
+    """The stock kube-controller-manager's node-monitor-grace-period on Kubernetes `version` (major, minor)."""
+    return 50.0 if version >= GRACE_50_SINCE else 40.0
+
+
+def node_image_version(image: str) -> tuple[int, int]:
+    """(major, minor) of a kind node image's tag: kindest/node:v1.31.2 (a @sha256 digest may follow)."""
+    m = _NODE_VERSION.search(image)
+    if m is None:
+        raise ValueError(f"cannot read a Kubernetes version from the kind node image {image!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def kind_node() -> KwokSettings:
+    """kind runs the stock kube-controller-manager of the node image the kind platform pins
+    (KIND_NODE_IMAGE, read when asked: that pin is the one source of truth): its default
+    node-monitor-grace-period, node-monitor-period 5 s, the kubelet's 40 s node leases (renewed every 10 s)."""
+    grace = node_monitor_grace_period_default(node_image_version(cluster_config.KIND_NODE_IMAGE))
+    return KwokSettings(node_monitor_grace_period_s=grace, node_monitor_period_s=5, node_lease_duration_s=40)
 
 
 def readiness_removal(r: Readiness, mode: str) -> tuple[Bound, str]:
