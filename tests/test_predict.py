@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from failover_drill.config.manifests import load_policy
+from failover_drill.errors import ConfigError
 from failover_drill.faults.catalogue import resolve
 from failover_drill.faults.model import parse_fault
 from failover_drill.platforms.kind import cluster_config
@@ -160,8 +161,8 @@ def test_check_mode_fails_a_configuration_that_cannot_meet_the_target(tmp_path: 
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--mesh", "linkerd"], "linkerd"),
-        (["--max-outage", "soon"], "--max-outage"),
+        (["--mesh", "linkerd"], "[--mesh]: unknown mesh profile 'linkerd'"),
+        (["--max-outage", "soon"], "[--max-outage]: 'soon' is not a duration"),
         (["--manifests", "/nonexistent/manifests"], "--manifests"),
     ],
 )
@@ -169,15 +170,133 @@ def test_bad_input_names_the_field_and_exits_2(tmp_path: Path, args: list[str], 
     out = run_cli("predict", *args, state=tmp_path / "state")
     assert out.returncode == 2, out.stdout + out.stderr
     assert says in out.stderr and "Traceback" not in out.stderr
+    # an option's mistake is the option's, not a line of the topology it overrides
+    assert "topology.yaml" not in out.stderr
 
 
 def test_manifests_that_do_not_parse_are_named_with_their_line(tmp_path: Path) -> None:
     d = tmp_path / "manifests"
     shutil.copytree(MANIFESTS_DIR, d)
-    (d / "base" / "destinationrule.yaml").write_text("spec: [unclosed\n")
+    (d / "base" / "destinationrule.yaml").write_text("apiVersion: networking.istio.io/v1\nspec: [unclosed\n")
     out = run_cli("predict", "--manifests", str(d), state=tmp_path / "state")
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
-    assert "destinationrule.yaml" in out.stderr
+    assert f"{d / 'base' / 'destinationrule.yaml'}:3: not valid YAML" in out.stderr
+    assert "fix: fix the YAML syntax there" in out.stderr
+
+
+def _edit(d: Path, rel: str, old: str, new: str) -> int:
+    """Replace old with new in d/rel; the 1-based line of the change."""
+    f = d / rel
+    text = f.read_text()
+    assert old in text, (rel, old)
+    f.write_text(text.replace(old, new, 1))
+    return text[: text.index(old)].count("\n") + 1
+
+
+# A field that is not a number (or a duration) where the mesh needs one: file, line, field path
+# and the fix, exit 2 (they crashed with a traceback and exit 1).
+BAD_FIELDS = [
+    (
+        "istio",
+        "base/deployment.yaml",
+        "periodSeconds: 5",
+        "periodSeconds: 5s",
+        "Deployment.spec.template.spec.containers[0].readinessProbe.periodSeconds",
+        "'5s' is not a number",
+        "periodSeconds: 5",
+    ),
+    (
+        "istio-tuned",
+        "profiles/istio-tuned/destinationrule.yaml",
+        "maxEjectionPercent: 100",
+        "maxEjectionPercent: lots",
+        "DestinationRule.spec.trafficPolicy.outlierDetection.maxEjectionPercent",
+        "'lots' is not a whole number",
+        "from 0 to 100",
+    ),
+    (
+        "istio",
+        "base/destinationrule.yaml",
+        "consecutive5xxErrors: 5",
+        "consecutive5xxErrors: -5",
+        "DestinationRule.spec.trafficPolicy.outlierDetection.consecutive5xxErrors",
+        "-5 is not a whole number at least 0",
+        "consecutive5xxErrors: 5",
+    ),
+    (
+        "istio-tuned",
+        "profiles/istio-tuned/virtualservice.yaml",
+        "attempts: 2",
+        "attempts: many",
+        "VirtualService.spec.http[0].retries.attempts",
+        "'many' is not a whole number",
+        "attempts: 2",
+    ),
+    (
+        "istio-tuned",
+        "profiles/istio-tuned/virtualservice.yaml",
+        "perTryTimeout: 300ms",
+        "perTryTimeout: soon",
+        "VirtualService.spec.http[0].retries.perTryTimeout",
+        "'soon' is not a duration",
+        "10s, 300ms or 1m",
+    ),
+    (
+        "istio-tuned",
+        "profiles/istio-tuned/virtualservice.yaml",
+        "retryRemoteLocalities: true",
+        "retryRemoteLocalities: yes please",
+        "VirtualService.spec.http[0].retries.retryRemoteLocalities",
+        "'yes please' is not true or false",
+        "retryRemoteLocalities: false",
+    ),
+    (
+        "cilium",
+        "base/multiclusterservice.yaml",
+        "checkIntervalSec: 2",
+        "checkIntervalSec: two",
+        "BackendConfig.spec.healthCheck.checkIntervalSec",
+        "'two' is not a number",
+        "checkIntervalSec: 5",
+    ),
+]
+
+
+@pytest.mark.parametrize(("mesh", "rel", "old", "new", "field", "says", "fix"), BAD_FIELDS)
+def test_a_manifest_field_that_is_not_a_number_is_named_with_file_line_field_and_fix(
+    tmp_path: Path, mesh: str, rel: str, old: str, new: str, field: str, says: str, fix: str
+) -> None:
+    d = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS_DIR, d)
+    line = _edit(d, rel, old, new)
+    with pytest.raises(ConfigError) as e:
+        load_policy(d, mesh)
+    err = e.value
+    assert (err.source, err.line, err.field) == (str(d / rel), line, field)
+    assert says in err.reason and fix in (err.hint or "")
+
+
+def test_bad_manifest_fields_exit_2_with_the_file_line_and_field(tmp_path: Path) -> None:
+    d = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS_DIR, d)
+    line = _edit(d, "base/deployment.yaml", "periodSeconds: 5", "periodSeconds: 5s")
+    out = run_cli("predict", "--manifests", str(d), state=tmp_path / "state")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert (
+        f"{d / 'base' / 'deployment.yaml'}:{line} "
+        "[Deployment.spec.template.spec.containers[0].readinessProbe.periodSeconds]: '5s' is not a number"
+    ) in out.stderr
+    assert "periodSeconds: 5" in out.stderr  # the fix: seconds without a unit
+    # A value the overlay sets is blamed on the overlay's file, not on the base it overrides.
+    d2 = tmp_path / "tuned"
+    shutil.copytree(MANIFESTS_DIR, d2)
+    line = _edit(d2, "profiles/istio-tuned/destinationrule.yaml", "interval: 1s", "interval: soon")
+    out = run_cli("predict", "--manifests", str(d2), "--mesh", "istio-tuned", state=tmp_path / "state")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert (
+        f"{d2 / 'profiles' / 'istio-tuned' / 'destinationrule.yaml'}:{line} "
+        "[DestinationRule.spec.trafficPolicy.outlierDetection.interval]: 'soon' is not a duration"
+    ) in out.stderr
 
 
 def test_the_verdict_on_a_prediction() -> None:

@@ -195,7 +195,15 @@ def default_topology_path() -> Path:
     return Path(__file__).resolve().parents[3] / "clusters" / "topology.yaml"
 
 
-def load_topology(path: Path | None = None, *, mesh: str | None = None) -> Topology:
+def load_topology(path: Path | None = None, *, mesh: str | None = None, mesh_from: str = "--mesh") -> Topology:
+    """The topology file, with `mesh` (when given, from `mesh_from`: an option or a field of another
+    file, which a bad profile's error names instead of the topology's own `mesh:` line)."""
+    if mesh is not None and mesh not in MESH_PROFILES:
+        raise ConfigError(
+            f"unknown mesh profile {echo(mesh)}",
+            field=mesh_from,
+            hint=f"choose one of {', '.join(MESH_PROFILES)}",
+        )
     path = path or default_topology_path()
     data, lines = load_one(path)
     if not isinstance(data, dict):

@@ -60,7 +60,7 @@ def get(configuration: dict[str, Any] | None, *, create: bool = True) -> Session
         check_platform(platform, field="failover_drill_platform")
         topo_path = _cfg(configuration, "failover_drill_topology", "FAILOVER_DRILL_TOPOLOGY", "")
         mesh = _cfg(configuration, "failover_drill_mesh", "FAILOVER_DRILL_MESH", "") or None
-        topology = load_topology(Path(topo_path) if topo_path else None, mesh=mesh)
+        topology = load_topology(Path(topo_path) if topo_path else None, mesh=mesh, mesh_from="failover_drill_mesh")
         scenario = build_scenario(
             None,
             region=str(_cfg(configuration, "failover_drill_region", "FAILOVER_DRILL_REGION", "us-east1")),
