@@ -314,6 +314,103 @@ def test_the_verdict_on_a_prediction() -> None:
     assert judge(calm, {"ttr_s": 6.0, "outage_s": 6.0, "recovered": True})["verdict"] == "off"
 
 
+def _tuned_with_timeouts(tmp_path: Path, per_try: str, route: str) -> Path:
+    """The shipped manifests with istio-tuned's VirtualService given these timeouts."""
+    d = tmp_path / f"manifests-{per_try}-{route}"
+    shutil.copytree(MANIFESTS_DIR, d)
+    _edit(d, "profiles/istio-tuned/virtualservice.yaml", "perTryTimeout: 300ms", f"perTryTimeout: {per_try}")
+    _edit(d, "profiles/istio-tuned/virtualservice.yaml", "timeout: 2s", f"timeout: {route}")
+    return d
+
+
+def _predict_in(d: Path, mesh: str, topo: Any = None, **fault: Any) -> Any:
+    topo = topo or topology(mesh)
+    ctx = Context(policy=load_policy(d, mesh), topo=topo, users="us-east1", platform="sandbox")
+    return predict(resolve(parse_fault(fault), topo, "us-east1"), ctx)
+
+
+def test_a_per_try_timeout_not_below_the_route_timeout_leaves_a_frozen_zone_failing(tmp_path: Path) -> None:
+    """The trap the model flagged and then ignored: with perTryTimeout 3s >= timeout 2s no retry
+    is sent in time, so a frozen zone's requests fail until something removes its replicas."""
+    d = _tuned_with_timeouts(tmp_path, "3s", "2s")
+    p = _predict_in(d, "istio-tuned", kind="zone-loss", mode="freeze")
+    assert p.expect == "failover", p.reasoning
+    assert "per-try timeout not below the route timeout" in _traps(p)
+    # The route's 2 s timeout races the client's 2 s: when the gateway's fires first it ejects (at
+    # 2 s); when the client's does, only readiness removes the hung replicas (13-18.2 s).
+    assert p.ttr_s.to_json() == [2.0, 19.2] and p.outage_s.to_json() == [2.0, 19.2]
+    assert p.error_pct.to_json() == [100.0, 100.0]
+    assert "outlier ejection on the gateway's 2 s timeout" in p.decided_by and "readiness removal" in p.decided_by
+    assert any("no retry is sent in time" in line for line in p.reasoning)
+    # A crash is refused at once: retries still reach priority 1, whatever the timeouts.
+    assert _predict_in(d, "istio-tuned", kind="zone-loss", mode="kill").expect == "no-outage"
+    # The check mode fails the pipeline: the bound carries the trap, over the 5 s target.
+    out = run_cli(
+        "predict", "--manifests", str(d), "--mesh", "istio-tuned", "--fault", "zone-loss", "--mode", "freeze",
+        "--max-outage", "5s", state=tmp_path / "state",
+    )  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "check failed: zone-loss us-east1-a can leave users without service for 19.2 s, over 5 s" in out.stdout
+
+
+def test_a_gateway_timeout_under_the_clients_ejects_a_frozen_zone(tmp_path: Path) -> None:
+    # A 1 s route timeout fails hung requests before the client's 2 s: Envoy counts each as a
+    # gateway error, and one in a row ejects (istio-tuned), so the zone is out after 1 s.
+    p = _predict_in(_tuned_with_timeouts(tmp_path, "3s", "1s"), "istio-tuned", kind="zone-loss", mode="freeze")
+    assert p.expect == "failover" and p.ttr_s.to_json() == [1.0, 2.0], p.reasoning
+    assert p.decided_by.startswith("outlier ejection on the gateway's 1 s timeout")
+    # A per-try timeout below the route's, but two hung attempts (1 s each) use the whole 2 s
+    # before the retry reaches priority 1: the per-try timeouts eject the zone instead.
+    p = _predict_in(_tuned_with_timeouts(tmp_path, "1s", "2s"), "istio-tuned", kind="zone-loss", mode="freeze")
+    assert p.expect == "failover" and p.ttr_s.to_json() == [1.0, 2.0], p.reasoning
+    assert any("take 2 s before a retry reaches a healthy priority" in line for line in p.reasoning)
+
+
+def test_a_brownout_that_fails_every_request_is_what_the_mesh_makes_of_it() -> None:
+    # Istio as shipped: 503s retried within the zone, no ejection (the cap): the zone's whole
+    # share fails for as long as the fault is on.
+    p = _predict("istio", kind="brownout", fail_pct=100)
+    assert p.expect == "no-recovery" and p.error_pct.to_json() == [100.0, 100.0], p.reasoning
+    assert not any("within the SLO" in line for line in p.reasoning)
+    # Tuned: the retries leave the failing locality.
+    tuned = _predict("istio-tuned", kind="brownout", fail_pct=100)
+    assert tuned.expect == "no-outage" and tuned.decided_by == "retries across localities"
+    # A whole region: two failing priorities take four attempts, two retries are too few; one 5xx
+    # ejects each replica (maxEjectionPercent 100%), a burst of errors, then another region.
+    region = _predict("istio-tuned", kind="brownout", fail_pct=100, target="us-east1")
+    assert region.expect == "failover" and region.decided_by == "outlier ejection", region.reasoning
+    assert region.ttr_s.to_json() == [0.0, 1.0]
+    # Cilium: no retries, no ejection, replicas stay ready: a third of the requests fail throughout.
+    cilium = _predict("cilium", kind="brownout", fail_pct=100)
+    assert cilium.expect == "no-recovery" and cilium.error_pct.lo == pytest.approx(100 / 3)
+
+
+def test_a_brownout_slower_than_the_timeouts_fails_requests() -> None:
+    p = _predict("istio", kind="brownout", delay_ms=5000)
+    assert p.expect == "no-recovery" and p.error_pct.to_json() == [100.0, 100.0], p.reasoning
+    assert p.decided_by != "latency only"
+    assert _predict("cilium", kind="brownout", delay_ms=5000).error_pct.lo == pytest.approx(100 / 3)
+    # Tuned: each attempt is cut at 0.3 s and the retry reaches another locality within 2 s.
+    tuned = _predict("istio-tuned", kind="brownout", delay_ms=5000)
+    assert tuned.expect == "no-outage" and tuned.decided_by == "retries across localities", tuned.reasoning
+    # Under every timeout it is latency only, as before.
+    assert _predict("istio", kind="brownout", delay_ms=500).decided_by == "latency only"
+
+
+def _one_region(mesh: str) -> Any:
+    topo = topology(mesh)
+    return topo.model_copy(update={"regions": topo.regions[:1], "latency_ms": {}})
+
+
+@pytest.mark.parametrize("kind", ["region-loss", "partition", "cert-expiry"])
+def test_a_single_region_has_nowhere_to_fail_over(kind: str) -> None:
+    p = _predict_in(MANIFESTS_DIR, "istio", _one_region("istio"), kind=kind)
+    assert p.expect == "no-recovery" and p.error_pct.to_json() == [100.0, 100.0], p.reasoning
+    assert p.decided_by == "one region: nowhere to fail over"
+    assert any("only region" in line for line in p.reasoning)
+    assert not any("None" in line for line in p.reasoning)
+
+
 def test_kind_grace_period_follows_the_pinned_node_image(monkeypatch: pytest.MonkeyPatch) -> None:
     """kube-controller-manager's default node-monitor-grace-period is 40 s up to Kubernetes 1.31
     and 50 s from 1.32 (kubernetes#126287); kind runs the version of its pinned node image."""
