@@ -16,11 +16,13 @@ import pytest
 import yaml
 
 from failover_drill.config.manifests import load_policy
+from failover_drill.config.scenario import build_scenario
 from failover_drill.errors import ConfigError
 from failover_drill.faults.catalogue import resolve
 from failover_drill.faults.model import parse_fault
 from failover_drill.platforms.kind import cluster_config
 from failover_drill.predict import Context, judge, predict
+from failover_drill.predict.scenario import context
 from failover_drill.predict.timing import kind_node, node_image_version, node_monitor_grace_period_default
 from failover_drill.predict.traps import findings
 from tests.conftest import MANIFESTS_DIR, run_cli, topology
@@ -431,3 +433,45 @@ def test_kind_grace_period_follows_the_pinned_node_image(monkeypatch: pytest.Mon
     monkeypatch.setattr(cluster_config, "KIND_NODE_IMAGE", other)
     assert kind_node().node_monitor_grace_period_s == node_monitor_grace_period_default(node_image_version(other))
     assert kind_node().node_monitor_grace_period_s != grace
+
+
+def test_affinity_local_with_one_region_is_a_trap() -> None:
+    policy = load_policy(MANIFESTS_DIR, "cilium")
+    assert "affinity local with one region" in {f.trap for f in findings(policy, _one_region("cilium"), "us-east1")}
+    assert "affinity local with one region" not in {f.trap for f in findings(policy, topology("cilium"), "us-east1")}
+
+
+def test_no_outlier_detection_is_a_trap_and_turns_locality_off(tmp_path: Path) -> None:
+    dr = yaml.safe_load((MANIFESTS_DIR / "base" / "destinationrule.yaml").read_text())
+    del dr["spec"]["trafficPolicy"]["outlierDetection"]
+    d = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS_DIR, d)
+    (d / "base" / "destinationrule.yaml").write_text(yaml.safe_dump(dr))
+    policy = load_policy(d, "istio")
+    found = {f.trap: f for f in findings(policy, topology("istio"), "us-east1")}
+    assert found["no outlier detection"].where == "DestinationRule.spec.trafficPolicy.outlierDetection"
+    assert "ejection cap" not in found
+    # istiod turns locality failover off: every zone of the region shares a lost zone's loss
+    p = _predict_in(d, "istio", kind="zone-loss")
+    assert p.expect == "failover" and p.error_pct.lo == pytest.approx(100 / 3)
+
+
+def test_a_service_that_is_not_global_is_a_trap(tmp_path: Path) -> None:
+    d = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS_DIR, d)
+    _edit(d, "base/service.yaml", 'service.cilium.io/global: "true"', 'service.cilium.io/global: "false"')
+    found = {f.trap: f for f in findings(load_policy(d, "cilium"), topology("cilium"), "us-east1")}
+    assert found["not a global service"].where == "Service.metadata.annotations"
+    assert "affinity local with one region" not in found
+
+
+def test_readiness_is_judged_against_the_check_modes_target(tmp_path: Path) -> None:
+    """With --fault the scenario has no recovery objective: the trap used to vanish exactly when
+    a pipeline asked for a target."""
+    sc = build_scenario(None, region="us-east1", fault="zone-loss")
+    assert context(sc, topology("istio"), "sandbox", max_outage_s=8).rto_s == 8
+    out = run_cli("predict", "--fault", "zone-loss", "--max-outage", "8s", state=tmp_path / "state")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "readiness slower than the budget" in out.stdout and "over the 8 s budget" in out.stdout
+    relaxed = run_cli("predict", "--fault", "zone-loss", "--max-outage", "30s", state=tmp_path / "state")
+    assert relaxed.returncode == 0 and "readiness slower than the budget" not in relaxed.stdout

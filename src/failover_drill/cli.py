@@ -575,7 +575,7 @@ def predict(
         if not manifests.is_dir():
             raise ConfigError(f"{manifests} is not a folder", field="--manifests", hint="give the folder holding base/")
         topo = topo.model_copy(update={"manifests": manifests.resolve()})
-    ctx = predictions.context(sc, topo, platform)
+    ctx = predictions.context(sc, topo, platform, max_outage_s=limit)
     chosen = fault is not None or scenario is not None
     preds = predictions.for_faults(faults, ctx) if chosen else predictions.every_kind(ctx)
     checked = preds if chosen else [p for p in preds if p.kind in predictions.infrastructure_kinds()]

@@ -12,7 +12,11 @@ from failover_drill.predict.faults import Context, predict
 from failover_drill.predict.model import Prediction
 
 
-def context(sc: Scenario, topo: Topology, platform: str, policy: MeshPolicy | None = None) -> Context:
+def context(
+    sc: Scenario, topo: Topology, platform: str, policy: MeshPolicy | None = None, max_outage_s: float | None = None
+) -> Context:
+    """What the predictions need from a drill's scenario; `max_outage_s` (predict --max-outage) is
+    the budget the traps judge readiness against instead of the scenario's recovery objective."""
     return Context(
         policy=policy or load_policy(topo.manifests_dir(), topo.mesh),
         topo=topo,
@@ -21,7 +25,7 @@ def context(sc: Scenario, topo: Topology, platform: str, policy: MeshPolicy | No
         window_s=sc.slo.window_s,
         client_timeout_s=sc.traffic.timeout_s,
         fault_s=sc.phases.fault_s,
-        rto_s=sc.limits.rto_s,
+        rto_s=max_outage_s if max_outage_s is not None else sc.limits.rto_s,
         slo_pct=sc.slo.target_pct,
         rate_rps=sc.traffic.rate_rps,
         stability_s=sc.slo.stability_s,

@@ -114,7 +114,7 @@ def findings(policy: MeshPolicy, topo: Topology, region: str, rto_s: float | Non
                 Finding(
                     "readiness slower than the budget",
                     f"{probe.failure_threshold} x {probe.period_s:g} s probes take up to {kill.hi:.3g} s to remove a dead "
-                    f"replica, over the {rto_s:g} s recovery objective",
+                    f"replica, over the {rto_s:g} s budget (--max-outage, else the recovery objective)",
                     f"periodSeconds x failureThreshold under {rto_s:g} s (e.g. periodSeconds: 1, failureThreshold: 2)",
                     "Deployment.spec.template.spec.containers[0].readinessProbe",
                 )
