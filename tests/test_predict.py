@@ -20,11 +20,14 @@ from failover_drill.config.scenario import build_scenario
 from failover_drill.errors import ConfigError
 from failover_drill.faults.catalogue import resolve
 from failover_drill.faults.model import parse_fault
+from failover_drill.measure.failover import measure
+from failover_drill.measure.timeline import Phase, Timeline
 from failover_drill.platforms.kind import cluster_config
-from failover_drill.predict import Context, judge, predict
+from failover_drill.predict import Bound, Context, judge, predict
 from failover_drill.predict.scenario import context
 from failover_drill.predict.timing import kind_node, node_image_version, node_monitor_grace_period_default
 from failover_drill.predict.traps import findings
+from failover_drill.traffic.samples import Sample
 from tests.conftest import MANIFESTS_DIR, run_cli, topology
 
 
@@ -475,3 +478,51 @@ def test_readiness_is_judged_against_the_check_modes_target(tmp_path: Path) -> N
     assert "readiness slower than the budget" in out.stdout and "over the 8 s budget" in out.stdout
     relaxed = run_cli("predict", "--fault", "zone-loss", "--max-outage", "30s", state=tmp_path / "state")
     assert relaxed.returncode == 0 and "readiness slower than the budget" not in relaxed.stdout
+
+
+def test_the_verdict_weighs_the_outage_and_the_error_share() -> None:
+    p = _predict("istio", kind="zone-loss").to_json()  # 10-16.2 s, 100% of requests fail
+    seen = {"ttr_s": 12.0, "outage_s": 12.0, "recovered": True, "error_pct": [99.4, 100.0], "error_requests": 2400}
+    assert judge(p, seen)["verdict"] == "confirmed"
+    # The failover came in time, but only a third of the requests failed: they were not all on
+    # the lost zone (locality did not hold)
+    spread = judge(p, {**seen, "error_pct": [33.0, 33.6]})
+    assert spread["verdict"] == "off" and "fewer than the predicted 100%" in spread["detail"]
+    assert "share of requests on the failing path" in spread["detail"]
+    # TTR in the bound, yet errors stopped after 4 s: something ended the outage before readiness
+    short = judge(p, {**seen, "outage_s": 4.0})
+    assert short["verdict"] == "off" and "shorter than the predicted 10-16.2 s" in short["detail"]
+    assert "readiness removal" in short["detail"]
+    # Cilium: a third, give or take sampling; all of them would be another model
+    c = _predict("cilium", kind="zone-loss").to_json()
+    third = {**seen, "error_pct": [31.5, 34.9]}
+    assert judge(c, third)["verdict"] == "confirmed"
+    assert judge(c, {**seen, "error_pct": [97.0, 100.0]})["verdict"] == "off"
+    # no share measured (or a prediction without one): judged as before
+    assert judge(p, {"ttr_s": 12.0, "outage_s": 12.0, "recovered": True})["verdict"] == "confirmed"
+    # a no-recovery's outage runs as long as the fault
+    lost = _predict("istio", kind="brownout", fail_pct=100)
+    lost.outage_s = Bound(20.0, 20.0)
+    during = {"ttr_s": None, "outage_s": 19.8, "recovered": False, "error_pct": [99.8, 100.0], "error_requests": 4000}
+    assert judge(lost.to_json(), during)["verdict"] == "confirmed"
+    assert judge(lost.to_json(), {**during, "outage_s": 6.0})["verdict"] == "off"
+
+
+def test_the_error_share_of_an_outage_is_measured_on_its_own_requests() -> None:
+    """A third of the requests fail from 10 s to 13.5 s (one zone of three), none elsewhere: the
+    share is taken over the outage, not over the fault phase or the run."""
+    tl = Timeline()
+    tl.set_phases([Phase("baseline", 0, 10), Phase("fault", 10, 20), Phase("recovery", 20, 30)])
+    for i in range(30 * 200):
+        t = i / 200
+        bad = 10.0 <= t < 13.5 and i % 3 == 0
+        tl.add(Sample(i, t, 1.0 if bad else 5.0, 0.1, 503 if bad else 201, "upstream_connect" if bad else "ok"))
+    tl.seal_all()
+    fo = measure(
+        tl, t0=10.0, t_revert=20.0, t_end=30.0, slo=0.999, window_s=1.0, stability_s=2.0,
+        targets={"us-east1-a"}, level="zone", baseline_share=0.33, rate_rps=200.0,
+    )  # fmt: skip
+    assert fo.outage_error_pct is not None and fo.outage_requests == 700
+    lo, hi = fo.outage_error_pct
+    # 233 of 700: lo counts the edge buckets' successes, hi leaves them out
+    assert lo == pytest.approx(100 / 3, abs=0.1) and 100 / 3 < hi < 35

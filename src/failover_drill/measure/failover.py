@@ -31,6 +31,11 @@ class Failover:
     outage_s: float | None
     recovered: bool
     failed_back: bool
+    # The share (%) of requests sent during the outage that failed, as [lo, hi]: the buckets at its
+    # two ends also hold requests sent just before the first failure or after the last one, so lo
+    # counts their successes and hi leaves them out. None when there was no outage.
+    outage_error_pct: tuple[float, float] | None = None
+    outage_requests: int | None = None  # the requests that share is measured on
 
 
 def _stable_from(
@@ -155,6 +160,8 @@ def measure(
         ret = None if idx is None else max(0.0, recovery[idx][0] - t_revert)
 
     outage: float | None = None
+    share: tuple[float, float] | None = None
+    requests: int | None = None
     if ttd is not None:
         # The outage runs from the first failure after t0 to the last one before the service was back
         # (TTR during the fault, else failback after revert): a stray error after recovery is spent
@@ -165,6 +172,11 @@ def measure(
             (b.last_err_sent for start, b in fault + recovery if b.failed and start < back_at), default=-math.inf
         )
         outage = last_sent - first_sent + 1.0 / rate_rps
+        span = [b for start, b in fault + recovery if start < back_at]
+        failing = [i for i, b in enumerate(span) if b.failed]
+        if failing:
+            outage_span = span[failing[0] : failing[-1] + 1]
+            share, requests = _error_share(outage_span), sum(b.count for b in outage_span)
     return Failover(
         ttd_s=_r(ttd),
         ttr_s=_r(ttr),
@@ -174,7 +186,19 @@ def measure(
         outage_s=_r(outage),
         recovered=ttr is not None,
         failed_back=failback is not None,
+        outage_error_pct=share,
+        outage_requests=requests,
     )
+
+
+def _error_share(span: list[Bucket]) -> tuple[float, float] | None:
+    """[lo, hi] % of the requests in span (first to last bucket with a failure) that failed."""
+    count = sum(b.count for b in span)
+    failed = sum(b.failed for b in span)
+    edge_ok = span[0].ok + (span[-1].ok if len(span) > 1 else 0)
+    if count == 0:
+        return None
+    return round(100 * failed / count, 3), round(100 * failed / max(1, count - edge_ok), 3)
 
 
 def _r(v: float | None) -> float | None:

@@ -1,19 +1,35 @@
 """The drill's verdict on its own prediction: confirmed, or off by how much and which assumption
-a miss puts in doubt. Judged on the drill's figures as docs/metrics.md defines them."""
+a miss puts in doubt. Judged on the drill's figures as docs/metrics.md defines them: the time to
+recover first, then the outage and the share of requests that failed during it."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 # A drill's failover time is known to its success-ratio window; an outage shorter than this is a
 # few stray errors (one window of them), not a failover.
 STRAY_OUTAGE_S = 1.0
+# A share measured on n requests is known to about three standard errors (a share of 0% or 100%
+# to about 3 requests in n: the rule of three).
+SHARE_SIGMAS = 3.0
+SHARE_ASSUMPTION = "the share of requests on the failing path (where the mesh sends them, what retries save)"
 
 
 def judge(prediction: dict[str, Any], failover: dict[str, Any], *, valid: bool = True) -> dict[str, Any]:
     """{"verdict": confirmed | off | not judged, "detail": one sentence}."""
     if not valid:
         return {"verdict": "not judged", "detail": "the measurement itself was not valid (see measurement)"}
+    verdict = _judge_ttr(prediction, failover)
+    if verdict["verdict"] != "confirmed":
+        return verdict
+    misses = [m for m in (_outage_miss(prediction, failover), _share_miss(prediction, failover)) if m]
+    if misses:
+        return {"verdict": "off", "detail": f"{verdict['detail']}, but {'; and '.join(misses)}"}
+    return verdict
+
+
+def _judge_ttr(prediction: dict[str, Any], failover: dict[str, Any]) -> dict[str, Any]:
     expect = prediction["expect"]
     ttr, outage = failover.get("ttr_s"), failover.get("outage_s") or 0.0
     recovered = failover.get("recovered")
@@ -55,3 +71,60 @@ def judge(prediction: dict[str, Any], failover: dict[str, Any], *, valid: bool =
         "detail": f"failover in {ttr:.3g} s, {lo - ttr:.3g} s sooner than predicted ({lo:g}-{hi:g} s): "
         f"something faster than {decided} acted",
     }
+
+
+def _outage_miss(prediction: dict[str, Any], failover: dict[str, Any]) -> str | None:
+    """The measured outage against the predicted one, when both are known. A failover's outage is
+    known to the same window as its TTR; a no-recovery's runs as long as the fault (errors that go
+    on after the revert are the failback's, which the verdict's limits judge)."""
+    bound, outage = prediction.get("outage_s"), failover.get("outage_s")
+    if bound is None or outage is None or not math.isfinite(outage) or prediction.get("sparse"):
+        return None
+    lo, hi = bound
+    decided = prediction.get("decided_by") or "the model"
+    if outage < lo - STRAY_OUTAGE_S:
+        return (
+            f"the outage lasted {outage:.3g} s, {lo - outage:.3g} s shorter than the predicted {_span(lo, hi)} s: "
+            f"something ended it before {decided} did"
+        )
+    if prediction["expect"] == "failover" and outage > hi:
+        return (
+            f"the outage lasted {outage:.3g} s, {outage - hi:.3g} s longer than the predicted {_span(lo, hi)} s: "
+            f"errors went on after {decided} acted"
+        )
+    return None
+
+
+def _share_miss(prediction: dict[str, Any], failover: dict[str, Any]) -> str | None:
+    """The share of requests that failed during the measured outage against the predicted share
+    (error_pct), allowing for the measurement's ends (failover error_pct is [lo, hi]) and for
+    sampling: SHARE_SIGMAS standard errors of a share of `requests` requests."""
+    bound, measured = prediction.get("error_pct"), failover.get("error_pct")
+    if bound is None or not measured or prediction["expect"] == "no-outage" or prediction.get("sparse"):
+        return None
+    requests = failover.get("error_requests")
+    lo, hi = bound
+    m_lo, m_hi = measured
+    slack_lo, slack_hi = _sigmas(lo, requests), _sigmas(hi, requests)
+    if m_hi + slack_lo < lo:
+        return (
+            f"{_span(m_lo, m_hi)}% of requests failed during the outage, fewer than the predicted "
+            f"{_span(lo, hi)}%: {SHARE_ASSUMPTION} did not hold"
+        )
+    if m_lo - slack_hi > hi:
+        return (
+            f"{_span(m_lo, m_hi)}% of requests failed during the outage, more than the predicted "
+            f"{_span(lo, hi)}%: {SHARE_ASSUMPTION} did not hold"
+        )
+    return None
+
+
+def _sigmas(pct: float, requests: Any) -> float:
+    if not isinstance(requests, int) or requests <= 0:
+        return 0.0
+    p = min(max(pct / 100, 1 / requests), 1 - 1 / requests) if requests > 1 else 0.5
+    return 100 * SHARE_SIGMAS * math.sqrt(p * (1 - p) / requests)
+
+
+def _span(lo: float, hi: float) -> str:
+    return f"{lo:.3g}" if abs(hi - lo) < 0.05 else f"{lo:.3g}-{hi:.3g}"

@@ -518,7 +518,13 @@ def _prediction(preds: list[dict[str, Any]] | None, fo: Any, valid: bool) -> Pre
     of figures for several faults: each fault's prediction is shown, none is judged."""
     if not preds:
         return None
-    figures = {"ttr_s": fo.ttr_s, "outage_s": fo.outage_s, "recovered": fo.recovered}
+    figures = {
+        "ttr_s": fo.ttr_s,
+        "outage_s": fo.outage_s,
+        "recovered": fo.recovered,
+        "error_pct": fo.outage_error_pct,
+        "error_requests": fo.outage_requests,
+    }
     if len(preds) == 1:
         check = judge_prediction(preds[0], figures, valid=valid)
     else:
