@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client, config, watch
@@ -118,6 +118,22 @@ class Kube:
                     f"{self.where()}: the API server refused {_name(obj)}: {_api_message(exc)}",
                     hint="the manifest does not fit the cluster's schema; fix it in clusters/manifests/",
                 ) from None
+
+    def create_crds(self, crds: list[Obj]) -> None:
+        """CustomResourceDefinitions on a fresh cluster: created, not server-side applied. Applying
+        computes managed fields over the whole OpenAPI schema, which for Argo Rollouts' and Istio's
+        (megabytes) took most of a kwok `up`. One that exists already is applied as usual."""
+        ext = client.ApiextensionsV1Api(self.api)
+        for crd in crds:
+            try:
+                # The client sends a plain dict as it is; its stubs only name the model class.
+                ext.create_custom_resource_definition(body=cast(Any, crd), field_manager=FIELD_MANAGER)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise PlatformError(
+                        f"{self.where()}: the API server refused {_name(crd)}: {_api_message(exc)}"
+                    ) from None
+                self.apply([crd])
 
     def wait_crds(self, names: list[str], timeout_s: float = 60.0) -> None:
         """Until every named CustomResourceDefinition is Established."""
