@@ -111,6 +111,14 @@ def test_a_stray_error_after_the_service_is_back_does_not_lengthen_the_outage() 
     assert math.isclose(r.outage_s, 11.0, abs_tol=1e-6)
 
 
+def test_a_failure_within_the_slo_from_the_start_is_no_outage() -> None:
+    # One failure 2 s into the fault, with an SLO it never breaks: seen (TTD 2 s), recovered at
+    # once (TTR 0), and no outage, where the outage came out as -inf.
+    r = fo(run(None, fail_every=400), slo=0.99)
+    assert r.ttd_s == 2.0 and r.ttr_s == 0.0, r
+    assert r.outage_s == 0.0
+
+
 def test_failback_measured_from_revert() -> None:
     r = fo(run((10.0, 11.0), recover_outage=(20.0, 22.5)))
     assert math.isclose(r.failback_s, 2.5, abs_tol=0.006)

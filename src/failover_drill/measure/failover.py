@@ -171,7 +171,9 @@ def measure(
         last_sent = max(
             (b.last_err_sent for start, b in fault + recovery if b.failed and start < back_at), default=-math.inf
         )
-        outage = last_sent - first_sent + 1.0 / rate_rps
+        # No failure before the service counts as back (a TTR of 0: what failed was within the SLO
+        # from the start): no outage, where the bare difference was -inf (and -Infinity in JSON).
+        outage = last_sent - first_sent + 1.0 / rate_rps if math.isfinite(last_sent) else 0.0
         span = [b for start, b in fault + recovery if start < back_at]
         failing = [i for i, b in enumerate(span) if b.failed]
         if failing:
