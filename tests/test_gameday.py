@@ -118,6 +118,19 @@ def test_answers_piped_in_at_once_are_read_one_per_question_and_the_rest_take_de
     os.close(r)
 
 
+def test_an_unknown_mesh_is_named_in_the_game_day_file_not_as_an_option(tmp_path: Path) -> None:
+    path = tmp_path / "gameday.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"title": "t", "mesh": "linkerd", "drills": [{"name": "d", "faults": [{"kind": "region-loss"}]}]}
+        )
+    )
+    state, runs = tmp_path / "state", tmp_path / "runs"
+    code, out = gameday(str(path), "--yes", state=state, runs=runs, timeout=60)
+    assert code == 2 and re.search(r"gameday\.yaml:\d+ \[mesh\]: .*unknown mesh profile 'linkerd'", out), out
+    assert "--mesh" not in out and not runs.exists()
+
+
 def test_a_report_names_the_room_and_the_questions_a_stopped_day_never_asked(tmp_path: Path) -> None:
     """The report's own logic, from a journal as a day killed between a drill and its questions
     leaves it (no fleet: the drill's run folder is gone, which the report must say plainly)."""

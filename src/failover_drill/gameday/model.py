@@ -14,6 +14,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from failover_drill.config.scenario import Scenario, Strict
+from failover_drill.config.topology import MESH_PROFILES
 from failover_drill.config.yamlio import Loc, line_of, load_one, validate
 from failover_drill.errors import ConfigError
 from failover_drill.faults.model import FaultField
@@ -92,6 +93,14 @@ class GameDay(Strict):
     def _known_platform(cls, v: str) -> str:
         if v not in PLATFORMS:
             raise ValueError(f"unknown platform {v!r}; one of {', '.join(PLATFORMS)}")
+        return v
+
+    @field_validator("mesh")
+    @classmethod
+    def _known_mesh(cls, v: str | None) -> str | None:
+        # Here, not in load_topology: its error would name the drill command's --mesh option.
+        if v is not None and v not in MESH_PROFILES:
+            raise ValueError(f"unknown mesh profile {v!r}; one of {', '.join(MESH_PROFILES)}")
         return v
 
     @field_validator("drills")
