@@ -509,13 +509,12 @@ def plan(
     ]
     said = [text.format(v) for v, text in judged if v is not None]
     if sc.rollout is not None:
-        r = sc.rollout
         said.append(
-            "the release aborted by analysis in every region"
-            if r.fail_pct > 0
-            else "the release fully out in every region"
-            if r.promote
-            else "the release not aborted"
+            {
+                "aborted": "the release aborted by analysis in every region",
+                "promoted": "the release fully out in every region",
+                "not aborted": "the release not aborted",
+            }[sc.rollout.expected()]
         )
     out.print(
         "verdict limits: " + (", ".join(said) or "none"),

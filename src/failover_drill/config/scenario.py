@@ -97,6 +97,11 @@ class Release(Strict):
     at_s: float = 0.0
     # Promote fully once analysis has passed and the canary waits at its pause step.
     promote: bool = False
+
+    def expected(self) -> Literal["aborted", "promoted", "not aborted"]:
+        """What the controllers should make of this release: the verdict's check, and plan's words."""
+        return "aborted" if self.fail_pct > 0 else "promoted" if self.promote else "not aborted"
+
     # Where to release; by default the users' region. The analysis judges a canary on the traffic
     # its own pods serve: a region with no users gives it nothing to judge (no data: the
     # AnalysisRun errors and the controller aborts), unless a fault sends the users there.

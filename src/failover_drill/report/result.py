@@ -457,7 +457,7 @@ def _release(rel: Release | None, mine: list[records.PlatformEventRecord]) -> Re
                 healthy_at_s=healthy_at,
             )
         )
-    expected = "aborted" if rel.fail_pct > 0 else "promoted" if rel.promote else "not aborted"
+    expected = rel.expected()
     outcomes = [r.outcome for r in regions]
     met = bool(outcomes) and (
         all(o == "aborted" for o in outcomes)
