@@ -406,10 +406,14 @@ class ReleaseWatch:
     event loop): when a controller aborts it, when it is fully out, and, for a release that
     asks for it, the full promotion once analysis holds the canary at its pause step."""
 
-    def __init__(self, platform: Platform, release: Release, regions: list[str]) -> None:
+    def __init__(
+        self, platform: Platform, release: Release, regions: list[str], ref: tuple[str, str] | None = None
+    ) -> None:
         self.platform = platform
         self.release = release
         self.regions = regions
+        # (name, namespace) of the Rollout released: the manifest's, which need not be the default.
+        self.ref = ref or (DEFAULT_ROLLOUT, DEFAULT_NAMESPACE)
         self.moving: set[str] = set()  # seen off Healthy since the release: a Healthy after that is the new version
         self.final: dict[str, str] = {}  # region -> aborted | healthy
         self.promoted: set[str] = set()
@@ -423,7 +427,7 @@ class ReleaseWatch:
         with _kubes_in(self.platform, self.regions) as kubes:
             for region, kube in kubes.items():
                 try:
-                    out[region] = ro.rollout(kube, DEFAULT_ROLLOUT, DEFAULT_NAMESPACE)
+                    out[region] = ro.rollout(kube, *self.ref)
                 except PlatformError:
                     out[region] = self.last.get(region)
                     self.unreadable.add(region)
@@ -540,7 +544,9 @@ class ReleaseRun:
         for region, line in lines:
             self._event("release", region, f"{rel.label()}: {line}")
         self.say(f"{rel.label()} started")
-        self.watch = ReleaseWatch(self.platform, rel, list(self.stable))
+        # Every region's object comes from the one manifest: one name.
+        ref = _ref(next(iter(self.stable.values())))
+        self.watch = ReleaseWatch(self.platform, rel, list(self.stable), ref)
 
     def poll(self) -> None:
         if self.watch is None or self.ended:
