@@ -340,7 +340,7 @@ class Drill:
     def _restore_stable(self) -> None:
         pid = os.getpid()
         try:
-            for line in rollouts.restore_stable(self.platform, self.state_dir, lambda owner: owner == pid):
+            for line in rollouts.restore_stable(self.platform, self.state_dir, pid):
                 self._say(line)
         except DrillError as exc:
             log.error("the release stays; `failover-drill recover` restores the stable version", error=str(exc))

@@ -5,8 +5,6 @@ Used by the drill's own finally, by the lease watchdog after a crash, and by `fa
 
 from __future__ import annotations
 
-import functools
-import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -110,11 +108,11 @@ def _restore_dead_drills_releases(state_dir: Path, report: RecoveryReport) -> No
     """A drill's release (scenario `rollout:`) is rolled back to the stable version when the drill
     ends; if it died instead, here."""
     try:
-        for owner, name in rollouts.release_owners(state_dir):
-            if pid_alive(owner):
+        for rec in rollouts.release_files(state_dir):
+            if pid_alive(rec.owner_pid):
                 continue
-            platform = open_platform(name, state_dir)
-            report.repaired += rollouts.restore_stable(platform, state_dir, functools.partial(operator.eq, owner))
+            platform = open_platform(rec.platform, state_dir)
+            report.repaired += rollouts.restore_stable(platform, state_dir, rec.owner_pid)
     except DrillError as exc:
         report.unrepaired.append(str(exc))
 

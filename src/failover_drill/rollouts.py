@@ -363,32 +363,50 @@ def promote_region(
         ro.promote_full(kubes[region], name, namespace)
 
 
-def restore_stable(platform: Platform, state_dir: Path, which: Callable[[int], bool]) -> list[str]:
-    """Put back the stable version a release replaced (the controller rolls back to its stable
-    ReplicaSet at once), for the release records which(owner_pid) picks."""
-    out: list[str] = []
+@dataclass(frozen=True)
+class ReleaseFile:
+    """A release's record (rollouts-release-<pid>.json): whose, on which platform, what to restore."""
+
+    path: Path
+    owner_pid: int
+    platform: str
+    stable: dict[str, dict[str, Any]]
+
+
+def release_files(state_dir: Path) -> list[ReleaseFile]:
+    """Every release record in the state dir; a damaged one names itself (and the way out)."""
+    out = []
     paths = sorted(state_dir.glob(RELEASE_FILE.format(pid="*"))) if state_dir.is_dir() else []
     for path in paths:
         try:
             data = json.loads(path.read_text())
             owner = int(data["owner_pid"])
             stable = {str(r): dict(o) for r, o in data["stable"].items()}
+            out.append(ReleaseFile(path, owner, str(data.get("platform") or "kwok"), stable))
         except (ValueError, KeyError, TypeError, AttributeError):
             raise PlatformError(
                 f"{path} is damaged: the stable version to restore is unknown",
                 hint="`failover-drill rollouts abort` returns every region to its stable version; then delete the file",
             ) from None
-        if not which(owner):
+    return out
+
+
+def restore_stable(platform: Platform, state_dir: Path, owner_pid: int) -> list[str]:
+    """Put back the stable version the releases of owner_pid replaced (the controller rolls back to
+    its stable ReplicaSet at once), and drop their records."""
+    out: list[str] = []
+    for rec in release_files(state_dir):
+        if rec.owner_pid != owner_pid:
             continue
         with _kubes(platform, None) as kubes:
-            for region, obj in stable.items():
+            for region, obj in rec.stable.items():
                 kube = kubes.get(region)
                 if kube is None:
                     out.append(f"{region}: no such region in the {platform.name} fleet, its release left as it is")
                     continue
                 kube.apply([obj])
-                out.append(f"{region}: payment-gateway back to its stable version (a release by drill pid {owner})")
-        path.unlink(missing_ok=True)
+                out.append(f"{region}: payment-gateway back to its stable version (a release by drill pid {owner_pid})")
+        rec.path.unlink(missing_ok=True)
     return out
 
 
@@ -478,22 +496,6 @@ class ReleaseWatch:
         return out
 
 
-def release_owners(state_dir: Path) -> list[tuple[int, str]]:
-    """(owner pid, platform) of every release record; a damaged record names itself."""
-    out = []
-    paths = sorted(state_dir.glob(RELEASE_FILE.format(pid="*"))) if state_dir.is_dir() else []
-    for path in paths:
-        try:
-            data = json.loads(path.read_text())
-            out.append((int(data["owner_pid"]), str(data.get("platform") or "kwok")))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise PlatformError(
-                f"{path} is damaged: the stable version to restore is unknown",
-                hint="`failover-drill rollouts abort` returns every region to its stable version; then delete the file",
-            ) from None
-    return out
-
-
 class ReleaseRun:
     """A release during a drill or a Chaos Toolkit session: the stable version made ready, the new
     one started, followed until every region's is aborted or fully out, and the stable version put
@@ -574,4 +576,4 @@ class ReleaseRun:
 
     def restore(self) -> list[str]:
         pid = self.owner_pid
-        return restore_stable(self.platform, self.state_dir, lambda owner: owner == pid)
+        return restore_stable(self.platform, self.state_dir, pid)
