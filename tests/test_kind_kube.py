@@ -6,17 +6,23 @@ API server. A real control plane from the kwok platform (etcd, kube-apiserver, c
 scheduler, kwok playing one node per zone) stands in for the region's kind cluster under the
 context name kind gives it (`kind-fd-us-east1`), with the Istio and MCS CRDs from the pinned
 sources. The kind platform's own steps run against it; commands with no API (docker, tc,
-istioctl, `kubectl exec`) stay recorded, not run.
+istioctl, `kubectl exec`) stay recorded, not run. kwok plays the zones' nodes; the region's
+control-plane node, where in-region traffic Jobs run, is played by the tests themselves (its pods
+set Running or Failed, and its kubelet's log endpoint served), so the API server's own pods/log
+stream and the garbage collector's work on a deleted Job are what the kind platform meets.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ from cryptography import x509
 
 from failover_drill import toolchain
 from failover_drill.config.topology import Topology
+from failover_drill.errors import PlatformError
 from failover_drill.faults.model import Fault, parse_fault
 from failover_drill.platforms.kind.cluster_config import names
 from failover_drill.platforms.kind.commands import AnyStep, ApiStep, RecordingRunner, Step, run_step
@@ -95,6 +102,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
         ports=Ports.free(),
         fleet_id=f"test-{uuid.uuid4().hex[:8]}",
         pod_cidr="10.244.0.0/16",
+        # kwok plays the zones' nodes (labelled type=kwok); the control-plane node is the tests' to play.
+        kwok_node_selector="type=kwok",
     )
     cp = ControlPlane(spec, binaries)
     cp.start()
@@ -486,3 +495,353 @@ def test_recover_on_kind_repairs_what_faults_left_without_any_ledger(
     leftovers.repair(KindFleet(cluster.topo, again, pki_dir=cluster.state / "pki"), out, regions=[REGION])
     assert out.done == [] and out.failed == []
     assert [s.title for s in again.steps if not s.title.startswith(("read", "list"))] == []
+
+
+# -- in-region traffic: the Job, its pods and their logs through the API server ---------------------
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A serving certificate for 127.0.0.1 (the API server does not verify the kubelet's unless
+    given --kubelet-certificate-authority, as here)."""
+    import ipaddress
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubelet")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    crt, pem = tmp / "kubelet.crt", tmp / "kubelet.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return crt, pem
+
+
+class ControlPlaneNode:
+    """The region's control-plane node, played here: registered Ready with the control-plane role
+    and taint (what the traffic Job's pods select and tolerate), its kubelet's log endpoint served
+    over TLS on 127.0.0.1 (what the API server streams `pods/log` from), and the pods bound to it
+    set Running, or Failed for the Jobs named in `fail`; deleted pods are let go, as a kubelet does."""
+
+    def __init__(self, cluster: Cluster, tmp: Path) -> None:
+        import http.server
+        import ssl
+        import threading
+        import urllib.parse
+
+        self.kube = Kube(cluster.kubeconfig, cluster.context)  # its own client: it runs in a thread of its own
+        self.name = names(cluster.topo)[REGION].control_plane
+        # what the container of the pod with completion index k "wrote" (its log)
+        self.output: Callable[[int], list[str]] = lambda k: []
+        self.requests: list[tuple[str, dict[str, list[str]]]] = []
+        self.fail: set[str] = set()
+        self.index: dict[str, int] = {}
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        node = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                node.requests.append((url.path, urllib.parse.parse_qs(url.query)))
+                parts = url.path.split("/")  # /containerLogs/<ns>/<pod>/<container>
+                if len(parts) != 5 or parts[1] != "containerLogs" or parts[3] not in node.index:
+                    self.send_error(404)
+                    return
+                lines = node.output(node.index[parts[3]])
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                for i, line in enumerate(lines):
+                    self.wfile.write(line.encode() + b"\n")
+                    self.wfile.flush()
+                    if i == 0:
+                        # A worker says it is ready, then waits for its start before it sends: its
+                        # log goes on a moment after, once every worker's first line was read.
+                        time.sleep(1.5)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        crt, key = _self_signed(tmp)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(crt, key)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self._threads = [
+            threading.Thread(target=self.server.serve_forever, daemon=True),
+            threading.Thread(target=self._play, daemon=True),
+        ]
+
+    def __enter__(self) -> ControlPlaneNode:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.kube.apply(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": self.name,
+                        "labels": {"node-role.kubernetes.io/control-plane": "", "topology.kubernetes.io/region": REGION},
+                    },
+                    "spec": {"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]},
+                    "status": {
+                        "capacity": NODE_CAPACITY,
+                        "allocatable": NODE_CAPACITY,
+                        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                        "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
+                        "conditions": [
+                            {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "played by the test",
+                             "lastHeartbeatTime": now, "lastTransitionTime": now}
+                        ],
+                    },
+                }
+            ]
+        )  # fmt: skip
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for error in self.errors:
+            print(f"playing the control-plane node: {error}")
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+        for t in self._threads:
+            t.join(timeout=10)
+        self.kube.delete("v1", "Node", self.name)
+        self.kube.close()
+
+    def _play(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                pods = self.kube.list_objects("v1", "Pod", NAMESPACE, label_selector="app=failover-drill-traffic")
+            except PlatformError:
+                continue
+            for pod in pods:
+                try:
+                    self._play_pod(pod)
+                except PlatformError as exc:
+                    self.errors.append(str(exc))  # printed when the test ends
+
+    def _play_pod(self, pod: dict[str, Any]) -> None:
+        meta, spec, st = pod["metadata"], pod["spec"], pod.get("status") or {}
+        if spec.get("nodeName") != self.name:
+            return
+        if meta.get("deletionTimestamp"):
+            self.kube.delete_pod(meta["name"], NAMESPACE, grace_s=0)
+            return
+        if st.get("phase") != "Pending":
+            return
+        k = int(meta["annotations"]["batch.kubernetes.io/job-completion-index"])
+        self.index[meta["name"]] = k
+        failed = meta["labels"].get("job-name") in self.fail
+        state = (
+            {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": _now(), "finishedAt": _now()}}
+            if failed
+            else {"running": {"startedAt": _now()}}
+        )
+        self.kube.patch_pod_status(
+            meta["name"],
+            NAMESPACE,
+            {
+                "phase": "Failed" if failed else "Running",
+                "conditions": [{"type": "Ready", "status": "False" if failed else "True"}],
+                "containerStatuses": [
+                    {"name": c["name"], "image": c["image"], "ready": not failed, "restartCount": 0,
+                     "state": state}
+                    for c in spec["containers"]
+                ],
+                "hostIP": "127.0.0.1",
+                "hostIPs": [{"ip": "127.0.0.1"}],
+                "podIP": f"10.244.200.{k + 2}",
+                "podIPs": [{"ip": f"10.244.200.{k + 2}"}],
+                "startTime": _now(),
+            },
+        )  # fmt: skip
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _worker_output(k: int, key_prefix: str) -> list[str]:
+    """What remote_worker k of 2 prints: ready, its samples, done."""
+    import json
+
+    from failover_drill.traffic.samples import Sample
+
+    samples = [
+        Sample(seq=q, sched=q / 100, lat_ms=4.0, lag_ms=0.1, status=200, err="ok", region=REGION,
+               zone=f"{REGION}-a", acked=True, key=f"{key_prefix}-{q}")
+        for q in range(k, 20, 2)
+    ]  # fmt: skip
+    stats = {"scheduled": 10, "sent": 10, "completed": 10}
+    return [
+        json.dumps({"t": "ready", "worker": k}),
+        *(json.dumps(s.to_json()) for s in samples),
+        json.dumps({"t": "done", "worker": k, "stats": stats, "started": True}),
+    ]
+
+
+def test_in_region_traffic_runs_as_a_job_the_api_server_creates_streams_and_deletes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The traffic Job of `--set traffic.origin=in-region`, driven by the drill's own pool, with every
+    Kubernetes operation through the kube layer: applied server-side (the real Job controller makes
+    one pod per completion index, the real scheduler puts them on the control-plane node, the only
+    one they select and tolerate), its pods read until Running, each worker's output followed as
+    the API server streams its pod's log from the node's kubelet, and the Job deleted with its pods
+    left to the garbage collector. Only the start files (`kubectl exec`) stay recorded."""
+    import asyncio
+
+    from failover_drill.config.scenario import TrafficSpec
+    from failover_drill.platforms.kind.traffic_jobs import (
+        KindTrafficJobs,
+        delete_job_step,
+        job_state,
+        job_state_step,
+    )
+    from failover_drill.traffic.remote_pool import RemoteWorkerPool
+    from failover_drill.traffic.samples import Sample
+
+    kube = cluster.kube
+    prefix = "kube-in-region"
+    rec = RecordingRunner(kubes=cluster.kubes)
+    jobs = KindTrafficJobs(
+        cluster.topo, rec, region=REGION, url="http://172.18.0.1:40000",
+        spec_json=TrafficSpec(rate_rps=200, workers=2).model_dump_json(), duration_s=30, workers=2,
+        key_prefix=prefix, kubes=cluster.kubes,
+    )  # fmt: skip
+    pool = RemoteWorkerPool(jobs, start_lead_s=0.2)
+    samples: list[Sample] = []
+    with ControlPlaneNode(cluster, tmp_path) as node:
+        node.output = lambda k: _worker_output(k, prefix)
+        try:
+            pool.wait_ready(timeout_s=90)
+            pool.go(time.monotonic())
+            stats = asyncio.run(asyncio.wait_for(pool.collect(samples.append), 30))
+
+            # the Job as the API server holds it: server-side applied by the tool, the pod template intact
+            job = kube.get("batch/v1", "Job", jobs.name, NAMESPACE)
+            assert job is not None
+            assert any(
+                m["manager"] == "failover-drill" and m["operation"] == "Apply" for m in job["metadata"]["managedFields"]
+            )
+            spec = job["spec"]
+            assert (spec["completionMode"], spec["completions"], spec["parallelism"], spec["backoffLimit"]) == (
+                "Indexed", 2, 2, 0,
+            )  # fmt: skip
+            assert spec["template"]["spec"]["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
+            assert job["metadata"]["labels"]["failover-drill.io/owner-pid"] == str(os.getpid())
+            # its status, as the Job controller keeps it and the platform reads it
+            _until("the Job controller counts both pods active and ready", lambda: job_state(
+                kube.get("batch/v1", "Job", jobs.name, NAMESPACE)).startswith("active 2, ready 2"))  # fmt: skip
+            assert run_step(job_state_step(cluster.context, jobs.name), cluster.kubes).startswith("active 2, ready 2")
+            pods = kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"job-name={jobs.name}")
+            assert {p["spec"]["nodeName"] for p in pods} == {node.name}
+            # ordered by completion index, each followed through the API server's pods/log
+            assert pool.ids == sorted(pool.ids, key=lambda n: node.index[n]) and len(pool.ids) == 2
+            followed = sorted(path.split("/")[3] for path, q in node.requests if q.get("follow") == ["true"])
+            assert followed == sorted(pool.ids)
+            assert sorted(s.seq for s in samples) == list(range(20)) and not pool.lost
+            assert all(s.key == f"{prefix}-{s.seq}" and s.ok for s in samples) and stats.completed == 20
+            # the start files: `kubectl exec`, recorded
+            assert sum("exec" in s.argv for s in rec.steps if isinstance(s, Step)) == 2
+        finally:
+            pool.close()
+        # deleted without waiting; the garbage collector removes its pods (the kubelet played here lets them go)
+        assert kube.get("batch/v1", "Job", jobs.name, NAMESPACE) is None
+        _until(
+            "the Job's pods removed by the garbage collector",
+            lambda: not kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"job-name={jobs.name}"),
+        )
+        assert run_step(delete_job_step(cluster.context, jobs.name), cluster.kubes) == ""  # gone: nothing to do
+
+        # a worker whose pod fails: named with what the Job controller says of its Job
+        failing = KindTrafficJobs(
+            cluster.topo, rec, region=REGION, url="http://172.18.0.1:40000", spec_json="{}", duration_s=30,
+            workers=1, key_prefix="kube-failing", kubes=cluster.kubes,
+        )  # fmt: skip
+        node.fail.add(failing.name)
+        failing.launch()
+        try:
+            _until(
+                "the Job controller fails the Job",
+                lambda: "BackoffLimitExceeded" in job_state(kube.get("batch/v1", "Job", failing.name, NAMESPACE)),
+            )
+            with pytest.raises(PlatformError) as err:
+                failing.running(30)
+            assert "Failed" in str(err.value) and "BackoffLimitExceeded" in str(err.value)
+            assert f"describe job {failing.name}" in (err.value.hint or "")
+        finally:
+            failing.cleanup()
+        _until(
+            "the failed Job's pod removed",
+            lambda: not kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"job-name={failing.name}"),
+        )
+
+
+NO_DOCKER_DAEMON = "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2\nexit 1\n"
+# `kubectl exec` into the replicas (their fault switches): kwok's nodes have no kubelet to exec through.
+NO_EXEC = "#!/bin/sh\necho 'error: unable to upgrade connection: no kubelet here' >&2\nexit 1\n"
+
+
+def test_recover_removes_the_traffic_job_of_a_drill_that_died(cluster: Cluster, tmp_path: Path) -> None:
+    """`failover-drill recover` on a kind fleet, its clusters reached through the kubeconfig (this
+    API server is us-east1's; the other regions' contexts do not exist, which it gets past). docker
+    is a stand-in whose daemon is down, so the node containers cannot be checked (and kubectl, run
+    only for `kubectl exec`, one that cannot exec): recover says so and exits 3, and still deletes
+    the traffic Job of the drill that died, with its pods (the garbage collector's work), and keeps
+    a live drill's. One part failing stops none of the others."""
+    from failover_drill.platforms.kind.traffic_jobs import KindTrafficJobs
+    from failover_drill.platforms.registry import platform_dir
+    from failover_drill.platforms.state_file import StateFile
+    from tests.conftest import run_cli
+
+    kube = cluster.kube
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool, script in (("docker", NO_DOCKER_DAEMON), ("kubectl", NO_EXEC)):
+        (bin_dir / tool).write_text(script)
+        (bin_dir / tool).chmod(0o755)
+    state = tmp_path / "state"
+    StateFile(platform_dir(state, "kind"), "kind").save({"mesh": "istio", "topology_source": None})
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    env = {"KUBECONFIG": str(cluster.kubeconfig), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    for owner, removed in ((os.getpid(), False), (dead.pid, True)):
+        job = KindTrafficJobs(
+            cluster.topo, RecordingRunner(kubes=cluster.kubes), region=REGION, url="http://x", spec_json="{}",
+            duration_s=60, workers=1, key_prefix=f"owner-{owner}", owner_pid=owner, kubes=cluster.kubes,
+        )  # fmt: skip
+        job.launch()
+        _until("the Job's pod", lambda job=job: kube.list_objects(
+            "v1", "Pod", NAMESPACE, label_selector=f"job-name={job.name}"))  # fmt: skip
+        out = run_cli("recover", state=state, env=env)
+        assert out.returncode == 3 and "Docker daemon" in out.stderr, out.stderr
+        assert "list the kind node containers failed" in out.stderr
+        assert (kube.get("batch/v1", "Job", job.name, NAMESPACE) is None) is removed
+        assert (f"removed traffic job {cluster.context}/{job.name}" in out.stdout) is removed, out.stdout
+        if removed:
+            # no node runs it here (none is the control-plane node now): the garbage collector deletes the pod outright
+            _until("the dead drill's traffic pod removed", lambda job=job: not kube.list_objects(
+                "v1", "Pod", NAMESPACE, label_selector=f"job-name={job.name}"))  # fmt: skip
+        else:
+            job.cleanup()

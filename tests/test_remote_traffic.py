@@ -2,9 +2,10 @@
 runs in a Job's pod, the pool that starts and follows such workers, and the kind Job around them.
 
 The workers, their traffic and the payment-gateway replica they pay are real processes. The
-Kubernetes API is behind a process boundary this machine cannot cross: `kubectl` is a stand-in
-script that keeps the applied Job, lists its pods, runs a pod's container command for
-`kubectl logs -f` (so the log is the worker's real stdout), and writes files for `kubectl exec`."""
+Kubernetes API is behind a process boundary this machine cannot cross here: the kube layer is a
+stand-in that keeps the applied Job, lists its pods and, for a pod's log, runs the pod's container
+command (so the log is the worker's real stdout); `kubectl exec` is a stand-in script that writes
+the files. The same Job's API operations against a real API server are in test_kind_kube.py."""
 
 from __future__ import annotations
 
@@ -17,16 +18,14 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
 from failover_drill.config.scenario import TrafficSpec
 from failover_drill.errors import DrillError
 from failover_drill.platforms.kind.commands import SubprocessRunner
 from failover_drill.platforms.kind.traffic_jobs import CONTROL_DIR, KindTrafficJobs, job_name
-from failover_drill.platforms.registry import platform_dir
-from failover_drill.platforms.state_file import StateFile
 from failover_drill.traffic.remote_pool import RemoteWorkerPool
 from failover_drill.traffic.samples import Sample
 from tests.conftest import lone_replica, processes_under, run_cli, topology
@@ -85,50 +84,96 @@ def test_a_worker_that_is_told_to_stop_before_starting_sends_nothing(replica: st
 FAKE_KUBECTL = textwrap.dedent(
     """\
     #!{python}
-    # Stand-in for kubectl against one cluster: enough of apply/get/logs/exec/delete for a traffic Job.
-    import json, os, sys, yaml
+    # Stand-in for `kubectl exec` into a traffic Job's pod: writes the file it is told to.
+    import json, os, sys
     from pathlib import Path
     state = Path(os.environ["FAKE_KUBE"])
     args = sys.argv[1:]
-    ctx = args[args.index("--context") + 1]
-    verb = next(a for a in args if a in ("apply", "get", "logs", "exec", "delete"))
     with open(state / "calls.jsonl", "a") as f:
         f.write(json.dumps(args) + "\\n")
-    job_file = state / "job.yaml"
-
-    def job():
-        return yaml.safe_load(job_file.read_text())
-
-    def pods():
-        j = job()
-        return [(f"{{j['metadata']['name']}}-{{k}}-x7k2p", k) for k in range(j["spec"]["completions"])]
-
-    if verb == "apply":
-        job_file.write_text(sys.stdin.read())
-        (state / "ctx").write_text(ctx)
-    elif verb == "get" and "jobs" in args:
-        if job_file.exists() and (state / "ctx").read_text() == ctx:
-            j = job()
-            print(j["metadata"]["name"], j["metadata"]["labels"]["failover-drill.io/owner-pid"])
-    elif verb == "get":
-        for name, k in pods():
-            print(name, k, "Running")
-    elif verb == "logs":
-        pod = args[-1].removeprefix("pod/")
-        k = dict(pods())[pod]
-        c = job()["spec"]["template"]["spec"]["containers"][0]
-        argv = [a.replace("{control}", str(state / pod)) for a in c["command"] + c["args"]]
-        argv[0] = sys.executable
-        os.execve(sys.executable, argv, {{**os.environ, "JOB_COMPLETION_INDEX": str(k)}})
-    elif verb == "exec":
-        pod = args[args.index("exec") + 1]
-        path, text = args[-2], args[-1]
-        (state / pod / Path(path).name).write_text(text)
-    elif verb == "delete":
-        with open(state / "deleted", "a") as f:
-            f.write(args[args.index("job") + 1] + "\\n")
+    assert "exec" in args, args
+    pod = args[args.index("exec") + 1]
+    path, text = args[-2], args[-1]
+    (state / pod / Path(path).name).write_text(text)
     """
 )
+
+
+class FakeLog:
+    """A pod's log as the stand-in kube layer streams it: the pod's container command, run here."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.argv, self.env = argv, env
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        yield from self.proc.stdout
+        self.proc.wait()
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class FakeKube:
+    """Stand-in for the kube layer against the kind clusters: enough of apply / list / get /
+    delete / follow_log for a traffic Job, which it keeps in one context."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.job: dict[str, Any] | None = None
+        self.ctx = ""
+        self.deleted: list[str] = []
+        self.context = ""
+
+    def __call__(self, context: str) -> FakeKube:
+        self.context = context
+        return self
+
+    def apply(self, objects: list[dict[str, Any]], namespace: str | None = None) -> None:
+        (self.job,) = objects
+        self.ctx = self.context
+
+    def _pods(self) -> list[tuple[str, int]]:
+        assert self.job is not None
+        return [(f"{self.job['metadata']['name']}-{k}-x7k2p", k) for k in range(self.job["spec"]["completions"])]
+
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        if self.job is None or self.ctx != self.context or self.job["metadata"]["name"] in self.deleted:
+            return []
+        if kind == "Job":
+            return [self.job]
+        return [
+            {
+                "metadata": {"name": name, "annotations": {"batch.kubernetes.io/job-completion-index": str(k)}},
+                "status": {"phase": "Running"},
+            }
+            for name, k in self._pods()
+        ]
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return self.job if self.job is not None and self.ctx == self.context else None
+
+    def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None, propagation: str = ""
+    ) -> bool:
+        assert (kind, propagation) == ("Job", "Background")
+        self.deleted.append(name)
+        return True
+
+    def follow_log(self, name: str, namespace: str, container: str | None = None) -> FakeLog:
+        assert self.job is not None
+        k = dict(self._pods())[name]
+        c = self.job["spec"]["template"]["spec"]["containers"][0]
+        assert container == c["name"]
+        argv = [a.replace(CONTROL_DIR, str(self.state / name)) for a in c["command"] + c["args"]]
+        argv[0] = sys.executable
+        return FakeLog(argv, {**os.environ, "JOB_COMPLETION_INDEX": str(k)})
 
 
 @pytest.fixture
@@ -137,11 +182,16 @@ def fake_kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bin_dir.mkdir()
     state.mkdir()
     script = bin_dir / "kubectl"
-    script.write_text(FAKE_KUBECTL.format(python=sys.executable, control=CONTROL_DIR))
+    script.write_text(FAKE_KUBECTL.format(python=sys.executable))
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_KUBE", str(state))
     return state
+
+
+@pytest.fixture
+def fake_kube(fake_kubectl: Path) -> FakeKube:
+    return FakeKube(fake_kubectl)
 
 
 def test_the_traffic_job_validates_and_keeps_the_users_out_of_the_zones() -> None:
@@ -168,12 +218,12 @@ def test_the_traffic_job_validates_and_keeps_the_users_out_of_the_zones() -> Non
 
 @pytest.mark.slow
 def test_a_traffic_job_sends_from_the_region_and_its_samples_land_on_the_drills_axis(
-    replica: str, fake_kubectl: Path
+    replica: str, fake_kube: FakeKube, fake_kubectl: Path
 ) -> None:
     spec = TrafficSpec(rate_rps=300, workers=2)
     jobs = KindTrafficJobs(
-        topology("istio"), SubprocessRunner(), region="us-east1", url=replica, spec_json=spec.model_dump_json(),
-        duration_s=2.0, workers=2, key_prefix="run-7",
+        topology("istio"), SubprocessRunner(kubes=fake_kube), region="us-east1", url=replica,
+        spec_json=spec.model_dump_json(), duration_s=2.0, workers=2, key_prefix="run-7", kubes=fake_kube,
     )  # fmt: skip
     pool = RemoteWorkerPool(jobs)
     samples: list[Sample] = []
@@ -191,18 +241,18 @@ def test_a_traffic_job_sends_from_the_region_and_its_samples_land_on_the_drills_
     # scheduled times are the drill's: 300 req/s from its origin, whichever pod sent them
     by_seq = sorted(samples, key=lambda s: s.seq)
     assert all(abs(s.sched - s.seq / 300) < 0.06 for s in by_seq)
-    applied = yaml.safe_load((fake_kubectl / "job.yaml").read_text())
-    assert applied["metadata"]["name"] == jobs.name
+    assert fake_kube.job is not None and fake_kube.job["metadata"]["name"] == jobs.name
+    assert fake_kube.ctx == "kind-fd-us-east1"
     calls = [json.loads(line) for line in (fake_kubectl / "calls.jsonl").read_text().splitlines()]
     assert sum("exec" in c for c in calls) == 2  # one start per pod
-    assert (fake_kubectl / "deleted").read_text().split() == [jobs.name]  # the Job is removed after
+    assert fake_kube.deleted == [jobs.name]  # the Job is removed after
     assert not processes_under(fake_kubectl)
 
 
-def test_workers_that_never_get_ready_fail_with_the_job_named_and_are_removed(fake_kubectl: Path) -> None:
+def test_workers_that_never_get_ready_fail_with_the_job_named_and_are_removed(fake_kube: FakeKube) -> None:
     jobs = KindTrafficJobs(
-        topology("istio"), SubprocessRunner(), region="us-east1", url="http://127.0.0.1:9",
-        spec_json="not json", duration_s=2.0, workers=1, key_prefix="bad",
+        topology("istio"), SubprocessRunner(kubes=fake_kube), region="us-east1", url="http://127.0.0.1:9",
+        spec_json="not json", duration_s=2.0, workers=1, key_prefix="bad", kubes=fake_kube,
     )  # fmt: skip
     pool = RemoteWorkerPool(jobs)
     with pytest.raises(DrillError, match="ended before it was ready") as err:
@@ -211,7 +261,7 @@ def test_workers_that_never_get_ready_fail_with_the_job_named_and_are_removed(fa
         finally:
             pool.close()
     assert "job/fd-traffic-bad" in (err.value.hint or "")
-    assert (fake_kubectl / "deleted").read_text().split() == ["fd-traffic-bad"]
+    assert fake_kube.deleted == ["fd-traffic-bad"]
 
 
 def test_in_region_traffic_is_refused_where_it_cannot_mean_anything(tmp_path: Path) -> None:
@@ -223,30 +273,3 @@ def test_in_region_traffic_is_refused_where_it_cannot_mean_anything(tmp_path: Pa
         "--set", "traffic.origin=in-region", state=tmp_path,
     )  # fmt: skip
     assert out.returncode == 2 and "take the users" in out.stderr
-
-
-NO_DOCKER_DAEMON = "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2\nexit 1\n"
-
-
-def test_recover_removes_the_traffic_job_of_a_drill_that_died(fake_kubectl: Path, tmp_path: Path) -> None:
-    """kubectl and docker are stand-ins (no Docker engine here): docker answers as a machine whose
-    daemon is down, so the node containers cannot be checked. recover says so and exits 3, and still
-    removes the traffic job of the drill that died: one part failing stops none of the others."""
-    docker = tmp_path / "bin" / "docker"
-    docker.write_text(NO_DOCKER_DAEMON)
-    docker.chmod(0o755)
-    state = tmp_path / "state"
-    StateFile(platform_dir(state, "kind"), "kind").save({"mesh": "istio", "topology_source": None})
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    for owner, removed in ((os.getpid(), False), (dead.pid, True)):
-        KindTrafficJobs(
-            topology("istio"), SubprocessRunner(), region="eu-west1", url="http://x", spec_json="{}",
-            duration_s=60, workers=1, key_prefix=f"owner-{owner}", owner_pid=owner,
-        ).launch()  # fmt: skip
-        out = run_cli("recover", state=state)
-        assert out.returncode == 3 and "Docker daemon" in out.stderr, out.stderr
-        assert "list the kind node containers failed" in out.stderr
-        deleted = (fake_kubectl / "deleted").read_text().split() if (fake_kubectl / "deleted").exists() else []
-        assert (f"fd-traffic-owner-{owner}" in deleted) is removed
-        assert ("removed traffic job kind-fd-eu-west1/fd-traffic-owner-" in out.stdout) is removed

@@ -3,7 +3,18 @@ traffic_jobs) and traffic.remote_pool drives: the one contract between the two, 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
+
+
+class WorkerOutput(Protocol):
+    """One worker's output as it is written: its lines (NDJSON records, maybe among other
+    notices), ending when the worker's output does; a broken stream raises. close() ends it early
+    from any thread."""
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
 
 
 class RemoteWorkers(Protocol):
@@ -17,8 +28,8 @@ class RemoteWorkers(Protocol):
         """The workers' ids, ordered by worker index, once every one runs."""
         ...
 
-    def follow_argv(self, worker: str) -> list[str]:
-        """A command whose stdout is the worker's output (NDJSON records)."""
+    def follow(self, worker: str) -> WorkerOutput:
+        """The worker's output (e.g. its pod's log, streamed by the API server)."""
         ...
 
     def start(self, worker: str, wall: float) -> None: ...

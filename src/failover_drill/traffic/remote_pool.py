@@ -13,14 +13,13 @@ import asyncio
 import contextlib
 import json
 import queue
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from failover_drill.errors import DrillError
-from failover_drill.remote_workers import RemoteWorkers
+from failover_drill.remote_workers import RemoteWorkers, WorkerOutput
 from failover_drill.traffic.generator import GeneratorStats
 from failover_drill.traffic.samples import Sample
 
@@ -38,12 +37,12 @@ class RemoteWorkerPool:
         self.start_wall = 0.0
         self.shift_s = 0.0
         self.lost: list[str] = []  # workers whose output ended without their final record
-        self._followers: list[subprocess.Popen[str]] = []
+        self._followers: list[WorkerOutput] = []
         self._threads: list[threading.Thread] = []
         self._inbox: queue.Queue[tuple[int, dict[str, Any] | None]] = queue.Queue()
         self._ready: set[int] = set()
         self._finished: set[int] = set()
-        self._stderr: dict[int, list[str]] = {}
+        self._other: dict[int, list[str]] = {}  # per worker: its last lines that were not records
 
     # -- start -----------------------------------------------------------------------------------
     def wait_ready(self, timeout_s: float = 180.0) -> None:
@@ -52,19 +51,11 @@ class RemoteWorkerPool:
         self.workers.launch()
         self.ids = self.workers.running(max(1.0, deadline - time.monotonic()))
         for k, worker in enumerate(self.ids):
-            proc = subprocess.Popen(
-                self.workers.follow_argv(worker),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                bufsize=1,
-            )
-            self._followers.append(proc)
-            for target in (self._read, self._read_errors):
-                t = threading.Thread(target=target, args=(k, proc), daemon=True, name=f"remote-worker-{k}")
-                t.start()
-                self._threads.append(t)
+            out = self.workers.follow(worker)
+            self._followers.append(out)
+            t = threading.Thread(target=self._read, args=(k, out), daemon=True, name=f"remote-worker-{k}")
+            t.start()
+            self._threads.append(t)
         pending: list[tuple[int, dict[str, Any] | None]] = []
         while len(self._ready) < len(self.ids):
             left = deadline - time.monotonic()
@@ -104,25 +95,25 @@ class RemoteWorkerPool:
         self.shift_s = self.start_wall - origin_wall
 
     # -- samples ---------------------------------------------------------------------------------
-    def _read(self, k: int, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.strip()
-            if not line.startswith("{"):
-                continue  # kubectl's own notices
-            with contextlib.suppress(ValueError):
-                self._inbox.put((k, json.loads(line)))
-        self._inbox.put((k, None))
-
-    def _read_errors(self, k: int, proc: subprocess.Popen[str]) -> None:
-        assert proc.stderr is not None
-        lines = self._stderr.setdefault(k, [])
-        for line in proc.stderr:
-            lines.append(line.rstrip())
-            del lines[:-5]
+    def _read(self, k: int, out: WorkerOutput) -> None:
+        others = self._other.setdefault(k, [])
+        try:
+            for raw in out:
+                line = raw.strip()
+                if not line.startswith("{"):
+                    if line:  # what is not a record (a traceback, a notice): kept for the message
+                        others.append(line)
+                        del others[:-5]
+                    continue
+                with contextlib.suppress(ValueError):
+                    self._inbox.put((k, json.loads(line)))
+        except Exception as exc:  # whatever broke the stream ends this worker's output: say why
+            others.append(str(exc)[:500])
+        finally:
+            self._inbox.put((k, None))
 
     def _tail(self, k: int) -> str:
-        return " | ".join(self._stderr.get(k, [])) or "no output"
+        return " | ".join(self._other.get(k, [])) or "no output"
 
     def _account(self, k: int, rec: dict[str, Any] | None) -> None:
         if k in self._finished:
@@ -162,14 +153,8 @@ class RemoteWorkerPool:
     def close(self) -> None:
         """Remove the workers and stop following them; safe to call more than once."""
         self.workers.cleanup()
-        for proc in self._followers:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        for out in self._followers:
+            out.close()
         for t in self._threads:
-            t.join(timeout=2)
+            t.join(timeout=5)
         self._followers.clear()

@@ -161,6 +161,22 @@ def get_object(ctx: str, title: str, api_version: str, kind: str, namespace: str
     return ApiStep(title, ctx, argv, call, attempts=2, secret=kind == "Secret")
 
 
+def delete(
+    ctx: str, title: str, api_version: str, kind: str, namespace: str, name: str, ok_to_fail: bool = True
+) -> ApiStep:
+    """One object deleted without waiting, its dependents left to the garbage collector (a Job's
+    pods); nothing to do when it is already gone."""
+
+    def call(kube_for: KubeFor, _: str | None) -> str:
+        gone = kube_for(ctx).delete(api_version, kind, name, namespace, propagation="Background")
+        return f"{kind.lower()}/{name} deleted\n" if gone else ""
+
+    argv = kubectl(
+        ctx, "-n", namespace, "delete", kind.lower(), name, "--ignore-not-found", "--wait=false", "--cascade=background"
+    )
+    return ApiStep(title, ctx, argv, call, timeout_s=60, ok_to_fail=ok_to_fail, attempts=2)
+
+
 def list_pods(ctx: str, title: str, namespace: str, selector: str, ok_to_fail: bool = False) -> ApiStep:
     """The names of the pods matching a label selector, one `pod/<name>` a line (`-o name`)."""
 

@@ -452,6 +452,7 @@ class KindPlatform:
             duration_s=duration_s,
             workers=workers,
             key_prefix=key_prefix,
+            kubes=getattr(self.runner, "kubes", None),
         )
 
     def plan_lines(self, faults: list[Fault]) -> list[str]:
@@ -461,7 +462,7 @@ class KindPlatform:
         return kind_plan_lines(self.topology, self.state_dir.parent / "kind-plan", faults)
 
     def recover_orphans(self, alive: Callable[[int], bool]) -> list[str]:
-        if not self.fleet_file.exists() or missing_tools({"kubectl"}):
+        if not self.fleet_file.exists():
             return []
         # In-region traffic of a drill that died would keep paying until its schedule ends.
         return [
@@ -583,7 +584,7 @@ def kind_plan_lines(topo: Topology, state_dir: Path, faults: list[Fault]) -> lis
     rec = RecordingRunner(answers={".Subnet}}": "172.18.0.0/16", ".Gateway}}": "172.18.0.1"})
     platform = KindPlatform(state_dir, topo, runner=rec)
     lines = [
-        "# kubectl lines other than `kubectl exec` / `kubectl logs` are Kubernetes API operations the tool",
+        "# kubectl lines other than `kubectl exec` are Kubernetes API operations the tool",
         "# makes itself (kube layer on the kubernetes client), shown as the kubectl command that does the same",
         "# up (assuming the Docker network 'kind' is 172.18.0.0/16)",
     ]

@@ -1,29 +1,37 @@
 """Traffic from inside the users' region: an Indexed Job in that region's kind cluster, one pod per
 traffic worker, each running failover_drill.traffic.remote_worker against the front door (the
-MultiClusterService) at its kind-network address, samples on stdout for `kubectl logs -f`.
+MultiClusterService) at its kind-network address, samples on stdout.
 
 The pods run on the region's control-plane node (tolerating its taint): it belongs to no zone,
 so a zone loss does not take the users with it; they sit outside the mesh (no sidecar), as
-users do. Start and stop reach each pod as files written through `kubectl exec`.
+users do. The Job is applied, its pods and status read, their logs followed and the Job deleted
+through the kube layer (Kubernetes API operations, shown as their kubectl equivalents); start and
+stop reach each pod as files written through `kubectl exec`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from failover_drill.config.topology import Topology
 from failover_drill.errors import PlatformError
-from failover_drill.platforms.kind.api import dump, kubectl
+from failover_drill.platforms.kind import api
+from failover_drill.platforms.kind.api import kubectl
 from failover_drill.platforms.kind.cluster_config import names, on_control_plane
-from failover_drill.platforms.kind.commands import Runner, Step
+from failover_drill.platforms.kind.commands import ApiStep, KubeFor, Runner, Step, default_kubes
 from failover_drill.platforms.kube.workload import IMAGE, NAMESPACE
 from failover_drill.platforms.polling import poll
+
+if TYPE_CHECKING:
+    from failover_drill.platforms.kube.client import LogStream
 
 CONTROL_DIR = "/run/failover-drill"
 WORKER_APP = "failover-drill-traffic"
 OWNER_LABEL = "failover-drill.io/owner-pid"  # the drill that started the Job: `recover` keeps a live one's
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # the Job controller's annotation on each pod
+CONTAINER = "worker"
 
 
 def job_name(key_prefix: str) -> str:
@@ -44,7 +52,7 @@ def traffic_job(
 ) -> dict[str, Any]:
     """The Indexed Job: worker k of n is the pod with completion index k."""
     container = {
-        "name": "worker",
+        "name": CONTAINER,
         "image": IMAGE,
         "imagePullPolicy": "IfNotPresent",
         "command": ["python", "-m", "failover_drill.traffic.remote_worker"],
@@ -113,8 +121,12 @@ class KindTrafficJobs:
         workers: int,
         key_prefix: str,
         owner_pid: int | None = None,
+        kubes: KubeFor | None = None,
     ) -> None:
         self.run = run
+        # Where the workers' logs are followed from (a stream, not a step); the kubeconfig's
+        # contexts unless given.
+        self.kubes = kubes
         self.ctx = names(topo)[region].context
         self.name = job_name(key_prefix)
         self.workers = workers
@@ -133,36 +145,16 @@ class KindTrafficJobs:
         return f"job/{self.name} in namespace {NAMESPACE}, context {self.ctx}"
 
     def launch(self) -> None:
-        # Still a kubectl subprocess (as the Job's reads and deletes below): the traffic tests drive
-        # these Jobs through a stand-in kubectl.
-        self.run.run(
-            Step(
-                f"start {self.workers} traffic worker(s) as job/{self.name}",
-                kubectl(self.ctx, "apply", "-f", "-"),
-                stdin=dump([self.job]),
-                attempts=2,
-            )
-        )
+        self.run.run(api.apply(self.ctx, f"start {self.workers} traffic worker(s) as job/{self.name}", [self.job], 2))
 
     def running(self, timeout_s: float) -> list[str]:
         """The workers' pods, ordered by completion index, once every one is Running."""
-        fmt = (
-            "jsonpath={range .items[*]}{.metadata.name} "
-            '{.metadata.annotations.batch\\.kubernetes\\.io/job-completion-index} {.status.phase}{"\\n"}{end}'
-        )
         seen = ""
         ready: list[str] = []
 
         def not_yet() -> str | None:
             nonlocal seen
-            seen = self.run.run(
-                Step(
-                    f"traffic pods of job/{self.name}",
-                    kubectl(self.ctx, "-n", NAMESPACE, "get", "pods", "-l", f"job-name={self.name}", "-o", fmt),
-                    timeout_s=30,
-                    ok_to_fail=True,
-                )
-            )
+            seen = self.run.run(job_pods_step(self.ctx, self.name))
             pods: dict[int, str] = {}
             phases = []
             for line in seen.splitlines():
@@ -180,13 +172,20 @@ class KindTrafficJobs:
         poll(not_yet, timeout_s, 1.0)
         if ready:
             return ready
+        state = self.run.run(job_state_step(self.ctx, self.name)).strip()
         raise PlatformError(
-            f"the traffic workers of job/{self.name} are not running: {seen.strip() or 'no pods'}",
+            f"the traffic workers of job/{self.name} are not running: "
+            f"{' | '.join(seen.strip().splitlines()) or 'no pods'} (the Job: {state or 'unknown'})",
             hint=f"kubectl --context {self.ctx} -n {NAMESPACE} describe job {self.name}",
         )
 
-    def follow_argv(self, worker: str) -> list[str]:
-        return list(kubectl(self.ctx, "-n", NAMESPACE, "logs", "-f", f"pod/{worker}"))
+    def follow(self, worker: str) -> LogStream:
+        """The worker's stdout, as the API server streams its container's log (`kubectl logs -f`)."""
+        if self.kubes is None:
+            self.kubes = default_kubes()
+        # A worker waits for its start, then writes for the drill's length: idle at most the Job's life.
+        idle_s = float(self.job["spec"]["activeDeadlineSeconds"])
+        return self.kubes(self.ctx).follow_log(worker, NAMESPACE, CONTAINER, idle_s=idle_s)
 
     def _write(self, worker: str, file: str, text: str, ok_to_fail: bool) -> None:
         self.run.run(
@@ -220,20 +219,66 @@ class KindTrafficJobs:
         self.run.run(delete_job_step(self.ctx, self.name))
 
 
+def job_pods_step(ctx: str, job: str) -> ApiStep:
+    """The Job's pods, one `<name> <completion index> <phase>` a line."""
+
+    def call(kube_for: KubeFor, _: str | None) -> str:
+        pods = kube_for(ctx).list_objects("v1", "Pod", NAMESPACE, label_selector=f"job-name={job}")
+        return "".join(
+            f"{p['metadata']['name']} {(p['metadata'].get('annotations') or {}).get(COMPLETION_INDEX, '-')} "
+            f"{(p.get('status') or {}).get('phase') or 'Unknown'}\n"
+            for p in pods
+        )
+
+    fmt = (
+        "jsonpath={range .items[*]}{.metadata.name} "
+        '{.metadata.annotations.batch\\.kubernetes\\.io/job-completion-index} {.status.phase}{"\\n"}{end}'
+    )
+    argv = kubectl(ctx, "-n", NAMESPACE, "get", "pods", "-l", f"job-name={job}", "-o", fmt)
+    return ApiStep(f"traffic pods of job/{job}", ctx, argv, call, timeout_s=30, ok_to_fail=True)
+
+
+def job_state(job: dict[str, Any] | None) -> str:
+    """What the Job controller says of a Job: its pods by state and its conditions that hold."""
+    if job is None:
+        return "not found"
+    st = job.get("status") or {}
+    counts = ", ".join(f"{k} {st.get(k) or 0}" for k in ("active", "ready", "succeeded", "failed"))
+    conds = [
+        c["type"] + (f" ({c.get('reason')}: {c.get('message')})" if c.get("reason") else "")
+        for c in st.get("conditions") or []
+        if c.get("status") == "True"
+    ]
+    return "; ".join([counts, *conds])
+
+
+def job_state_step(ctx: str, job: str) -> ApiStep:
+    def call(kube_for: KubeFor, _: str | None) -> str:
+        return job_state(kube_for(ctx).get("batch/v1", "Job", job, NAMESPACE)) + "\n"
+
+    argv = kubectl(ctx, "-n", NAMESPACE, "get", f"job/{job}", "-o", "jsonpath={.status}")
+    return ApiStep(f"status of job/{job}", ctx, argv, call, timeout_s=30, ok_to_fail=True)
+
+
+def traffic_jobs_step(ctx: str, region: str) -> ApiStep:
+    """The traffic Jobs in a cluster, one `<name> <owner pid>` a line."""
+
+    def call(kube_for: KubeFor, _: str | None) -> str:
+        jobs = kube_for(ctx).list_objects("batch/v1", "Job", NAMESPACE, label_selector=f"app={WORKER_APP}")
+        return "".join(
+            f"{j['metadata']['name']} {(j['metadata'].get('labels') or {}).get(OWNER_LABEL, '-')}\n" for j in jobs
+        )
+
+    fmt = 'jsonpath={range .items[*]}{.metadata.name} {.metadata.labels.failover-drill\\.io/owner-pid}{"\\n"}{end}'
+    argv = kubectl(ctx, "-n", NAMESPACE, "get", "jobs", "-l", f"app={WORKER_APP}", "-o", fmt)
+    return ApiStep(f"traffic jobs in {region}", ctx, argv, call, timeout_s=30, ok_to_fail=True)
+
+
 def list_traffic_jobs(topo: Topology, run: Runner) -> list[tuple[str, str, int | None]]:
     """(context, job, owner pid) of every traffic Job in the fleet's clusters."""
-    fmt = 'jsonpath={range .items[*]}{.metadata.name} {.metadata.labels.failover-drill\\.io/owner-pid}{"\\n"}{end}'
     out: list[tuple[str, str, int | None]] = []
     for n in names(topo).values():
-        text = run.run(
-            Step(
-                f"traffic jobs in {n.region}",
-                kubectl(n.context, "-n", NAMESPACE, "get", "jobs", "-l", f"app={WORKER_APP}", "-o", fmt),
-                timeout_s=30,
-                ok_to_fail=True,
-            )
-        )
-        for line in text.splitlines():
+        for line in run.run(traffic_jobs_step(n.context, n.region)).splitlines():
             parts = line.split()
             if parts:
                 pid = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
@@ -241,12 +286,5 @@ def list_traffic_jobs(topo: Topology, run: Runner) -> list[tuple[str, str, int |
     return out
 
 
-def delete_job_step(ctx: str, name: str) -> Step:
-    return Step(
-        f"remove job/{name}",
-        kubectl(
-            ctx, "-n", NAMESPACE, "delete", "job", name, "--ignore-not-found", "--wait=false", "--cascade=background"
-        ),
-        timeout_s=60,
-        ok_to_fail=True,
-    )
+def delete_job_step(ctx: str, name: str) -> ApiStep:
+    return api.delete(ctx, f"remove job/{name}", "batch/v1", "Job", NAMESPACE, name)

@@ -5,8 +5,10 @@ as PlatformError naming the object and what the API server said."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -259,7 +261,46 @@ class Kube:
                 # retry budget to give tenacity: the watch ends only when stop() says so).
                 time.sleep(1.0)
 
+    def follow_log(self, name: str, namespace: str, container: str | None = None, idle_s: float = 3600.0) -> LogStream:
+        """A pod's log as the container writes it (`kubectl logs -f`): the API server streams it
+        from the node's kubelet. Opened on first iteration, so a thread can wait on it; it breaks
+        after idle_s without a byte (a quiet container is no reason to give up sooner)."""
+        timeout = (self.timeout_s, idle_s)  # (connect, read)
+
+        def open_() -> Any:
+            try:
+                return self.core.read_namespaced_pod_log(
+                    name,
+                    namespace,
+                    container=container,
+                    follow=True,
+                    _preload_content=False,
+                    _request_timeout=timeout,
+                )
+            except ApiException as exc:
+                raise PlatformError(f"{self.where()}: log of pod {namespace}/{name}: {_api_message(exc)}") from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise PlatformError(f"{self.where()}: log of pod {namespace}/{name}: {exc}") from None
+
+        return LogStream(open_, f"{self.where()}: log of pod {namespace}/{name}")
+
     # -- writes ----------------------------------------------------------------------------------
+    def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None, propagation: str = "Background"
+    ) -> bool:
+        """Delete one object without waiting (`kubectl delete --wait=false --cascade=background`): its
+        dependents (a Job's pods) are the garbage collector's to remove. False when it was not there."""
+        try:
+            resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+            self.dynamic.delete(resource, name=name, namespace=namespace, body={"propagationPolicy": propagation})
+        except (DynamicApiError, ApiException) as exc:
+            if getattr(exc, "status", None) == 404:
+                return False
+            raise PlatformError(f"{self.where()}: deleting {kind} {name}: {_api_message(exc)}") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise PlatformError(f"{self.where()}: deleting {kind} {name}: {exc}") from None
+        return True
+
     def patch_pod_status(self, name: str, namespace: str, status: Obj) -> None:
         try:
             self.core.patch_namespaced_pod_status(name, namespace, {"status": status}, _request_timeout=self.timeout_s)
@@ -416,6 +457,58 @@ class Kube:
                 hint="see the pods' events: `kubectl --kubeconfig ... -n payments get pods`",
             ),
         )
+
+
+class LogStream:
+    """The lines of a followed log, as they come; ends when the container's output does. close()
+    (from any thread) ends it early: the socket is shut down, so a read blocked on it returns."""
+
+    def __init__(self, open_: Callable[[], Any], what: str) -> None:
+        self._open = open_
+        self.what = what
+        self._resp: Any = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[str]:
+        resp = self._open()
+        with self._lock:
+            self._resp = resp
+            closed = self._closed
+        if closed:
+            self._shut(resp)
+            return
+        pending = b""
+        try:
+            for chunk in resp.stream(65536, decode_content=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield line.decode("utf-8", "replace")
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            if not self._closed:
+                raise PlatformError(f"{self.what}: the stream broke: {exc}") from None
+        finally:
+            self._shut(resp)
+        if pending and not self._closed:
+            yield pending.decode("utf-8", "replace")
+
+    @staticmethod
+    def _shut(resp: Any) -> None:
+        # shutdown() wakes a read blocked in another thread (urllib3 >= 2.3; it refuses once the
+        # response was read to its end and its connection went back to the pool); close() drops it.
+        for end in ("shutdown", "close"):
+            fn = getattr(resp, end, None)
+            if fn is not None:
+                with contextlib.suppress(OSError, RuntimeError, ValueError, urllib3.exceptions.HTTPError):
+                    fn()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            resp = self._resp
+        if resp is not None:
+            self._shut(resp)
 
 
 def default_kubeconfig() -> Path:
