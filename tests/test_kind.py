@@ -271,6 +271,62 @@ def test_cilium_replaces_kube_proxy_so_the_ingress_nodeport_is_its_global_servic
     assert "  disableDefaultCNI: true" not in istio
 
 
+CILIUM_SETTINGS = (
+    "--version 1.17.6 --set cluster.name=eu-west1 --set cluster.id=2 --set ipam.mode=kubernetes "
+    "--set kubeProxyReplacement=true --set k8sServiceHost=fd-eu-west1-control-plane --set k8sServicePort=6443 "
+    "--set clustermesh.enableMCSAPISupport=true --set clustermesh.apiserver.service.nodePort=32380 --values "
+)
+HELM_RELEASE_CHECK = (
+    "kubectl --context kind-fd-eu-west1 -n kube-system get secrets -l owner=helm,name=cilium "
+    """-o 'jsonpath={range .items[*]}{.metadata.labels.status} {.metadata.labels.version}{"\\n"}{end}'"""
+)
+
+
+def test_a_second_up_upgrades_cilium_where_its_helm_release_exists(tmp_path: Path) -> None:
+    """`cilium install` refuses a Helm release that exists, so a second `up` after a stop failed at
+    the first cluster. Each cluster is asked first, through the API (Helm keeps a release's
+    revisions as Secrets in kube-system): where Cilium is there, it is upgraded in place to the same
+    version with the same values, and --reuse-values keeps what `clustermesh enable` / `connect`
+    added (both run again after: each is a Helm upgrade that merges, connect setting each remote
+    cluster by name). An install that never finished is removed and made again; another pending
+    operation is refused with how to end it."""
+    values = tmp_path / "plan-cilium" / "cilium-values.yaml"
+    fresh = plan_lines("cilium", tmp_path)
+    install = f"cilium install --context kind-fd-eu-west1 {CILIUM_SETTINGS}{values}"
+    assert fresh.index("# eu-west1: is Cilium installed already (its Helm release)") + 1 == fresh.index(
+        HELM_RELEASE_CHECK
+    )
+    assert fresh.index(HELM_RELEASE_CHECK) + 2 == fresh.index(install)  # asked right before, a plan shows a fresh fleet
+
+    topo = topology("cilium")
+
+    def second_up(release: str) -> list[str]:
+        rec = RecordingRunner(answers={"owner=helm,name=cilium": release, **node_answers(topo)})
+        platform = KindPlatform(tmp_path / "plan-cilium", topo, runner=rec)
+        return "\n".join(s.shell() for s in rec.record(platform.up_steps(rec))).splitlines()
+
+    again = second_up("deployed 1.17.6 4\n")
+    assert f"cilium upgrade --context kind-fd-eu-west1 {CILIUM_SETTINGS}{values} --reuse-values" in again
+    assert not any(line.startswith("cilium install") for line in again)
+    assert sum(line.startswith("cilium upgrade") for line in again) == 3
+    # enable and connect run again, as they are: each merges into the release's values
+    for line in fresh:
+        if line.startswith(("cilium clustermesh enable", "cilium clustermesh connect")):
+            assert again.count(line) == 1, line
+    # uninstalled with its history kept: install again; a failed upgrade: upgraded again
+    assert any(
+        line.startswith("cilium install --context kind-fd-eu-west1") for line in second_up("uninstalled 1.17.6 2")
+    )
+    assert any(line.startswith("cilium upgrade --context kind-fd-eu-west1") for line in second_up("failed 1.17.6 5"))
+    # killed during the first install: the half-made release goes, then the install
+    half = second_up("pending-install 1.17.6 1")
+    uninstall = half.index("cilium uninstall --context kind-fd-eu-west1 --wait")
+    assert half[uninstall + 1] == install
+    with pytest.raises(PlatformError, match="pending-upgrade") as err:
+        second_up("pending-upgrade 1.17.6 3")
+    assert "helm rollback cilium -n kube-system --kube-context kind-fd-us-east1" in (err.value.hint or "")
+
+
 def test_the_front_door_band_takes_the_ingress_replies_not_the_api_servers(tmp_path: Path) -> None:
     """The host reaches both the ingress NodePort and kind's API server from the kind network's
     gateway (docker-proxy): a front-door filter on the gateway address alone also caught the API

@@ -497,6 +497,71 @@ def test_recover_on_kind_repairs_what_faults_left_without_any_ledger(
     assert [s.title for s in again.steps if not s.title.startswith(("read", "list"))] == []
 
 
+def _helm_revision(release: str, revision: int, status: str, chart: str = "1.17.6") -> dict[str, Any]:
+    """A release revision as Helm 3 stores it: a Secret in the release's namespace, its record
+    gzipped JSON in base64, labelled with the release's name, status and revision."""
+    import gzip
+    import json
+
+    record = {"name": release, "version": revision, "info": {"status": status},
+              "chart": {"metadata": {"name": release, "version": chart}}}  # fmt: skip
+    encoded = base64.b64encode(gzip.compress(json.dumps(record).encode()))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": f"sh.helm.release.v1.{release}.v{revision}",
+            "namespace": "kube-system",
+            "labels": {"owner": "helm", "name": release, "status": status, "version": str(revision)},
+        },
+        "type": "helm.sh/release.v1",
+        "data": {"release": base64.b64encode(encoded).decode()},
+    }
+
+
+def test_a_second_up_finds_ciliums_helm_release_through_the_api(cluster: Cluster, tmp_path: Path) -> None:
+    """Whether Cilium is installed in a cluster is read where Helm keeps it (its release's revisions,
+    Secrets in kube-system, listed by label through the API server): none, install; the newest
+    revision deployed (older ones superseded, another release's ignored), upgrade in place with the
+    values reused; an install that never finished, uninstall and install; an upgrade left pending,
+    refused with how to end it."""
+    from failover_drill.platforms.kind.mesh import cilium_install_steps, cilium_release_step
+
+    kube = cluster.kube
+    n = names(cluster.topo)[REGION]
+    rec = RecordingRunner(kubes=cluster.kubes)
+    values = tmp_path / "cilium-values.yaml"
+
+    def commands() -> list[tuple[str, ...]]:
+        return [s.argv[:2] for s in cilium_install_steps(n, values, rec)]
+
+    assert run_step(cilium_release_step(n), cluster.kubes) == ""
+    assert commands() == [("cilium", "install")]
+    revisions = [
+        _helm_revision("cilium", 1, "superseded", chart="1.17.5"),
+        _helm_revision("cilium", 2, "deployed"),
+        _helm_revision("hubble-extra", 9, "pending-install"),  # another release: not Cilium's
+    ]
+    kube.apply(revisions)
+    try:
+        assert run_step(cilium_release_step(n), cluster.kubes) == "deployed 1.17.6 2\n"
+        (upgrade,) = cilium_install_steps(n, values, rec)
+        assert (
+            upgrade.argv[:4] == ("cilium", "upgrade", "--context", n.context) and upgrade.argv[-1] == "--reuse-values"
+        )
+        assert "chart 1.17.6, deployed" in upgrade.title
+        kube.apply([_helm_revision("cilium", 3, "pending-install")])
+        assert commands() == [("cilium", "uninstall"), ("cilium", "install")]
+        kube.apply([_helm_revision("cilium", 3, "pending-upgrade")])
+        with pytest.raises(PlatformError, match=r"pending-upgrade \(revision 3\)"):
+            commands()
+        # the check is an API read: nothing ran as a command
+        assert all(isinstance(s, ApiStep) and "owner=helm,name=cilium" in s.argv for s in rec.steps)
+    finally:
+        for name in ("cilium.v1", "cilium.v2", "cilium.v3", "hubble-extra.v9"):
+            kube.delete("v1", "Secret", f"sh.helm.release.v1.{name}", "kube-system")
+
+
 # -- in-region traffic: the Job, its pods and their logs through the API server ---------------------
 
 

@@ -14,9 +14,12 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import gzip
 import ipaddress
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ import yaml
 from failover_drill.config.topology import Topology
 from failover_drill.errors import PlatformError
 from failover_drill.platforms.kind import api
-from failover_drill.platforms.kind.api import apply
+from failover_drill.platforms.kind.api import apply, kubectl
 from failover_drill.platforms.kind.cluster_config import (
     API_SERVER_PORT,
     INGRESS_NODE_PORT,
@@ -35,7 +38,7 @@ from failover_drill.platforms.kind.cluster_config import (
     names,
     on_control_plane,
 )
-from failover_drill.platforms.kind.commands import AnyStep, Runner, Step
+from failover_drill.platforms.kind.commands import AnyStep, ApiStep, KubeFor, Runner, Step
 from failover_drill.platforms.kind.workload import EDGE_SECRET
 from failover_drill.platforms.pki import Issued, MeshCA
 from failover_drill.toolchain.pins import load_pins
@@ -342,63 +345,140 @@ def cilium_values() -> dict[str, Any]:
     return {"clustermesh": {"apiserver": on_control_plane()}}
 
 
-def cilium_steps(topo: Topology, state: Path) -> list[AnyStep]:
+# The Helm release cilium-cli installs Cilium as (kube-system); Helm keeps each revision of it in a
+# Secret labelled owner=helm, name=<release>, status and version (the revision).
+CILIUM_RELEASE = "cilium"
+HELM_RELEASE_SELECTOR = f"owner=helm,name={CILIUM_RELEASE}"
+
+
+def helm_release_state(secrets: list[dict[str, Any]]) -> str:
+    """`<status> <chart version> <revision>` of a Helm release's newest revision, from the Secrets
+    Helm stores its revisions in; "" when there is none. The chart version is read from the
+    revision's record (base64 of gzipped JSON, base64 again as Secret data); "?" when unreadable."""
+    revisions = [s for s in secrets if ((s.get("metadata") or {}).get("labels") or {}).get("version", "").isdigit()]
+    if not revisions:
+        return ""
+    newest = max(revisions, key=lambda s: int(s["metadata"]["labels"]["version"]))
+    labels = newest["metadata"]["labels"]
+    chart = "?"
+    try:
+        record = gzip.decompress(base64.b64decode(base64.b64decode((newest.get("data") or {})["release"])))
+        chart = str(json.loads(record)["chart"]["metadata"]["version"])
+    except (KeyError, TypeError, ValueError, OSError):
+        pass
+    return f"{labels.get('status', 'unknown')} {chart} {labels['version']}\n"
+
+
+def cilium_release_step(n: ClusterNames) -> ApiStep:
+    """Whether Cilium's Helm release exists in the cluster already (a second `up`), and in what state."""
+
+    def call(kube_for: KubeFor, _: str | None) -> str:
+        return helm_release_state(
+            kube_for(n.context).list_objects("v1", "Secret", "kube-system", label_selector=HELM_RELEASE_SELECTOR)
+        )
+
+    # kubectl shows each revision's status and number; the call also reads the newest one's chart version.
+    fmt = 'jsonpath={range .items[*]}{.metadata.labels.status} {.metadata.labels.version}{"\\n"}{end}'
+    argv = kubectl(n.context, "-n", "kube-system", "get", "secrets", "-l", HELM_RELEASE_SELECTOR, "-o", fmt)
+    return ApiStep(
+        f"{n.region}: is Cilium installed already (its Helm release)", n.context, argv, call, timeout_s=30, attempts=3
+    )
+
+
+def cilium_install_steps(n: ClusterNames, values: Path, run: Runner) -> list[Step]:
+    """Install Cilium in the region's cluster, or, where its Helm release exists already (a second
+    `up` after a stop: `cilium install` refuses a release that exists), upgrade it in place to the
+    same version with the same values. --reuse-values keeps what `clustermesh enable` and
+    `clustermesh connect` added to the release (they run again after, and merge: enable upgrades
+    with the values reused, connect sets each remote cluster by name). An install that never
+    finished (pending-install) is uninstalled and made again; any other operation left pending
+    is refused, with how to end it."""
+    settings = (
+        "--version",
+        CILIUM_VERSION,
+        "--set",
+        f"cluster.name={n.region}",
+        "--set",
+        f"cluster.id={n.index}",
+        "--set",
+        "ipam.mode=kubernetes",
+        # kind runs without kube-proxy here (cluster_config): Cilium serves every Service,
+        # reaching the API server directly, not through the kubernetes Service.
+        "--set",
+        "kubeProxyReplacement=true",
+        "--set",
+        f"k8sServiceHost={n.control_plane}",
+        "--set",
+        f"k8sServicePort={API_SERVER_PORT}",
+        "--set",
+        "clustermesh.enableMCSAPISupport=true",
+        "--set",
+        f"clustermesh.apiserver.service.nodePort={n.clustermesh_node_port}",
+        "--values",
+        str(values),
+    )
+    install = Step(
+        f"{n.region}: install Cilium {CILIUM_VERSION} (cluster.id {n.index})",
+        ("cilium", "install", "--context", n.context, *settings),
+        timeout_s=600,
+    )
+    found = run.run(cilium_release_step(n)).split()
+    # Nothing there (a plan shows the fresh fleet's install), or a release uninstalled with its history kept.
+    if len(found) != 3 or found[0] == "uninstalled":
+        return [install]
+    status, chart, revision = found
+    if status == "pending-install":
+        return [
+            Step(
+                f"{n.region}: remove the Cilium install that never finished (revision {revision}, pending-install)",
+                ("cilium", "uninstall", "--context", n.context, "--wait"),
+                timeout_s=600,
+            ),
+            install,
+        ]
+    if status.startswith("pending-") or status == "uninstalling":
+        raise PlatformError(
+            f"{n.context}: Cilium's Helm release is {status} (revision {revision}): an operation on it never finished",
+            hint=f"end it (`helm rollback {CILIUM_RELEASE} -n kube-system --kube-context {n.context}`, or "
+            f"`cilium uninstall --context {n.context}`), then run `failover-drill up --platform kind` again",
+        )
+    return [
+        Step(
+            f"{n.region}: Cilium is installed already (chart {chart}, {status}): upgrade it in place to "
+            f"{CILIUM_VERSION} with the same values (cluster.id {n.index})",
+            ("cilium", "upgrade", "--context", n.context, *settings, "--reuse-values"),
+            timeout_s=600,
+        )
+    ]
+
+
+def cilium_steps(topo: Topology, state: Path, run: Runner) -> Iterator[AnyStep]:
+    """Cilium in every cluster and Cluster Mesh across them, each step safe to repeat: a generator,
+    so whether Cilium is there already is asked when its turn comes."""
     all_names = list(names(topo).values())
     first = all_names[0]
-    steps: list[AnyStep] = []
     values = state / "cilium-values.yaml"
     values.parent.mkdir(parents=True, exist_ok=True)
     values.write_text(yaml.safe_dump(cilium_values(), sort_keys=False))
     for n in all_names:
         if n is not first:
             # Cluster Mesh needs one CA: copy the first cluster's before Cilium generates its own.
-            steps.append(
-                api.copy_secret(
-                    first.context,
-                    n.context,
-                    "kube-system",
-                    "cilium-ca",
-                    f"{n.region}: share {first.region}'s cilium-ca",
-                )
+            yield api.copy_secret(
+                first.context,
+                n.context,
+                "kube-system",
+                "cilium-ca",
+                f"{n.region}: share {first.region}'s cilium-ca",
             )
-        steps += [
-            Step(
-                f"{n.region}: install Cilium {CILIUM_VERSION} (cluster.id {n.index})",
-                (
-                    "cilium",
-                    "install",
-                    "--context",
-                    n.context,
-                    "--version",
-                    CILIUM_VERSION,
-                    "--set",
-                    f"cluster.name={n.region}",
-                    "--set",
-                    f"cluster.id={n.index}",
-                    "--set",
-                    "ipam.mode=kubernetes",
-                    # kind runs without kube-proxy here (cluster_config): Cilium serves every Service,
-                    # reaching the API server directly, not through the kubernetes Service.
-                    "--set",
-                    "kubeProxyReplacement=true",
-                    "--set",
-                    f"k8sServiceHost={n.control_plane}",
-                    "--set",
-                    f"k8sServicePort={API_SERVER_PORT}",
-                    "--set",
-                    "clustermesh.enableMCSAPISupport=true",
-                    "--set",
-                    f"clustermesh.apiserver.service.nodePort={n.clustermesh_node_port}",
-                    "--values",
-                    str(values),
-                ),
-                timeout_s=600,
-            ),
+        yield from cilium_install_steps(n, values, run)
+        after: list[AnyStep] = [
             Step(f"{n.region}: wait for Cilium", ("cilium", "status", "--context", n.context, "--wait"), timeout_s=600),
             # kind created the nodes without waiting (no CNI until now): they turn Ready here.
             api.wait_nodes_ready(
                 n.context, f"{n.region}: wait for every node Ready", 1 + len(topo.region(n.region).zones)
             ),
+            # Safe to repeat: a Helm upgrade of the release with its values reused and the same
+            # clustermesh values set again.
             Step(
                 f"{n.region}: enable Cluster Mesh",
                 ("cilium", "clustermesh", "enable", "--context", n.context, "--service-type", "NodePort"),
@@ -410,9 +490,11 @@ def cilium_steps(topo: Topology, state: Path) -> list[AnyStep]:
                 timeout_s=600,
             ),
         ]
+        yield from after
+    # Safe to repeat: connect reads each release's clustermesh.config.clusters and sets the other
+    # cluster's entry by name (replaced, not appended), then upgrades with those values.
     for a, b in combinations(all_names, 2):
-        steps.append(connect_step(a, b))
-    return steps
+        yield connect_step(a, b)
 
 
 # -- every cluster sees the others ------------------------------------------------------------------

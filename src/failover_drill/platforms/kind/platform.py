@@ -192,7 +192,7 @@ class KindPlatform:
             )
         yield from mesh_mod.mcs_crd_steps(topo)
         if topo.mesh.startswith("cilium"):
-            yield from mesh_mod.cilium_steps(topo, self.state_dir)
+            yield from mesh_mod.cilium_steps(topo, self.state_dir, run)
         else:
             yield from mesh_mod.istio_steps(topo, self.state_dir, run)
         yield from rollouts_mod.install_steps(topo)
