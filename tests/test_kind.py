@@ -509,6 +509,40 @@ def test_istio_cross_network_calls_pay_the_topologys_rtt_in_both_directions(tmp_
     assert not any("/28 flowid" in line for line in cilium)
 
 
+def test_status_shows_what_each_direction_of_each_link_carries(tmp_path: Path) -> None:
+    """`status --platform kind` listed nodes and the front door, not the links: nothing said that
+    a pair's whole RTT sits on one direction (the later region's nodes) and none on the other. Each
+    direction now says what it carries and where, as the latency layout puts it in the netem of
+    the sender's band for the receiver, and both directions of a pair add up to its RTT."""
+    from failover_drill.platforms.registry import platform_dir
+    from failover_drill.platforms.state_file import StateFile
+
+    topo = topology("istio")
+    state = tmp_path / "state"
+    StateFile(platform_dir(state, "kind"), "kind").save({"mesh": "istio", "topology_source": None})
+    rec = RecordingRunner(answers=node_answers(topo))
+    links = KindPlatform(platform_dir(state, "kind"), topo, runner=rec).status().links
+    by = {(d["from"], d["to"]): d for d in links}
+    assert len(by) == 6 == len(links)
+    steps = latency_setup_steps(topo, read_addresses(topo, rec))
+    for (a, b), d in by.items():
+        # the delay in the netem of a's band for b, on every node of a
+        cls = d["on"].split("band ")[1]
+        laid = {
+            float(s.argv[s.argv.index("delay") + 1].removesuffix("ms"))
+            for s in steps
+            if s.argv[2] in all_nodes(topo, a) and "netem" in s.argv and s.argv[s.argv.index("parent") + 1] == cls
+        }
+        assert laid == {d["delay_ms"]}, (a, b)
+        assert d["delay_ms"] + by[(b, a)]["delay_ms"] == topo.rtt_ms(a, b) == d["rtt_ms"]
+    assert (by[("eu-west1", "us-east1")]["delay_ms"], by[("us-east1", "eu-west1")]["delay_ms"]) == (90, 0)
+    out = run_cli("status", "--platform", "kind", state=state)
+    assert "  eu-west1 -> us-east1: 90 ms (on eu-west1's nodes, band 1:4); round trip 90 ms" in out.stdout
+    assert "  us-east1 -> eu-west1: 0 ms (on us-east1's nodes, band 1:5); round trip 90 ms" in out.stdout
+    out = run_cli("status", "--platform", "kind", "--json", state=state)
+    assert json.loads(out.stdout)["links"] == links
+
+
 # -- faults --------------------------------------------------------------------------------------
 
 

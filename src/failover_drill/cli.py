@@ -132,7 +132,15 @@ def status(
     st = open_platform(platform, state_dir).status()
     if as_json:
         out.print_json(
-            json.dumps({"up": st.up, "mesh": st.mesh, "entrypoint": st.entrypoint, "components": st.components})
+            json.dumps(
+                {
+                    "up": st.up,
+                    "mesh": st.mesh,
+                    "entrypoint": st.entrypoint,
+                    "components": st.components,
+                    **({"links": st.links} if st.links else {}),
+                }
+            )
         )
         return
     if not st.up:
@@ -145,6 +153,16 @@ def status(
     for c in st.components:
         t.add_row(*(str(c.get(k) or "") for k in keys))
     out.print(t)
+    if st.links:
+        # Each direction of a link and what it carries: a request and its reply add up to the RTT.
+        out.print("links between regions (netem, per direction):", markup=False, highlight=False)
+        for d in st.links:
+            out.print(
+                f"  {d['from']} -> {d['to']}: {d['delay_ms']:g} ms (on {d['on']}); round trip {d['rtt_ms']:g} ms",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     metrics = [(c["name"], c["metrics"]) for c in st.components if c.get("metrics")]
     if metrics:
         out.print("Envoy Prometheus stats:", markup=False, highlight=False)

@@ -46,6 +46,9 @@ class FleetStatus:
     entrypoint: str | None = None
     components: list[dict[str, Any]] = field(default_factory=list)
     faults_active: int = 0
+    # Links between regions where the platform shapes them itself, one entry per direction: from,
+    # to, delay_ms (what that direction carries), on (where it is applied), rtt_ms (the pair's).
+    links: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:

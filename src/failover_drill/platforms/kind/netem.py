@@ -36,6 +36,27 @@ def baseline_ms(topo: Topology, node_region: str, src: str) -> float:
     return topo.rtt_ms(node_region, src) if order.index(node_region) > order.index(src) else 0.0
 
 
+def link_directions(topo: Topology) -> list[dict[str, Any]]:
+    """Each direction of each link between regions as the layout shapes it (the baseline, no fault):
+    a packet from one region to another is delayed on the sender's nodes, in their band for the
+    receiver (its node addresses and, with Istio, its east-west gateway's MetalLB pool), by
+    baseline_ms; a request and its reply add up to the topology's RTT, all of it on one side."""
+    out = []
+    for a in topo.region_names:
+        for b in topo.region_names:
+            if a != b:
+                out.append(
+                    {
+                        "from": a,
+                        "to": b,
+                        "delay_ms": baseline_ms(topo, a, b),
+                        "on": f"{a}'s nodes, band {band(topo, b)[0]}",
+                        "rtt_ms": topo.rtt_ms(a, b),
+                    }
+                )
+    return out
+
+
 def netem(delay_ms: float = 0.0, jitter_ms: float = 0.0, loss: bool = False) -> tuple[str, ...]:
     if loss:
         return ("netem", "loss", "100%")

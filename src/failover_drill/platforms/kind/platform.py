@@ -60,6 +60,7 @@ from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_t
 from failover_drill.platforms.kind.netem import (
     LEDGER_PATH,
     latency_setup_steps,
+    link_directions,
     pod_tools,
     read_addresses,
 )
@@ -390,6 +391,8 @@ class KindPlatform:
             mesh=topo.mesh,
             entrypoint=self.entrypoint() if "frontdoor_ports" in data else None,
             components=components,
+            # What each direction of each link carries, as `up` laid netem out from this topology.
+            links=link_directions(topo),
         )
 
     def locations(self) -> dict[str, list[str]]:
