@@ -419,7 +419,46 @@ def test_the_mesh_control_planes_run_on_the_zoneless_control_plane_node(tmp_path
     cilium = plan_lines("cilium", tmp_path)
     installs = [line for line in cilium if line.startswith("cilium install")]
     (values,) = {line.split(" --values ")[1] for line in installs}
-    assert yaml.safe_load(Path(values).read_text()) == {"clustermesh": {"apiserver": ON_CONTROL_PLANE}}
+    apiserver = yaml.safe_load(Path(values).read_text())["clustermesh"]["apiserver"]
+    assert {k: apiserver[k] for k in ON_CONTROL_PLANE} == ON_CONTROL_PLANE
+
+
+@pytest.mark.parametrize(
+    ("mesh", "images"),
+    [
+        (
+            "istio",
+            "docker.io/istio/pilot:1.24.1 docker.io/istio/proxyv2:1.24.1 quay.io/metallb/controller:v0.14.8 "
+            "quay.io/metallb/speaker:v0.14.8",
+        ),
+        (
+            "cilium",
+            "quay.io/cilium/cilium:v1.17.6 quay.io/cilium/operator-generic:v1.17.6 "
+            "quay.io/cilium/clustermesh-apiserver:v1.17.6",
+        ),
+    ],
+)
+def test_the_meshs_images_are_pulled_once_and_loaded_into_each_cluster(tmp_path: Path, mesh: str, images: str) -> None:
+    """Every node pulled Istio's (or Cilium's) images from a public registry on its own: a dozen
+    nodes, a dozen pulls of each, and public rate limits. The host pulls each image once (named
+    from the pinned versions, as the release's manifests name it) and `kind load`s them into each
+    cluster, before the mesh is installed; Cilium's chart then names them by tag, since a digest
+    reference would not find an image `kind load` imported."""
+    lines = plan_lines(mesh, tmp_path)
+    pulls = [line for line in lines if line.startswith("docker pull ")]
+    assert pulls == [f"docker pull {image}" for image in images.split()]
+    loads = [line for line in lines if line.startswith("kind load docker-image ") and "quay.io" in line]
+    assert loads == [
+        f"kind load docker-image {images} --name fd-{region}" for region in ("us-east1", "eu-west1", "asia-southeast1")
+    ]
+    # before anything of the mesh is installed (MetalLB's manifest first, with Istio)
+    first = next(i for i, line in enumerate(lines) if any(w in line for w in ("metallb-native", " install ")))
+    assert max(lines.index(line) for line in loads) < first
+    if mesh == "cilium":
+        values = next(line for line in lines if line.startswith("cilium install")).split(" --values ")[1]
+        chart = yaml.safe_load(Path(values).read_text())
+        by_tag = {"useDigest": False}
+        assert (chart["image"], chart["operator"]["image"], chart["clustermesh"]["apiserver"]["image"]) == (by_tag,) * 3
 
 
 def test_every_context_sees_the_other_clusters_before_up_returns(tmp_path: Path) -> None:

@@ -49,10 +49,35 @@ ISTIO_VERSION = "1.24.1"
 CILIUM_VERSION = "1.17.6"
 # cilium-cli v0.16 is the first release line maintained for Cilium 1.15 and newer (its README).
 CILIUM_CLI_MIN = "0.16.0"
-METALLB_MANIFEST = "https://raw.githubusercontent.com/metallb/metallb/v0.14.8/config/manifests/metallb-native.yaml"
+METALLB_VERSION = "0.14.8"
+METALLB_MANIFEST = (
+    f"https://raw.githubusercontent.com/metallb/metallb/v{METALLB_VERSION}/config/manifests/metallb-native.yaml"
+)
 MESH_ID = "failover-drill"
 # Nothing rotates the edge certificate on kind: long enough for any fleet's life, short of the intermediate's.
 EDGE_CERT_DAYS = 30
+
+
+def mesh_images(mesh: str) -> list[str]:
+    """The images the mesh runs on every node or in every cluster, named as its pinned release's
+    manifests name them, so `up` pulls each once on the host and `kind load`s it into each cluster
+    instead of every node pulling it from a public registry (rate limits). Istio's default profile
+    runs pilot (istiod) and proxyv2 (gateways, sidecars and their init containers), and MetalLB's
+    manifest its controller and a speaker per node; Cilium's chart the agent (and its init
+    containers), the generic operator and clustermesh-apiserver (with its etcd), all tagged with
+    the Cilium version. Not here: images versioned apart from the release (Cilium's cilium-envoy and
+    certgen, whose tags the chart pins on its own), which the nodes still pull."""
+    if mesh.startswith("cilium"):
+        return [
+            f"quay.io/cilium/{name}:v{CILIUM_VERSION}"
+            for name in ("cilium", "operator-generic", "clustermesh-apiserver")
+        ]
+    return [
+        f"docker.io/istio/pilot:{ISTIO_VERSION}",
+        f"docker.io/istio/proxyv2:{ISTIO_VERSION}",
+        f"quay.io/metallb/controller:v{METALLB_VERSION}",
+        f"quay.io/metallb/speaker:v{METALLB_VERSION}",
+    ]
 
 
 def mcs_crd_urls() -> list[str]:
@@ -341,8 +366,16 @@ def repair_moved_steps(topo: Topology, moved: dict[str, str]) -> list[AnyStep]:
 
 def cilium_values() -> dict[str, Any]:
     """Helm values beside the --set ones (which plans show): clustermesh-apiserver on the zone-less
-    control-plane node, so a zone loss does not take the region's Cluster Mesh endpoint with it."""
-    return {"clustermesh": {"apiserver": on_control_plane()}}
+    control-plane node, so a zone loss does not take the region's Cluster Mesh endpoint with it;
+    and the images `up` loads into every cluster (mesh_images) named by tag, not by digest: the
+    chart names them tag@digest by default, and a digest reference does not find an image that
+    `kind load` imported (its manifest is not the registry's), so every node would pull it again."""
+    by_tag = {"image": {"useDigest": False}}
+    return {
+        **by_tag,
+        "operator": by_tag,
+        "clustermesh": {"apiserver": {**on_control_plane(), **by_tag}},
+    }
 
 
 # The Helm release cilium-cli installs Cilium as (kube-system); Helm keeps each revision of it in a

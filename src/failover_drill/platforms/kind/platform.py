@@ -191,6 +191,16 @@ class KindPlatform:
                 ("kind", "load", "docker-image", IMAGE, "--name", n.cluster),
                 timeout_s=600,
             )
+        # The mesh's images: pulled once here and loaded into each cluster, not pulled by every node.
+        images = mesh_mod.mesh_images(topo.mesh)
+        for image in images:
+            yield Step(f"pull {image} once on the host", ("docker", "pull", image), timeout_s=900, attempts=3)
+        for n in names(topo).values():
+            yield Step(
+                f"load the mesh's images into {n.cluster}",
+                ("kind", "load", "docker-image", *images, "--name", n.cluster),
+                timeout_s=900,
+            )
         yield from mesh_mod.mcs_crd_steps(topo)
         if topo.mesh.startswith("cilium"):
             yield from mesh_mod.cilium_steps(topo, self.state_dir, run)
