@@ -166,7 +166,7 @@ class FakeKube:
         self.deleted.append(name)
         return True
 
-    def follow_log(self, name: str, namespace: str, container: str | None = None) -> FakeLog:
+    def follow_log(self, name: str, namespace: str, container: str | None = None, idle_s: float = 3600.0) -> FakeLog:
         assert self.job is not None
         k = dict(self._pods())[name]
         c = self.job["spec"]["template"]["spec"]["containers"][0]
