@@ -81,6 +81,11 @@ def _say(msg: str) -> None:
     err.print(f"· {msg}", markup=False, highlight=False, soft_wrap=True)
 
 
+def _plain(text: str) -> None:
+    """A line on stdout as it is: no markup (messages hold [brackets]), no colour, never cut."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def _platform_check(platform: str) -> None:
     check_platform(platform)
 
@@ -105,7 +110,7 @@ def doctor(topology: TopoOpt = None, mesh: MeshOpt = None, platform: PlatformOpt
     _platform_check(platform)
     checks = host_checks(platform, load_topology(topology, mesh=mesh))
     for line in render_checks(checks):
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        _plain(line)
     failed = [c for c in checks if c.failed]
     if failed:
         _say(f"{len(failed)} of {len(checks)} checks failed: `up --platform {platform}` would refuse to start")
@@ -157,17 +162,12 @@ def status(
         # Each direction of a link and what it carries: a request and its reply add up to the RTT.
         out.print("links between regions (netem, per direction):", markup=False, highlight=False)
         for d in st.links:
-            out.print(
-                f"  {d['from']} -> {d['to']}: {d['delay_ms']:g} ms (on {d['on']}); round trip {d['rtt_ms']:g} ms",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
+            _plain(f"  {d['from']} -> {d['to']}: {d['delay_ms']:g} ms (on {d['on']}); round trip {d['rtt_ms']:g} ms")
     metrics = [(c["name"], c["metrics"]) for c in st.components if c.get("metrics")]
     if metrics:
         out.print("Envoy Prometheus stats:", markup=False, highlight=False)
         for name, url in metrics:
-            out.print(f"  {name}: {url}", markup=False, highlight=False, soft_wrap=True)
+            _plain(f"  {name}: {url}")
 
 
 def _parse_sets(values: list[str]) -> dict[str, Any]:
@@ -436,7 +436,7 @@ def _print_scorecard(result: dict[str, Any], run_dir: Path) -> None:
         checks.add_row(what, measured, limit, "held" if ok == "held" else "[red]FAILED[/red]")
     out.print(checks)
     if predicted:
-        out.print(f"prediction: {predicted}", markup=False, highlight=False, soft_wrap=True)
+        _plain(f"prediction: {predicted}")
     if timing:
         out.print(f"wall time: {timing}", markup=False, highlight=False)
     out.print(f"report: {run_dir / 'report.html'}")
@@ -485,7 +485,7 @@ def plan(
         rollout_ops.require_kubernetes(chosen)
     lines = chosen.plan_lines(faults)
     for line in lines:
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        _plain(line)
     if lines:
         return
     ph = sc.phases
@@ -510,12 +510,7 @@ def plan(
             if k not in shown and v is not None
         )
         params = f" ({params})" if params else ""
-        out.print(
-            f"  inject {f.label()}{params} at +{f.at_s:g}s, revert at {end}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        _plain(f"  inject {f.label()}{params} at +{f.at_s:g}s, revert at {end}")
     lim = sc.limits
     judged = [
         (lim.rto_s, "failover time <= {:g} s"),
@@ -612,28 +607,25 @@ def _predicted_outage(p: Any) -> float:
 
 
 def _print_predictions(preds: list[Any], limit: float | None, over: list[Any]) -> None:
-    def say(text: str) -> None:
-        out.print(text, markup=False, highlight=False, soft_wrap=True)
-
     first = preds[0]
-    say(f"mesh {first.profile} on {first.platform}, users in {first.users}")
+    _plain(f"mesh {first.profile} on {first.platform}, users in {first.users}")
     for p in preds:
-        say(f"{p.fault}: {p.headline()}")
+        _plain(f"{p.fault}: {p.headline()}")
         for line in p.reasoning:
-            say(f"  - {line}")
+            _plain(f"  - {line}")
     traps = {f.trap: f for p in preds for f in p.findings}
     if traps:
-        say("traps in these manifests:")
+        _plain("traps in these manifests:")
         for f in traps.values():
-            say(f"  {f.trap} ({f.where}): {f.detail}; fix: {f.fix}")
+            _plain(f"  {f.trap} ({f.where}): {f.detail}; fix: {f.fix}")
     if limit is not None:
         for p in over:
             worst = "never, while the fault is on" if p.expect == "no-recovery" else f"{_predicted_outage(p):.3g} s"
-            say(
+            _plain(
                 f"check failed: {p.fault} can leave users without service for {worst}, over {limit:g} s ({p.decided_by})"
             )
         if not over:
-            say(f"check passed: every fault's predicted outage is within {limit:g} s")
+            _plain(f"check passed: every fault's predicted outage is within {limit:g} s")
 
 
 @app.command()
@@ -692,14 +684,9 @@ def recover(state_dir: StateOpt = DEFAULT_STATE) -> None:
     FleetOwnership(state_dir).refuse_if_owned("recover it")
     rep = run_recover(state_dir)
     for aside in rep.ledger_set_aside:
-        out.print(
-            f"the fault ledger was torn: set aside as {aside} (the fleet itself was checked)",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        _plain(f"the fault ledger was torn: set aside as {aside} (the fleet itself was checked)")
     for what in rep.repaired:
-        out.print(f"repaired: {what}", markup=False, highlight=False, soft_wrap=True)
+        _plain(f"repaired: {what}")
     for label in rep.reverted:
         out.print(f"reverted: {label}")
     for line in rep.orphans:
