@@ -167,18 +167,26 @@ class Kube:
         self.dynamic.resources.invalidate_cache()
 
     # -- reads -----------------------------------------------------------------------------------
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+    def _one(self, doing: str, kind: str, name: str, call: Callable[[], Any]) -> Any:
+        """call() on one named object: None when it is not there (404), any other failure a
+        PlatformError saying what was being done to it."""
         try:
-            resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
-            got = self.dynamic.get(resource, name=name, namespace=namespace)
+            return call()
         except (DynamicApiError, ApiException) as exc:
             if getattr(exc, "status", None) == 404:
                 return None
-            raise PlatformError(f"{self.where()}: reading {kind} {name}: {_api_message(exc)}") from None
+            raise PlatformError(f"{self.where()}: {doing} {kind} {name}: {_api_message(exc)}") from None
         except urllib3.exceptions.HTTPError as exc:
             # An API server that is down (a region or control-plane loss) is the caller's to judge.
-            raise PlatformError(f"{self.where()}: reading {kind} {name}: {exc}") from None
-        out: Obj = got.to_dict()
+            raise PlatformError(f"{self.where()}: {doing} {kind} {name}: {exc}") from None
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        def read() -> Any:
+            resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+            return self.dynamic.get(resource, name=name, namespace=namespace)
+
+        got = self._one("reading", kind, name, read)
+        out: Obj | None = None if got is None else got.to_dict()
         return out
 
     def list_objects(self, api_version: str, kind: str, namespace: str | None = None, **selectors: str) -> list[Obj]:
@@ -290,16 +298,13 @@ class Kube:
     ) -> bool:
         """Delete one object without waiting (`kubectl delete --wait=false --cascade=background`): its
         dependents (a Job's pods) are the garbage collector's to remove. False when it was not there."""
-        try:
+
+        def delete() -> bool:
             resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
             self.dynamic.delete(resource, name=name, namespace=namespace, body={"propagationPolicy": propagation})
-        except (DynamicApiError, ApiException) as exc:
-            if getattr(exc, "status", None) == 404:
-                return False
-            raise PlatformError(f"{self.where()}: deleting {kind} {name}: {_api_message(exc)}") from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise PlatformError(f"{self.where()}: deleting {kind} {name}: {exc}") from None
-        return True
+            return True
+
+        return self._one("deleting", kind, name, delete) is not None
 
     def patch_pod_status(self, name: str, namespace: str, status: Obj) -> None:
         try:
