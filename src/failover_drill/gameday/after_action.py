@@ -184,6 +184,10 @@ def _budget(d: DrillReport) -> str:
     return "—" if d.result is None else f"{d.budget_pct():.3g}"
 
 
+def _payments(d: DrillReport) -> str:
+    return "—" if d.result is None else f"{d.result['payments']['lost']} / {d.result['payments']['duplicated']}"
+
+
 def _comparison_rows(s: DaySummary) -> list[tuple[str, ...]]:
     """Per drill: verdict, TTR and budget now against the previous day's."""
     if s.previous is None:
@@ -260,9 +264,7 @@ def render_markdown(s: DaySummary, plots: dict[int, str] | None = None) -> str:
         "|---|---|---|---|---|---|",
     ]
     for d in s.drills:
-        pay = "—" if d.result is None else f"{d.result['payments']['lost']} / {d.result['payments']['duplicated']}"
-        budget = "—" if d.result is None else f"{d.budget_pct():.3g}"
-        lines.append(f"| {d.i + 1} | {d.name} | {d.verdict()} | {_seconds(d.ttr())} | {budget} | {pay} |")
+        lines.append(f"| {d.i + 1} | {d.name} | {d.verdict()} | {_seconds(d.ttr())} | {_budget(d)} | {_payments(d)} |")
     limits = _limit_rows(s)
     if limits:
         lines += ["", "## Limits over the day", ""]
@@ -356,8 +358,8 @@ def render_html(s: DaySummary, pngs: dict[int, bytes | str | None] | None = None
                 d.name,
                 d.verdict(),
                 _seconds(d.ttr()),
-                "—" if d.result is None else f"{d.budget_pct():.3g}",
-                "—" if d.result is None else f"{d.result['payments']['lost']} / {d.result['payments']['duplicated']}",
+                _budget(d),
+                _payments(d),
             )
             for d in s.drills
         ],
