@@ -526,3 +526,25 @@ def test_the_error_share_of_an_outage_is_measured_on_its_own_requests() -> None:
     lo, hi = fo.outage_error_pct
     # 233 of 700: lo counts the edge buckets' successes, hi leaves them out
     assert lo == pytest.approx(100 / 3, abs=0.1) and 100 / 3 < hi < 35
+
+
+def test_an_outage_that_lasts_the_whole_fault_counts_each_bucket_once() -> None:
+    """A blackout: every request fails from the inject (3.005 s) to the revert (9.002 s), both
+    mid-bucket as on a real fleet. The bucket that holds the revert belongs to the fault phase and
+    the recovery phase alike; counted twice, its successes after the revert sat inside the span and
+    a blackout measured 97-98% failed where every request sent during it failed."""
+    tl = Timeline()
+    tl.set_phases([Phase("baseline", 1, 3), Phase("fault", 3, 9), Phase("recovery", 9, 15)])
+    for i in range(15 * 200):
+        t = i / 200
+        bad = 3.005 <= t <= 9.0
+        tl.add(Sample(i, t, 1.0 if bad else 2.0, 0.1, 503 if bad else 201, "injected_abort" if bad else "ok"))
+    tl.seal_all()
+    fo = measure(
+        tl, t0=3.0048, t_revert=9.0023, t_end=15.0, slo=0.999, window_s=1.0, stability_s=2.0,
+        targets=set(), level="region", baseline_share=0.0, rate_rps=200.0,
+    )  # fmt: skip
+    assert fo.recovered is False and fo.outage_error_pct is not None
+    lo, hi = fo.outage_error_pct
+    assert fo.outage_requests == 61 * 20  # buckets 3.0 .. 9.0, once each
+    assert hi == 100.0 and lo == pytest.approx(100 * 1200 / 1220, abs=0.01)

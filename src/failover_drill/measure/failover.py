@@ -174,7 +174,9 @@ def measure(
         # No failure before the service counts as back (a TTR of 0: what failed was within the SLO
         # from the start): no outage, where the bare difference was -inf (and -Infinity in JSON).
         outage = last_sent - first_sent + 1.0 / rate_rps if math.isfinite(last_sent) else 0.0
-        span = [b for start, b in fault + recovery if start < back_at]
+        # Read afresh rather than as fault + recovery: the bucket holding the revert is in both, and
+        # counted twice its successes after the revert sat inside the span.
+        span = [b for _, b in tl.series(t0, min(back_at, t_end))]
         failing = [i for i, b in enumerate(span) if b.failed]
         if failing:
             outage_span = span[failing[0] : failing[-1] + 1]
