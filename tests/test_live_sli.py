@@ -119,7 +119,8 @@ def test_a_real_client_reads_metrics_and_analysis_during_a_drill(tmp_path: Path)
         with httpx.Client(timeout=5) as http:
             after = http.get(f"{server.url}/analysis", params={"region": "us-east1", "version": "stable"}).json()
             bad = http.get(f"{server.url}/analysis", params={"window": "forever"})
-            missing = http.get(f"{server.url}/analysis", params={"version": "canary"}).json()
+            missing = http.get(f"{server.url}/analysis", params={"version": "canary"})
+            typo = http.get(f"{server.url}/analysis", params={"region": "us-east", "version": "stable"})
             metrics = http.get(f"{server.url}/metrics").text
     during = seen["analysis"]
     assert during["requests"] > 0 and during["success_ratio"] == 1.0  # the baseline, before the fault
@@ -129,7 +130,10 @@ def test_a_real_client_reads_metrics_and_analysis_during_a_drill(tmp_path: Path)
     assert after["errors"] > 0 and after["success_ratio"] < 1.0 and after["burn_rate"] > 1.0
     assert after["p99_ms"] is not None and after["failover"]["phase"] == "recovery"
     assert bad.status_code == 400 and "30s, 5m or 1h" in bad.json()["error"]
-    assert missing["requests"] == 0 and missing["success_ratio"] is None and "no payments seen" in missing["note"]
+    # A series never seen is not a quiet one: 404, naming what the drill has seen.
+    assert missing.status_code == 404 and "no payments seen" in missing.json()["error"]
+    assert "canary" not in missing.json()["versions_seen"] and "stable" in missing.json()["versions_seen"]
+    assert typo.status_code == 404 and "us-east1" in typo.json()["regions_seen"]
     assert 'failover_drill_burn_rate{region="us-east1",version="stable",window="1m"}' in metrics
     assert 'failover_drill_phase{phase="recovery"} 1.0' in metrics
 

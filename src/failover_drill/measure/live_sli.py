@@ -287,14 +287,14 @@ class SliServer:
             return 400, {"error": str(exc)}
         known = self.live.series()
         if (region, version) not in known and (region, version) != (ALL, ALL):
-            regions = sorted({r for r, _ in known})
-            versions = sorted({v for _, v in known})
-            # No traffic yet for this series is not an error of the caller's: say so, with what exists.
-            return 200, {
-                **self.live.analysis(region, version, window_s),
-                "note": f"no payments seen yet for region={region[:40]} version={version[:40]}",
-                "regions_seen": regions,
-                "versions_seen": versions,
+            # A series never seen has no ratio to give: answering 200 with nulls made a typo in a
+            # template's region or version look like a quiet canary. A 404 is an Error measurement
+            # in the controller (inconclusive, never a pass), and says to a person what exists.
+            return 404, {
+                "error": f"no payments seen for region={region[:40]} version={version[:40]}",
+                "regions_seen": sorted({r for r, _ in known}),
+                "versions_seen": sorted({v for _, v in known}),
+                "requests": 0,
             }
         return 200, self.live.analysis(region, version, window_s)
 
