@@ -9,6 +9,7 @@ Needs go (binaries built on first use, cached) and root (the pods' network names
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -202,7 +203,7 @@ def freeze_then_promote_a_good_canary(kube: Kube, rollout: dict[str, Any], home:
 def drill_with_the_deploy_freeze(kube: Kube, home: Path, topology: Path, runs: Path) -> tuple[dict[str, Any], bool]:
     """A zone-loss drill with --freeze-deploys while a canary waits at its pause step: the page
     alert fires, the drill pauses the rollout (spec.paused, read from the API server while the
-    drill runs), and lifts its freeze once the recovery phase is over. The result, and whether the
+    drill runs), and lifts its freeze once payments meet the SLO again after the fault. The result, and whether the
     rollout was ever seen paused. Five nines: the page alert counts the hour before the drill as
     clean (as the scorecard does), so a zone's few seconds of errors page only a tight SLO."""
     drill = subprocess.Popen(
@@ -370,12 +371,43 @@ def release_drill(home: Path, topology: Path, runs: Path, *args: str) -> tuple[i
     return out.returncode, json.loads(results[-1].read_text()), out.stdout + out.stderr
 
 
+def freeze_holds_the_drills_own_release(
+    kube: Kube, home: Path, topology: Path, runs: Path
+) -> tuple[dict[str, Any], list[ro.RolloutState]]:
+    """Scenario (c) as a user runs it: `drill --rollout good-canary --fault zone-loss
+    --freeze-deploys`, the release started in the baseline so it is in flight when the zone goes.
+    Five nines, so that a zone's seconds of errors page (the page alert counts the hour before the
+    drill as clean). The result, and every state of the Rollout read from the API server meanwhile."""
+    drill = subprocess.Popen(
+        [sys.executable, "-m", "failover_drill.cli", "drill", "--platform", "kwok", "--topology", str(topology),
+         "--region", REGION, "--fault", "zone-loss", "--rollout", "good-canary", "--freeze-deploys",
+         "--runs-dir", str(runs), "--no-plot", "--set", "rollout.at_s=-2", "--set", "phases.warmup_s=1",
+         "--set", "phases.baseline_s=3", "--set", "phases.fault_s=12", "--set", "phases.recovery_s=75",
+         "--set", "slo.target_pct=99.999"],
+        cwd=ROOT, env={**os.environ, "FAILOVER_DRILL_STATE": str(home)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen: list[ro.RolloutState] = []
+    try:
+        while drill.poll() is None:
+            # A read can miss between the drill's re-apply of the stable object and its first status.
+            with contextlib.suppress(AssertionError, PlatformError):
+                seen.append(rollout_state(kube))
+            time.sleep(0.5)
+    finally:
+        out, err = drill.communicate(timeout=300)
+    results = sorted(runs.glob("*/result.json"))
+    assert drill.returncode in (0, 1, 4) and results, out + err
+    return json.loads(results[-1].read_text()), seen
+
+
 def test_drills_release_a_bad_canary_and_a_good_one_and_recover_restores_a_dead_drills(tmp_path: Path) -> None:
     """`drill --rollout bad-canary` (scenario a) and `--rollout good-canary` on the real controller:
     the drill installs the repo's Rollout on its stable version, releases the new one at the fault
     phase, and follows it from the API server: the bad one is aborted by the controller's own
     analysis of the drill's live SLIs, the good one passes analysis and the drill promotes it
-    fully. Each drill ends with the stable version back. A drill that died mid-release has its
+    fully. Scenario (c): the good canary in flight when a zone is lost under `--freeze-deploys` is
+    held by the freeze and let go once payments recover. Each drill ends with the stable version back. A drill that died mid-release has its
     release rolled back by `recover`. Outcomes read from the API server, not the tool's belief."""
     home = tmp_path / "state"
     topology = one_region_topology(tmp_path)
@@ -398,6 +430,10 @@ def test_drills_release_a_bad_canary_and_a_good_one_and_recover_restores_a_dead_
             "the stable version back", lambda: state_if(kube, lambda r: r.phase == "Healthy" and r.observed), 60
         )
         good_template = kube.get(ARGO, "Rollout", "payment-gateway", NS)
+        frozen, frozen_seen = freeze_holds_the_drills_own_release(kube, home, topology, tmp_path / "runs-c")
+        after_c = wait_for(
+            "the stable version back", lambda: state_if(kube, lambda r: r.phase == "Healthy" and r.observed), 60
+        )
         # The same release as a Chaos Toolkit experiment, through `chaos run`, on this fleet.
         ct_journal = tmp_path / "journal.json"
         ct = subprocess.run(
@@ -455,6 +491,32 @@ def test_drills_release_a_bad_canary_and_a_good_one_and_recover_restores_a_dead_
     assert after_good.phase == "Healthy" and not after_good.aborted, after_good
     env = {e["name"]: e.get("value") for e in good_template["spec"]["template"]["spec"]["containers"][0]["env"]}  # type: ignore[index]
     assert env["VERSION"] == "stable", env
+    # (c) the deploy freeze during a zone loss held the drill's own release, and only while the
+    # service was down: paused on the API server, not promoted meanwhile, resumed after recovery.
+    c = frozen["rollouts"]
+    ours_c = {e["kind"]: e for e in frozen["platform_events"] if e["source"] == "failover-drill"}
+    assert frozen["error_budget"]["page_alert_fired"], frozen["error_budget"]
+    assert f"{REGION}: paused {NS}/payment-gateway (in flight)" in ours_c["deploy-freeze"]["detail"], ours_c
+    region_c = c["release"]["regions"][0]
+    thaw_at, recovery_end = ours_c["deploy-thaw"]["at"], frozen["phases"]["recovery"]["end_s"]
+    assert region_c["held_at_s"] is not None, c["release"]
+    assert ours_c["deploy-freeze"]["at"] <= region_c["held_at_s"] < thaw_at, (ours_c, region_c)
+    # lifted in the recovery phase once payments met the SLO again, not when the drill ended
+    assert frozen["phases"]["fault"]["end_s"] < thaw_at < recovery_end - 10, (ours_c, frozen["phases"])
+    assert c["freeze"]["thawed_at_s"] == thaw_at and c["freeze"]["held_s"] > 0, c["freeze"]
+    paused_at = [i for i, s in enumerate(frozen_seen) if s.paused]
+    assert paused_at, "the API server never showed the release paused"
+    if region_c["outcome"] == "healthy":
+        # the controller's analysis passed: resumed after the thaw, promoted by the drill only then
+        assert region_c["resumed_at_s"] is not None and thaw_at <= region_c["resumed_at_s"], region_c
+        assert region_c["promote_at_s"] is not None and region_c["promote_at_s"] >= region_c["resumed_at_s"]
+        assert c["release"]["met"] and any(not s.paused for s in frozen_seen[paused_at[-1] :]), region_c
+    else:
+        # the canary's pod was in the lost zone: no payments of its own to judge, so the controller's
+        # analysis errored and it aborted the release (the API server's word, not ours)
+        assert region_c["outcome"] == "aborted" and any(s.aborted for s in frozen_seen), (region_c, frozen_seen[-3:])
+        assert region_c["promote_at_s"] is None, region_c
+    assert after_c.phase == "Healthy" and not after_c.paused, after_c
     # the experiment: aborted by analysis, the hypothesis held (the drill's verdict checks the outcome)
     j = json.loads(ct_journal.read_text()) if ct_journal.exists() else {}
     assert ct.returncode == 0 and j.get("status") == "completed" and j.get("deviated") is False, (

@@ -290,7 +290,7 @@ def drill(
         bool,
         typer.Option(
             "--freeze-deploys",
-            help="when the page alert fires, pause every Argo Rollout in flight until the recovery phase is over (kwok, kind)",
+            help="when the page alert fires, pause every Argo Rollout in flight until payments meet the SLO again after the faults (kwok, kind)",
         ),
     ] = False,
     rollout: RolloutScenarioOpt = None,

@@ -41,7 +41,7 @@ from failover_drill.fault_runner import FaultRunner
 from failover_drill.faults.catalogue import check_schedule, resolve
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault, dump_fault
-from failover_drill.measure.live_sli import LiveSli, SliServer
+from failover_drill.measure.live_sli import ALL, LiveSli, SliServer
 from failover_drill.measure.payments import reconcile
 from failover_drill.measure.timeline import pct
 from failover_drill.ownership import FleetOwnership
@@ -62,6 +62,9 @@ from failover_drill.traffic.schedule import Schedule
 from failover_drill.traffic.workers import WorkerPool
 
 log = obs.get(__name__)
+# A deploy freeze is lifted once payments over this many seconds meet the SLO after the faults:
+# short, so the release it holds gets the recovery phase to go on in; whole seconds of traffic.
+RECOVERED_WINDOW_S = 5.0
 
 
 @dataclass
@@ -210,7 +213,7 @@ class Drill:
         self._manifests: RolloutManifests | None = None
         self._run: rollouts.ReleaseRun | None = None
         # The deploy freeze: when the page alert fires, every Argo Rollout in flight is paused
-        # until the faults are reverted and the recovery phase is over (kwok, kind).
+        # until the faults are reverted and payments meet the SLO again (kwok, kind).
         self.freeze_deploys = freeze_deploys
         self._frozen = False
         if (freeze_deploys or scenario.rollout is not None) and sli is None:
@@ -403,17 +406,36 @@ class Drill:
             ).to_json()
         )
         self._say(f"page alert fired: deploy freeze ({detail})")
+        # Held while the service is down, not for the rest of the drill: once the faults are
+        # reverted and payments succeed within the SLO again, what was paused goes on, so a release
+        # caught by the freeze can still finish inside the recovery phase.
+        while not self._recovered():  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
+        try:
+            await self._thaw_now(jr, origin)
+        except DrillError as exc:
+            self._say(f"could not lift the deploy freeze yet ({exc}); tried again when the drill ends")
+
+    def _recovered(self) -> bool:
+        assert self.sli is not None
+        if self.view.phase != "recovery":
+            return False
+        s = self.sli.sli(ALL, ALL, RECOVERED_WINDOW_S)
+        return s.success_ratio is not None and s.success_ratio >= self.scenario.slo.ratio
 
     async def _thaw(self, jr: journal_mod.JournalWriter, origin: float, freezer: asyncio.Task[None] | None) -> None:
         """Lift this drill's own freeze (a person's freeze stays); `recover` lifts it if the drill dies."""
         if freezer is not None and not freezer.done():
             freezer.cancel()
             await asyncio.gather(freezer, return_exceptions=True)
+        await self._thaw_now(jr, origin)
+
+    async def _thaw_now(self, jr: journal_mod.JournalWriter, origin: float) -> None:
         if not self._frozen:
             return
-        self._frozen = False
         pid = os.getpid()
         lines = await asyncio.to_thread(rollouts.thaw, self.platform, self.state_dir, lambda rec: rec.owner_pid == pid)
+        self._frozen = False
         detail = "; ".join(lines) or "nothing to resume"
         at = round(self.clock.now() - origin, 3)
         jr.write(records.PlatformEventRecord(at, "failover-drill", "deploy-thaw", None, None, detail).to_json())
@@ -616,8 +638,8 @@ class Drill:
                     self._phase("fault", [faults[j].label() for j in active])
             self._phase("recovery", [])
             await self._until(origin + planned[3]["end"])
-            await self._end_release(releaser)
             await self._thaw(jr, origin, freezer)
+            await self._end_release(releaser)
             traffic.stop()
             await asyncio.wait_for(gen_task, timeout=sc.traffic.timeout_s * sc.traffic.retry.attempts + 5)
             jr.write_now(records.EndEvent(self.clock.now() - origin).to_json())
@@ -630,11 +652,11 @@ class Drill:
                     await self._revert(runner, faults[i], entry)
                 except DrillError as exc:
                     log.error("revert failed; the watchdog and `failover-drill recover` will retry", error=str(exc))
-            await self._end_release(releaser)
             try:
                 await self._thaw(jr, origin, freezer)
             except DrillError as exc:
                 log.error("the deploy freeze stays; `failover-drill recover` lifts it", error=str(exc))
+            await self._end_release(releaser)
             traffic.stop()
             if not gen_task.done():
                 gen_task.cancel()

@@ -435,6 +435,7 @@ class ReleaseWatch:
         self.moving: set[str] = set()  # seen off Healthy since the release: a Healthy after that is the new version
         self.final: dict[str, str] = {}  # region -> aborted | healthy
         self.promoted: set[str] = set()
+        self.held: set[str] = set()  # spec.paused seen (a deploy freeze or a person), not yet lifted
         self.last: dict[str, ro.RolloutState | None] = {}
         self.unreadable: set[str] = set()
 
@@ -463,14 +464,27 @@ class ReleaseWatch:
                 self.final[region] = "aborted"
                 news.append(ReleaseNews("release-aborted", region, s.message or "aborted by the controller"))
                 continue
+            if s.paused and region not in self.held:
+                self.held.add(region)
+                news.append(ReleaseNews("release-held", region, f"paused (spec.paused) at step {s.step}"))
+            elif not s.paused and region in self.held:
+                self.held.discard(region)
+                news.append(ReleaseNews("release-resumed", region, f"unpaused at step {s.step}"))
             if s.phase != "Healthy":
                 self.moving.add(region)
             elif region in self.moving:
                 self.final[region] = "healthy"
                 news.append(ReleaseNews("release-healthy", region, f"{self.release.version} fully rolled out"))
                 continue
-            if self.release.promote and region not in self.promoted and "CanaryPauseStep" in s.pause_reasons:
-                promote_region(self.platform, region)
+            # Never while spec.paused: a deploy freeze (or a person) holds it, and a full promotion
+            # would walk through the hold the freeze exists to keep.
+            if (
+                self.release.promote
+                and region not in self.promoted
+                and not s.paused
+                and "CanaryPauseStep" in s.pause_reasons
+            ):
+                promote_region(self.platform, region, *self.ref)
                 self.promoted.add(region)
                 news.append(
                     ReleaseNews("release-promote", region, f"analysis passed at step {s.step}: full promotion asked")

@@ -455,6 +455,8 @@ def _release(rel: Release | None, mine: list[records.PlatformEventRecord]) -> Re
                 aborted_at_s=aborted_at,
                 promote_at_s=at("release-promote", region),
                 healthy_at_s=healthy_at,
+                held_at_s=at("release-held", region),
+                resumed_at_s=at("release-resumed", region),
             )
         )
     expected = rel.expected()

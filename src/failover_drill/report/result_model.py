@@ -299,6 +299,10 @@ class ReleaseRegionOut(_Model):
     aborted_at_s: Number | None = Field(description="when the drill saw the controller's abort")
     promote_at_s: Number | None = Field(description="when the drill asked for the full promotion")
     healthy_at_s: Number | None = Field(description="when the new version was fully out")
+    held_at_s: Number | None = Field(
+        default=None, description="when the drill first saw it paused (spec.paused: a deploy freeze or a person)"
+    )
+    resumed_at_s: Number | None = Field(default=None, description="when the drill first saw that pause lifted")
 
 
 class ReleaseOut(_Model):
