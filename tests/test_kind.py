@@ -423,42 +423,94 @@ def test_the_mesh_control_planes_run_on_the_zoneless_control_plane_node(tmp_path
     assert {k: apiserver[k] for k in ON_CONTROL_PLANE} == ON_CONTROL_PLANE
 
 
-@pytest.mark.parametrize(
-    ("mesh", "images"),
-    [
-        (
-            "istio",
-            "docker.io/istio/pilot:1.24.1 docker.io/istio/proxyv2:1.24.1 quay.io/metallb/controller:v0.14.8 "
-            "quay.io/metallb/speaker:v0.14.8",
-        ),
-        (
-            "cilium",
-            "quay.io/cilium/cilium:v1.17.6 quay.io/cilium/operator-generic:v1.17.6 "
-            "quay.io/cilium/clustermesh-apiserver:v1.17.6",
-        ),
-    ],
+ISTIO_IMAGES = (
+    "docker.io/istio/pilot:1.24.1 docker.io/istio/proxyv2:1.24.1 quay.io/metallb/controller:v0.14.8 "
+    "quay.io/metallb/speaker:v0.14.8"
 )
-def test_the_meshs_images_are_pulled_once_and_loaded_into_each_cluster(tmp_path: Path, mesh: str, images: str) -> None:
-    """Every node pulled Istio's (or Cilium's) images from a public registry on its own: a dozen
-    nodes, a dozen pulls of each, and public rate limits. The host pulls each image once (named
-    from the pinned versions, as the release's manifests name it) and `kind load`s them into each
-    cluster, before the mesh is installed; Cilium's chart then names them by tag, since a digest
-    reference would not find an image `kind load` imported."""
-    lines = plan_lines(mesh, tmp_path)
-    pulls = [line for line in lines if line.startswith("docker pull ")]
-    assert pulls == [f"docker pull {image}" for image in images.split()]
+# Cilium 1.17.6's chart (values.yaml of cilium-1.17.6.tgz from helm.cilium.io): every image it runs
+# here, by repository, tag and the digest the chart pins.
+CILIUM_PINNED = {
+    "quay.io/cilium/cilium:v1.17.6": "sha256:544de3d4fed7acba72758413812780a4972d47c39035f2a06d6145d8644a3353",
+    "quay.io/cilium/operator-generic:v1.17.6": "sha256:91ac3bf7be7bed30e90218f219d4f3062a63377689ee7246062fa0cc3839d096",
+    "quay.io/cilium/clustermesh-apiserver:v1.17.6": (
+        "sha256:f619e97432db427e1511bf91af3be8ded418c53a353a09629e04c5880659d1df"
+    ),
+    "quay.io/cilium/cilium-envoy:v1.33.4-1752151664-7c2edb0b44cf95f326d628b837fcdd845102ba68": (
+        "sha256:318eff387835ca2717baab42a84f35a83a5f9e7d519253df87269f80b9ff0171"
+    ),
+    "quay.io/cilium/certgen:v0.2.1": "sha256:ab6b1928e9c5f424f6b0f51c68065b9fd85e2f8d3e5f21fbd1a3cb27e6fb9321",
+}
+REGIONS = ("us-east1", "eu-west1", "asia-southeast1")
+
+
+def _loads(lines: list[str], images: str) -> None:
     loads = [line for line in lines if line.startswith("kind load docker-image ") and "quay.io" in line]
-    assert loads == [
-        f"kind load docker-image {images} --name fd-{region}" for region in ("us-east1", "eu-west1", "asia-southeast1")
-    ]
+    assert loads == [f"kind load docker-image {images} --name fd-{region}" for region in REGIONS]
     # before anything of the mesh is installed (MetalLB's manifest first, with Istio)
     first = next(i for i, line in enumerate(lines) if any(w in line for w in ("metallb-native", " install ")))
     assert max(lines.index(line) for line in loads) < first
-    if mesh == "cilium":
-        values = next(line for line in lines if line.startswith("cilium install")).split(" --values ")[1]
-        chart = yaml.safe_load(Path(values).read_text())
-        by_tag = {"useDigest": False}
-        assert (chart["image"], chart["operator"]["image"], chart["clustermesh"]["apiserver"]["image"]) == (by_tag,) * 3
+
+
+def test_istios_images_are_pulled_once_and_loaded_into_each_cluster(tmp_path: Path) -> None:
+    """Every node pulled Istio's images from a public registry on its own: a dozen nodes, a dozen
+    pulls of each, and public rate limits. The host pulls each image once (named from the pinned
+    versions, as the releases' manifests name them, by tag) and `kind load`s them into each
+    cluster, before the mesh is installed."""
+    lines = plan_lines("istio", tmp_path)
+    assert [line for line in lines if line.startswith("docker pull ")] == [
+        f"docker pull {image}" for image in ISTIO_IMAGES.split()
+    ]
+    _loads(lines, ISTIO_IMAGES)
+
+
+def _chart_ref(values: dict[str, Any], at: tuple[str, ...], suffix: str = "") -> str:
+    """The image reference Cilium's chart renders for the image values at `at` (its cilium.image
+    helper: repository, then :tag, then @digest only when useDigest; the operator's helper puts
+    -generic after the repository), with the chart's own defaults where the values file says
+    nothing."""
+    defaults = {
+        (): ("quay.io/cilium/cilium", "v1.17.6"),
+        ("operator",): ("quay.io/cilium/operator", "v1.17.6"),
+        ("clustermesh", "apiserver"): ("quay.io/cilium/clustermesh-apiserver", "v1.17.6"),
+        ("envoy",): ("quay.io/cilium/cilium-envoy", "v1.33.4-1752151664-7c2edb0b44cf95f326d628b837fcdd845102ba68"),
+        ("certgen",): ("quay.io/cilium/certgen", "v0.2.1"),
+    }
+    node: dict[str, Any] = values
+    for key in at:
+        node = node.get(key, {})
+    image = node.get("image", {})
+    repository, tag = image.get("repository", defaults[at][0]), image.get("tag", defaults[at][1])
+    digest = f"@{CILIUM_PINNED[f'{repository}{suffix}:{tag}']}" if image.get("useDigest", True) else ""
+    return f"{repository}{suffix}:{tag}{digest}"
+
+
+def test_every_image_of_cilium_is_pulled_once_by_its_pinned_digest_and_loaded_by_tag(tmp_path: Path) -> None:
+    """Cilium's cilium-envoy (the standalone Envoy DaemonSet, on for new installs) and certgen (the
+    clustermesh-apiserver-generate-certs Job and CronJob: `cilium clustermesh enable` sets
+    clustermesh.apiserver.tls.auto.method=cronJob) were still pulled by every node: only the agent,
+    operator and clustermesh-apiserver were loaded. Now every image the 1.17.6 chart runs here is
+    pulled once by the digest the chart pins, tagged as the chart names it, `kind load`ed into each
+    cluster before Cilium is installed, and the Helm values name each one by that same tag with
+    useDigest false: the chart's default tag@digest would not find an image `kind load` imported,
+    and the nodes would pull it anyway."""
+    lines = plan_lines("cilium", tmp_path)
+    golden = []
+    for ref, digest in CILIUM_PINNED.items():
+        pinned = f"{ref.rsplit(':', 1)[0]}@{digest}"
+        golden += [f"docker pull {pinned}", f"docker tag {pinned} {ref}"]
+    assert [line for line in lines if line.startswith(("docker pull ", "docker tag "))] == golden
+    _loads(lines, " ".join(CILIUM_PINNED))
+    installs = [line for line in lines if line.startswith("cilium install")]
+    (values_file,) = {line.split(" --values ")[1] for line in installs}
+    values = yaml.safe_load(Path(values_file).read_text())
+    rendered = {
+        _chart_ref(values, ()),
+        _chart_ref(values, ("operator",), suffix="-generic"),
+        _chart_ref(values, ("clustermesh", "apiserver")),
+        _chart_ref(values, ("envoy",)),
+        _chart_ref(values, ("certgen",)),
+    }
+    assert rendered == set(CILIUM_PINNED)  # what the pods ask for is what was loaded, by tag
 
 
 def test_every_context_sees_the_other_clusters_before_up_returns(tmp_path: Path) -> None:

@@ -193,12 +193,11 @@ class KindPlatform:
             )
         # The mesh's images: pulled once here and loaded into each cluster, not pulled by every node.
         images = mesh_mod.mesh_images(topo.mesh)
-        for image in images:
-            yield Step(f"pull {image} once on the host", ("docker", "pull", image), timeout_s=900, attempts=3)
+        yield from mesh_mod.pull_steps(images)
         for n in names(topo).values():
             yield Step(
                 f"load the mesh's images into {n.cluster}",
-                ("kind", "load", "docker-image", *images, "--name", n.cluster),
+                ("kind", "load", "docker-image", *(i.ref for i in images), "--name", n.cluster),
                 timeout_s=900,
             )
         yield from mesh_mod.mcs_crd_steps(topo)
