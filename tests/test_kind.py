@@ -25,19 +25,22 @@ from cryptography.hazmat.primitives import serialization
 
 from failover_drill.config.topology import MESH_PROFILES, Topology
 from failover_drill.errors import FaultError, PlatformError
+from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault, parse_fault
 from failover_drill.platforms.envoy import admin
 from failover_drill.platforms.envoy.binary import ENVOY_FLAGS, resolve_envoy
 from failover_drill.platforms.envoy.config import sds_cert, write_atomic
 from failover_drill.platforms.kind.cluster_config import all_nodes, kind_config, names
 from failover_drill.platforms.kind.commands import AnyStep, ApiStep, RecordingRunner, Step
-from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table
+from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table, netem_effect
 from failover_drill.platforms.kind.mesh import cacerts_secret, eastwest_gateway, metallb_block, metallb_pool
 from failover_drill.platforms.kind.netem import latency_setup_steps, read_addresses
 from failover_drill.platforms.kind.platform import KindPlatform, kind_plan_lines
 from failover_drill.platforms.kind.workload import EDGE_SECRET, cluster_objects
 from failover_drill.platforms.pki import MeshCA
 from failover_drill.platforms.ports import port_free
+from failover_drill.platforms.registry import platform_dir
+from failover_drill.platforms.state_file import StateFile
 from tests.conftest import ROOT, processes_under, run_cli, topology
 from tests.test_manifests import needs_crds, validate_object
 
@@ -605,9 +608,6 @@ def test_status_shows_what_each_direction_of_each_link_carries(tmp_path: Path) -
     a pair's whole RTT sits on one direction (the later region's nodes) and none on the other. Each
     direction now says what it carries and where, as the latency layout puts it in the netem of
     the sender's band for the receiver, and both directions of a pair add up to its RTT."""
-    from failover_drill.platforms.registry import platform_dir
-    from failover_drill.platforms.state_file import StateFile
-
     topo = topology("istio")
     state = tmp_path / "state"
     StateFile(platform_dir(state, "kind"), "kind").save({"mesh": "istio", "topology_source": None})
@@ -632,6 +632,155 @@ def test_status_shows_what_each_direction_of_each_link_carries(tmp_path: Path) -
     assert "  us-east1 -> eu-west1: 0 ms (on us-east1's nodes, band 1:5); round trip 90 ms" in out.stdout
     out = run_cli("status", "--platform", "kind", "--json", state=state)
     assert json.loads(out.stdout)["links"] == links
+
+
+def _kind_fleet_with_ledger(tmp_path: Path, topo: Topology) -> tuple[Path, KindPlatform, FaultLedger]:
+    """A kind fleet's state files as `up` leaves them (the clusters themselves are behind Docker:
+    the runner records `docker inspect` instead of running it) and its fault ledger."""
+    state = tmp_path / "state"
+    StateFile(platform_dir(state, "kind"), "kind").save({"mesh": topo.mesh, "topology_source": None})
+    platform = KindPlatform(platform_dir(state, "kind"), topo, runner=RecordingRunner(answers=node_answers(topo)))
+    return state, platform, FaultLedger(ledger_path(state))
+
+
+def _on_ledger(
+    ledger: FaultLedger, platform: KindPlatform, fault: Fault, at: float, reverted_at: float | None = None
+) -> str:
+    """The fault as the fault runner writes it down: its kind plan, recorded before inject, then
+    active (and reverted, if it was), at the given wall times."""
+    entry = ledger.record("kind", fault, platform.plan_fault(fault), lease_s=600, owner_pid=4242)
+    ledger.update(entry, state="active", created_wall=at, lease_expires_wall=at + 600)
+    if reverted_at is not None:
+        ledger.update(entry, state="reverted", reverted_wall=reverted_at)
+    return entry
+
+
+def test_status_shows_the_link_faults_in_force_from_the_fault_ledger(tmp_path: Path) -> None:
+    """`status --platform kind` showed each link's baseline delay even while a link-latency or
+    partition fault had replaced it: a game day's room could not tell from status that a fault was
+    on. Status now reads the fault ledger (the kind platform's state files and the ledger beside
+    them; nothing runs against Docker, whose `docker inspect` of the nodes is recorded, not run,
+    and in the CLI run fails to reach a daemon, so the nodes show as missing): every open entry is
+    listed, and each direction a link fault is on shows that fault's netem, exactly what its inject
+    put in the sender's band for the receiver, with the baseline beside it. A reverted fault shows
+    nowhere."""
+    topo = topology("istio")
+    state, platform, ledger = _kind_fleet_with_ledger(tmp_path, topo)
+    slow = F(kind="link-latency", target="us-east1", source="*", delay_ms=150, jitter_pct=10)
+    cut = F(kind="partition", target="eu-west1", source="front-door")
+    zone = F(kind="zone-loss", target="asia-southeast1-a", mode="freeze")
+    gone = F(kind="link-latency", target="asia-southeast1", source="eu-west1", delay_ms=500)
+    ids = {
+        "slow": _on_ledger(ledger, platform, slow, at=1000.0),
+        "cut": _on_ledger(ledger, platform, cut, at=1010.0),
+        "zone": _on_ledger(ledger, platform, zone, at=1020.0),
+        "gone": _on_ledger(ledger, platform, gone, at=990.0, reverted_at=995.0),
+    }
+    st = platform.status()
+    assert [(f["label"], f["state"], f["id"]) for f in st.faults or []] == [
+        ("link-latency *->us-east1", "active", ids["slow"]),
+        ("partition front-door->eu-west1", "active", ids["cut"]),
+        ("zone-loss asia-southeast1-a", "active", ids["zone"]),
+    ]
+    assert st.faults_active == 3
+    by = {(d["from"], d["to"]): d for d in st.links}
+    faulted = {k: d for k, d in by.items() if d["fault"]}
+    assert {k: (d["fault"]["id"], d["delay_ms"], d["jitter_ms"], d["loss_pct"]) for k, d in faulted.items()} == {
+        ("us-east1", "eu-west1"): (ids["slow"], 150, 15, 0),
+        ("us-east1", "asia-southeast1"): (ids["slow"], 150, 15, 0),
+        ("us-east1", "front-door"): (ids["slow"], 150, 15, 0),
+        ("eu-west1", "front-door"): (ids["cut"], 0, 0, 100),
+    }
+    # exactly the netem each fault's inject changes that band to, on every node of the sender
+    table = fault_table(KindFleet(topo, RecordingRunner()))
+    for fault in (slow, cut):
+        handler = table.handler(fault)
+        assert isinstance(handler, StepHandler)
+        steps, _ = handler.inject_steps(fault, handler.plan(fault))
+        for (a, b), d in faulted.items():
+            if d["fault"]["label"] != fault.label():
+                continue
+            cls = d["on"].split("band ")[1]
+            applied = {
+                tuple(st_.argv[st_.argv.index("netem") :])
+                for st_ in steps
+                if st_.argv[2] in all_nodes(topo, a) and st_.argv[st_.argv.index("parent") + 1] == cls
+            }
+            assert [netem_effect(args) for args in applied] == [
+                {k: d[k] for k in ("delay_ms", "jitter_ms", "loss_pct")}
+            ], (a, b)
+    # everything else carries its baseline, the reverted fault's link included
+    assert all(d["delay_ms"] == d["baseline_ms"] and not d["loss_pct"] for k, d in by.items() if k not in faulted)
+    assert by[("asia-southeast1", "eu-west1")]["delay_ms"] == 160
+
+    out = run_cli("status", "--platform", "kind", state=state)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "faults in force (fault ledger):" in text
+    assert f"  link-latency *->us-east1: active since {_clock(1000.0)} (entry {ids['slow']}, drill pid 4242, " in text
+    assert f"  zone-loss asia-southeast1-a: active since {_clock(1020.0)} (entry {ids['zone']}," in text
+    assert "link-latency eu-west1->asia-southeast1" not in text
+    assert (
+        "  us-east1 -> eu-west1: 150 ms +- 15 ms (on us-east1's nodes, band 1:5); round trip 90 ms; "
+        f"FAULT link-latency *->us-east1 (active, entry {ids['slow']}), baseline 0 ms"
+    ) in text
+    assert (
+        "  eu-west1 -> front-door: 100% loss (on eu-west1's nodes, band 1:7); "
+        f"FAULT partition front-door->eu-west1 (active, entry {ids['cut']}), baseline 0 ms"
+    ) in text
+    assert "  asia-southeast1 -> eu-west1: 160 ms (on asia-southeast1's nodes, band 1:5); round trip 160 ms\n" in text
+    as_json = json.loads(run_cli("status", "--platform", "kind", "--json", state=state).stdout)
+    assert as_json["links"] == st.links
+    assert as_json["faults"] == st.faults
+
+
+def _clock(wall: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
+
+
+def test_status_shows_what_a_band_carries_when_link_faults_overlap(tmp_path: Path) -> None:
+    """Two link faults can share a band (latency into a region from everywhere, then a partition
+    of one of its links), and each change replaces the band's netem whole: the band carries the
+    latest change. While both are on, the partition's loss is in force and the latency fault is
+    listed as open but no longer there; once the partition is reverted its revert put the baseline
+    back, so status says the baseline, not the latency the ledger still holds open. A torn ledger
+    makes status say the faults are unknown, and is left where it is for `recover`."""
+    topo = topology("istio")
+    state, platform, ledger = _kind_fleet_with_ledger(tmp_path, topo)
+    slow = _on_ledger(ledger, platform, F(kind="link-latency", target="us-east1", source="*", delay_ms=150), at=100.0)
+    cut = _on_ledger(ledger, platform, F(kind="partition", target="us-east1", source="eu-west1"), at=200.0)
+    by = {(d["from"], d["to"]): d for d in platform.status().links}
+    there = by[("us-east1", "eu-west1")]
+    assert (there["fault"]["id"], there["loss_pct"], there["also_open"]) == (
+        cut,
+        100,
+        [f"link-latency *->us-east1 (entry {slow})"],
+    )
+    assert (by[("eu-west1", "us-east1")]["fault"]["id"], by[("eu-west1", "us-east1")]["loss_pct"]) == (cut, 100)
+    assert (by[("us-east1", "asia-southeast1")]["fault"]["id"], by[("us-east1", "asia-southeast1")]["delay_ms"]) == (
+        slow,
+        150,
+    )
+
+    ledger.update(cut, state="reverted", reverted_wall=300.0)
+    by = {(d["from"], d["to"]): d for d in platform.status().links}
+    there, back = by[("us-east1", "eu-west1")], by[("eu-west1", "us-east1")]
+    assert (there["fault"], there["delay_ms"], there["loss_pct"]) == (None, 0, 0)
+    assert there["also_open"] == [f"link-latency *->us-east1 (entry {slow})"]
+    assert (back["fault"], back["delay_ms"], back["also_open"]) == (None, 90, [])
+    assert by[("us-east1", "front-door")]["fault"]["id"] == slow
+    text = run_cli("status", "--platform", "kind", state=state).stdout
+    assert (
+        "  us-east1 -> eu-west1: 0 ms (on us-east1's nodes, band 1:5); round trip 90 ms; open in the ledger but no "
+        f"longer on this band: link-latency *->us-east1 (entry {slow})"
+    ) in text
+
+    ledger.path.write_text('{"torn": ')
+    st = platform.status()
+    assert st.faults == [] and st.ledger_error and "unreadable" in st.ledger_error
+    assert all(d["fault"] is None for d in st.links)
+    assert "faults in force: unknown: the fault ledger" in run_cli("status", "--platform", "kind", state=state).stdout
+    assert ledger.path.read_text() == '{"torn": ' and not list(ledger.path.parent.glob("faults.corrupt-*"))
 
 
 # -- faults --------------------------------------------------------------------------------------
