@@ -25,19 +25,22 @@ from cryptography.hazmat.primitives import serialization
 
 from failover_drill.config.topology import MESH_PROFILES, Topology
 from failover_drill.errors import FaultError, PlatformError
+from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault, parse_fault
 from failover_drill.platforms.envoy import admin
 from failover_drill.platforms.envoy.binary import ENVOY_FLAGS, resolve_envoy
 from failover_drill.platforms.envoy.config import sds_cert, write_atomic
 from failover_drill.platforms.kind.cluster_config import all_nodes, kind_config, names
 from failover_drill.platforms.kind.commands import AnyStep, ApiStep, RecordingRunner, Step
-from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table
+from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table, netem_effect
 from failover_drill.platforms.kind.mesh import cacerts_secret, eastwest_gateway, metallb_block, metallb_pool
 from failover_drill.platforms.kind.netem import latency_setup_steps, read_addresses
 from failover_drill.platforms.kind.platform import KindPlatform, kind_plan_lines
 from failover_drill.platforms.kind.workload import EDGE_SECRET, cluster_objects
 from failover_drill.platforms.pki import MeshCA
 from failover_drill.platforms.ports import port_free
+from failover_drill.platforms.registry import platform_dir
+from failover_drill.platforms.state_file import StateFile
 from tests.conftest import ROOT, processes_under, run_cli, topology
 from tests.test_manifests import needs_crds, validate_object
 
@@ -423,42 +426,94 @@ def test_the_mesh_control_planes_run_on_the_zoneless_control_plane_node(tmp_path
     assert {k: apiserver[k] for k in ON_CONTROL_PLANE} == ON_CONTROL_PLANE
 
 
-@pytest.mark.parametrize(
-    ("mesh", "images"),
-    [
-        (
-            "istio",
-            "docker.io/istio/pilot:1.24.1 docker.io/istio/proxyv2:1.24.1 quay.io/metallb/controller:v0.14.8 "
-            "quay.io/metallb/speaker:v0.14.8",
-        ),
-        (
-            "cilium",
-            "quay.io/cilium/cilium:v1.17.6 quay.io/cilium/operator-generic:v1.17.6 "
-            "quay.io/cilium/clustermesh-apiserver:v1.17.6",
-        ),
-    ],
+ISTIO_IMAGES = (
+    "docker.io/istio/pilot:1.24.1 docker.io/istio/proxyv2:1.24.1 quay.io/metallb/controller:v0.14.8 "
+    "quay.io/metallb/speaker:v0.14.8"
 )
-def test_the_meshs_images_are_pulled_once_and_loaded_into_each_cluster(tmp_path: Path, mesh: str, images: str) -> None:
-    """Every node pulled Istio's (or Cilium's) images from a public registry on its own: a dozen
-    nodes, a dozen pulls of each, and public rate limits. The host pulls each image once (named
-    from the pinned versions, as the release's manifests name it) and `kind load`s them into each
-    cluster, before the mesh is installed; Cilium's chart then names them by tag, since a digest
-    reference would not find an image `kind load` imported."""
-    lines = plan_lines(mesh, tmp_path)
-    pulls = [line for line in lines if line.startswith("docker pull ")]
-    assert pulls == [f"docker pull {image}" for image in images.split()]
+# Cilium 1.17.6's chart (values.yaml of cilium-1.17.6.tgz from helm.cilium.io): every image it runs
+# here, by repository, tag and the digest the chart pins.
+CILIUM_PINNED = {
+    "quay.io/cilium/cilium:v1.17.6": "sha256:544de3d4fed7acba72758413812780a4972d47c39035f2a06d6145d8644a3353",
+    "quay.io/cilium/operator-generic:v1.17.6": "sha256:91ac3bf7be7bed30e90218f219d4f3062a63377689ee7246062fa0cc3839d096",
+    "quay.io/cilium/clustermesh-apiserver:v1.17.6": (
+        "sha256:f619e97432db427e1511bf91af3be8ded418c53a353a09629e04c5880659d1df"
+    ),
+    "quay.io/cilium/cilium-envoy:v1.33.4-1752151664-7c2edb0b44cf95f326d628b837fcdd845102ba68": (
+        "sha256:318eff387835ca2717baab42a84f35a83a5f9e7d519253df87269f80b9ff0171"
+    ),
+    "quay.io/cilium/certgen:v0.2.1": "sha256:ab6b1928e9c5f424f6b0f51c68065b9fd85e2f8d3e5f21fbd1a3cb27e6fb9321",
+}
+REGIONS = ("us-east1", "eu-west1", "asia-southeast1")
+
+
+def _loads(lines: list[str], images: str) -> None:
     loads = [line for line in lines if line.startswith("kind load docker-image ") and "quay.io" in line]
-    assert loads == [
-        f"kind load docker-image {images} --name fd-{region}" for region in ("us-east1", "eu-west1", "asia-southeast1")
-    ]
+    assert loads == [f"kind load docker-image {images} --name fd-{region}" for region in REGIONS]
     # before anything of the mesh is installed (MetalLB's manifest first, with Istio)
     first = next(i for i, line in enumerate(lines) if any(w in line for w in ("metallb-native", " install ")))
     assert max(lines.index(line) for line in loads) < first
-    if mesh == "cilium":
-        values = next(line for line in lines if line.startswith("cilium install")).split(" --values ")[1]
-        chart = yaml.safe_load(Path(values).read_text())
-        by_tag = {"useDigest": False}
-        assert (chart["image"], chart["operator"]["image"], chart["clustermesh"]["apiserver"]["image"]) == (by_tag,) * 3
+
+
+def test_istios_images_are_pulled_once_and_loaded_into_each_cluster(tmp_path: Path) -> None:
+    """Every node pulled Istio's images from a public registry on its own: a dozen nodes, a dozen
+    pulls of each, and public rate limits. The host pulls each image once (named from the pinned
+    versions, as the releases' manifests name them, by tag) and `kind load`s them into each
+    cluster, before the mesh is installed."""
+    lines = plan_lines("istio", tmp_path)
+    assert [line for line in lines if line.startswith("docker pull ")] == [
+        f"docker pull {image}" for image in ISTIO_IMAGES.split()
+    ]
+    _loads(lines, ISTIO_IMAGES)
+
+
+def _chart_ref(values: dict[str, Any], at: tuple[str, ...], suffix: str = "") -> str:
+    """The image reference Cilium's chart renders for the image values at `at` (its cilium.image
+    helper: repository, then :tag, then @digest only when useDigest; the operator's helper puts
+    -generic after the repository), with the chart's own defaults where the values file says
+    nothing."""
+    defaults = {
+        (): ("quay.io/cilium/cilium", "v1.17.6"),
+        ("operator",): ("quay.io/cilium/operator", "v1.17.6"),
+        ("clustermesh", "apiserver"): ("quay.io/cilium/clustermesh-apiserver", "v1.17.6"),
+        ("envoy",): ("quay.io/cilium/cilium-envoy", "v1.33.4-1752151664-7c2edb0b44cf95f326d628b837fcdd845102ba68"),
+        ("certgen",): ("quay.io/cilium/certgen", "v0.2.1"),
+    }
+    node: dict[str, Any] = values
+    for key in at:
+        node = node.get(key, {})
+    image = node.get("image", {})
+    repository, tag = image.get("repository", defaults[at][0]), image.get("tag", defaults[at][1])
+    digest = f"@{CILIUM_PINNED[f'{repository}{suffix}:{tag}']}" if image.get("useDigest", True) else ""
+    return f"{repository}{suffix}:{tag}{digest}"
+
+
+def test_every_image_of_cilium_is_pulled_once_by_its_pinned_digest_and_loaded_by_tag(tmp_path: Path) -> None:
+    """Cilium's cilium-envoy (the standalone Envoy DaemonSet, on for new installs) and certgen (the
+    clustermesh-apiserver-generate-certs Job and CronJob: `cilium clustermesh enable` sets
+    clustermesh.apiserver.tls.auto.method=cronJob) were still pulled by every node: only the agent,
+    operator and clustermesh-apiserver were loaded. Now every image the 1.17.6 chart runs here is
+    pulled once by the digest the chart pins, tagged as the chart names it, `kind load`ed into each
+    cluster before Cilium is installed, and the Helm values name each one by that same tag with
+    useDigest false: the chart's default tag@digest would not find an image `kind load` imported,
+    and the nodes would pull it anyway."""
+    lines = plan_lines("cilium", tmp_path)
+    golden = []
+    for ref, digest in CILIUM_PINNED.items():
+        pinned = f"{ref.rsplit(':', 1)[0]}@{digest}"
+        golden += [f"docker pull {pinned}", f"docker tag {pinned} {ref}"]
+    assert [line for line in lines if line.startswith(("docker pull ", "docker tag "))] == golden
+    _loads(lines, " ".join(CILIUM_PINNED))
+    installs = [line for line in lines if line.startswith("cilium install")]
+    (values_file,) = {line.split(" --values ")[1] for line in installs}
+    values = yaml.safe_load(Path(values_file).read_text())
+    rendered = {
+        _chart_ref(values, ()),
+        _chart_ref(values, ("operator",), suffix="-generic"),
+        _chart_ref(values, ("clustermesh", "apiserver")),
+        _chart_ref(values, ("envoy",)),
+        _chart_ref(values, ("certgen",)),
+    }
+    assert rendered == set(CILIUM_PINNED)  # what the pods ask for is what was loaded, by tag
 
 
 def test_every_context_sees_the_other_clusters_before_up_returns(tmp_path: Path) -> None:
@@ -553,9 +608,6 @@ def test_status_shows_what_each_direction_of_each_link_carries(tmp_path: Path) -
     a pair's whole RTT sits on one direction (the later region's nodes) and none on the other. Each
     direction now says what it carries and where, as the latency layout puts it in the netem of
     the sender's band for the receiver, and both directions of a pair add up to its RTT."""
-    from failover_drill.platforms.registry import platform_dir
-    from failover_drill.platforms.state_file import StateFile
-
     topo = topology("istio")
     state = tmp_path / "state"
     StateFile(platform_dir(state, "kind"), "kind").save({"mesh": "istio", "topology_source": None})
@@ -580,6 +632,155 @@ def test_status_shows_what_each_direction_of_each_link_carries(tmp_path: Path) -
     assert "  us-east1 -> eu-west1: 0 ms (on us-east1's nodes, band 1:5); round trip 90 ms" in out.stdout
     out = run_cli("status", "--platform", "kind", "--json", state=state)
     assert json.loads(out.stdout)["links"] == links
+
+
+def _kind_fleet_with_ledger(tmp_path: Path, topo: Topology) -> tuple[Path, KindPlatform, FaultLedger]:
+    """A kind fleet's state files as `up` leaves them (the clusters themselves are behind Docker:
+    the runner records `docker inspect` instead of running it) and its fault ledger."""
+    state = tmp_path / "state"
+    StateFile(platform_dir(state, "kind"), "kind").save({"mesh": topo.mesh, "topology_source": None})
+    platform = KindPlatform(platform_dir(state, "kind"), topo, runner=RecordingRunner(answers=node_answers(topo)))
+    return state, platform, FaultLedger(ledger_path(state))
+
+
+def _on_ledger(
+    ledger: FaultLedger, platform: KindPlatform, fault: Fault, at: float, reverted_at: float | None = None
+) -> str:
+    """The fault as the fault runner writes it down: its kind plan, recorded before inject, then
+    active (and reverted, if it was), at the given wall times."""
+    entry = ledger.record("kind", fault, platform.plan_fault(fault), lease_s=600, owner_pid=4242)
+    ledger.update(entry, state="active", created_wall=at, lease_expires_wall=at + 600)
+    if reverted_at is not None:
+        ledger.update(entry, state="reverted", reverted_wall=reverted_at)
+    return entry
+
+
+def test_status_shows_the_link_faults_in_force_from_the_fault_ledger(tmp_path: Path) -> None:
+    """`status --platform kind` showed each link's baseline delay even while a link-latency or
+    partition fault had replaced it: a game day's room could not tell from status that a fault was
+    on. Status now reads the fault ledger (the kind platform's state files and the ledger beside
+    them; nothing runs against Docker, whose `docker inspect` of the nodes is recorded, not run,
+    and in the CLI run fails to reach a daemon, so the nodes show as missing): every open entry is
+    listed, and each direction a link fault is on shows that fault's netem, exactly what its inject
+    put in the sender's band for the receiver, with the baseline beside it. A reverted fault shows
+    nowhere."""
+    topo = topology("istio")
+    state, platform, ledger = _kind_fleet_with_ledger(tmp_path, topo)
+    slow = F(kind="link-latency", target="us-east1", source="*", delay_ms=150, jitter_pct=10)
+    cut = F(kind="partition", target="eu-west1", source="front-door")
+    zone = F(kind="zone-loss", target="asia-southeast1-a", mode="freeze")
+    gone = F(kind="link-latency", target="asia-southeast1", source="eu-west1", delay_ms=500)
+    ids = {
+        "slow": _on_ledger(ledger, platform, slow, at=1000.0),
+        "cut": _on_ledger(ledger, platform, cut, at=1010.0),
+        "zone": _on_ledger(ledger, platform, zone, at=1020.0),
+        "gone": _on_ledger(ledger, platform, gone, at=990.0, reverted_at=995.0),
+    }
+    st = platform.status()
+    assert [(f["label"], f["state"], f["id"]) for f in st.faults or []] == [
+        ("link-latency *->us-east1", "active", ids["slow"]),
+        ("partition front-door->eu-west1", "active", ids["cut"]),
+        ("zone-loss asia-southeast1-a", "active", ids["zone"]),
+    ]
+    assert st.faults_active == 3
+    by = {(d["from"], d["to"]): d for d in st.links}
+    faulted = {k: d for k, d in by.items() if d["fault"]}
+    assert {k: (d["fault"]["id"], d["delay_ms"], d["jitter_ms"], d["loss_pct"]) for k, d in faulted.items()} == {
+        ("us-east1", "eu-west1"): (ids["slow"], 150, 15, 0),
+        ("us-east1", "asia-southeast1"): (ids["slow"], 150, 15, 0),
+        ("us-east1", "front-door"): (ids["slow"], 150, 15, 0),
+        ("eu-west1", "front-door"): (ids["cut"], 0, 0, 100),
+    }
+    # exactly the netem each fault's inject changes that band to, on every node of the sender
+    table = fault_table(KindFleet(topo, RecordingRunner()))
+    for fault in (slow, cut):
+        handler = table.handler(fault)
+        assert isinstance(handler, StepHandler)
+        steps, _ = handler.inject_steps(fault, handler.plan(fault))
+        for (a, b), d in faulted.items():
+            if d["fault"]["label"] != fault.label():
+                continue
+            cls = d["on"].split("band ")[1]
+            applied = {
+                tuple(st_.argv[st_.argv.index("netem") :])
+                for st_ in steps
+                if st_.argv[2] in all_nodes(topo, a) and st_.argv[st_.argv.index("parent") + 1] == cls
+            }
+            assert [netem_effect(args) for args in applied] == [
+                {k: d[k] for k in ("delay_ms", "jitter_ms", "loss_pct")}
+            ], (a, b)
+    # everything else carries its baseline, the reverted fault's link included
+    assert all(d["delay_ms"] == d["baseline_ms"] and not d["loss_pct"] for k, d in by.items() if k not in faulted)
+    assert by[("asia-southeast1", "eu-west1")]["delay_ms"] == 160
+
+    out = run_cli("status", "--platform", "kind", state=state)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "faults in force (fault ledger):" in text
+    assert f"  link-latency *->us-east1: active since {_clock(1000.0)} (entry {ids['slow']}, drill pid 4242, " in text
+    assert f"  zone-loss asia-southeast1-a: active since {_clock(1020.0)} (entry {ids['zone']}," in text
+    assert "link-latency eu-west1->asia-southeast1" not in text
+    assert (
+        "  us-east1 -> eu-west1: 150 ms +- 15 ms (on us-east1's nodes, band 1:5); round trip 90 ms; "
+        f"FAULT link-latency *->us-east1 (active, entry {ids['slow']}), baseline 0 ms"
+    ) in text
+    assert (
+        "  eu-west1 -> front-door: 100% loss (on eu-west1's nodes, band 1:7); "
+        f"FAULT partition front-door->eu-west1 (active, entry {ids['cut']}), baseline 0 ms"
+    ) in text
+    assert "  asia-southeast1 -> eu-west1: 160 ms (on asia-southeast1's nodes, band 1:5); round trip 160 ms\n" in text
+    as_json = json.loads(run_cli("status", "--platform", "kind", "--json", state=state).stdout)
+    assert as_json["links"] == st.links
+    assert as_json["faults"] == st.faults
+
+
+def _clock(wall: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
+
+
+def test_status_shows_what_a_band_carries_when_link_faults_overlap(tmp_path: Path) -> None:
+    """Two link faults can share a band (latency into a region from everywhere, then a partition
+    of one of its links), and each change replaces the band's netem whole: the band carries the
+    latest change. While both are on, the partition's loss is in force and the latency fault is
+    listed as open but no longer there; once the partition is reverted its revert put the baseline
+    back, so status says the baseline, not the latency the ledger still holds open. A torn ledger
+    makes status say the faults are unknown, and is left where it is for `recover`."""
+    topo = topology("istio")
+    state, platform, ledger = _kind_fleet_with_ledger(tmp_path, topo)
+    slow = _on_ledger(ledger, platform, F(kind="link-latency", target="us-east1", source="*", delay_ms=150), at=100.0)
+    cut = _on_ledger(ledger, platform, F(kind="partition", target="us-east1", source="eu-west1"), at=200.0)
+    by = {(d["from"], d["to"]): d for d in platform.status().links}
+    there = by[("us-east1", "eu-west1")]
+    assert (there["fault"]["id"], there["loss_pct"], there["also_open"]) == (
+        cut,
+        100,
+        [f"link-latency *->us-east1 (entry {slow})"],
+    )
+    assert (by[("eu-west1", "us-east1")]["fault"]["id"], by[("eu-west1", "us-east1")]["loss_pct"]) == (cut, 100)
+    assert (by[("us-east1", "asia-southeast1")]["fault"]["id"], by[("us-east1", "asia-southeast1")]["delay_ms"]) == (
+        slow,
+        150,
+    )
+
+    ledger.update(cut, state="reverted", reverted_wall=300.0)
+    by = {(d["from"], d["to"]): d for d in platform.status().links}
+    there, back = by[("us-east1", "eu-west1")], by[("eu-west1", "us-east1")]
+    assert (there["fault"], there["delay_ms"], there["loss_pct"]) == (None, 0, 0)
+    assert there["also_open"] == [f"link-latency *->us-east1 (entry {slow})"]
+    assert (back["fault"], back["delay_ms"], back["also_open"]) == (None, 90, [])
+    assert by[("us-east1", "front-door")]["fault"]["id"] == slow
+    text = run_cli("status", "--platform", "kind", state=state).stdout
+    assert (
+        "  us-east1 -> eu-west1: 0 ms (on us-east1's nodes, band 1:5); round trip 90 ms; open in the ledger but no "
+        f"longer on this band: link-latency *->us-east1 (entry {slow})"
+    ) in text
+
+    ledger.path.write_text('{"torn": ')
+    st = platform.status()
+    assert st.faults == [] and st.ledger_error and "unreadable" in st.ledger_error
+    assert all(d["fault"] is None for d in st.links)
+    assert "faults in force: unknown: the fault ledger" in run_cli("status", "--platform", "kind", state=state).stdout
+    assert ledger.path.read_text() == '{"torn": ' and not list(ledger.path.parent.glob("faults.corrupt-*"))
 
 
 # -- faults --------------------------------------------------------------------------------------

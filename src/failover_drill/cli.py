@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -28,6 +29,7 @@ from failover_drill.gameday.room import AutoRoom, TerminalRoom
 from failover_drill.gameday.runner import GameDayRunner, day_topology, plan_day
 from failover_drill.measure.live_sli import LiveSli, SliServer
 from failover_drill.ownership import FleetOwnership
+from failover_drill.platforms.base import FleetStatus
 from failover_drill.platforms.doctor import render as render_checks
 from failover_drill.platforms.kwok import userns
 from failover_drill.platforms.registry import PLATFORMS, check_platform, host_checks, open_platform, platform_dir
@@ -144,6 +146,8 @@ def status(
                     "entrypoint": st.entrypoint,
                     "components": st.components,
                     **({"links": st.links} if st.links else {}),
+                    **({"faults": st.faults} if st.faults is not None else {}),
+                    **({"ledger_error": st.ledger_error} if st.ledger_error else {}),
                 }
             )
         )
@@ -158,16 +162,57 @@ def status(
     for c in st.components:
         t.add_row(*(str(c.get(k) or "") for k in keys))
     out.print(t)
+    if st.faults is not None or st.ledger_error:
+        _plain(_faults_line(st))
+        for f in st.faults or []:
+            _plain(f"  {_fault_line(f)}")
     if st.links:
         # Each direction of a link and what it carries: a request and its reply add up to the RTT.
         out.print("links between regions (netem, per direction):", markup=False, highlight=False)
         for d in st.links:
-            _plain(f"  {d['from']} -> {d['to']}: {d['delay_ms']:g} ms (on {d['on']}); round trip {d['rtt_ms']:g} ms")
+            _plain(f"  {_link_line(d)}")
     metrics = [(c["name"], c["metrics"]) for c in st.components if c.get("metrics")]
     if metrics:
         out.print("Envoy Prometheus stats:", markup=False, highlight=False)
         for name, url in metrics:
             _plain(f"  {name}: {url}")
+
+
+def _clock(wall: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
+
+
+def _faults_line(st: FleetStatus) -> str:
+    if st.ledger_error:
+        return f"faults in force: unknown: {st.ledger_error}"
+    return "faults in force (fault ledger):" if st.faults else "faults in force: none (fault ledger)"
+
+
+def _fault_line(f: dict[str, Any]) -> str:
+    """One open ledger entry: what, since when, whose, until when its lease lets it stay."""
+    state = "injecting (may be partly applied)" if f["state"] == "injecting" else f["state"]
+    line = (
+        f"{f['label']}: {state} since {_clock(f['since_wall'])} (entry {f['id']}, drill pid {f['owner_pid']}, "
+        f"lease until {_clock(f['lease_expires_wall'])})"
+    )
+    return line + (f"; last error: {f['error']}" if f.get("error") else "")
+
+
+def _link_line(d: dict[str, Any]) -> str:
+    """What one direction of a link carries now, and the fault that put it there."""
+    if d.get("loss_pct"):
+        carries = f"{d['loss_pct']:g}% loss"
+    else:
+        carries = f"{d['delay_ms']:g} ms" + (f" +- {d['jitter_ms']:g} ms" if d.get("jitter_ms") else "")
+    line = f"{d['from']} -> {d['to']}: {carries} (on {d['on']})"
+    if d.get("rtt_ms") is not None:
+        line += f"; round trip {d['rtt_ms']:g} ms"
+    fault = d.get("fault")
+    if fault:
+        line += f"; FAULT {fault['label']} ({fault['state']}, entry {fault['id']}), baseline {d['baseline_ms']:g} ms"
+    if d.get("also_open"):
+        line += f"; open in the ledger but no longer on this band: {', '.join(d['also_open'])}"
+    return line
 
 
 def _parse_sets(values: list[str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from failover_drill.errors import StateDamaged
 from failover_drill.faults.model import Fault, dump_fault, parse_recorded_fault
 
 
@@ -101,6 +102,22 @@ class FaultLedger:
     def open_entries(self) -> list[Entry]:
         with self._locked() as entries:
             return [e for e in entries if e.state != "reverted"]
+
+    def snapshot(self) -> list[Entry]:
+        """Every entry, reverted ones too, for readers that change nothing (`status`): read without
+        the lock (writers replace the file whole, so a read sees one version or the other) and
+        without writing; a missing ledger holds nothing. A torn ledger is not set aside here, so
+        `recover` still finds it and says so: StateDamaged instead."""
+        try:
+            raw = json.loads(self.path.read_bytes())
+            return [Entry(**e) for e in raw]
+        except FileNotFoundError:
+            return []
+        except (ValueError, TypeError):
+            raise StateDamaged(
+                f"the fault ledger {self.path} is unreadable: which faults are in force is unknown",
+                hint="run `failover-drill recover`: it sets the ledger aside and checks the fleet itself",
+            ) from None
 
     def prune(self, keep: int = 200) -> None:
         with self._locked() as entries:

@@ -47,8 +47,16 @@ class FleetStatus:
     components: list[dict[str, Any]] = field(default_factory=list)
     faults_active: int = 0
     # Links between regions where the platform shapes them itself, one entry per direction: from,
-    # to, delay_ms (what that direction carries), on (where it is applied), rtt_ms (the pair's).
+    # to, delay_ms, jitter_ms and loss_pct (what that direction carries now), on (where it is
+    # applied), rtt_ms (the pair's), baseline_ms (what the layout gives it without a fault), fault
+    # (the ledger entry whose netem is on it, or None) and also_open (open entries whose netem on it
+    # a later change replaced). A direction to the front door is listed while a fault is on it.
     links: list[dict[str, Any]] = field(default_factory=list)
+    # The faults in force as the fault ledger holds them (entries not reverted), where the platform
+    # reports them: id, label, kind, state (injecting | active), since_wall, owner_pid,
+    # lease_expires_wall, error. None: not reported. ledger_error: the ledger could not be read.
+    faults: list[dict[str, Any]] | None = None
+    ledger_error: str | None = None
 
     @property
     def healthy(self) -> bool:

@@ -26,12 +26,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from failover_drill.config.topology import Topology
-from failover_drill.errors import FaultError, PlatformError
+from failover_drill.errors import DrillError, FaultError, PlatformError
+from failover_drill.faults.ledger import Entry
 from failover_drill.faults.model import (
     FRONT_DOOR,
     Blackout,
@@ -39,6 +43,7 @@ from failover_drill.faults.model import (
     CertExpiry,
     CertVariant,
     ControlPlaneLoss,
+    Fault,
     LinkLatency,
     LostResponse,
     Mode,
@@ -57,6 +62,7 @@ from failover_drill.platforms.kind.netem import (
     band_netem,
     baseline_ms,
     latency_setup_steps,
+    link_directions,
     netem,
     node_ips,
     pod_tools,
@@ -250,6 +256,124 @@ class PartitionHandler(_LinkHandler):
         if src == FRONT_DOOR:
             return [(dst, FRONT_DOOR, netem(loss=True))]
         return [(dst, src, netem(loss=True)), (src, dst, netem(loss=True))]
+
+
+# -- what the fault ledger says is in force (status) ------------------------------------------------
+def netem_effect(args: Sequence[str]) -> dict[str, float]:
+    """delay_ms, jitter_ms and loss_pct of a band's netem arguments, as netem() writes them."""
+    out = {"delay_ms": 0.0, "jitter_ms": 0.0, "loss_pct": 0.0}
+    if "loss" in args:
+        out["loss_pct"] = float(args[args.index("loss") + 1].removesuffix("%"))
+    if "delay" in args:
+        i = args.index("delay")
+        out["delay_ms"] = float(args[i + 1].removesuffix("ms"))
+        if len(args) > i + 2 and args[i + 2].endswith("ms"):
+            out["jitter_ms"] = float(args[i + 2].removesuffix("ms"))
+    return out
+
+
+def _label(entry: Entry) -> tuple[Fault | None, str]:
+    try:
+        fault = entry.spec()
+    except (DrillError, ValueError):  # a record this version cannot read: still named
+        return None, f"{entry.fault.get('kind', '?')} (unreadable record)"
+    return fault, fault.label()
+
+
+def faults_in_force(entries: list[Entry]) -> list[dict[str, Any]]:
+    """The kind faults the ledger holds open (injecting: an inject under way, or one that stopped
+    halfway and is revertible all the same), oldest first."""
+    out = []
+    for e in sorted(
+        (e for e in entries if e.platform == "kind" and e.state != "reverted"), key=lambda e: e.created_wall
+    ):
+        fault, label = _label(e)
+        out.append(
+            {
+                "id": e.id,
+                "label": label,
+                "kind": fault.kind if fault else e.fault.get("kind"),
+                "state": e.state,
+                "since_wall": e.created_wall,
+                "owner_pid": e.owner_pid,
+                "lease_expires_wall": e.lease_expires_wall,
+                "error": e.error,
+            }
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class _BandChange:
+    wall: float
+    inject: bool  # else a revert, which puts the baseline back
+    entry: Entry
+    label: str
+    args: tuple[str, ...] = ()
+
+
+def link_status(topo: Topology, entries: list[Entry]) -> list[dict[str, Any]]:
+    """Each direction of each link as it is now: the layout's baseline (link_directions), and where
+    a link fault of the ledger is on it, that fault's netem instead.
+
+    A link fault's plan names, per direction (the sender's region, the receiver), the netem its
+    inject puts in the sender's band for the receiver; its revert puts the baseline back in the
+    same bands. Two faults can share a band (link-latency into a region from everywhere, then a
+    partition of one of its links): each change replaces the band's netem whole, so what a band
+    carries is the latest change to it: the newest inject still open, unless a revert came after
+    it, which left the baseline even if an older fault on that band is still open (listed as
+    also_open: its netem is no longer there). Directions to the front door have no baseline
+    delay and are listed only while a fault is on them."""
+    rows = {
+        (d["from"], d["to"]): {**d, "baseline_ms": d["delay_ms"], "jitter_ms": 0.0, "loss_pct": 0.0}
+        for d in link_directions(topo)
+    }
+    changes: dict[tuple[str, str], list[_BandChange]] = {}
+    for e in entries:
+        fault, label = _label(e)
+        if e.platform != "kind" or not isinstance(fault, LinkLatency | Partition):
+            continue
+        try:
+            plan = LinkPlan.model_validate(e.revert)
+        except ValidationError:
+            continue
+        for region, src, args in plan.links:
+            if region not in topo.region_names or src not in sources(topo) or src == region:
+                continue  # a ledger written for another topology
+            band_changes = changes.setdefault((region, src), [])
+            band_changes.append(_BandChange(e.created_wall, True, e, label, tuple(args)))
+            if e.state == "reverted":
+                band_changes.append(_BandChange(e.reverted_wall or e.created_wall, False, e, label))
+    for (region, src), band_changes in changes.items():
+        last = max(band_changes, key=lambda c: (c.wall, not c.inject))
+        in_force = last if last.inject else None
+        also_open = sorted(
+            {
+                f"{c.label} (entry {c.entry.id})"
+                for c in band_changes
+                if c.inject and c.entry.state != "reverted" and (in_force is None or c.entry is not in_force.entry)
+            }
+        )
+        if in_force is None and not also_open:
+            continue
+        row = rows.setdefault(
+            (region, src),
+            {
+                "from": region,
+                "to": src,
+                "delay_ms": 0.0,
+                "on": f"{region}'s nodes, band {band(topo, src)[0]}",
+                "rtt_ms": None,
+                "baseline_ms": 0.0,
+                "jitter_ms": 0.0,
+                "loss_pct": 0.0,
+            },
+        )
+        row["also_open"] = also_open
+        if in_force is not None:
+            row.update(netem_effect(in_force.args))
+            row["fault"] = {"id": in_force.entry.id, "label": in_force.label, "state": in_force.entry.state}
+    return [{"fault": None, "also_open": [], **row} for row in rows.values()]
 
 
 # -- control plane: istiod or clustermesh-apiserver scaled to 0 -------------------------------------

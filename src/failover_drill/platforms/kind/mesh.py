@@ -20,6 +20,7 @@ import gzip
 import ipaddress
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -58,26 +59,100 @@ MESH_ID = "failover-drill"
 EDGE_CERT_DAYS = 30
 
 
-def mesh_images(mesh: str) -> list[str]:
-    """The images the mesh runs on every node or in every cluster, named as its pinned release's
-    manifests name them, so `up` pulls each once on the host and `kind load`s it into each cluster
-    instead of every node pulling it from a public registry (rate limits). Istio's default profile
-    runs pilot (istiod) and proxyv2 (gateways, sidecars and their init containers), and MetalLB's
-    manifest its controller and a speaker per node; Cilium's chart the agent (and its init
-    containers), the generic operator and clustermesh-apiserver (with its etcd), all tagged with
-    the Cilium version. Not here: images versioned apart from the release (Cilium's cilium-envoy and
-    certgen, whose tags the chart pins on its own), which the nodes still pull."""
+@dataclass(frozen=True)
+class Image:
+    """An image the mesh runs, as its pinned release names it: repository, tag and, where the
+    release pins one, the digest of the image (its multi-platform index) that tag stood for."""
+
+    repository: str
+    tag: str
+    digest: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """By tag: how the clusters refer to it once `kind load`ed (a digest reference would not
+        find an imported image, whose manifest is not the registry's)."""
+        return f"{self.repository}:{self.tag}"
+
+
+# Cilium 1.17.6's Helm chart (values.yaml of cilium-1.17.6.tgz as published to helm.cilium.io, from
+# v1.17.6 = cilium/cilium@ee3ca4a7e998): each image's repository, tag and digest. The agent (and its
+# init containers), the generic operator and clustermesh-apiserver (also its etcd and kvstoremesh
+# containers) carry the release's tag; the standalone Envoy DaemonSet (on for new installs) and
+# certgen are versioned apart. certgen runs the clustermesh-apiserver-generate-certs Job and
+# CronJob, since `cilium clustermesh enable` sets clustermesh.apiserver.tls.auto.method=cronJob.
+# Hubble's relay and UI are off (the chart's default), so their images are not needed.
+CILIUM_IMAGES = {
+    "agent": Image(
+        "quay.io/cilium/cilium",
+        f"v{CILIUM_VERSION}",
+        "sha256:544de3d4fed7acba72758413812780a4972d47c39035f2a06d6145d8644a3353",
+    ),
+    # The chart's repository is quay.io/cilium/operator; it appends -generic (no cloud IPAM here).
+    "operator": Image(
+        "quay.io/cilium/operator-generic",
+        f"v{CILIUM_VERSION}",
+        "sha256:91ac3bf7be7bed30e90218f219d4f3062a63377689ee7246062fa0cc3839d096",
+    ),
+    "clustermesh-apiserver": Image(
+        "quay.io/cilium/clustermesh-apiserver",
+        f"v{CILIUM_VERSION}",
+        "sha256:f619e97432db427e1511bf91af3be8ded418c53a353a09629e04c5880659d1df",
+    ),
+    "envoy": Image(
+        "quay.io/cilium/cilium-envoy",
+        "v1.33.4-1752151664-7c2edb0b44cf95f326d628b837fcdd845102ba68",
+        "sha256:318eff387835ca2717baab42a84f35a83a5f9e7d519253df87269f80b9ff0171",
+    ),
+    "certgen": Image(
+        "quay.io/cilium/certgen",
+        "v0.2.1",
+        "sha256:ab6b1928e9c5f424f6b0f51c68065b9fd85e2f8d3e5f21fbd1a3cb27e6fb9321",
+    ),
+}
+
+
+def mesh_images(mesh: str) -> list[Image]:
+    """Every image the mesh runs on a node or in a cluster, named as its pinned release names it,
+    so `up` pulls each once on the host and `kind load`s it into each cluster instead of every
+    node pulling it from a public registry (rate limits). Istio's default profile runs pilot
+    (istiod) and proxyv2 (gateways, sidecars and their init containers), and MetalLB's manifest its
+    controller and a speaker per node, all named by tag; Cilium's chart names each of its images
+    by tag and digest (CILIUM_IMAGES)."""
     if mesh.startswith("cilium"):
-        return [
-            f"quay.io/cilium/{name}:v{CILIUM_VERSION}"
-            for name in ("cilium", "operator-generic", "clustermesh-apiserver")
-        ]
+        return list(CILIUM_IMAGES.values())
     return [
-        f"docker.io/istio/pilot:{ISTIO_VERSION}",
-        f"docker.io/istio/proxyv2:{ISTIO_VERSION}",
-        f"quay.io/metallb/controller:v{METALLB_VERSION}",
-        f"quay.io/metallb/speaker:v{METALLB_VERSION}",
+        Image("docker.io/istio/pilot", ISTIO_VERSION),
+        Image("docker.io/istio/proxyv2", ISTIO_VERSION),
+        Image("quay.io/metallb/controller", f"v{METALLB_VERSION}"),
+        Image("quay.io/metallb/speaker", f"v{METALLB_VERSION}"),
     ]
+
+
+def pull_steps(images: list[Image]) -> list[Step]:
+    """Pull each image once on the host, under the name the clusters use (its tag). An image whose
+    release pins a digest is pulled by that digest, so the host gets what the chart was released
+    with even if the tag moved since, and tagged as the chart names it."""
+    steps = []
+    for image in images:
+        if image.digest is None:
+            steps.append(
+                Step(f"pull {image.ref} once on the host", ("docker", "pull", image.ref), timeout_s=900, attempts=3)
+            )
+            continue
+        pinned = f"{image.repository}@{image.digest}"
+        steps += [
+            Step(
+                f"pull {image.ref} once on the host (by its pinned digest)",
+                ("docker", "pull", pinned),
+                timeout_s=900,
+                attempts=3,
+            ),
+            Step(
+                f"name it {image.ref}, as the clusters refer to it", ("docker", "tag", pinned, image.ref), timeout_s=30
+            ),
+        ]
+    return steps
 
 
 def mcs_crd_urls() -> list[str]:
@@ -367,14 +442,24 @@ def repair_moved_steps(topo: Topology, moved: dict[str, str]) -> list[AnyStep]:
 def cilium_values() -> dict[str, Any]:
     """Helm values beside the --set ones (which plans show): clustermesh-apiserver on the zone-less
     control-plane node, so a zone loss does not take the region's Cluster Mesh endpoint with it;
-    and the images `up` loads into every cluster (mesh_images) named by tag, not by digest: the
-    chart names them tag@digest by default, and a digest reference does not find an image that
-    `kind load` imported (its manifest is not the registry's), so every node would pull it again."""
-    by_tag = {"image": {"useDigest": False}}
+    and every image of the chart's that `up` loads into each cluster (CILIUM_IMAGES) named by the
+    same repository and tag, not by digest: the chart names them tag@digest by default, and a
+    digest reference does not find an image that `kind load` imported (its manifest is not the
+    registry's), so every node would pull it again. Naming each one here from the same records
+    the pull and load steps use keeps what the pods ask for and what was loaded from drifting
+    apart. The operator's repository is the chart's, which appends -generic to it."""
+
+    def by_tag(component: str, repository: bool = True) -> dict[str, Any]:
+        image = CILIUM_IMAGES[component]
+        named = {"repository": image.repository} if repository else {}
+        return {"image": {**named, "tag": image.tag, "useDigest": False}}
+
     return {
-        **by_tag,
-        "operator": by_tag,
-        "clustermesh": {"apiserver": {**on_control_plane(), **by_tag}},
+        **by_tag("agent"),
+        "operator": by_tag("operator", repository=False),
+        "envoy": by_tag("envoy"),
+        "certgen": by_tag("certgen"),
+        "clustermesh": {"apiserver": {**on_control_plane(), **by_tag("clustermesh-apiserver")}},
     }
 
 

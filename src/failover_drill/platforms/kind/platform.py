@@ -28,6 +28,7 @@ from failover_drill.config.analysis_templates import load_rollout_manifests, rol
 from failover_drill.config.manifests import load_policy
 from failover_drill.config.topology import Topology, load_topology
 from failover_drill.errors import FaultError, PlatformError, StateDamaged
+from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault
 from failover_drill.platforms import processes as procs
 from failover_drill.platforms.base import FleetStatus, LedgerCharge, PlatformEvent, Progress
@@ -56,11 +57,16 @@ from failover_drill.platforms.kind.commands import (
     missing_tools,
 )
 from failover_drill.platforms.kind.doctor import refuse_unless_ready
-from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table
+from failover_drill.platforms.kind.faults import (
+    KindFleet,
+    StepHandler,
+    fault_table,
+    faults_in_force,
+    link_status,
+)
 from failover_drill.platforms.kind.netem import (
     LEDGER_PATH,
     latency_setup_steps,
-    link_directions,
     pod_tools,
     read_addresses,
 )
@@ -193,12 +199,11 @@ class KindPlatform:
             )
         # The mesh's images: pulled once here and loaded into each cluster, not pulled by every node.
         images = mesh_mod.mesh_images(topo.mesh)
-        for image in images:
-            yield Step(f"pull {image} once on the host", ("docker", "pull", image), timeout_s=900, attempts=3)
+        yield from mesh_mod.pull_steps(images)
         for n in names(topo).values():
             yield Step(
                 f"load the mesh's images into {n.cluster}",
-                ("kind", "load", "docker-image", *images, "--name", n.cluster),
+                ("kind", "load", "docker-image", *(i.ref for i in images), "--name", n.cluster),
                 timeout_s=900,
             )
         yield from mesh_mod.mcs_crd_steps(topo)
@@ -395,14 +400,25 @@ class KindPlatform:
         components.append(
             {"name": "frontdoor", "kind": "frontdoor", "state": "running" if spec and procs.alive(spec) else "stopped"}
         )
+        # The faults in force, from the fault ledger beside this platform's state (read, never
+        # written: a torn ledger is left for `recover` to set aside and report).
+        try:
+            entries, ledger_error = FaultLedger(ledger_path(self.state_dir.parent)).snapshot(), None
+        except StateDamaged as exc:
+            entries, ledger_error = [], f"{exc.message} ({exc.hint})"
+        faults = faults_in_force(entries)
         return FleetStatus(
             up=True,
             platform=self.name,
             mesh=topo.mesh,
             entrypoint=self.entrypoint() if "frontdoor_ports" in data else None,
             components=components,
-            # What each direction of each link carries, as `up` laid netem out from this topology.
-            links=link_directions(topo),
+            faults_active=len(faults),
+            # What each direction of each link carries: the netem `up` laid out from this
+            # topology, or a link fault's where the ledger says one is on it.
+            links=link_status(topo, entries),
+            faults=faults,
+            ledger_error=ledger_error,
         )
 
     def locations(self) -> dict[str, list[str]]:
