@@ -985,7 +985,7 @@ def test_up_with_the_docker_cli_but_no_engine_says_so(tmp_path: Path) -> None:
         pytest.skip("a Docker engine runs here")
     fake = tmp_path / "bin"
     fake.mkdir()
-    for tool in ("kind", "istioctl", "kubectl"):
+    for tool in ("kind", "istioctl"):
         if shutil.which(tool) is None:
             (fake / tool).write_text("#!/bin/sh\nexit 0\n")
             (fake / tool).chmod(0o755)
