@@ -18,13 +18,17 @@ def test_success_and_a_non_zero_exit_code() -> None:
         "status": "Failure",
         "message": "command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3",
         "reason": "NonZeroExitCode",
-        "details": {"causes": [{"reason": "ExitCode", "message": "3"}, {"type": "ExitCode", "message": "3"}]},
+        "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},  # a StatusCause's type is "reason"
     }
     assert exec_exit_code(json.dumps(non_zero)) == 3
 
 
 def test_kwoks_wrapped_exit_is_read_from_its_message() -> None:
-    msg = "error executing command in container: cmd wait: sh -c echo x\nexit 4: exit status 4"
+    # as the API server relays it from kwok's node
+    msg = (
+        "error while streaming remote command: error executing remote command: Internal error occurred: "
+        "error executing command in container: cmd wait: sh -c echo x\nexit 4: exit status 4"
+    )
     status = {"status": "Failure", "message": f"Internal error occurred: {msg}", "reason": "InternalError", "code": 500}
     assert exec_exit_code(json.dumps(status)) == 4
 

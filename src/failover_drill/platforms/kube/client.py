@@ -547,8 +547,9 @@ class ExecResult:
     stderr: str
 
 
-# The Status a kubelet writes on an exec's error channel for a command that exited non-zero
-# (k8s.io/cri-streaming's ServeExec: reason NonZeroExitCode, the code in a cause of type ExitCode).
+# The Status a kubelet (and the API server, translating its stream) writes on an exec's error
+# channel for a command that exited non-zero: reason NonZeroExitCode, the code in a cause whose
+# type is ExitCode (a StatusCause's type is serialized as "reason").
 _NON_ZERO_EXIT = "NonZeroExitCode"
 # kwok's nodes (v0.8, the pinned version) run an exec as a local process and return os/exec's exit
 # error wrapped in a message of their own; ServeExec does not see an exit in it and reports an
@@ -572,7 +573,8 @@ def exec_exit_code(status: str) -> int:
         return 0
     if st.get("reason") == _NON_ZERO_EXIT:
         for cause in (st.get("details") or {}).get("causes") or []:
-            if cause.get("type") == "ExitCode" and re.fullmatch(r"-?\d+", str(cause.get("message", ""))):
+            kind = cause.get("reason") or cause.get("type")
+            if kind == "ExitCode" and re.fullmatch(r"-?\d+", str(cause.get("message", ""))):
                 return int(cause["message"])
     message = str(st.get("message") or status)
     wrapped = _WRAPPED_EXIT.search(message)
