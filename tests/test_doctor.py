@@ -132,20 +132,18 @@ def _stand_in(bin_dir: Path, tool: str, output: str) -> None:
 def test_tool_versions_are_judged_against_the_pins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bin_dir = tmp_path / "bin"
     _stand_in(bin_dir, "kind", "kind v0.24.0 go1.22.6 linux/amd64")
-    _stand_in(bin_dir, "kubectl", "Client Version: v1.29.3")
     _stand_in(bin_dir, "istioctl", "client version: 1.23.2")
     _stand_in(bin_dir, "cilium", "cilium-cli: v0.16.20 compiled with go1.23.4 on linux/amd64")
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     checks = {c.name: c for c in kind_doctor.tool_checks("istio") + kind_doctor.tool_checks("cilium")}
     assert checks["kind"].failed and "older than v0.25.0" in checks["kind"].found
-    assert checks["kubectl"].failed and "version skew" in checks["kubectl"].found
     assert checks["istioctl"].failed and "1.24.1" in checks["istioctl"].found
     assert checks["cilium"].status == "ok"
     _stand_in(bin_dir, "kind", "kind v0.25.0 go1.22.9 linux/amd64")
-    _stand_in(bin_dir, "kubectl", "Client Version: v1.32.4")
     _stand_in(bin_dir, "istioctl", "1.24.3")
     checks = {c.name: c for c in kind_doctor.tool_checks("istio")}
-    assert [checks[n].status for n in ("kind", "kubectl", "istioctl")] == ["ok", "ok", "ok"]
+    # kubectl is not among them: the tool runs it for nothing (the kube layer does the API work)
+    assert {n: c.status for n, c in checks.items()} == {"kind": "ok", "istioctl": "ok"}
 
 
 def test_docker_on_another_kernel_skips_this_hosts_kernel_and_judges_its_memory(
@@ -181,5 +179,6 @@ def test_refusal_carries_the_failed_rows(tmp_path: Path, monkeypatch: pytest.Mon
         refuse_unless_ready(topology("cilium"), h)
     text = str(err.value)
     assert "nothing was created" in text
-    for name in ("docker", "kind", "kubectl", "cilium", "inotify max_user_instances", "qdisc sch_netem"):
+    for name in ("docker", "kind", "cilium", "inotify max_user_instances", "qdisc sch_netem"):
         assert f"\n{name} " in text, name
+    assert "\nkubectl " not in text

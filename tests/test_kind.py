@@ -2,7 +2,10 @@
 against the Kubernetes and CRD schemas), the commands of `up` and of each fault's inject and
 revert (recorded, not run: Docker, kind and the clusters' API servers sit behind a process
 boundary this machine cannot cross), and its refusal to start where Docker is missing.
-The end-to-end drill on real kind clusters runs only where `docker` and `kind` exist."""
+Exec into the pods goes through the kube layer's Kube.exec, answered here by PodsBehindDocker
+(the pods' containers are behind that boundary; Kube.exec itself runs against a real API server
+and kwok in test_kube_exec.py). The end-to-end drill on real kind clusters runs only where
+`docker` and `kind` exist."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +36,13 @@ from failover_drill.platforms.envoy import admin
 from failover_drill.platforms.envoy.binary import ENVOY_FLAGS, resolve_envoy
 from failover_drill.platforms.envoy.config import sds_cert, write_atomic
 from failover_drill.platforms.kind.cluster_config import all_nodes, kind_config, names
-from failover_drill.platforms.kind.commands import AnyStep, ApiStep, RecordingRunner, Step
+from failover_drill.platforms.kind.commands import AnyStep, ApiStep, KubeFor, RecordingRunner, Step, run_step
 from failover_drill.platforms.kind.faults import KindFleet, StepHandler, fault_table, netem_effect
 from failover_drill.platforms.kind.mesh import cacerts_secret, eastwest_gateway, metallb_block, metallb_pool
 from failover_drill.platforms.kind.netem import latency_setup_steps, read_addresses
 from failover_drill.platforms.kind.platform import KindPlatform, kind_plan_lines
 from failover_drill.platforms.kind.workload import EDGE_SECRET, cluster_objects
+from failover_drill.platforms.kube.client import ExecResult
 from failover_drill.platforms.pki import MeshCA
 from failover_drill.platforms.ports import port_free
 from failover_drill.platforms.registry import platform_dir
@@ -65,6 +71,53 @@ def recorded_up(topo: Topology, state: Path) -> list[AnyStep]:
     rec = RecordingRunner(answers=node_answers(topo))
     platform = KindPlatform(state, topo, runner=rec)
     return rec.record(platform.up_steps(rec))
+
+
+ExecCall = tuple[str, str, str, str | None, tuple[str, ...]]  # context, namespace, pod, container, command
+
+
+@dataclass
+class PodsBehindDocker:
+    """The kube layer as the kind platform's steps meet it, with exec into the pods answered here:
+    a kind pod's container runs under Docker, the process boundary this machine cannot cross, so
+    this is the one call these tests stand in for (Kube.exec itself runs against a real API server
+    and kwok in test_kube_exec.py). Every other call goes to `kubes` (a real API server's contexts)
+    when given. Each exec is recorded in `calls`; `reply(command)` is its result (exit 0, no output
+    unless told)."""
+
+    kubes: KubeFor | None = None
+    reply: Callable[[tuple[str, ...]], ExecResult] = lambda command: ExecResult(0, "", "")
+    calls: list[ExecCall] = field(default_factory=list)
+
+    def __call__(self, context: str) -> Any:
+        behind, real = self, (self.kubes(context) if self.kubes is not None else None)
+
+        class Kube:
+            def exec(
+                self, pod: str, namespace: str, command: Any, *, container: str | None = None, timeout_s: float = 60.0
+            ) -> ExecResult:
+                behind.calls.append((context, namespace, pod, container, tuple(command)))
+                return behind.reply(tuple(command))
+
+            def __getattr__(self, name: str) -> Any:
+                assert real is not None, f"no API server in this test for Kube.{name}"
+                return getattr(real, name)
+
+        return Kube()
+
+
+@dataclass
+class ExecRunner(RecordingRunner):
+    """RecordingRunner (commands and API reads recorded, reads answered from `answers`) whose exec
+    steps run their call, through `pods`."""
+
+    pods: PodsBehindDocker = field(default_factory=PodsBehindDocker)
+
+    def run(self, step: AnyStep) -> str:
+        if isinstance(step, ApiStep) and "exec" in step.argv:
+            self.steps.append(step)
+            return run_step(step, self.pods)
+        return super().run(step)
 
 
 def stdin_objects(step: AnyStep) -> list[dict[str, Any]]:
@@ -945,13 +998,99 @@ def test_control_plane_brownout_and_unsupported_faults() -> None:
     brown = F(kind="brownout", target="us-east1-a", fail_pct=30)
     steps = ops.inject_steps(brown, ops.plan(brown))
     assert [s.argv[6] for s in steps] == ["pod/payment-gateway-a-1", "pod/payment-gateway-a-2"]
-    # pods listed through the API; the switch itself is `kubectl exec` into each pod (no API for that)
+    # pods listed through the API, and the switch is an exec into each pod through the API server too
     listed = [s for s in rec.steps if "get" in s.argv]
     assert len(listed) == 1 and isinstance(listed[0], ApiStep)
-    assert all(isinstance(s, Step) and "exec" in s.argv for s in steps)
+    assert all(isinstance(s, ApiStep) and "exec" in s.argv for s in steps)
     assert json.loads(steps[0].argv[-1]) == {"fail_pct": 30.0, "delay_ms": 0.0}
     with pytest.raises(FaultError, match="needs an Istio mesh"):
         ops_c.plan(F(kind="cert-expiry", target="us-east1"))
+
+
+def test_commands_in_pods_are_execs_through_the_kube_layer(tmp_path: Path) -> None:
+    """Every command the kind platform runs in a pod is an exec through the API server
+    (Kube.exec), not a kubectl subprocess: the replicas' fault switches, their ledgers, the traffic
+    workers' start and stop files. Plans show each as the `kubectl exec` that does the same. The
+    pods' containers run under Docker, behind the process boundary this machine cannot cross, so
+    Kube.exec is answered by PodsBehindDocker (it runs for real in test_kube_exec.py)."""
+    from failover_drill.platforms.kind.traffic_jobs import KindTrafficJobs
+
+    topo = topology("istio")
+    tool = ("python", "-m", "failover_drill.platforms.kind.pod_tools")
+    listing = {"get pods -l app=payment-gateway": "pod/payment-gateway-a-1\npod/payment-gateway-a-2\n"}
+
+    # brownout: set-faults in each pod of the zone, as the API lists them
+    run = ExecRunner(answers=listing)
+    ops = KindFaultOps(topo, run, frontdoor_admin_port=1)
+    brown = F(kind="brownout", target="us-east1-a", fail_pct=30)
+    plan = ops.plan(brown)
+    for step in ops.inject_steps(brown, plan):
+        run.run(step)
+    body = json.dumps({"fail_pct": 30.0, "delay_ms": 0.0})
+    assert run.pods.calls == [
+        ("kind-fd-us-east1", "payments", f"payment-gateway-a-{k}", None, (*tool, "set-faults", "8080", body))
+        for k in (1, 2)
+    ]
+    # a switch that fails names the pod, the exit code and what the command said
+    run.pods.reply = lambda command: ExecResult(1, "", "urllib.error.URLError: Connection refused\n")
+    with pytest.raises(PlatformError) as err:
+        run.run(ops.inject_steps(brown, plan)[0])
+    assert "payments/payment-gateway-a-1 exited with code 1" in str(err.value)
+    assert "Connection refused" in str(err.value) and "kubectl --context kind-fd-us-east1" in (err.value.hint or "")
+    # a revert goes on past a pod it cannot switch back (gone with its node, say)
+    run.pods.calls.clear()
+    for step in ops.revert_steps(brown, plan):
+        assert run.run(step) == ""
+    assert [c[4][-1] for c in run.pods.calls] == ["{}", "{}"]
+
+    # the ledger: dump-ledger in every replica of every region, its stdout parsed
+    charge = {"idempotency_key": "k1", "region": "us-east1", "zone": "us-east1-a", "replica": "r",
+              "payment_id": "p1", "amount_cents": 1250}  # fmt: skip
+    pods = PodsBehindDocker(reply=lambda command: ExecResult(0, json.dumps(charge) + "\n", ""))
+    platform = KindPlatform(tmp_path / "state", topo, runner=ExecRunner(answers=listing, pods=pods))
+    charges = platform.ledger()
+    assert len(charges) == len(pods.calls) == 2 * len(topo.regions)
+    assert {c[0] for c in pods.calls} == {n.context for n in names(topo).values()}
+    assert all(c[4] == (*tool, "dump-ledger", "/var/lib/ledger/payments.sqlite") for c in pods.calls)
+    assert charges[0].key == "k1" and charges[0].amount_cents == 1250
+
+    # the traffic workers' start and stop files, in the worker container
+    run = ExecRunner()
+    jobs = KindTrafficJobs(
+        topo, run, region="eu-west1", url="http://172.18.0.1:40000", spec_json="{}", duration_s=10, workers=1,
+        key_prefix="exec", kubes=run.pods,
+    )  # fmt: skip
+    jobs.start("fd-traffic-exec-0-abcde", 1234.5)
+    run.pods.reply = lambda command: ExecResult(137, "", "")  # a worker already gone: stop is best effort
+    jobs.stop("fd-traffic-exec-0-abcde")
+    assert [(c[0], c[2], c[3], c[4][-2:]) for c in run.pods.calls] == [
+        ("kind-fd-eu-west1", "fd-traffic-exec-0-abcde", "worker", ("/run/failover-drill/start", "1234.500000")),
+        ("kind-fd-eu-west1", "fd-traffic-exec-0-abcde", "worker", ("/run/failover-drill/stop", "stop")),
+    ]
+    assert run.commands()[0].startswith(
+        "kubectl --context kind-fd-eu-west1 -n payments exec fd-traffic-exec-0-abcde -c worker -- python -c"
+    )
+
+    # plans: every kubectl line is an API operation; kubectl is never run as a command
+    rec = RecordingRunner(answers={**node_answers(topo), **listing})
+    platform = KindPlatform(tmp_path / "plan", topo, runner=rec)
+    rec.record(platform.up_steps(rec))
+    table = fault_table(KindFleet(topo, rec, frontdoor_admin_port=None, pki_dir=tmp_path / "pki"))
+    for fault in (brown, F(kind="lost-response", target="us-east1", fail_pct=10)):
+        handler = table.handler(fault)
+        assert isinstance(handler, StepHandler)
+        fplan = handler.plan(fault)
+        rec.record([*handler.inject_steps(fault, fplan)[0], *handler.revert_steps(fault, fplan)])
+    platform.ledger()
+    assert not [s.shell() for s in rec.steps if isinstance(s, Step) and s.argv[0] == "kubectl"]
+    execs = [s for s in rec.steps if isinstance(s, ApiStep) and "exec" in s.argv]
+    # inject and revert of brownout and lost-response, then a ledger per region: two pods a listing here
+    assert len(execs) == 2 * 2 + 2 * 2 + 2 * len(topo.regions)
+    lines = "\n".join(kind_plan_lines(topo, tmp_path / "p", [brown]))
+    assert (
+        "kubectl --context kind-fd-us-east1 -n payments exec '<list replicas in us-east1-a>' -- "
+        "python -m failover_drill.platforms.kind.pod_tools set-faults 8080"
+    ) in lines
 
 
 def _chain(step: AnyStep) -> list[x509.Certificate]:
@@ -1047,7 +1186,7 @@ def test_up_with_the_docker_cli_but_no_engine_says_so(tmp_path: Path) -> None:
         pytest.skip("a Docker engine runs here")
     fake = tmp_path / "bin"
     fake.mkdir()
-    for tool in ("kind", "istioctl", "kubectl"):
+    for tool in ("kind", "istioctl"):
         if shutil.which(tool) is None:
             (fake / tool).write_text("#!/bin/sh\nexit 0\n")
             (fake / tool).chmod(0o755)

@@ -6,7 +6,10 @@ API server. A real control plane from the kwok platform (etcd, kube-apiserver, c
 scheduler, kwok playing one node per zone) stands in for the region's kind cluster under the
 context name kind gives it (`kind-fd-us-east1`), with the Istio and MCS CRDs from the pinned
 sources. The kind platform's own steps run against it; commands with no API (docker, tc,
-istioctl, `kubectl exec`) stay recorded, not run. kwok plays the zones' nodes; the region's
+istioctl) stay recorded, not run. Exec into the pods (their fault switches, the traffic workers'
+start files) is the one kube-layer call answered by a stand-in, PodsBehindDocker: a kind pod's
+container runs under Docker, behind the boundary (Kube.exec itself runs against a real API server
+and kwok in test_kube_exec.py). kwok plays the zones' nodes; the region's
 control-plane node, where in-region traffic Jobs run, is played by the tests themselves (its pods
 set Running or Failed, and its kubelet's log endpoint served), so the API server's own pods/log
 stream and the garbage collector's work on a deleted Job are what the kind platform meets.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -39,11 +43,11 @@ from failover_drill.platforms.kind.cluster_config import names
 from failover_drill.platforms.kind.commands import AnyStep, ApiStep, RecordingRunner, Step, run_step
 from failover_drill.platforms.kind.platform import KindPlatform
 from failover_drill.platforms.kind.workload import EDGE_SECRET
-from failover_drill.platforms.kube.client import Kube, KubeContexts
+from failover_drill.platforms.kube.client import ExecResult, Kube, KubeContexts
 from failover_drill.platforms.kube.workload import APP, NAMESPACE
 from failover_drill.platforms.kwok import COMPONENTS, ControlPlane, ControlPlaneSpec, Ports
 from tests.conftest import topology
-from tests.test_kind import node_answers
+from tests.test_kind import PodsBehindDocker, node_answers
 
 pytestmark = [
     pytest.mark.skipif(
@@ -77,8 +81,9 @@ class Cluster:
         return self.kubes(self.context)
 
     def platform(self) -> tuple[KindPlatform, RecordingRunner]:
-        """The kind platform as `drill` opens it: API steps run on this cluster, commands recorded."""
-        rec = RecordingRunner(kubes=self.kubes)
+        """The kind platform as `drill` opens it: API steps run on this cluster, commands recorded,
+        exec into the pods answered by PodsBehindDocker (rec.kubes)."""
+        rec = RecordingRunner(kubes=PodsBehindDocker(self.kubes))
         return KindPlatform(self.state, self.topo, runner=rec, kubeconfig=self.kubeconfig), rec
 
 
@@ -356,23 +361,26 @@ def test_brownout_switches_the_pods_of_the_zone_as_the_api_server_lists_them(
     platform, rec = cluster.platform()
     fault = F(kind="brownout", target=zone, fail_pct=30)
     data = platform.inject(fault, platform.plan_fault(fault))
-    listed = [s for s in rec.steps if isinstance(s, ApiStep)]
-    switches = [s for s in rec.steps if isinstance(s, Step)]
+    pods = rec.kubes
+    assert isinstance(pods, PodsBehindDocker)
+    listed = [s for s in rec.steps if isinstance(s, ApiStep) and "exec" not in s.argv]
     assert len(listed) == 1 and "zone=us-east1-b" in listed[0].argv[-3]
+    assert not [s for s in rec.steps if isinstance(s, Step)]  # no command: every step went through the kube layer
     in_zone = {p["metadata"]["name"] for p in kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"app={APP}")
                if p["spec"]["nodeName"] == f"kwok-{zone}"}  # fmt: skip
     assert len(in_zone) == cluster.topo.replicas_per_zone
-    # `kubectl exec` into each of them (recorded: there is no container to exec into here)
-    assert {s.argv[6] for s in switches} == {f"pod/{p}" for p in in_zone}
-    assert all("set-faults" in s.argv for s in switches)
-    rec.steps.clear()
+    # Kube.exec into each of them, by the name the API server listed (answered by the stand-in:
+    # a kind pod's container is behind Docker)
+    assert sorted(c[2] for c in pods.calls) == sorted(in_zone)
+    assert all(c[:2] == (cluster.context, NAMESPACE) and c[4][-3:-1] == ("set-faults", "8080") for c in pods.calls)
+    pods.calls.clear()
     platform.revert(fault, data)
-    assert {s.argv[6] for s in rec.steps if isinstance(s, Step)} == {f"pod/{p}" for p in in_zone}
+    assert sorted(c[2] for c in pods.calls) == sorted(in_zone) and {c[4][-1] for c in pods.calls} == {"{}"}
     # a whole region's replicas, as lost-response lists them
-    rec.steps.clear()
+    pods.calls.clear()
     lost = F(kind="lost-response", target=REGION, fail_pct=10)
     platform.revert(lost, platform.inject(lost, platform.plan_fault(lost)))
-    switched = {s.argv[6] for s in rec.steps if isinstance(s, Step)}
+    switched = {c[2] for c in pods.calls}
     assert len(switched) == len(cluster.topo.region(REGION).zones) * cluster.topo.replicas_per_zone
 
 
@@ -412,10 +420,11 @@ def test_recover_on_kind_repairs_what_faults_left_without_any_ledger(
 ) -> None:
     """Issue 16 on kind, "reality over records": faults injected through the platform and never
     written down. The Kubernetes objects are real (istiod scaled to 0 and an edge secret under an
-    expired intermediate, on a real API server) and are read and repaired there. What docker, tc
-    and `kubectl exec` would show is given as their output (Docker is the process boundary this
-    machine cannot cross): a paused node, a stopped one, a node whose band carries a partition,
-    replicas with a brownout switched on. A second pass over the repaired fleet changes nothing."""
+    expired intermediate, on a real API server) and are read and repaired there. What docker and
+    tc would show is given as their output, and an exec into the replicas is answered by
+    PodsBehindDocker (Docker is the process boundary this machine cannot cross): a paused node, a
+    stopped one, a node whose band carries a partition, replicas with a brownout switched on. A
+    second pass over the repaired fleet changes nothing."""
     from failover_drill.platforms.envoy.leftovers import Repairs
     from failover_drill.platforms.kind import leftovers
     from failover_drill.platforms.kind.cluster_config import all_nodes
@@ -457,10 +466,15 @@ def test_recover_on_kind_repairs_what_faults_left_without_any_ledger(
         "docker ps -a": ps,
         f"exec {partitioned} tc qdisc show": cut,
         "tc qdisc show": _healthy_qdiscs(),
-        "get-faults": '{"fail_pct": 30.0, "delay_ms": 0.0, "drop_after_commit_pct": 0.0}',
         **node_answers(cluster.topo),
     }
-    rec = RecordingRunner(answers=answers, kubes=cluster.kubes)
+
+    def switches(fail_pct: float) -> Callable[[tuple[str, ...]], ExecResult]:
+        on = ExecResult(0, json.dumps({"fail_pct": fail_pct, "delay_ms": 0.0, "drop_after_commit_pct": 0.0}), "")
+        return lambda command: on if "get-faults" in command else ExecResult(0, '{"ok": true}', "")
+
+    pods_now = PodsBehindDocker(cluster.kubes, reply=switches(30.0))
+    rec = RecordingRunner(answers=answers, kubes=pods_now)
     fleet = KindFleet(cluster.topo, rec, pki_dir=cluster.state / "pki")
     out = Repairs()
     leftovers.repair(fleet, out, regions=[REGION])
@@ -479,17 +493,15 @@ def test_recover_on_kind_repairs_what_faults_left_without_any_ledger(
     assert inter.not_valid_after_utc > now and leaf.not_valid_after_utc > now + dt.timedelta(days=7)
     assert "not signed by the region's intermediate" in done and "expired" in done
     pods = kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"app={APP}")
-    cleared = [s for s in rec.steps if isinstance(s, Step) and s.argv[-3:] == ("set-faults", "8080", "{}")]
-    assert len(cleared) == len(pods) > 0 and done.count("cleared fault switches fail_pct=30") == len(pods)
+    read = {c[2] for c in pods_now.calls if c[4][-2:] == ("get-faults", "8080")}
+    cleared = {c[2] for c in pods_now.calls if c[4][-3:] == ("set-faults", "8080", "{}")}
+    assert read == cleared == {p["metadata"]["name"] for p in pods} and pods
+    assert done.count("cleared fault switches fail_pct=30") == len(pods)
 
     # The repaired fleet, as docker, tc and the pods would now show it: nothing to do.
     again = RecordingRunner(
-        answers={
-            "docker ps -a": "\n".join(f"{n} running" for n in nodes),
-            "tc qdisc show": _healthy_qdiscs(),
-            "get-faults": '{"fail_pct": 0.0, "delay_ms": 0.0, "drop_after_commit_pct": 0.0}',
-        },
-        kubes=cluster.kubes,
+        answers={"docker ps -a": "\n".join(f"{n} running" for n in nodes), "tc qdisc show": _healthy_qdiscs()},
+        kubes=PodsBehindDocker(cluster.kubes, reply=switches(0.0)),
     )
     out = Repairs()
     leftovers.repair(KindFleet(cluster.topo, again, pki_dir=cluster.state / "pki"), out, regions=[REGION])
@@ -773,7 +785,8 @@ def test_in_region_traffic_runs_as_a_job_the_api_server_creates_streams_and_dele
     one pod per completion index, the real scheduler puts them on the control-plane node, the only
     one they select and tolerate), its pods read until Running, each worker's output followed as
     the API server streams its pod's log from the node's kubelet, and the Job deleted with its pods
-    left to the garbage collector. Only the start files (`kubectl exec`) stay recorded."""
+    left to the garbage collector. The start files are written by Kube.exec into each worker's
+    container, answered by PodsBehindDocker (the container is behind Docker)."""
     import asyncio
 
     from failover_drill.config.scenario import TrafficSpec
@@ -788,7 +801,8 @@ def test_in_region_traffic_runs_as_a_job_the_api_server_creates_streams_and_dele
 
     kube = cluster.kube
     prefix = "kube-in-region"
-    rec = RecordingRunner(kubes=cluster.kubes)
+    pods_behind = PodsBehindDocker(cluster.kubes)
+    rec = RecordingRunner(kubes=pods_behind)
     jobs = KindTrafficJobs(
         cluster.topo, rec, region=REGION, url="http://172.18.0.1:40000",
         spec_json=TrafficSpec(rate_rps=200, workers=2).model_dump_json(), duration_s=30, workers=2,
@@ -827,8 +841,11 @@ def test_in_region_traffic_runs_as_a_job_the_api_server_creates_streams_and_dele
             assert followed == sorted(pool.ids)
             assert sorted(s.seq for s in samples) == list(range(20)) and not pool.lost
             assert all(s.key == f"{prefix}-{s.seq}" and s.ok for s in samples) and stats.completed == 20
-            # the start files: `kubectl exec`, recorded
-            assert sum("exec" in s.argv for s in rec.steps if isinstance(s, Step)) == 2
+            # the start files: an exec into each worker's container, by the name the API server gave its pod
+            assert sorted((c[2], c[3], c[4][-2]) for c in pods_behind.calls) == [
+                (pod, "worker", "/run/failover-drill/start") for pod in sorted(pool.ids)
+            ]
+            assert not [s for s in rec.steps if isinstance(s, Step)]  # no command: all through the kube layer
         finally:
             pool.close()
         # deleted without waiting; the garbage collector removes its pods (the kubelet played here lets them go)
@@ -864,17 +881,18 @@ def test_in_region_traffic_runs_as_a_job_the_api_server_creates_streams_and_dele
 
 
 NO_DOCKER_DAEMON = "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2\nexit 1\n"
-# `kubectl exec` into the replicas (their fault switches): kwok's nodes have no kubelet to exec through.
-NO_EXEC = "#!/bin/sh\necho 'error: unable to upgrade connection: no kubelet here' >&2\nexit 1\n"
+# recover runs no kubectl: a stand-in that leaves a mark if it ever is
+KUBECTL_MARKS = '#!/bin/sh\ntouch "$(dirname "$0")/kubectl-ran"\nexit 1\n'
 
 
 def test_recover_removes_the_traffic_job_of_a_drill_that_died(cluster: Cluster, tmp_path: Path) -> None:
     """`failover-drill recover` on a kind fleet, its clusters reached through the kubeconfig (this
     API server is us-east1's; the other regions' contexts do not exist, which it gets past). docker
-    is a stand-in whose daemon is down, so the node containers cannot be checked (and kubectl, run
-    only for `kubectl exec`, one that cannot exec): recover says so and exits 3, and still deletes
-    the traffic Job of the drill that died, with its pods (the garbage collector's work), and keeps
-    a live drill's. One part failing stops none of the others."""
+    is a stand-in whose daemon is down, so the node containers cannot be checked, and the replicas'
+    fault switches cannot be read either (an exec through the API server, which kwok's nodes here
+    do not serve): recover says so and exits 3, and still deletes the traffic Job of the drill that
+    died, with its pods (the garbage collector's work), and keeps a live drill's. One part failing
+    stops none of the others. kubectl is never run."""
     from failover_drill.platforms.kind.traffic_jobs import KindTrafficJobs
     from failover_drill.platforms.registry import platform_dir
     from failover_drill.platforms.state_file import StateFile
@@ -883,7 +901,7 @@ def test_recover_removes_the_traffic_job_of_a_drill_that_died(cluster: Cluster, 
     kube = cluster.kube
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool, script in (("docker", NO_DOCKER_DAEMON), ("kubectl", NO_EXEC)):
+    for tool, script in (("docker", NO_DOCKER_DAEMON), ("kubectl", KUBECTL_MARKS)):
         (bin_dir / tool).write_text(script)
         (bin_dir / tool).chmod(0o755)
     state = tmp_path / "state"
@@ -902,6 +920,9 @@ def test_recover_removes_the_traffic_job_of_a_drill_that_died(cluster: Cluster, 
         out = run_cli("recover", state=state, env=env)
         assert out.returncode == 3 and "Docker daemon" in out.stderr, out.stderr
         assert "list the kind node containers failed" in out.stderr
+        assert "could not check its fault switches" in out.stdout + out.stderr, out.stderr
+        assert f"exec in pod {NAMESPACE}/payment-gateway-" in out.stdout + out.stderr, out.stderr
+        assert not (bin_dir / "kubectl-ran").exists()
         assert (kube.get("batch/v1", "Job", job.name, NAMESPACE) is None) is removed
         assert (f"removed traffic job {cluster.context}/{job.name}" in out.stdout) is removed, out.stdout
         if removed:

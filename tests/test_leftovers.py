@@ -156,7 +156,7 @@ def test_runtime_left_as_a_normal_revert_leaves_it_is_not_a_leftover() -> None:
 
 
 def test_pod_tools_read_and_clear_a_real_replicas_switches(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
-    """What kind's `recover` runs through `kubectl exec` in each pod (platforms/kind/pod_tools.py),
+    """What kind's `recover` runs by an exec into each pod (platforms/kind/pod_tools.py),
     run here against a real replica: the switches it reads are the ones the replica applies."""
     from failover_drill.platforms.kind import pod_tools
 

@@ -4,8 +4,10 @@ runs in a Job's pod, the pool that starts and follows such workers, and the kind
 The workers, their traffic and the payment-gateway replica they pay are real processes. The
 Kubernetes API is behind a process boundary this machine cannot cross here: the kube layer is a
 stand-in that keeps the applied Job, lists its pods and, for a pod's log, runs the pod's container
-command (so the log is the worker's real stdout); `kubectl exec` is a stand-in script that writes
-the files. The same Job's API operations against a real API server are in test_kind_kube.py."""
+command (so the log is the worker's real stdout); an exec into a pod (the start and stop files)
+runs its command here, with the pod's control directory mapped to one of the test's. The same
+Job's API operations against a real API server are in test_kind_kube.py, and Kube.exec's own in
+test_kube_exec.py."""
 
 from __future__ import annotations
 
@@ -14,9 +16,8 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from failover_drill.config.scenario import TrafficSpec
 from failover_drill.errors import DrillError
 from failover_drill.platforms.kind.commands import SubprocessRunner
 from failover_drill.platforms.kind.traffic_jobs import CONTROL_DIR, KindTrafficJobs, job_name
+from failover_drill.platforms.kube.client import ExecResult
 from failover_drill.traffic.remote_pool import RemoteWorkerPool
 from failover_drill.traffic.samples import Sample
 from tests.conftest import lone_replica, processes_under, run_cli, topology
@@ -81,24 +83,6 @@ def test_a_worker_that_is_told_to_stop_before_starting_sends_nothing(replica: st
     assert records[0]["stats"]["sent"] == 0
 
 
-FAKE_KUBECTL = textwrap.dedent(
-    """\
-    #!{python}
-    # Stand-in for `kubectl exec` into a traffic Job's pod: writes the file it is told to.
-    import json, os, sys
-    from pathlib import Path
-    state = Path(os.environ["FAKE_KUBE"])
-    args = sys.argv[1:]
-    with open(state / "calls.jsonl", "a") as f:
-        f.write(json.dumps(args) + "\\n")
-    assert "exec" in args, args
-    pod = args[args.index("exec") + 1]
-    path, text = args[-2], args[-1]
-    (state / pod / Path(path).name).write_text(text)
-    """
-)
-
-
 class FakeLog:
     """A pod's log as the stand-in kube layer streams it: the pod's container command, run here."""
 
@@ -120,7 +104,7 @@ class FakeLog:
 
 class FakeKube:
     """Stand-in for the kube layer against the kind clusters: enough of apply / list / get /
-    delete / follow_log for a traffic Job, which it keeps in one context."""
+    delete / follow_log / exec for a traffic Job, which it keeps in one context."""
 
     def __init__(self, state: Path) -> None:
         self.state = state
@@ -128,6 +112,7 @@ class FakeKube:
         self.ctx = ""
         self.deleted: list[str] = []
         self.context = ""
+        self.execs: list[tuple[str, str | None, tuple[str, ...]]] = []
 
     def __call__(self, context: str) -> FakeKube:
         self.context = context
@@ -175,23 +160,24 @@ class FakeKube:
         argv[0] = sys.executable
         return FakeLog(argv, {**os.environ, "JOB_COMPLETION_INDEX": str(k)})
 
+    def exec(
+        self, pod: str, namespace: str, command: Sequence[str], *, container: str | None = None, timeout_s: float = 60.0
+    ) -> ExecResult:
+        """The command run here, as the pod's container would run it, its control dir the pod's own."""
+        assert self.ctx == self.context
+        self.execs.append((pod, container, tuple(command)))
+        argv = [a.replace(CONTROL_DIR, str(self.state / pod)) for a in command]
+        argv[0] = sys.executable
+        (self.state / pod).mkdir(exist_ok=True)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+        return ExecResult(done.returncode, done.stdout, done.stderr)
+
 
 @pytest.fixture
-def fake_kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    bin_dir, state = tmp_path / "bin", tmp_path / "kube"
-    bin_dir.mkdir()
+def fake_kube(tmp_path: Path) -> FakeKube:
+    state = tmp_path / "kube"
     state.mkdir()
-    script = bin_dir / "kubectl"
-    script.write_text(FAKE_KUBECTL.format(python=sys.executable))
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_KUBE", str(state))
-    return state
-
-
-@pytest.fixture
-def fake_kube(fake_kubectl: Path) -> FakeKube:
-    return FakeKube(fake_kubectl)
+    return FakeKube(state)
 
 
 def test_the_traffic_job_validates_and_keeps_the_users_out_of_the_zones() -> None:
@@ -218,7 +204,7 @@ def test_the_traffic_job_validates_and_keeps_the_users_out_of_the_zones() -> Non
 
 @pytest.mark.slow
 def test_a_traffic_job_sends_from_the_region_and_its_samples_land_on_the_drills_axis(
-    replica: str, fake_kube: FakeKube, fake_kubectl: Path
+    replica: str, fake_kube: FakeKube
 ) -> None:
     spec = TrafficSpec(rate_rps=300, workers=2)
     jobs = KindTrafficJobs(
@@ -243,10 +229,13 @@ def test_a_traffic_job_sends_from_the_region_and_its_samples_land_on_the_drills_
     assert all(abs(s.sched - s.seq / 300) < 0.06 for s in by_seq)
     assert fake_kube.job is not None and fake_kube.job["metadata"]["name"] == jobs.name
     assert fake_kube.ctx == "kind-fd-us-east1"
-    calls = [json.loads(line) for line in (fake_kubectl / "calls.jsonl").read_text().splitlines()]
-    assert sum("exec" in c for c in calls) == 2  # one start per pod
+    # one start per pod, written by an exec into its worker container
+    assert sorted((pod, c, cmd[-2]) for pod, c, cmd in fake_kube.execs) == [
+        (pod, "worker", f"{CONTROL_DIR}/start") for pod in sorted(pool.ids)
+    ]
+    assert all((fake_kube.state / pod / "start").read_text() for pod in pool.ids)
     assert fake_kube.deleted == [jobs.name]  # the Job is removed after
-    assert not processes_under(fake_kubectl)
+    assert not processes_under(fake_kube.state)
 
 
 def test_workers_that_never_get_ready_fail_with_the_job_named_and_are_removed(fake_kube: FakeKube) -> None:

@@ -1,13 +1,16 @@
 """The kind platform's Kubernetes API operations, as ApiSteps done through the kube layer
 (platforms/kube: the `kubernetes` client) and shown to humans as the kubectl command that would
 do the same. Applies are server-side (the API server validates each object against its real
-schema, and a second `up` re-applies what the first did without conflict)."""
+schema, and a second `up` re-applies what the first did without conflict); a command in a pod's
+container goes through the API server's streaming exec (Kube.exec), as `kubectl exec` does."""
 
 from __future__ import annotations
 
 import copy
 import json
+import shlex
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -239,3 +242,36 @@ def wait_nodes_ready(ctx: str, title: str, count: int, timeout_s: float = 300.0)
 
     argv = kubectl(ctx, "wait", "--for=condition=Ready", "node", "--all", f"--timeout={timeout_s:g}s")
     return ApiStep(title, ctx, argv, call, timeout_s=timeout_s + 20, attempts=2)
+
+
+def exec_in(
+    ctx: str,
+    title: str,
+    namespace: str,
+    pod: str,
+    command: Sequence[str],
+    *,
+    container: str | None = None,
+    timeout_s: float = 30.0,
+    ok_to_fail: bool = False,
+    secret: bool = False,
+) -> ApiStep:
+    """A command run in a pod's container through the API server (Kube.exec), shown as the
+    `kubectl exec` that does the same; returns its stdout. `pod` as listed (`pod/<name>` or the
+    bare name). A command that exits non-zero fails the step with its code and stderr."""
+    name = pod.removeprefix("pod/")
+    argv_cmd = tuple(command)
+
+    def call(kube_for: KubeFor, _: str | None) -> str:
+        done = kube_for(ctx).exec(name, namespace, argv_cmd, container=container, timeout_s=timeout_s)
+        if done.exit_code != 0:
+            said = done.stderr.strip() or done.stdout.strip() or "no output"
+            raise PlatformError(
+                f"{ctx}: `{shlex.join(argv_cmd)}` in pod {namespace}/{name} exited with code {done.exit_code}: "
+                f"{said[-600:]}"
+            )
+        return done.stdout
+
+    in_container = ("-c", container) if container else ()
+    argv = kubectl(ctx, "-n", namespace, "exec", pod, *in_container, "--", *argv_cmd)
+    return ApiStep(title, ctx, argv, call, timeout_s=timeout_s, ok_to_fail=ok_to_fail, secret=secret)

@@ -1,8 +1,8 @@
 """What the kind platform does, as data: commands for what has no API (docker, kind, istioctl,
-cilium, tc inside node containers, `kubectl exec` into a pod) and Kubernetes API operations done
-through the kube layer (platforms/kube: server-side apply, scale, secret replacement, reads,
-rollout waits), each shown to humans as the kubectl command that would do the same; and two
-runners: one that runs them and one that records them.
+cilium, tc inside node containers) and Kubernetes API operations done through the kube layer
+(platforms/kube: server-side apply, scale, secret replacement, reads, rollout waits, exec into a
+pod), each shown to humans as the kubectl command that would do the same; and two runners: one
+that runs them and one that records them.
 
 Every step is data first, so `failover-drill plan --platform kind` prints exactly what `up`
 and each fault would do, and tests check the plan without Docker (and run the API steps

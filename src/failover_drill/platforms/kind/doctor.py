@@ -2,10 +2,10 @@
 (`failover-drill doctor --platform kind`; `up --platform kind` refuses with the same lines):
 
 - a reachable Docker engine (`docker info`);
-- kind, kubectl and istioctl or the cilium CLI on PATH, at versions that fit the pins
-  (kind: the release whose default node image is KIND_NODE_IMAGE; kubectl within one minor of
-  that Kubernetes; istioctl of ISTIO_VERSION's minor, since `istioctl install` installs its own
-  version; a cilium CLI that installs Cilium >= 1.15);
+- kind and istioctl or the cilium CLI on PATH, at versions that fit the pins (kind: the release
+  whose default node image is KIND_NODE_IMAGE; istioctl of ISTIO_VERSION's minor, since `istioctl
+  install` installs its own version; a cilium CLI that installs Cilium >= 1.15). kubectl is not
+  needed: every Kubernetes API operation, exec into pods included, goes through the kube layer;
 - inotify limits of at least kind's known-issues values (max_user_instances 512,
   max_user_watches 524288): a dozen node containers run out of the common defaults (128) with
   "too many open files";
@@ -111,26 +111,14 @@ def docker_check() -> tuple[Check, Engine | None]:
 
 
 # -- tools -----------------------------------------------------------------------------------------
-def _node_k8s() -> tuple[int, int]:
-    v = parse_version(KIND_NODE_IMAGE)
-    assert v is not None, KIND_NODE_IMAGE
-    return v[0], v[1]
-
-
 def tool_checks(mesh: str) -> list[Check]:
     kind_pin = parse_version(KIND_VERSION)
     istio_pin = parse_version(ISTIO_VERSION)
     cilium_min = parse_version(CILIUM_CLI_MIN)
     assert kind_pin and istio_pin and cilium_min
-    major, minor = _node_k8s()
 
     def kind_ok(v: tuple[int, int, int]) -> str | None:
         return None if v >= kind_pin else f"older than v{KIND_VERSION}, whose default node image is {KIND_NODE_IMAGE}"
-
-    def kubectl_ok(v: tuple[int, int, int]) -> str | None:
-        if v[0] == major and abs(v[1] - minor) <= 1:
-            return None
-        return f"more than one minor from the nodes' Kubernetes {major}.{minor} (kubectl's version skew policy)"
 
     def istioctl_ok(v: tuple[int, int, int]) -> str | None:
         if v[:2] == istio_pin[:2]:
@@ -142,13 +130,6 @@ def tool_checks(mesh: str) -> list[Check]:
 
     checks = [
         tool_check("kind", ["kind", "version"], INSTALL_HINTS["kind"], kind_ok, f"pinned v{KIND_VERSION}"),
-        tool_check(
-            "kubectl",
-            ["kubectl", "version", "--client"],
-            INSTALL_HINTS["kubectl"],
-            kubectl_ok,
-            f"nodes run Kubernetes {major}.{minor}",
-        ),
     ]
     if mesh.startswith("cilium"):
         checks.append(

@@ -8,8 +8,8 @@
   sits on one side of each pair, a fault changes the band's netem in place (delay with netem's
   own jitter, or 100% loss for a partition: packets dropped, so peers time out);
 - control-plane-loss: istiod (Istio) or clustermesh-apiserver (Cilium) scaled to 0 through the API;
-- brownout / lost-response: the replicas' own fault switch, through `kubectl exec` into each pod
-  of the zone or region (listed through the API);
+- brownout / lost-response: the replicas' own fault switch, through an exec into each pod of the
+  zone or region (listed through the API; the exec through the API server, as `kubectl exec`);
 - blackout: the host front door's abort runtime key, as on the sandbox;
 - cert-expiry (Istio): the region's ingress gateway certificate (the edge secret, from the mesh CA)
   is replaced by an expired leaf, a leaf under an expired intermediate, or a leaf that lapses
@@ -103,9 +103,9 @@ class KindFleet:
 
 
 class StepHandler(Handler[Any, Any]):
-    """A fault on kind is a list of steps (docker, tc and `kubectl exec` commands, API operations
-    through the kube layer): run on inject and revert, and printed by `failover-drill plan`
-    without running."""
+    """A fault on kind is a list of steps (docker and tc commands, API operations through the kube
+    layer, exec into pods among them): run on inject and revert, and printed by `failover-drill
+    plan` without running."""
 
     def __init__(self, fleet: KindFleet) -> None:
         self.fleet = fleet
@@ -404,7 +404,7 @@ class ControlPlaneLossHandler(StepHandler):
         return [self._scale(plan, 1, "restart")]
 
 
-# -- gray failure: the replicas' own fault switch, through kubectl exec -----------------------------
+# -- gray failure: the replicas' own fault switch, through an exec into each pod --------------------
 class PodPlan(Plan):
     target: str
 
@@ -428,13 +428,9 @@ class _PodSwitch(StepHandler):
         return [(ctx, line.strip()) for line in out.splitlines() if line.strip()]
 
     def _steps(self, pods: list[tuple[str, str]], body: dict[str, Any], ok_to_fail: bool) -> list[AnyStep]:
+        faults = json.dumps(body)
         return [
-            Step(
-                f"{pod}: set faults {json.dumps(body)}",
-                pod_tools(ctx, pod, "set-faults", "8080", json.dumps(body)),
-                timeout_s=30,
-                ok_to_fail=ok_to_fail,
-            )
+            pod_tools(ctx, pod, f"{pod}: set faults {faults}", "set-faults", "8080", faults, ok_to_fail=ok_to_fail)
             for ctx, pod in pods
         ]
 

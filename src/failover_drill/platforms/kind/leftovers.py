@@ -10,7 +10,8 @@ what is there, compares it with what `up` builds, and changes only what differs:
   scaled back to 1; the region's edge secret (Istio) holding an expired, not yet valid or
   short-lived certificate, or one under an issuer that is not the region's intermediate, gets a
   fresh leaf from the region's intermediate;
-- the replicas' fault switches (`kubectl exec` into each pod): anything but all-zero is cleared;
+- the replicas' fault switches (an exec into each pod, through the API server): anything but
+  all-zero is cleared;
 - the host front door's runtime: fault overrides reset to its config's baseline.
 """
 
@@ -265,13 +266,10 @@ def _switches(fleet: KindFleet, region: str, out: Repairs) -> None:
         return
     for pod in (line.strip() for line in listing.splitlines() if line.strip()):
         try:
-            read = Step(f"read the fault switches of {pod}", pod_tools(ctx, pod, "get-faults", "8080"), timeout_s=30)
+            read = pod_tools(ctx, pod, f"read the fault switches of {pod}", "get-faults", "8080")
             on = {k: v for k, v in json.loads(fleet.run.run(read)).items() if v}
             if on:
-                clear = Step(
-                    f"{pod}: clear fault switches", pod_tools(ctx, pod, "set-faults", "8080", "{}"), timeout_s=30
-                )
-                fleet.run.run(clear)
+                fleet.run.run(pod_tools(ctx, pod, f"{pod}: clear fault switches", "set-faults", "8080", "{}"))
         except (PlatformError, ValueError, AttributeError) as exc:
             out.failed.append(f"{region} {pod}: could not check its fault switches: {getattr(exc, 'message', exc)}")
             continue

@@ -8,9 +8,9 @@ from typing import Any
 
 from failover_drill.config.topology import Topology
 from failover_drill.faults.model import FRONT_DOOR
-from failover_drill.platforms.kind.api import kubectl
+from failover_drill.platforms.kind.api import exec_in
 from failover_drill.platforms.kind.cluster_config import INGRESS_NODE_PORT, all_nodes, names
-from failover_drill.platforms.kind.commands import Runner, Step
+from failover_drill.platforms.kind.commands import ApiStep, Runner, Step
 from failover_drill.platforms.kind.mesh import metallb_block
 from failover_drill.platforms.kube.workload import NAMESPACE
 
@@ -78,11 +78,11 @@ def band_netem(node: str, verb: str, cls: str, handle: str, args: tuple[str, ...
     return tc(node, "qdisc", verb, "dev", "eth0", "parent", cls, "handle", handle, *args, **kw)
 
 
-def pod_tools(ctx: str, pod: str, *args: str) -> tuple[str, ...]:
-    """`kubectl exec` of failover_drill.platforms.kind.pod_tools inside a payment-gateway pod."""
-    return kubectl(
-        ctx, "-n", NAMESPACE, "exec", pod, "--", "python", "-m", "failover_drill.platforms.kind.pod_tools", *args
-    )
+def pod_tools(ctx: str, pod: str, title: str, *args: str, timeout_s: float = 30.0, ok_to_fail: bool = False) -> ApiStep:
+    """failover_drill.platforms.kind.pod_tools run inside a payment-gateway pod, through the API
+    server's exec (Kube.exec; shown as the `kubectl exec` that does the same)."""
+    command = ("python", "-m", "failover_drill.platforms.kind.pod_tools", *args)
+    return exec_in(ctx, title, NAMESPACE, pod, command, timeout_s=timeout_s, ok_to_fail=ok_to_fail)
 
 
 def node_ips(topo: Topology, run: Runner) -> dict[str, str]:

@@ -4,8 +4,8 @@ real Envoy front door on the host (the sandbox's front-door config, with the Bac
 health checks, pointed at each cluster's ingress port).
 
 Everything it does is a step: a command where there is no API (docker, kind, istioctl, cilium,
-tc, `kubectl exec`), an ApiStep through the kube layer for Kubernetes API work (shown as its
-kubectl equivalent). `up_steps` yields them in order (asking the runner for the few addresses
+tc), an ApiStep through the kube layer for Kubernetes API work, exec into a pod included (shown
+as its kubectl equivalent). `up_steps` yields them in order (asking the runner for the few addresses
 it needs on the way), so `failover-drill plan --platform kind` prints what `up` does. The API
 steps reach each cluster by its kind context (`kind-fd-<region>`) in the kubeconfig kind writes to.
 """
@@ -573,17 +573,14 @@ class KindPlatform:
         return sorted(out, key=lambda e: e.wall)
 
     def ledger(self) -> list[LedgerCharge]:
-        """Every pod's ledger, read through `kubectl exec` (a pod on a dead node is read after revert)."""
+        """Every pod's ledger, read by an exec into it through the API server (a pod on a dead node
+        is read after revert)."""
         out: list[LedgerCharge] = []
         for n in names(self.topology).values():
             pods = self.runner.run(api.list_pods(n.context, f"list {APP} pods in {n.region}", NAMESPACE, f"app={APP}"))
             for pod in (p.strip() for p in pods.splitlines() if p.strip()):
                 dump = self.runner.run(
-                    Step(
-                        f"read the ledger of {pod}",
-                        pod_tools(n.context, pod, "dump-ledger", LEDGER_PATH),
-                        timeout_s=60,
-                    )
+                    pod_tools(n.context, pod, f"read the ledger of {pod}", "dump-ledger", LEDGER_PATH, timeout_s=60)
                 )
                 for line in dump.splitlines():
                     try:
@@ -613,8 +610,8 @@ def kind_plan_lines(topo: Topology, state_dir: Path, faults: list[Fault]) -> lis
     rec = RecordingRunner(answers={".Subnet}}": "172.18.0.0/16", ".Gateway}}": "172.18.0.1"})
     platform = KindPlatform(state_dir, topo, runner=rec)
     lines = [
-        "# kubectl lines other than `kubectl exec` are Kubernetes API operations the tool",
-        "# makes itself (kube layer on the kubernetes client), shown as the kubectl command that does the same",
+        "# kubectl lines are Kubernetes API operations the tool makes itself (kube layer on the kubernetes",
+        "# client; exec through the API server's streaming exec), shown as the kubectl command that does the same",
         "# up (assuming the Docker network 'kind' is 172.18.0.0/16)",
     ]
     lines += [f"# {s.title}\n{s.shell()}" for s in rec.record(platform.up_steps(rec))]

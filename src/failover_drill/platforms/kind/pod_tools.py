@@ -1,4 +1,5 @@
-"""Run inside a payment-gateway pod through `kubectl exec` (the image ships this package):
+"""Run inside a payment-gateway pod by an exec through the API server (Kube.exec, what `kubectl
+exec` does; the image ships this package):
 dump the pod's ledger as JSON lines, or switch the replica's gray-failure faults.
 
     python -m failover_drill.platforms.kind.pod_tools dump-ledger /var/lib/ledger/payments.sqlite

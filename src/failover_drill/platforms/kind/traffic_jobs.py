@@ -6,7 +6,7 @@ The pods run on the region's control-plane node (tolerating its taint): it belon
 so a zone loss does not take the users with it; they sit outside the mesh (no sidecar), as
 users do. The Job is applied, its pods and status read, their logs followed and the Job deleted
 through the kube layer (Kubernetes API operations, shown as their kubectl equivalents); start and
-stop reach each pod as files written through `kubectl exec`.
+stop reach each pod as files written by an exec into it, through the API server too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from failover_drill.errors import PlatformError
 from failover_drill.platforms.kind import api
 from failover_drill.platforms.kind.api import kubectl
 from failover_drill.platforms.kind.cluster_config import names, on_control_plane
-from failover_drill.platforms.kind.commands import ApiStep, KubeFor, Runner, Step, default_kubes
+from failover_drill.platforms.kind.commands import ApiStep, KubeFor, Runner, default_kubes
 from failover_drill.platforms.kube.workload import IMAGE, NAMESPACE
 from failover_drill.platforms.polling import poll
 
@@ -188,26 +188,9 @@ class KindTrafficJobs:
         return self.kubes(self.ctx).follow_log(worker, NAMESPACE, CONTAINER, idle_s=idle_s)
 
     def _write(self, worker: str, file: str, text: str, ok_to_fail: bool) -> None:
-        self.run.run(
-            Step(
-                f"{worker}: {file} <- {text}",
-                kubectl(
-                    self.ctx,
-                    "-n",
-                    NAMESPACE,
-                    "exec",
-                    worker,
-                    "--",
-                    "python",
-                    "-c",
-                    "import sys; open(sys.argv[1], 'w').write(sys.argv[2])",
-                    f"{CONTROL_DIR}/{file}",
-                    text,
-                ),
-                timeout_s=30,
-                ok_to_fail=ok_to_fail,
-            )
-        )
+        write = ("python", "-c", "import sys; open(sys.argv[1], 'w').write(sys.argv[2])", f"{CONTROL_DIR}/{file}", text)
+        title = f"{worker}: {file} <- {text}"
+        self.run.run(api.exec_in(self.ctx, title, NAMESPACE, worker, write, container=CONTAINER, ok_to_fail=ok_to_fail))
 
     def start(self, worker: str, wall: float) -> None:
         self._write(worker, "start", f"{wall:.6f}", ok_to_fail=False)

@@ -1,5 +1,6 @@
 """Every Kubernetes API operation the tool makes, on the `kubernetes` Python client: server-side
-apply, reads, watches, status patches, scaling, secrets. The kind and kwok platforms use this
+apply, reads, watches, status patches, scaling, secrets, logs and exec into a pod's container
+(the API server's streaming exec, as `kubectl exec` uses it). The kind and kwok platforms use this
 (subprocesses stay only for what has no API: docker, kind, tc, istioctl, cilium); errors come back
 as PlatformError naming the object and what the API server said."""
 
@@ -8,17 +9,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shlex
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import urllib3
+import websocket
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+from kubernetes.stream import stream as ws_stream
+from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL
 
 from failover_drill.errors import PlatformError
 from failover_drill.platforms.polling import wait_until
@@ -292,6 +299,73 @@ class Kube:
 
         return LogStream(open_, f"{self.where()}: log of pod {namespace}/{name}")
 
+    # -- exec ------------------------------------------------------------------------------------
+    def exec(
+        self,
+        pod: str,
+        namespace: str,
+        command: Sequence[str],
+        *,
+        container: str | None = None,
+        timeout_s: float = 60.0,
+    ) -> ExecResult:
+        """Run a command in a pod's container (`kubectl exec`, no stdin, no TTY): the API server
+        opens a stream to the node's kubelet, which runs it in the container. Returns its exit code
+        (from the Status the kubelet writes on the stream's error channel), stdout and stderr; a
+        non-zero exit is the caller's to judge. A PlatformError naming the pod and container when
+        the API server refuses the exec (no such pod or container, a pod without a node, no right
+        to exec, a kubelet it cannot reach), when the command could not run to an exit, and when
+        it has not finished after timeout_s (the stream is then closed)."""
+        what = f"{self.where()}: exec in pod {namespace}/{pod}" + (f", container {container}" if container else "")
+        argv = list(command)
+        # A client of its own: kubernetes.stream swaps the client's transport for a websocket while
+        # it connects, which calls made meanwhile on self.api from other threads must not meet.
+        api = client.ApiClient(self.api.configuration)
+        try:
+            try:
+                ws = ws_stream(
+                    client.CoreV1Api(api).connect_get_namespaced_pod_exec,
+                    pod,
+                    namespace,
+                    command=argv,
+                    container=container,
+                    stdin=False,
+                    stdout=True,
+                    stderr=True,
+                    tty=False,
+                    binary=True,  # bytes per channel, decoded once whole (a character may span frames)
+                    _preload_content=False,
+                )
+            except ApiException as exc:
+                raise PlatformError(f"{what}: {_exec_refusal(exc)}") from None
+            out, err, status = bytearray(), bytearray(), b""
+            deadline = time.monotonic() + timeout_s
+            try:
+                while ws.is_open():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise PlatformError(
+                            f"{what}: `{shlex.join(argv)}` did not finish within {timeout_s:g} s (stream closed)"
+                        )
+                    ws.update(timeout=min(left, 1.0))
+                    out += ws.read_channel(STDOUT_CHANNEL)
+                    err += ws.read_channel(STDERR_CHANNEL)
+                out += ws.read_channel(STDOUT_CHANNEL)
+                err += ws.read_channel(STDERR_CHANNEL)
+                status = ws.read_channel(ERROR_CHANNEL)
+            except (websocket.WebSocketException, OSError, ValueError) as exc:
+                raise PlatformError(f"{what}: the stream broke: {exc}") from None
+            finally:
+                with contextlib.suppress(websocket.WebSocketException, OSError):
+                    ws.close()
+        finally:
+            api.close()
+        try:
+            code = exec_exit_code(status.decode("utf-8", "replace"))
+        except ValueError as exc:
+            raise PlatformError(f"{what}: `{shlex.join(argv)}` did not run to an exit: {exc}") from None
+        return ExecResult(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
     # -- writes ----------------------------------------------------------------------------------
     def delete(
         self, api_version: str, kind: str, name: str, namespace: str | None = None, propagation: str = "Background"
@@ -462,6 +536,69 @@ class Kube:
                 hint="see the pods' events: `kubectl --kubeconfig ... -n payments get pods`",
             ),
         )
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What a command run in a pod's container came to."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+# The Status a kubelet (and the API server, translating its stream) writes on an exec's error
+# channel for a command that exited non-zero: reason NonZeroExitCode, the code in a cause whose
+# type is ExitCode (a StatusCause's type is serialized as "reason").
+_NON_ZERO_EXIT = "NonZeroExitCode"
+# kwok's nodes (v0.8, the pinned version) run an exec as a local process and return os/exec's exit
+# error wrapped in a message of their own; ServeExec does not see an exit in it and reports an
+# InternalError whose message ends "exit status N": the code is read from there.
+_WRAPPED_EXIT = re.compile(r"error executing command in container: .*exit status (-?\d+)\s*$", re.S)
+
+
+def exec_exit_code(status: str) -> int:
+    """The exit code an exec's error channel reports (the kubelet's Status, JSON); ValueError,
+    saying why, when the command did not run to an exit (the runtime could not start it, it was
+    killed by a signal, or the stream ended without a status)."""
+    if not status.strip():
+        raise ValueError("the stream ended without the command's exit status")
+    try:
+        st = json.loads(status)
+    except ValueError:
+        raise ValueError(f"its status is not JSON: {status[:300]!r}") from None
+    if not isinstance(st, dict):
+        raise ValueError(f"its status is not a Status: {status[:300]!r}")
+    if st.get("status") == "Success":
+        return 0
+    if st.get("reason") == _NON_ZERO_EXIT:
+        for cause in (st.get("details") or {}).get("causes") or []:
+            kind = cause.get("reason") or cause.get("type")
+            if kind == "ExitCode" and re.fullmatch(r"-?\d+", str(cause.get("message", ""))):
+                return int(cause["message"])
+    message = str(st.get("message") or status)
+    wrapped = _WRAPPED_EXIT.search(message)
+    if wrapped:
+        return int(wrapped[1])
+    raise ValueError(message[:600])
+
+
+def _exec_refusal(exc: ApiException) -> str:
+    """What the API server said when it would not open an exec stream: the Status message in the
+    body of the handshake's answer, and its HTTP status (kubernetes.stream wraps websocket's error
+    in an ApiException with neither)."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, websocket.WebSocketBadStatusException):
+        cause = cause.__context__
+    if not isinstance(cause, websocket.WebSocketBadStatusException):
+        return f"the API server did not answer: {str(exc.reason or exc)[:600]}"
+    body = cause.resp_body
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    try:
+        message = str(json.loads(text).get("message") or text)
+    except (ValueError, AttributeError):
+        message = text or str(cause.status_message or "")
+    return f"the API server refused it: {message.strip()[:600]} (HTTP {cause.status_code})"
 
 
 class LogStream:

@@ -92,6 +92,13 @@ class ControlPlaneSpec:
     pod_eviction_s: int | None = None
     # False when the platform plays its nodes itself (one kwok per zone: kwok/platform.py).
     run_kwok: bool = True
+    # kwok serves the kubelet API's exec for the nodes it plays, as kwokctl sets it up: each node's
+    # address 127.0.0.1 and kubelet port kwok's own (the API server dials it over TLS, kwok's
+    # built-in test certificate, unverified as the API server is given no --kubelet-certificate-
+    # authority), and a ClusterExec for every pod. The command runs on this host, in kwok's working
+    # directory, not in the pod: what it proves is the API server's exec path, which the kube layer
+    # and kubectl use. Off by default: the kwok platform's pods are played by kubelet.py.
+    kwok_serves_exec: bool = False
     gomaxprocs: int = 1
     nice: int = 10
     ready_timeout_s: float = 90.0
@@ -423,8 +430,17 @@ class ControlPlane:
     def _write_kwok_config(self) -> None:
         from failover_drill import toolchain
 
-        stages = [f.read_text().strip() for f in toolchain.component_files("kwok")]
-        (self.dir / "kwok.yaml").write_text("\n---\n".join(stages) + "\n")
+        docs = [f.read_text().strip() for f in toolchain.component_files("kwok")]
+        if self.spec.kwok_serves_exec:
+            # No selector: every pod on kwok's nodes; no containers named: every container.
+            exec_all = {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "ClusterExec",
+                "metadata": {"name": "local"},
+                "spec": {"execs": [{"local": {"workDir": str(self.dir)}}]},
+            }
+            docs.append(yaml.safe_dump(exec_all, sort_keys=False).strip())
+        (self.dir / "kwok.yaml").write_text("\n---\n".join(docs) + "\n")
 
     def _spawn(self, component: str, argv: list[str]) -> RunningProcess:
         s = self.spec
@@ -622,6 +638,7 @@ class ControlPlane:
                 f"--cidr={s.pod_cidr}",
                 f"--node-lease-duration-seconds={s.node_lease_duration_s}",
                 f"--server-address=127.0.0.1:{s.ports.kwok}",
+                *(["--node-ip=127.0.0.1", f"--node-port={s.ports.kwok}"] if s.kwok_serves_exec else []),
             ],
         )
 
