@@ -12,7 +12,7 @@ MODE ?=
 RATE ?=
 ARGS ?=
 
-.PHONY: prove soak setup drill test lint typecheck layers unit bench down recover clean k8s-bin
+.PHONY: prove soak setup drill test lint typecheck layers unit bench down recover clean k8s-bin prometheus-bin
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ test: lint typecheck layers unit
 # (FAILOVER_DRILL_CACHE overrides); only what changed in src/failover_drill/toolchain/pins.toml.
 k8s-bin: $(STAMP)
 	$(BIN)/python -m failover_drill.toolchain build
+
+# Prometheus (for the prometheus AnalysisTemplate) from Debian's archive: apt-get download + dpkg-deb
+# into ~/.cache/failover-drill/prometheus, no root, nothing installed; the tests fetch it on first use.
+prometheus-bin: $(STAMP)
+	$(BIN)/python -m failover_drill.toolchain fetch prometheus
 
 soak: $(STAMP)
 	$(BIN)/pytest -q -s -m soak tests/test_soak.py

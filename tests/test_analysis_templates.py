@@ -60,21 +60,21 @@ def test_the_shipped_templates_ask_only_for_what_the_endpoint_serves() -> None:
             "spec.metrics[0].provider.web.jsonPath",
         ),
         (
-            'query: failover_drill_success_ratio{region="{{args.region}}",version="canary",window="1m"}',
-            'query: failover_drill_sucess_ratio{region="{{args.region}}",version="canary",window="1m"}',
+            'query: failover_drill_success_ratio{region="{{args.region}}",version="{{args.version}}",window="1m"}',
+            'query: failover_drill_sucess_ratio{region="{{args.region}}",version="{{args.version}}",window="1m"}',
             "metric canary-success-ratio: the query asks for failover_drill_sucess_ratio, "
             "which the drill's /metrics does not export",
             "spec.metrics[0].provider.prometheus.query",
         ),
         (
-            'version="canary",window="5m"}',
-            'track="canary",window="5m"}',
+            'burn_rate{region="{{args.region}}",version="{{args.version}}",window="5m"}',
+            'burn_rate{region="{{args.region}}",track="{{args.version}}",window="5m"}',
             "metric canary-burn-rate: failover_drill_burn_rate has no label 'track'",
             "spec.metrics[1].provider.prometheus.query",
         ),
         (
-            'version="canary",window="5m"}',
-            'version="canary",window="2m"}',
+            'burn_rate{region="{{args.region}}",version="{{args.version}}",window="5m"}',
+            'burn_rate{region="{{args.region}}",version="{{args.version}}",window="2m"}',
             "failover_drill_burn_rate is exported for windows 1m, 5m, 30m, 1h, 6h, not '2m'",
             "spec.metrics[1].provider.prometheus.query",
         ),

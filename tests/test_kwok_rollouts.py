@@ -1,10 +1,12 @@
 """Argo Rollouts on the kwok platform, with the real controller (built from the pinned source) per
 region against the region's real API server: the repo's Rollout and AnalysisTemplates are accepted
 by the upstream CRDs' schemas, and a bad canary is aborted by the controller's own AnalysisRun,
-which asks the drill's live SLI endpoint (measure/live_sli.py) over HTTP. Everything asserted is
-read from the API server, not from the tool's belief.
+which asks the drill's live SLI endpoint (measure/live_sli.py) over HTTP, or, for the prometheus
+template, a real Prometheus that scrapes its /metrics (measure/prometheus.py). Everything asserted
+is read from the API server, not from the tool's belief.
 
-Needs go (binaries built on first use, cached) and root (the pods' network namespace)."""
+Needs go (binaries built on first use, cached), root (the pods' network namespace) and apt-get
+(Prometheus, fetched from Debian's archive on first use, cached)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from failover_drill.config.scenario import RetryPolicy
 from failover_drill.config.topology import load_topology
 from failover_drill.errors import PlatformError
 from failover_drill.measure.live_sli import LiveSli, SliServer
+from failover_drill.measure.prometheus import PrometheusServer
 from failover_drill.platforms.kube import rollouts as ro
 from failover_drill.platforms.kube.client import Kube
 from failover_drill.platforms.kwok.netns import can_create
@@ -242,6 +245,131 @@ def recover_lifts_a_dead_drills_freeze(kube: Kube, home: Path) -> ro.RolloutStat
     return rollout_state(kube)
 
 
+PROMETHEUS_TEMPLATE = "payment-gateway-canary-prometheus"
+
+
+def judged_by_prometheus(rollout: dict[str, Any], version: str, fail_pct: int, prometheus_url: str) -> dict[str, Any]:
+    """The release with its analysis step naming the repo's prometheus template instead of the web
+    one: Prometheus' address, the region, and the version to judge."""
+    out = release(rollout, version, fail_pct)
+    args = {"prometheus-url": prometheus_url, "region": REGION, "version": version}
+    for step in out["spec"]["strategy"]["canary"]["steps"]:
+        if "analysis" in step:
+            step["analysis"] = {
+                "templates": [{"templateName": PROMETHEUS_TEMPLATE}],
+                "args": [{"name": k, "value": v} for k, v in args.items()],
+            }
+    return out
+
+
+def run_of(kube: Kube, version: str) -> dict[str, Any] | None:
+    """The newest AnalysisRun that judges `version` (its args, as the Rollout passed them)."""
+    runs = [
+        r
+        for r in ro.analysis_runs(kube, NS)
+        if any(a.get("name") == "version" and a.get("value") == version for a in r["spec"].get("args") or [])
+    ]
+    return max(runs, key=lambda r: r["metadata"]["creationTimestamp"]) if runs else None
+
+
+def finished_run(kube: Kube, version: str, phase: str, timeout_s: float) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        run = run_of(kube, version)
+        return run if run is not None and (run.get("status") or {}).get("phase") == phase else None
+
+    return dict(wait_for(f"{version}'s AnalysisRun to be {phase}", done, timeout_s))
+
+
+def canaries_judged_by_prometheus(kube: Kube, rollout: dict[str, Any], home: Path, sli_url: str) -> dict[str, Any]:
+    """A real Prometheus (the pinned Debian build) scraping the drill's /metrics every second, and
+    two releases analysed by the repo's prometheus template, whose queries the controller sends
+    it: a bad canary (60% failures), which the controller must abort on Prometheus' answer, then a
+    good one, which must pass and wait at its pause step. The AnalysisRuns and the Rollout as the
+    API server holds them, with what Prometheus answered the same queries afterwards."""
+    begun = time.monotonic()
+    with PrometheusServer(home / "prometheus", [sli_url]) as prom:
+        prom.wait_scraped()
+        out: dict[str, Any] = {"url": prom.url}
+        started = time.monotonic()
+        kube.apply([judged_by_prometheus(rollout, "prom-bad", 60, prom.url)])
+        wait_for(
+            "the controller to take the new release",
+            lambda: state_if(kube, lambda r: r.observed and not r.aborted),
+            30,
+            poll_s=0.2,
+        )
+        out["aborted"] = wait_for(
+            "the controller to abort the canary on Prometheus' answer",
+            lambda: state_if(kube, lambda r: r.aborted and r.phase == "Degraded"),
+            120,
+            poll_s=0.25,
+        )
+        out["time_to_abort_s"] = time.monotonic() - started
+        out["bad"] = finished_run(kube, "prom-bad", "Failed", 30)
+        out["bad_now"] = prom.query(f'failover_drill_success_ratio{{region="{REGION}",version="prom-bad",window="1m"}}')
+        kube.apply([judged_by_prometheus(rollout, "prom-good", 0, prom.url)])
+        wait_for(
+            "the controller to take the new release",
+            lambda: state_if(kube, lambda r: r.observed and not r.aborted),
+            30,
+            poll_s=0.2,
+        )
+        out["held"] = wait_for(
+            "the good canary to pass Prometheus' analysis and wait at its pause step",
+            lambda: state_if(kube, lambda r: "CanaryPauseStep" in r.pause_reasons),
+            120,
+        )
+        out["good"] = finished_run(kube, "prom-good", "Successful", 30)
+        out["no_data"] = no_data_as_the_controller_judges_it(kube, prom.url)
+    out["seconds"] = time.monotonic() - begun
+    return out
+
+
+def ended(run: dict[str, Any] | None) -> dict[str, Any] | None:
+    return (
+        run
+        if run and (run.get("status") or {}).get("phase") in ("Inconclusive", "Error", "Failed", "Successful")
+        else None
+    )
+
+
+def no_data_as_the_controller_judges_it(kube: Kube, prometheus_url: str) -> dict[str, Any]:
+    """Why the template's conditions are not guarded with len(result) > 0: AnalysisRuns of our own
+    ask Prometheus for a version nobody serves, one with the guarded conditions and one with the
+    template's (apart: a metric that ends a run stops the others). Each metric's result, as the
+    API server holds it."""
+    query = f'failover_drill_success_ratio{{region="{REGION}",version="nobody",window="1m"}}'
+    conditions = {
+        "guarded": ("len(result) > 0 && result[0] >= 0.95", "len(result) > 0 && result[0] < 0.95"),
+        "as-shipped": ("result[0] >= 0.95", "result[0] < 0.95"),
+    }
+    for name, (success, failure) in conditions.items():
+        metric = {"name": name, "interval": "1s", "count": 2, "consecutiveErrorLimit": 2,
+                  "successCondition": success, "failureCondition": failure,
+                  "provider": {"prometheus": {"address": prometheus_url, "query": query}}}  # fmt: skip
+        kube.apply([{"apiVersion": ARGO, "kind": "AnalysisRun", "metadata": {"name": f"no-data-{name}", "namespace": NS},
+                     "spec": {"metrics": [metric]}}])  # fmt: skip
+    out = {}
+    try:
+        for name in conditions:
+            run = wait_for(
+                f"the {name} no-data AnalysisRun to end",
+                lambda n=name: ended(kube.get(ARGO, "AnalysisRun", f"no-data-{n}", NS)),
+                30,
+            )
+            out[name] = run["status"]["metricResults"][0]
+    finally:
+        for name in conditions:
+            kube.delete(ARGO, "AnalysisRun", f"no-data-{name}", NS)
+    return out
+
+
+def measured(run: dict[str, Any], metric: str) -> tuple[dict[str, Any], list[tuple[str, list[float]]]]:
+    """A metric's result in the run's status, and each measurement's (phase, values)."""
+    result = next(m for m in run["status"]["metricResults"] if m["name"] == metric)
+    return result, [(m["phase"], json.loads(m["value"]) if m.get("value") else []) for m in result["measurements"]]
+
+
 def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path, record_property: Any) -> None:
     home = tmp_path / "state"  # the CLI's --state-dir: the platform's own state is its kwok/ folder
     topology = one_region_topology(tmp_path)
@@ -306,6 +434,8 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
             stable = live.sli(REGION, "stable", 300)
             # The controller's own record of it, as a drill's timeline shows it.
             timeline = [e for e in platform.events(started_wall) if e.source == "argo-rollouts"]
+            # The prometheus template, through a real Prometheus that scrapes this /metrics.
+            judged = canaries_judged_by_prometheus(kube, rollout, home, sli.url)
             good_run = freeze_then_promote_a_good_canary(kube, rollout, home)
             # 4. A good canary (v3) waits at its pause step when a zone is lost under a drill
             # that freezes deploys on its page alert.
@@ -333,6 +463,47 @@ def test_a_bad_canary_is_aborted_by_the_real_controllers_analysis(tmp_path: Path
         assert time_to_abort < 120
         assert api_abort_s is not None and -1.5 <= api_abort_s <= time_to_abort + 1.5, when
         assert (good_run.get("status") or {}).get("phase") == "Successful", good_run.get("status")
+        # The prometheus template: the controller asked the real Prometheus, which had the drill's
+        # figures. The bad canary: a Failed measurement of Prometheus' data, the run Failed, aborted.
+        bad_run, good_prom = judged["bad"], judged["good"]
+        assert judged["aborted"].phase == "Degraded" and judged["time_to_abort_s"] < 90, judged
+        ratio, taken = measured(bad_run, "canary-success-ratio")
+        assert ratio["phase"] == "Failed" and ratio["failed"] >= 1, ratio
+        failed_values = [v for phase, v in taken if phase == "Failed"]
+        assert failed_values and len(failed_values[0]) == 1 and failed_values[0][0] < 0.8, taken
+        resolved = ratio["metadata"]["ResolvedPrometheusQuery"]
+        assert f'region="{REGION}"' in resolved and 'version="prom-bad"' in resolved, resolved
+        args = {a["name"]: a.get("value") for a in bad_run["spec"]["args"]}
+        assert args["prometheus-url"] == judged["url"] and all(
+            "prometheus" in m["provider"] for m in bad_run["spec"]["metrics"]
+        )
+        assert len(judged["bad_now"]) == 1 and judged["bad_now"][0][1] < 0.8, judged["bad_now"]  # what it still says
+        # The good canary: every measurement of both metrics Successful, on real values.
+        assert good_prom["status"]["phase"] == "Successful", good_prom["status"]
+        ratio, taken = measured(good_prom, "canary-success-ratio")
+        values = [v[0] for phase, v in taken if phase == "Successful"]
+        assert ratio["successful"] == ratio["count"] == 3 and len(values) == 3 and min(values) >= 0.95, ratio
+        burn, taken = measured(good_prom, "canary-burn-rate")
+        values = [v[0] for phase, v in taken if phase == "Successful"]
+        assert burn["successful"] == 3 and len(values) == 3 and max(values) < 14.4, burn
+        assert not judged["held"].aborted and judged["held"].phase == "Paused", judged["held"]
+        # No data: guarded conditions end the metric Inconclusive at once (the run, and a Rollout,
+        # would stop there); the template's make each empty answer an Error, retried, not counted.
+        guarded, shipped = judged["no_data"]["guarded"], judged["no_data"]["as-shipped"]
+        assert guarded["phase"] == "Inconclusive" and guarded["inconclusive"] == 1, guarded
+        assert [(m["phase"], m.get("value")) for m in guarded["measurements"]] == [("Inconclusive", "[]")], guarded
+        assert shipped["phase"] == "Error" and shipped.get("count", 0) == 0 and shipped["error"] == 3, shipped
+        assert all(m["phase"] == "Error" and "no data" in m.get("message", "") for m in shipped["measurements"]), (
+            shipped
+        )
+        record_property("prometheus_time_to_abort_s", round(judged["time_to_abort_s"], 2))
+        good_ratios = [v for _, v in measured(good_prom, "canary-success-ratio")[1]]
+        print(
+            f"prometheus template ({judged['seconds']:.0f} s in all): bad canary aborted "
+            f"{judged['time_to_abort_s']:.1f} s after its release, measured {measured(bad_run, 'canary-success-ratio')[1]}; "
+            f"good canary's success ratios {good_ratios}, burn rates {taken}"
+        )
+        record_property("prometheus_part_s", round(judged["seconds"], 1))
         aborts = [e for e in timeline if e.kind == "RolloutAborted"]
         assert aborts and aborts[0].region == REGION and "payment-gateway" in aborts[0].detail, timeline
         assert started_wall - 1 <= aborts[0].wall <= started_wall + time_to_abort + 1.5, (aborts[0], started_wall)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from failover_drill import toolchain
-from failover_drill.errors import EXIT_PLATFORM
+from failover_drill.errors import EXIT_PLATFORM, ConfigError
 from failover_drill.toolchain import gomod
 from failover_drill.toolchain.build import BUILDER_REVISION, ldflags
 from failover_drill.toolchain.pins import Component, load_pins
@@ -251,3 +251,98 @@ def test_up_whose_build_fails_exits_3_with_gos_words_and_leaves_nothing(tmp_path
     assert "Traceback" not in out.stderr
     assert not (state / "kwok" / "fleet.json").exists()
     assert processes_under(state) == []
+
+
+# -- binaries from Debian packages (Prometheus) -------------------------------------------------
+HAVE_APT = shutil.which("apt-get") is not None and shutil.which("dpkg-deb") is not None
+
+
+def fake_apt(bin_dir: Path, download: str) -> None:
+    """An apt-get on PATH whose `download` runs the given shell and whose `update` succeeds
+    (dpkg-deb is the real one, linked beside it)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "apt-get"
+    script.write_text(
+        '#!/bin/sh\nfor a in "$@"; do last="$a"; done\n'
+        'case " $* " in *" update "*) echo updated >> calls; exit 0;; esac\n'
+        f"echo download >> calls\n{download}\n"
+    )
+    script.chmod(0o755)
+    real = shutil.which("dpkg-deb")
+    if real:
+        (bin_dir / "dpkg-deb").symlink_to(real)
+    else:
+        (bin_dir / "dpkg-deb").write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / "dpkg-deb").chmod(0o755)
+
+
+def test_the_prometheus_pin_names_a_debian_package_and_its_sha256() -> None:
+    d = load_pins().deb("prometheus")
+    assert (d.package, d.binaries) == ("prometheus", ("usr/bin/prometheus",))
+    assert d.version.startswith("2.") and len(d.sha256) == 64
+    with pytest.raises(ConfigError, match="unknown Debian package pin 'prometheous'") as err:
+        load_pins().deb("prometheous")
+    assert "prometheus" in (err.value.hint or "")
+
+
+def test_no_apt_is_one_clear_error_with_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FAILOVER_DRILL_CACHE", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("FAILOVER_DRILL_PROMETHEUS", raising=False)
+    with pytest.raises(toolchain.DebUnavailable) as err:
+        toolchain.resolve_binary("prometheus")
+    e = err.value
+    assert e.exit_code == EXIT_PLATFORM
+    assert "fetched from Debian's archive, and this machine has no apt-get and dpkg-deb" in str(e)
+    assert "FAILOVER_DRILL_PROMETHEUS" in (e.hint or "")
+    # The override is used as it is, and checked.
+    monkeypatch.setenv("FAILOVER_DRILL_PROMETHEUS", str(tmp_path / "nothing"))
+    with pytest.raises(toolchain.DebUnavailable, match=r"FAILOVER_DRILL_PROMETHEUS=.* is not an executable file"):
+        toolchain.resolve_binary("prometheus")
+    out = subprocess.run(
+        [sys.executable, "-m", "failover_drill.toolchain", "fetch"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "FAILOVER_DRILL_CACHE": str(tmp_path), "PATH": str(tmp_path)},
+    )  # fmt: skip
+    assert out.returncode == EXIT_PLATFORM and "has no apt-get" in out.stderr, out.stderr
+
+
+def test_a_version_the_archive_no_longer_offers_reads_private_lists_then_names_the_pin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """apt says the version is not there: lists of the cache's own are read (the system's are not
+    touched), and when they do not have it either, the error says to move the pin."""
+    fake_apt(tmp_path / "bin", "echo \"E: Version '$last' for 'prometheus' was not found\" >&2; exit 100")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    monkeypatch.setenv("FAILOVER_DRILL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("FAILOVER_DRILL_PROMETHEUS", raising=False)
+    with pytest.raises(toolchain.DebUnavailable) as err:
+        toolchain.ensure_fetched(["prometheus"])
+    e = err.value
+    version = load_pins().deb("prometheus").version
+    assert f"apt-get download prometheus={version} failed" in str(e) and "was not found" in str(e)
+    assert "apt-cache policy prometheus" in (e.hint or "") and "pins.toml" in (e.hint or "")
+    assert (tmp_path / "cache" / "apt" / "lists").is_dir()
+    assert not toolchain.deb_binary(load_pins().deb("prometheus")).exists()
+
+
+def test_a_download_that_is_not_the_pinned_build_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake_apt(tmp_path / "bin", 'echo junk > "prometheus_2.42.0+ds-5+deb12u1_amd64.deb"')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    monkeypatch.setenv("FAILOVER_DRILL_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(toolchain.DebUnavailable, match=r"has SHA256 [0-9a-f]{64}, the pin says"):
+        toolchain.ensure_fetched(["prometheus"])
+    d = load_pins().deb("prometheus")
+    assert not toolchain.deb_binary(d).exists() and list(toolchain.deb_dir(d).iterdir()) == []
+
+
+@pytest.mark.skipif(not HAVE_APT, reason="Prometheus is fetched with apt-get download and dpkg-deb")
+@pytest.mark.timeout(300)
+def test_prometheus_is_fetched_once_outside_the_repo_and_runs() -> None:
+    """The real fetch (a 19 MB .deb from Debian's archive on first use, cached after)."""
+    got = toolchain.ensure_fetched(["prometheus"])["prometheus"]
+    assert got.path.is_file() and not got.path.is_relative_to(ROOT)
+    out = subprocess.run([str(got.path), "--version"], capture_output=True, text=True, timeout=30, check=False)
+    upstream = got.deb.version.split("+")[0]
+    assert out.returncode == 0 and f"prometheus, version {upstream}" in out.stdout + out.stderr, out
+    assert toolchain.ensure_fetched(["prometheus"])["prometheus"].seconds is None

@@ -1,11 +1,12 @@
-"""pins.toml: one pinned module version per Kubernetes component and per upstream CRD source."""
+"""pins.toml: one pinned module version per Kubernetes component and per upstream CRD source, and
+one pinned Debian package version per binary fetched from Debian's archive (Prometheus)."""
 
 from __future__ import annotations
 
 import json
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from failover_drill.errors import ConfigError
 
 PINS_FILE = Path(__file__).with_name("pins.toml")
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _VERSION = re.compile(r"^v(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)(?P<rest>[-+].*)?$")
 
 
@@ -54,10 +56,28 @@ class CrdSource:
 
 
 @dataclass(frozen=True)
+class Deb:
+    """Binaries taken from a Debian package (`package`=`version`, whose .deb has `sha256`)."""
+
+    name: str
+    package: str
+    version: str
+    sha256: str
+    binaries: tuple[str, ...]  # paths inside the package, e.g. usr/bin/prometheus
+
+    def fingerprint(self) -> str:
+        return json.dumps(
+            {"package": self.package, "version": self.version, "sha256": self.sha256, "binaries": list(self.binaries)},
+            sort_keys=True,
+        )
+
+
+@dataclass(frozen=True)
 class Pins:
     components: dict[str, Component]
     crds: dict[str, CrdSource]
     source: Path
+    debs: dict[str, Deb] = field(default_factory=dict)
 
     def component(self, name: str) -> Component:
         try:
@@ -67,6 +87,16 @@ class Pins:
                 f"unknown component {name!r}",
                 source=str(self.source),
                 hint="one of: " + ", ".join(self.components),
+            ) from None
+
+    def deb(self, name: str) -> Deb:
+        try:
+            return self.debs[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown Debian package pin {name!r}",
+                source=str(self.source),
+                hint="one of: " + (", ".join(self.debs) or "none ([debs.*] in pins.toml)"),
             ) from None
 
     def crd_source(self, name: str) -> CrdSource:
@@ -139,6 +169,19 @@ def load_pins(path: Path = PINS_FILE) -> Pins:
             version=_str(table, "version", where, path),
             files=_strings(table, "files", where, path),
         )
+    debs: dict[str, Deb] = {}
+    for name, table in data.get("debs", {}).items():
+        where = f"debs.{name}"
+        sha = _str(table, "sha256", where, path)
+        if not _SHA256.match(sha):
+            raise ConfigError("sha256 must be 64 lowercase hex digits", source=str(path), field=f"{where}.sha256")
+        debs[name] = Deb(
+            name=name,
+            package=_str(table, "package", where, path),
+            version=_str(table, "version", where, path),
+            sha256=sha,
+            binaries=_strings(table, "binaries", where, path),
+        )
     if not components:
         raise ConfigError("no [components.*] entries", source=str(path))
-    return Pins(components=components, crds=crds, source=path)
+    return Pins(components=components, crds=crds, source=path, debs=debs)
