@@ -885,14 +885,16 @@ NO_DOCKER_DAEMON = "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix
 KUBECTL_MARKS = '#!/bin/sh\ntouch "$(dirname "$0")/kubectl-ran"\nexit 1\n'
 
 
-def test_recover_removes_the_traffic_job_of_a_drill_that_died(cluster: Cluster, tmp_path: Path) -> None:
+def test_recover_removes_the_traffic_job_of_a_drill_that_died(
+    cluster: Cluster, up_applied: list[ApiStep], tmp_path: Path
+) -> None:
     """`failover-drill recover` on a kind fleet, its clusters reached through the kubeconfig (this
     API server is us-east1's; the other regions' contexts do not exist, which it gets past). docker
-    is a stand-in whose daemon is down, so the node containers cannot be checked, and the replicas'
-    fault switches cannot be read either (an exec through the API server, which kwok's nodes here
-    do not serve): recover says so and exits 3, and still deletes the traffic Job of the drill that
-    died, with its pods (the garbage collector's work), and keeps a live drill's. One part failing
-    stops none of the others. kubectl is never run."""
+    is a stand-in whose daemon is down, so the node containers cannot be checked: recover says so
+    and exits 3, and still deletes the traffic Job of the drill that died, with its pods (the
+    garbage collector's work), and keeps a live drill's. One part failing stops none of the
+    others. kubectl, which the tool no longer runs, is a stand-in that would leave a mark. (up_applied:
+    the payments namespace the Jobs go to, whichever tests ran before.)"""
     from failover_drill.platforms.kind.traffic_jobs import KindTrafficJobs
     from failover_drill.platforms.registry import platform_dir
     from failover_drill.platforms.state_file import StateFile
@@ -920,8 +922,6 @@ def test_recover_removes_the_traffic_job_of_a_drill_that_died(cluster: Cluster, 
         out = run_cli("recover", state=state, env=env)
         assert out.returncode == 3 and "Docker daemon" in out.stderr, out.stderr
         assert "list the kind node containers failed" in out.stderr
-        assert "could not check its fault switches" in out.stdout + out.stderr, out.stderr
-        assert f"exec in pod {NAMESPACE}/payment-gateway-" in out.stdout + out.stderr, out.stderr
         assert not (bin_dir / "kubectl-ran").exists()
         assert (kube.get("batch/v1", "Job", job.name, NAMESPACE) is None) is removed
         assert (f"removed traffic job {cluster.context}/{job.name}" in out.stdout) is removed, out.stdout
