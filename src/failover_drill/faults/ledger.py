@@ -62,12 +62,17 @@ class FaultLedger:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _read(self) -> list[Entry]:
+    def _load(self) -> list[Entry]:
+        """The entries on disk, [] for no ledger; ValueError or TypeError for a torn one."""
         try:
             raw = json.loads(self.path.read_bytes())
-            return [Entry(**e) for e in raw]
         except FileNotFoundError:
             return []
+        return [Entry(**e) for e in raw]
+
+    def _read(self) -> list[Entry]:
+        try:
+            return self._load()
         except (ValueError, TypeError):
             # A torn ledger (garbage, or JSON of the wrong shape) must not block recovery: keep it
             # aside and start a new one; `recover` checks the fleet itself for what it held.
@@ -109,10 +114,7 @@ class FaultLedger:
         without writing; a missing ledger holds nothing. A torn ledger is not set aside here, so
         `recover` still finds it and says so: StateDamaged instead."""
         try:
-            raw = json.loads(self.path.read_bytes())
-            return [Entry(**e) for e in raw]
-        except FileNotFoundError:
-            return []
+            return self._load()
         except (ValueError, TypeError):
             raise StateDamaged(
                 f"the fault ledger {self.path} is unreadable: which faults are in force is unknown",
