@@ -16,7 +16,6 @@ binary before entering a rootless fleet's namespace: it has no network.
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +27,7 @@ import yaml
 from failover_drill import obs
 from failover_drill.errors import PlatformError
 from failover_drill.platforms import processes as procs
+from failover_drill.platforms.polling import wait_until
 from failover_drill.platforms.ports import allocate
 from failover_drill.toolchain.debs import resolve_binary
 
@@ -119,25 +119,28 @@ class PrometheusServer:
 
     def _wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
         assert self.spec is not None
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if not procs.alive(self.spec):
+        spec = self.spec
+
+        def not_ready() -> str | None:
+            if not procs.alive(spec):
                 raise PlatformError(
-                    f"Prometheus exited at start: {procs.log_tail(self.spec.log) or 'no output'}",
-                    hint=f"its log: {self.spec.log}",
+                    f"Prometheus exited at start: {procs.log_tail(spec.log) or 'no output'}",
+                    hint=f"its log: {spec.log}",
                 )
             try:
                 with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise PlatformError(
-                    f"Prometheus did not answer on {self.url} within {timeout_s:g} s",
-                    hint=f"its log: {self.spec.log}",
-                )
-            time.sleep(0.1)
+                    return None if r.status == 200 else f"/-/ready answered {r.status}"
+            except OSError as exc:
+                return str(exc)
+
+        wait_until(
+            not_ready,
+            timeout_s,
+            0.1,
+            lambda last: PlatformError(
+                f"Prometheus did not answer on {self.url} within {timeout_s:g} s ({last})", hint=f"its log: {spec.log}"
+            ),
+        )
 
     def stop(self) -> None:
         if self.spec is not None:
@@ -179,11 +182,12 @@ class PrometheusServer:
         return len(got) == len(self.targets) and all(v == 1 for _, v in got)
 
     def wait_scraped(self, timeout_s: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.scraped():
-            if time.monotonic() > deadline:
-                raise PlatformError(
-                    f"Prometheus at {self.url} has not scraped {', '.join(self.targets)} within {timeout_s:g} s",
-                    hint=f"{self.url}/targets shows why; its log: {self.home / 'prometheus.log'}",
-                )
-            time.sleep(min(self.scrape_s, 0.5))
+        wait_until(
+            lambda: None if self.scraped() else "not yet",
+            timeout_s,
+            min(self.scrape_s, 0.5),
+            lambda _: PlatformError(
+                f"Prometheus at {self.url} has not scraped {', '.join(self.targets)} within {timeout_s:g} s",
+                hint=f"{self.url}/targets shows why; its log: {self.home / 'prometheus.log'}",
+            ),
+        )
