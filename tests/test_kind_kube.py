@@ -21,11 +21,9 @@ import base64
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,20 +43,13 @@ from failover_drill.platforms.kind.platform import KindPlatform
 from failover_drill.platforms.kind.workload import EDGE_SECRET
 from failover_drill.platforms.kube.client import ExecResult, Kube, KubeContexts
 from failover_drill.platforms.kube.workload import APP, NAMESPACE
-from failover_drill.platforms.kwok import COMPONENTS, ControlPlane, ControlPlaneSpec, Ports
+from failover_drill.platforms.kwok import ControlPlane
 from tests.conftest import topology
+from tests.control_planes import NEEDS_GO, REGION, started_plane, until
 from tests.test_kind import PodsBehindDocker, node_answers
 
-pytestmark = [
-    pytest.mark.skipif(
-        shutil.which("go") is None,
-        reason="the go command is not on PATH: the control plane's components are built from source",
-    ),
-    # The first use may build the components (a cold build takes tens of minutes).
-    pytest.mark.timeout(3600),
-]
+pytestmark = NEEDS_GO
 
-REGION = "us-east1"
 ARGO_NS = "argo-rollouts"
 NODE_CAPACITY = {"cpu": "1k", "memory": "1Ti", "pods": "1M", "ephemeral-storage": "1Ti"}
 
@@ -87,35 +78,10 @@ class Cluster:
         return KindPlatform(self.state, self.topo, runner=rec, kubeconfig=self.kubeconfig), rec
 
 
-def _until(what: str, check: Any, timeout_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not within {timeout_s} s (last: {last!r})")
-
-
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    binaries = toolchain.paths(COMPONENTS)  # builds what is missing: a failed build fails, it does not skip
-    spec = ControlPlaneSpec(
-        region=REGION,
-        state_dir=tmp_path_factory.mktemp("kwok-cp"),
-        ports=Ports.free(),
-        fleet_id=f"test-{uuid.uuid4().hex[:8]}",
-        pod_cidr="10.244.0.0/16",
-        # kwok plays the zones' nodes (labelled type=kwok); the control-plane node is the tests' to play.
-        kwok_node_selector="type=kwok",
-    )
-    cp = ControlPlane(spec, binaries)
-    cp.start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
+    # kwok plays the zones' nodes (labelled type=kwok); the control-plane node is the tests' to play.
+    yield from started_plane(tmp_path_factory, "kwok-cp", pod_cidr="10.244.0.0/16", kwok_node_selector="type=kwok")
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +285,7 @@ def test_control_plane_loss_scales_istiod_to_zero_and_back(cluster: Cluster, up_
     data = platform.inject(fault, platform.plan_fault(fault))
     istiod = kube.get("apps/v1", "Deployment", "istiod", "istio-system")
     assert istiod is not None and istiod["spec"]["replicas"] == 0
-    _until("istiod's pod removed by the real controllers", lambda: not istiod_pods())
+    until("istiod's pod removed by the real controllers", lambda: not istiod_pods())
     platform.revert(fault, data)
     istiod = kube.get("apps/v1", "Deployment", "istiod", "istio-system")
     assert istiod is not None and istiod["spec"]["replicas"] == 1
@@ -830,7 +796,7 @@ def test_in_region_traffic_runs_as_a_job_the_api_server_creates_streams_and_dele
             assert spec["template"]["spec"]["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
             assert job["metadata"]["labels"]["failover-drill.io/owner-pid"] == str(os.getpid())
             # its status, as the Job controller keeps it and the platform reads it
-            _until("the Job controller counts both pods active and ready", lambda: job_state(
+            until("the Job controller counts both pods active and ready", lambda: job_state(
                 kube.get("batch/v1", "Job", jobs.name, NAMESPACE)).startswith("active 2, ready 2"))  # fmt: skip
             assert run_step(job_state_step(cluster.context, jobs.name), cluster.kubes).startswith("active 2, ready 2")
             pods = kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"job-name={jobs.name}")
@@ -850,7 +816,7 @@ def test_in_region_traffic_runs_as_a_job_the_api_server_creates_streams_and_dele
             pool.close()
         # deleted without waiting; the garbage collector removes its pods (the kubelet played here lets them go)
         assert kube.get("batch/v1", "Job", jobs.name, NAMESPACE) is None
-        _until(
+        until(
             "the Job's pods removed by the garbage collector",
             lambda: not kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"job-name={jobs.name}"),
         )
@@ -864,7 +830,7 @@ def test_in_region_traffic_runs_as_a_job_the_api_server_creates_streams_and_dele
         node.fail.add(failing.name)
         failing.launch()
         try:
-            _until(
+            until(
                 "the Job controller fails the Job",
                 lambda: "BackoffLimitExceeded" in job_state(kube.get("batch/v1", "Job", failing.name, NAMESPACE)),
             )
@@ -874,7 +840,7 @@ def test_in_region_traffic_runs_as_a_job_the_api_server_creates_streams_and_dele
             assert f"describe job {failing.name}" in (err.value.hint or "")
         finally:
             failing.cleanup()
-        _until(
+        until(
             "the failed Job's pod removed",
             lambda: not kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"job-name={failing.name}"),
         )
@@ -917,7 +883,7 @@ def test_recover_removes_the_traffic_job_of_a_drill_that_died(
             duration_s=60, workers=1, key_prefix=f"owner-{owner}", owner_pid=owner, kubes=cluster.kubes,
         )  # fmt: skip
         job.launch()
-        _until("the Job's pod", lambda job=job: kube.list_objects(
+        until("the Job's pod", lambda job=job: kube.list_objects(
             "v1", "Pod", NAMESPACE, label_selector=f"job-name={job.name}"))  # fmt: skip
         out = run_cli("recover", state=state, env=env)
         assert out.returncode == 3 and "Docker daemon" in out.stderr, out.stderr
@@ -927,7 +893,7 @@ def test_recover_removes_the_traffic_job_of_a_drill_that_died(
         assert (f"removed traffic job {cluster.context}/{job.name}" in out.stdout) is removed, out.stdout
         if removed:
             # no node runs it here (none is the control-plane node now): the garbage collector deletes the pod outright
-            _until("the dead drill's traffic pod removed", lambda job=job: not kube.list_objects(
+            until("the dead drill's traffic pod removed", lambda job=job: not kube.list_objects(
                 "v1", "Pod", NAMESPACE, label_selector=f"job-name={job.name}"))  # fmt: skip
         else:
             job.cleanup()

@@ -17,46 +17,25 @@ version) shows here: it reports a non-zero exit as an InternalError whose messag
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from failover_drill import toolchain
 from failover_drill.errors import PlatformError
 from failover_drill.platforms.kind import api
 from failover_drill.platforms.kind.commands import run_step
 from failover_drill.platforms.kube.client import Kube, KubeContexts
-from failover_drill.platforms.kwok import COMPONENTS, ControlPlane, ControlPlaneSpec, Ports
+from failover_drill.platforms.kwok import ControlPlane
+from tests.control_planes import NEEDS_GO, REGION, started_plane, until
 
-pytestmark = [
-    pytest.mark.skipif(
-        shutil.which("go") is None,
-        reason="the go command is not on PATH: the control plane's components are built from source",
-    ),
-    # The first use may build the components (a cold build takes tens of minutes).
-    pytest.mark.timeout(3600),
-]
+pytestmark = NEEDS_GO
 
-REGION = "us-east1"
 NS = "default"
 NODE = "kwok-exec-0"
-
-
-def _until(what: str, check: Any, timeout_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not within {timeout_s} s (last: {last!r})")
 
 
 def _pod(name: str, **spec: Any) -> dict[str, Any]:
@@ -70,20 +49,7 @@ def _pod(name: str, **spec: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    binaries = toolchain.paths(COMPONENTS)  # builds what is missing: a failed build fails, it does not skip
-    spec = ControlPlaneSpec(
-        region=REGION,
-        state_dir=tmp_path_factory.mktemp("kwok-exec"),
-        ports=Ports.free(),
-        fleet_id=f"test-{uuid.uuid4().hex[:8]}",
-        kwok_serves_exec=True,
-    )
-    cp = ControlPlane(spec, binaries)
-    cp.start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
+    yield from started_plane(tmp_path_factory, "kwok-exec", kwok_serves_exec=True)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +72,7 @@ def kube(plane: ControlPlane) -> Iterator[Kube]:
         pods = {p["metadata"]["name"]: p for p in k.pods(NS)}
         return (pods.get("app", {}).get("status") or {}).get("phase") == "Running"
 
-    _until("kwok runs the pod", running)
+    until("kwok runs the pod", running)
     # the node as kwok registered it: the address and kubelet port the API server dials for exec
     (node,) = [n for n in k.nodes() if n["metadata"]["name"] == NODE]
     assert {"type": "InternalIP", "address": "127.0.0.1"} in node["status"]["addresses"]

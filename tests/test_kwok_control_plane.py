@@ -4,7 +4,6 @@ from the pinned sources: a Deployment's pods are scheduled to a kwok node and be
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import time
 import uuid
@@ -27,19 +26,11 @@ from failover_drill.platforms.kwok import (
     Ports,
     find_marked,
 )
+from tests.control_planes import NEEDS_GO, REGION, until
 
-pytestmark = [
-    pytest.mark.skipif(
-        shutil.which("go") is None,
-        reason="the go command is not on PATH: the control plane's components are built from source",
-    ),
-    # The first test may build the components (a cold build takes tens of minutes); every wait in
-    # the control plane has its own deadline.
-    pytest.mark.timeout(3600),
-]
+pytestmark = NEEDS_GO
 
 
-REGION = "us-east1"
 EVICTION_S = 37  # not upstream's 300: the pods must show the setting, not the default
 ZONE = "us-east1-b"
 
@@ -82,14 +73,7 @@ def _api(cp: ControlPlane) -> Any:
 
 
 def _until(what: str, check: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not within {timeout_s} s (last: {last!r})")
+    return until(what, check, timeout_s)
 
 
 def test_server_reports_the_pinned_version(plane: ControlPlane) -> None:

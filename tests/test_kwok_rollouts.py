@@ -152,6 +152,17 @@ def rollout_state(kube: Kube) -> ro.RolloutState:
     return got
 
 
+def released(kube: Kube, rollout: dict[str, Any]) -> None:
+    """Apply a new release and wait until the controller has taken it (its spec observed)."""
+    kube.apply([rollout])
+    wait_for(
+        "the controller to take the new release",
+        lambda: state_if(kube, lambda r: r.observed and not r.aborted),
+        30,
+        poll_s=0.2,
+    )
+
+
 def state_if(kube: Kube, ok: Any) -> ro.RolloutState | None:
     r = rollout_state(kube)
     return r if ok(r) else None
@@ -291,13 +302,7 @@ def canaries_judged_by_prometheus(kube: Kube, rollout: dict[str, Any], home: Pat
         prom.wait_scraped()
         out: dict[str, Any] = {"url": prom.url}
         started = time.monotonic()
-        kube.apply([judged_by_prometheus(rollout, "prom-bad", 60, prom.url)])
-        wait_for(
-            "the controller to take the new release",
-            lambda: state_if(kube, lambda r: r.observed and not r.aborted),
-            30,
-            poll_s=0.2,
-        )
+        released(kube, judged_by_prometheus(rollout, "prom-bad", 60, prom.url))
         out["aborted"] = wait_for(
             "the controller to abort the canary on Prometheus' answer",
             lambda: state_if(kube, lambda r: r.aborted and r.phase == "Degraded"),
@@ -307,13 +312,7 @@ def canaries_judged_by_prometheus(kube: Kube, rollout: dict[str, Any], home: Pat
         out["time_to_abort_s"] = time.monotonic() - started
         out["bad"] = finished_run(kube, "prom-bad", "Failed", 30)
         out["bad_now"] = prom.query(f'failover_drill_success_ratio{{region="{REGION}",version="prom-bad",window="1m"}}')
-        kube.apply([judged_by_prometheus(rollout, "prom-good", 0, prom.url)])
-        wait_for(
-            "the controller to take the new release",
-            lambda: state_if(kube, lambda r: r.observed and not r.aborted),
-            30,
-            poll_s=0.2,
-        )
+        released(kube, judged_by_prometheus(rollout, "prom-good", 0, prom.url))
         out["held"] = wait_for(
             "the good canary to pass Prometheus' analysis and wait at its pause step",
             lambda: state_if(kube, lambda r: "CanaryPauseStep" in r.pause_reasons),
