@@ -16,7 +16,9 @@ from failover_drill.config.analysis_templates import load_rollout_manifests, rol
 from failover_drill.config.topology import load_topology
 from failover_drill.errors import ConfigError
 from failover_drill.platforms.kwok.netns import can_create
+from failover_drill.rollouts import rollout_object
 from tests.conftest import ROOT, processes_under, run_cli
+from tests.test_manifests import needs_crds, validate_object
 
 SHIPPED = ROOT / "clusters" / "manifests"
 
@@ -46,7 +48,33 @@ def test_the_shipped_templates_ask_only_for_what_the_endpoint_serves() -> None:
         "payment-gateway-canary-prometheus",
         "payment-gateway-canary-web",
     ]
-    assert {o["kind"] for o in got.objects} == {"AnalysisTemplate", "Rollout"}
+    assert {o["kind"] for o in got.objects} == {"AnalysisTemplate", "Rollout", "Service", "VirtualService"}
+
+
+@needs_crds
+def test_the_rollout_routes_by_weight_on_istio_only() -> None:
+    """On Istio the Rollout names the repo's VirtualService route and its two Services, and those
+    name each other as Argo Rollouts requires (the route's two hosts are the Rollout's stable and
+    canary Services); on Cilium, which offers Argo Rollouts no traffic router, the tool drops all
+    three and applies none of them. Every object fits the upstream schemas."""
+    got = load_rollout_manifests(rollouts_dir(load_topology(ROOT / "clusters" / "topology.yaml")))
+    istio = rollout_object(got, "us-east1", "http://127.0.0.1:9", mesh="istio")
+    cilium = rollout_object(got, "us-east1", "http://127.0.0.1:9", mesh="cilium")
+    canary = istio["spec"]["strategy"]["canary"]
+    routing = got.routing("istio")
+    vs = next(o for o in routing if o["kind"] == "VirtualService")
+    services = {o["metadata"]["name"] for o in routing if o["kind"] == "Service"}
+    assert services == {canary["canaryService"], canary["stableService"]}
+    assert canary["trafficRouting"]["istio"]["virtualService"]["name"] == vs["metadata"]["name"]
+    route = next(
+        r for r in vs["spec"]["http"] if r["name"] in canary["trafficRouting"]["istio"]["virtualService"]["routes"]
+    )
+    assert {d["destination"]["host"] for d in route["route"]} == services
+    assert got.routing("cilium") == [] and got.routing("cilium-tuned") == []
+    assert not {"trafficRouting", "canaryService", "stableService"} & set(cilium["spec"]["strategy"]["canary"])
+    assert cilium["spec"]["strategy"]["canary"]["steps"] == canary["steps"]
+    for obj in [*routing, istio, cilium]:
+        validate_object(obj)
 
 
 @pytest.mark.parametrize(

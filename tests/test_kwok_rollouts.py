@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from failover_drill.config.analysis_templates import for_mesh, load_rollout_manifests, rollouts_dir
 from failover_drill.config.scenario import RetryPolicy
 from failover_drill.config.topology import load_topology
 from failover_drill.errors import PlatformError
@@ -53,16 +54,16 @@ NS = "payments"
 MANIFESTS = ROOT / "clusters" / "manifests" / "rollouts"
 
 
-def one_region_topology(tmp_path: Path) -> Path:
+def one_region_topology(tmp_path: Path, mesh: str = "cilium") -> Path:
     data = yaml.safe_load((ROOT / "clusters" / "topology.yaml").read_text())
-    data["mesh"] = "cilium"
+    data["mesh"] = mesh
     data["manifests"] = str(ROOT / "clusters" / "manifests" / "payment-gateway")
     # One region is enough for a canary, and keeps two shared cores for the controller and traffic.
     data["regions"] = [r for r in data["regions"] if r["name"] == REGION]
     data["latency_ms"] = {}
     data["replicas_per_zone"] = 1
     data["kwok"] = {"node_monitor_grace_period_s": 20, "node_monitor_period_s": 2, "node_lease_duration_s": 10}
-    path = tmp_path / "kwok-rollouts.yaml"
+    path = tmp_path / f"kwok-rollouts-{mesh}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -83,12 +84,14 @@ def release(rollout: dict[str, Any], version: str, fail_pct: int) -> dict[str, A
 
 
 def rollout_objects(sli_url: str) -> list[dict[str, Any]]:
-    """The repo's manifests, with the analysis args this drill's SLI server and region need."""
+    """The repo's manifests for a Cilium fleet (no traffic routing), with the analysis args this
+    drill's SLI server and region need."""
     objs = [
         d for f in ("analysistemplates.yaml", "rollout.yaml") for d in yaml.safe_load_all((MANIFESTS / f).read_text())
     ]
     for o in objs:
         if o["kind"] == "Rollout":
+            for_mesh(o, "cilium")
             for step in o["spec"]["strategy"]["canary"]["steps"]:
                 for arg in (step.get("analysis") or {}).get("args", []):
                     arg["value"] = {"sli-url": sli_url, "region": REGION}.get(arg["name"], arg["value"])
@@ -618,11 +621,10 @@ def test_drills_release_a_bad_canary_and_a_good_one_and_recover_restores_a_dead_
         )
         ct_template = kube.get(ARGO, "Rollout", "payment-gateway", NS)
         # A drill that died mid-release: its record names the stable object to go back to.
-        from failover_drill.config.analysis_templates import load_rollout_manifests, rollouts_dir
         from failover_drill.rollouts import rollout_object
 
         manifests = load_rollout_manifests(rollouts_dir(load_topology(topology)))
-        stable = rollout_object(manifests, REGION, "http://127.0.0.1:9")
+        stable = rollout_object(manifests, REGION, "http://127.0.0.1:9", mesh="cilium")
         kube.apply([release(stable, "v9", 0)])
         wait_for("the orphaned release to start", lambda: rollout_state(kube).phase != "Healthy", 30, poll_s=0.2)
         dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -765,3 +767,86 @@ def test_a_canary_during_a_region_loss_and_during_link_latency(tmp_path: Path) -
     assert not [e for e in lost["rollouts"]["events"] if e["reason"] in ("RolloutAborted", "AnalysisRunFailed")]
     assert lost["payments"]["lost"] == 0
     assert processes_under(home) == []
+
+
+def shares(live: LiveSli, versions: tuple[str, str], window_s: float) -> tuple[int, float]:
+    """Requests the two versions served in the last window_s, and the second's share of them."""
+    a, b = (live.sli(REGION, v, window_s).requests for v in versions)
+    return a + b, (b / (a + b) if a + b else 0.0)
+
+
+def virtual_service_weights(kube: Kube) -> dict[str, int]:
+    vs = kube.get("networking.istio.io/v1", "VirtualService", "payment-gateway", NS) or {}
+    route = ((vs.get("spec") or {}).get("http") or [{}])[0].get("route") or []
+    return {d["destination"]["host"]: int(d.get("weight") or 0) for d in route}
+
+
+def test_istio_gateways_follow_the_weights_the_controller_writes(tmp_path: Path) -> None:
+    """On an Istio fleet the Rollout routes by weight (trafficRouting.istio): the real controller
+    writes the canary's weight into the repo's VirtualService, and the region's gateway sends
+    users to stable and canary by that weight, not by their share of the pods. A canary at 80%
+    runs on 3 of the region's 9 payment-gateway pods (3 stable, 3 zone Deployments): by pods it
+    would serve a third, by the VirtualService four fifths. Aborted, the controller writes 0 and
+    the canary serves nothing. The weights are read from the API server, the shares from the
+    versions the replicas reported on real payments."""
+    home = tmp_path / "state"
+    topology = one_region_topology(tmp_path, mesh="istio")
+    platform = KwokPlatform(home / "kwok", load_topology(topology))
+    live = LiveSli(slo=0.999)
+    manifests = load_rollout_manifests(rollouts_dir(load_topology(topology)))
+    try:
+        platform.up(progress=print)
+        data = platform._load()
+        assert data is not None
+        kube = Kube(Path(data["kubeconfigs"][REGION]))
+        with SliServer(live) as sli, Traffic(platform.entrypoint(), live, rate=60.0):
+            # The tool's own path: templates, the Services and VirtualService, the stable Rollout.
+            from failover_drill.rollouts import prepare_release, rollout_object
+
+            stable = prepare_release(platform, manifests, sli.url, print, [REGION])[REGION]
+            assert stable["spec"]["strategy"]["canary"]["trafficRouting"]["istio"]["virtualService"]["name"] == (
+                "payment-gateway"
+            )
+            assert virtual_service_weights(kube) == {"payment-gateway-stable": 100, "payment-gateway-canary": 0}
+            wait_for("stable traffic in the SLIs", lambda: live.sli(REGION, "stable", 10).requests > 100, 60)
+            canary = rollout_object(manifests, REGION, sli.url, "v80", 0, mesh="istio")
+            canary["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 80}, {"pause": {}}]
+            released(kube, canary)
+            held = wait_for(
+                "the canary at 80% and held at its pause",
+                lambda: state_if(kube, lambda r: "CanaryPauseStep" in r.pause_reasons),
+                120,
+            )
+            weights = virtual_service_weights(kube)
+            pods = kube.pods(NS, "app=payment-gateway")
+            canary_pods = [p for p in pods if any(e.get("value") == "v80" for c in p["spec"]["containers"]
+                                                 for e in c.get("env") or [])]  # fmt: skip
+            time.sleep(12)  # a whole window at the new weights (the agent polls the VirtualService at 2 Hz)
+            split_n, split_share = shares(live, ("stable", "v80"), 10)
+            ro.abort(kube, "payment-gateway", NS)
+            wait_for(
+                "the controller to write the canary's weight back to 0",
+                lambda: virtual_service_weights(kube).get("payment-gateway-canary") == 0,
+                60,
+                poll_s=0.2,
+            )
+            aborted_weights = virtual_service_weights(kube)
+            time.sleep(8)
+            after_n, after_share = shares(live, ("stable", "v80"), 6)
+        events = [e for e in platform.events(0) if e.kind == "route_weights"]
+        kube.close()
+    finally:
+        platform.down()
+    print(f"canary at {weights}: {split_share:.3f} of {split_n} payments; aborted: {after_share:.3f} of {after_n}")
+    assert processes_under(home) == []
+    assert held.step == 1 and not held.aborted, held
+    assert weights == {"payment-gateway-stable": 20, "payment-gateway-canary": 80}, weights
+    assert len(canary_pods) == 3 and len(pods) == 9, [p["metadata"]["name"] for p in pods]
+    # 600 payments: a share of 0.80 lies within 0.06 of it with more than 99.99% odds; a third is far.
+    assert split_n > 400 and 0.72 < split_share < 0.88, (split_n, split_share)
+    assert aborted_weights == {"payment-gateway-stable": 100, "payment-gateway-canary": 0}, aborted_weights
+    assert after_n > 200 and after_share < 0.01, (after_n, after_share)
+    # The mesh agent's record of each route it followed, on the drill's timeline.
+    details = [e.detail for e in events]
+    assert "payment-gateway-stable 20 / payment-gateway-canary 80" in details, details
+    assert details[-1] == "payment-gateway-stable 100 / payment-gateway-canary 0", details

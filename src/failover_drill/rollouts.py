@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from failover_drill.config.analysis_templates import RolloutManifests, load_rollout_manifests, rollouts_dir
+from failover_drill.config.analysis_templates import RolloutManifests, for_mesh, load_rollout_manifests, rollouts_dir
 from failover_drill.config.scenario import Release
 from failover_drill.config.topology import Topology
 from failover_drill.errors import ConfigError, DrillError, PlatformError
@@ -267,17 +267,24 @@ RELEASE_TIMEOUT_S = 240.0
 
 
 def rollout_object(
-    manifests: RolloutManifests, region: str, sli_url: str, version: str = "stable", fail_pct: float = 0.0
+    manifests: RolloutManifests,
+    region: str,
+    sli_url: str,
+    version: str = "stable",
+    fail_pct: float = 0.0,
+    *,
+    mesh: str,
 ) -> dict[str, Any]:
-    """The repo's Rollout for one region: its pods told their region, version and failure share,
-    its analysis told where the drill's SLIs are and which region and version to judge."""
+    """The repo's Rollout for one region on the fleet's mesh (for_mesh): its pods told their
+    region, version and failure share, its analysis told where the drill's SLIs are and which
+    region and version to judge."""
     found = [o for o in manifests.objects if o.get("kind") == ro.ROLLOUT]
     if len(found) != 1:
         raise ConfigError(
             f"{manifests.folder} holds {len(found)} Rollouts; a release needs exactly one",
             hint="keep the payment-gateway Rollout (clusters/manifests/rollouts/rollout.yaml)",
         )
-    obj = copy.deepcopy(found[0])
+    obj = for_mesh(copy.deepcopy(found[0]), mesh)
     values = {"REGION": region, "VERSION": version, "FAIL_PCT": f"{fail_pct:g}"}
     for c in obj["spec"]["template"]["spec"]["containers"]:
         for e in c.get("env") or []:
@@ -305,28 +312,50 @@ def prepare_release(
 ) -> dict[str, dict[str, Any]]:
     """The stable Rollout in each of the release's regions, Healthy, before the drill's clock
     starts (a release left by an earlier drill is rolled back to stable by the same apply).
-    region -> the stable object."""
+    region -> the stable object.
+
+    On Istio the VirtualService comes last in a region that has none yet: until the Rollout's
+    pods are ready, a route to its stable Service would leave the region's users with no
+    endpoint at all. So the Rollout first comes up without traffic routing, then takes it."""
+    mesh = platform.mesh()
     stable: dict[str, dict[str, Any]] = {}
     with _kubes_in(platform, regions) as kubes:
+        routing = manifests.routing(mesh)
+        later: list[str] = []
         for region, kube in kubes.items():
-            stable[region] = rollout_object(manifests, region, sli_url)
-            kube.apply([o for o in manifests.templates()] + [stable[region]])
+            stable[region] = rollout_object(manifests, region, sli_url, mesh=mesh)
+            services = [o for o in routing if o["kind"] == "Service"]
+            if routing and not all(kube.get(o["apiVersion"], o["kind"], *_ref(o)) for o in routing):
+                later.append(region)
+                kube.apply(manifests.templates() + services + [for_mesh(copy.deepcopy(stable[region]), "none")])
+            else:
+                kube.apply(manifests.templates() + routing + [stable[region]])
         say(f"waiting for the payment-gateway Rollout to be Healthy on its stable version in {len(kubes)} region(s)")
-        deadline = time.monotonic() + timeout_s
-        while True:
-            states = {r: ro.rollout(kube, *_ref(stable[r])) for r, kube in kubes.items()}
-            waiting = {
-                r: s for r, s in states.items() if s is None or not s.observed or s.phase != "Healthy" or s.aborted
-            }
-            if not waiting:
-                return stable
-            if time.monotonic() > deadline:
-                raise PlatformError(
-                    "the payment-gateway Rollout did not become Healthy within "
-                    f"{timeout_s:g} s: " + "; ".join(f"{r}: {s.phase if s else 'absent'}" for r, s in waiting.items()),
-                    hint="`failover-drill rollouts status` shows each region's; the controller's log is in the state dir",
-                )
-            time.sleep(1.0)
+        _wait_healthy(kubes, stable, timeout_s)
+        if later:
+            say(
+                f"routing users through the VirtualService in {', '.join(later)} (Argo Rollouts' Istio traffic routing)"
+            )
+            for region in later:
+                kubes[region].apply([*routing, stable[region]])
+            _wait_healthy({r: kubes[r] for r in later}, stable, timeout_s)
+    return stable
+
+
+def _wait_healthy(kubes: dict[str, Kube], stable: dict[str, dict[str, Any]], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        states = {r: ro.rollout(kube, *_ref(stable[r])) for r, kube in kubes.items()}
+        waiting = {r: s for r, s in states.items() if s is None or not s.observed or s.phase != "Healthy" or s.aborted}
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise PlatformError(
+                "the payment-gateway Rollout did not become Healthy within "
+                f"{timeout_s:g} s: " + "; ".join(f"{r}: {s.phase if s else 'absent'}" for r, s in waiting.items()),
+                hint="`failover-drill rollouts status` shows each region's; the controller's log is in the state dir",
+            )
+        time.sleep(1.0)
 
 
 def _release_path(state_dir: Path, owner_pid: int) -> Path:
@@ -351,7 +380,9 @@ def start_release(
     out = []
     with _kubes_in(platform, list(stable)) as kubes:
         for region, kube in kubes.items():
-            kube.apply([rollout_object(manifests, region, sli_url, release.version, release.fail_pct)])
+            kube.apply(
+                [rollout_object(manifests, region, sli_url, release.version, release.fail_pct, mesh=platform.mesh())]
+            )
             out.append((region, f"released payment-gateway {release.version}"))
     return out
 

@@ -39,6 +39,28 @@ class RolloutManifests:
     def templates(self) -> list[dict[str, Any]]:
         return [o for o in self.objects if o.get("kind") == ANALYSIS_TEMPLATE]
 
+    def routing(self, mesh: str) -> list[dict[str, Any]]:
+        """What the Rollout's traffic routing needs in the cluster before it (its Services and
+        VirtualService): on Istio only, where the mesh follows the VirtualService's weights."""
+        if not traffic_routed(mesh):
+            return []
+        return [o for o in self.objects if o.get("kind") in ("Service", "VirtualService")]
+
+
+def traffic_routed(mesh: str) -> bool:
+    """Argo Rollouts routes a canary by weight through Istio; Cilium offers it no traffic router."""
+    return mesh.startswith("istio")
+
+
+def for_mesh(rollout: dict[str, Any], mesh: str) -> dict[str, Any]:
+    """The Rollout as it can run on the mesh: without Istio, no trafficRouting nor the Services it
+    names (the canary's weight is then its share of the pods). Changed in place, and returned."""
+    if not traffic_routed(mesh):
+        canary = ((rollout.get("spec") or {}).get("strategy") or {}).get("canary") or {}
+        for key in ("trafficRouting", "canaryService", "stableService"):
+            canary.pop(key, None)
+    return rollout
+
 
 def rollouts_dir(topo: Topology) -> Path:
     """Beside the topology's payment-gateway manifests; manifests of a team's own that came

@@ -162,7 +162,11 @@ def _route(
     match: dict[str, Any] = {"path": path} if path else {"prefix": prefix}
     if header:
         match["headers"] = [_header_match(*header)]
-    action: dict[str, Any] = {"cluster": cluster, "timeout": _dur(timeout_s) if timeout_s else "0s"}
+    action: dict[str, Any] = {"timeout": _dur(timeout_s) if timeout_s else "0s"}
+    if cluster == SPLIT:
+        action["weighted_clusters"] = split_clusters()
+    else:
+        action["cluster"] = cluster
     if retry:
         action["retry_policy"] = retry
     r: dict[str, Any] = {"match": match, "route": action}
@@ -172,6 +176,31 @@ def _route(
             **{name: _fault(jitter_key(fault_key, i)) for i, name in enumerate(JITTER_FILTERS)},
         }
     return r
+
+
+# A route to SPLIT goes to the payment-gateway's stable and canary clusters by weight, the
+# VirtualService's weights that Argo Rollouts writes: Istio turns a VirtualService route with two
+# destinations into a route with weighted clusters, and the mesh agent (the kwok platform's
+# istiod) sets the weights through the gateway's runtime. Until it does, all goes to stable.
+SPLIT = "payment-gateway+canary"
+STABLE_CLUSTER = "payment-gateway"
+CANARY_CLUSTER = "pg-canary"
+SPLIT_RUNTIME_PREFIX = "routing.payment-gateway"
+
+
+def split_runtime_keys(stable_weight: int, canary_weight: int) -> dict[str, int]:
+    """The runtime values that set the split's weights (Envoy reads <prefix>.<cluster name>)."""
+    return {
+        f"{SPLIT_RUNTIME_PREFIX}.{STABLE_CLUSTER}": stable_weight,
+        f"{SPLIT_RUNTIME_PREFIX}.{CANARY_CLUSTER}": canary_weight,
+    }
+
+
+def split_clusters() -> dict[str, Any]:
+    return {
+        "clusters": [{"name": STABLE_CLUSTER, "weight": 100}, {"name": CANARY_CLUSTER, "weight": 0}],
+        "runtime_key_prefix": SPLIT_RUNTIME_PREFIX,
+    }
 
 
 def _blocked_internal() -> dict[str, Any]:
@@ -479,8 +508,11 @@ def _eds_cluster(name: str, eds_file: Path, policy: MeshPolicy, layout: Layout, 
     return c
 
 
-def gateway_bootstrap(layout: Layout, region: str, policy: MeshPolicy) -> dict[str, Any]:
+def gateway_bootstrap(layout: Layout, region: str, policy: MeshPolicy, canary_split: bool = False) -> dict[str, Any]:
+    """A region's gateway. canary_split: the users' routes split between the stable and canary
+    clusters by the weights its control plane sets (Istio with Argo Rollouts' traffic routing)."""
     gw = layout.gateways[region]
+    users = SPLIT if canary_split else STABLE_CLUSTER
     eds = layout.eds_dir(region)
     timeout = policy.route_timeout_s
     retry = _retry_policy(policy) if policy.mesh == "istio" else None
@@ -499,14 +531,14 @@ def gateway_bootstrap(layout: Layout, region: str, policy: MeshPolicy) -> dict[s
     for src in layout.regions:
         ingress_routes.append(
             _route(
-                "payment-gateway",
+                users,
                 header=("x-client-region", src),
                 fault_key=link_key(src, region),
                 timeout_s=timeout,
                 retry=retry,
             )
         )
-    ingress_routes.append(_route("payment-gateway", timeout_s=timeout, retry=retry))
+    ingress_routes.append(_route(users, timeout_s=timeout, retry=retry))
     tag = [
         {
             "header": {"key": "x-mesh-source-region", "value": region},
@@ -530,6 +562,8 @@ def gateway_bootstrap(layout: Layout, region: str, policy: MeshPolicy) -> dict[s
         _eds_cluster("payment-gateway", eds / "payment-gateway.json", policy, layout, region),
         _eds_cluster("pg-local", eds / "pg-local.json", policy, layout, region),
     ]
+    if canary_split:
+        clusters.append(_eds_cluster(CANARY_CLUSTER, eds / f"{CANARY_CLUSTER}.json", policy, layout, region))
     zone = gw.home_zone
     return _bootstrap(
         f"gateway-{region}",

@@ -15,6 +15,7 @@ from failover_drill.platforms.base import PlatformEvent
 from failover_drill.platforms.envoy import admin
 from failover_drill.platforms.envoy.binary import ENVOY_FLAGS
 from failover_drill.platforms.envoy.config import (
+    CANARY_CLUSTER,
     eds_response,
     frontdoor_bootstrap,
     gateway_bootstrap,
@@ -30,7 +31,9 @@ from failover_drill.platforms.polling import wait_until
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def prepare_files(layout: Layout, policy: MeshPolicy) -> None:
+def prepare_files(layout: Layout, policy: MeshPolicy, canary_split: bool = False) -> None:
+    """canary_split: the gateways split users' traffic between stable and canary by the weights
+    their control plane sets (see config.SPLIT)."""
     root_dir = layout.root
     for sub in ("eds", "sds", "cp", "events", "logs", "envoy", "pki", "ledgers"):
         d = root_dir / sub
@@ -50,7 +53,10 @@ def prepare_files(layout: Layout, policy: MeshPolicy) -> None:
         eds = layout.eds_dir(region)
         write_atomic(eds / "payment-gateway.json", eds_response("payment-gateway", 0, []))
         write_atomic(eds / "pg-local.json", eds_response("pg-local", 0, []))
-        write_atomic(layout.envoy_dir() / f"gateway-{region}.json", gateway_bootstrap(layout, region, policy))
+        write_atomic(eds / f"{CANARY_CLUSTER}.json", eds_response(CANARY_CLUSTER, 0, []))
+        write_atomic(
+            layout.envoy_dir() / f"gateway-{region}.json", gateway_bootstrap(layout, region, policy, canary_split)
+        )
     write_atomic(layout.envoy_dir() / "frontdoor.json", frontdoor_bootstrap(layout, policy))
 
 

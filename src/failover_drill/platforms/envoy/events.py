@@ -33,7 +33,7 @@ def parse_event(raw: dict[str, Any], stem: str, layout: Layout) -> PlatformEvent
             kind=raw["event"],
             region=raw.get("region") or stem.removeprefix("control-plane-"),
             zone=raw.get("zone"),
-            detail=raw.get("replica") or json.dumps(raw.get("priorities", "")),
+            detail=raw.get("replica") or raw.get("detail") or json.dumps(raw.get("priorities", "")),
         )
     if stem == "frontdoor-hc":
         kind = next((v for k, v in _HC_KINDS.items() if k in raw), None)

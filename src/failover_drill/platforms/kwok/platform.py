@@ -434,7 +434,9 @@ class KwokPlatform:
         try:
             say("registering one kwok node per zone, and the CRDs the manifests need")
             self._register(topo, data, kubes)
-            dataplane.prepare_files(layout, policy)
+            # Istio's gateways follow the VirtualService weights Argo Rollouts writes (mesh_agent.py);
+            # Cilium has no traffic routing for Argo Rollouts: its canary's share is its pods' share.
+            dataplane.prepare_files(layout, policy, canary_split=policy.mesh == "istio")
             for region in layout.regions:
                 ledger_db.connect(self._ledger(region)).close()
             specs = self._process_specs(topo, data, layout, policy, binaries, envoy)
