@@ -139,3 +139,38 @@ def test_up_on_kwok_refuses_the_template_before_anything_starts(tmp_path: Path) 
     assert "checking the Kubernetes binaries" not in out.stdout + out.stderr
     assert processes_under(state) == []
     assert not (state / "kwok" / "fleet.json").exists()
+
+
+@needs_crds
+def test_a_release_judged_through_prometheus_names_the_prometheus_template() -> None:
+    """`rollout.analysis: prometheus`: each analysis step of the released Rollout names the repo's
+    prometheus template with Prometheus' address, the region and the version to judge, all the
+    arguments that template declares; the object fits the upstream Rollout schema."""
+    got = load_rollout_manifests(rollouts_dir(load_topology(ROOT / "clusters" / "topology.yaml")))
+    obj = rollout_object(got, "eu-west1", "http://h:1", "v2", 10, mesh="istio", prometheus_url="http://h:9090")
+    steps = [s["analysis"] for s in obj["spec"]["strategy"]["canary"]["steps"] if "analysis" in s]
+    template = next(t for t in got.templates() if t["metadata"]["name"] == "payment-gateway-canary-prometheus")
+    assert steps and all(
+        a["templates"] == [{"templateName": "payment-gateway-canary-prometheus"}]
+        and {x["name"]: x["value"] for x in a["args"]}
+        == {"prometheus-url": "http://h:9090", "region": "eu-west1", "version": "v2"}
+        for a in steps
+    ), steps
+    assert {a["name"] for a in template["spec"]["args"]} == {"prometheus-url", "region", "version"}
+    validate_object(obj)
+
+
+def test_a_prometheus_release_without_a_prometheus_template_is_refused(tmp_path: Path) -> None:
+    """Manifests of a team's own without a prometheus template: `plan --rollout ... --set
+    rollout.analysis=prometheus` names the folder and the way out, exit 2, before anything runs."""
+    f, topo = copied_manifests(tmp_path, "prometheus:\n", "web:\n")
+    text = f.read_text()
+    # Keep the file a valid web template: the two metrics' prometheus fields become web's.
+    f.write_text(text.replace("prometheus:\n", "web:\n").replace("address: ", "url: ").replace("query: ", "jsonPath: "))
+    out = run_cli(
+        "plan", "--platform", "kind", "--topology", str(topo), "--rollout", "bad-canary",
+        "--set", "rollout.analysis=prometheus", state=tmp_path / "s",
+    )  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "holds no AnalysisTemplate with a prometheus provider" in out.stderr, out.stderr
+    assert "rollout.analysis" in out.stderr and "Traceback" not in out.stderr

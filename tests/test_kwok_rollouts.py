@@ -788,7 +788,8 @@ def test_istio_gateways_follow_the_weights_the_controller_writes(tmp_path: Path)
     runs on 3 of the region's 9 payment-gateway pods (3 stable, 3 zone Deployments): by pods it
     would serve a third, by the VirtualService four fifths. Aborted, the controller writes 0 and
     the canary serves nothing. The weights are read from the API server, the shares from the
-    versions the replicas reported on real payments."""
+    versions the replicas reported on real payments. Then a drill's own bad canary, judged through
+    the Prometheus the drill starts (`--set rollout.analysis=prometheus`), is aborted."""
     home = tmp_path / "state"
     topology = one_region_topology(tmp_path, mesh="istio")
     platform = KwokPlatform(home / "kwok", load_topology(topology))
@@ -834,6 +835,10 @@ def test_istio_gateways_follow_the_weights_the_controller_writes(tmp_path: Path)
             time.sleep(8)
             after_n, after_share = shares(live, ("stable", "v80"), 6)
         events = [e for e in platform.events(0) if e.kind == "route_weights"]
+        # A drill's own bad canary judged through the Prometheus it starts (rollout.analysis).
+        code, bad, said = release_drill(home, topology, tmp_path / "runs-prom", "--rollout", "bad-canary",
+                                        "--set", "rollout.analysis=prometheus", "--set", "phases.fault_s=50")  # fmt: skip
+        prom_run = run_of(kube, "canary")
         kube.close()
     finally:
         platform.down()
@@ -850,3 +855,12 @@ def test_istio_gateways_follow_the_weights_the_controller_writes(tmp_path: Path)
     details = [e.detail for e in events]
     assert "payment-gateway-stable 20 / payment-gateway-canary 80" in details, details
     assert details[-1] == "payment-gateway-stable 100 / payment-gateway-canary 0", details
+    # The drill's Prometheus: the controller asked it, its answer failed the canary, it was aborted.
+    assert code in (0, 1), said
+    rel = bad["rollouts"]["release"]
+    assert rel["analysis"] == "prometheus" and rel["met"] and [r["outcome"] for r in rel["regions"]] == ["aborted"], rel
+    assert rel["time_to_abort_s"] is not None and rel["time_to_abort_s"] < 45, rel
+    assert "starting Prometheus to scrape the drill's /metrics" in said, said
+    assert prom_run is not None and prom_run["status"]["phase"] == "Failed", prom_run
+    assert all("prometheus" in m["provider"] for m in prom_run["spec"]["metrics"]), prom_run["spec"]["metrics"]
+    assert list(home.glob("prometheus-*")) == []  # stopped, its data removed

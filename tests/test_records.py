@@ -75,3 +75,12 @@ def test_older_and_newer_records_still_read() -> None:
     assert gen.workers == 2 and gen.stats.early == 0
     other = records.event_from_json({"t": "ev", "kind": "rollout_paused", "at": 3.0})
     assert isinstance(other, records.OtherEvent) and other.at == 3.0
+
+
+def test_a_release_record_keeps_how_it_was_judged() -> None:
+    rec = records.ReleaseRecord(4.0, "canary", 60.0, False, "prometheus")
+    line = rec.to_json()
+    assert line["analysis"] == "prometheus" and records.ReleaseRecord.from_json(line) == rec
+    # a journal from before rollout.analysis: the web template was all there was
+    old = {"t": "release", "at": 4.0, "version": "canary", "fail_pct": 60.0, "promote": False}
+    assert records.ReleaseRecord.from_json(old).analysis == "web"

@@ -38,8 +38,8 @@ def minimal_result() -> dict[str, Any]:
         "own_cpu_pct": None,
     }
     return {
-        "schema": 7,
-        "schema_version": 7,
+        "schema": 8,
+        "schema_version": 8,
         "run_id": "r",
         "scenario": "s",
         "platform": "sandbox",
@@ -238,7 +238,10 @@ def test_the_release_section_says_what_the_controllers_did_with_the_scenarios_re
     ]  # fmt: skip
     assert_valid_result(r)
     md = render_markdown(r)
-    assert "Release canary (fails 60%) expected aborted: us-east1 aborted, eu-west1 in flight; first abort 16.7 s" in md
+    assert (
+        "Release canary (fails 60%, judged by the web template) expected aborted: us-east1 aborted, "
+        "eu-west1 in flight; first abort 16.7 s"
+    ) in md
     assert check_rows(r["verdict"]) == [
         ("the release's outcome", "us-east1 aborted, eu-west1 in flight", "aborted", "FAILED")
     ]

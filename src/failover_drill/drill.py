@@ -43,6 +43,7 @@ from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault, dump_fault
 from failover_drill.measure.live_sli import ALL, LiveSli, SliServer
 from failover_drill.measure.payments import reconcile
+from failover_drill.measure.prometheus import scraping
 from failover_drill.measure.timeline import pct
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import Platform
@@ -209,6 +210,7 @@ class Drill:
         # with a release and no such server serves its own on 127.0.0.1 (kwok: the controllers run
         # on this host).
         self.sli_url = sli_url
+        self.prometheus_url: str | None = None
         self._stable: dict[str, dict[str, Any]] = {}
         self._manifests: RolloutManifests | None = None
         self._run: rollouts.ReleaseRun | None = None
@@ -336,9 +338,19 @@ class Drill:
         self._manifests = manifests
         rel = self.scenario.rollout
         assert rel is not None
+        if rel.analysis == "prometheus":
+            self.prometheus_url = self._start_prometheus(stack)
         self._stable = rollouts.prepare_release(
             self.platform, manifests, self.sli_url, self._say, rel.where(self.scenario.region)
         )
+
+    def _start_prometheus(self, stack: contextlib.ExitStack) -> str:
+        """A Prometheus of the drill's own scraping its /metrics, for as long as the drill runs."""
+        assert self.sli_url is not None
+        self._say("starting Prometheus to scrape the drill's /metrics for the canary analysis")
+        prom = stack.enter_context(scraping(self.sli_url, self.state_dir / f"prometheus-{os.getpid()}"))
+        self._say(f"Prometheus at {prom.url} (the analysis' prometheus-url)")
+        return prom.url
 
     def _restore_stable(self) -> None:
         pid = os.getpid()
@@ -366,6 +378,7 @@ class Drill:
             say=self._say,
             regions=rel.where(self.scenario.region),
             stable=self._stable,
+            prometheus_url=self.prometheus_url,
         )
         self._run = run
         await asyncio.to_thread(run.start)

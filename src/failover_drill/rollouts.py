@@ -53,7 +53,36 @@ def check_release(release: Release, users_region: str, topology: Topology) -> Ro
                 field="rollout.regions",
                 hint=f"choose from {', '.join(topology.region_names)}",
             )
+    if release.analysis == "prometheus":
+        prometheus_template(manifests)
     return manifests
+
+
+PROMETHEUS_ARGS = ("prometheus-url", "region", "version")
+
+
+def prometheus_template(manifests: RolloutManifests) -> str:
+    """The name of the folder's AnalysisTemplate that asks Prometheus (and takes the arguments the
+    drill gives it); ConfigError naming the folder otherwise."""
+    for t in manifests.templates():
+        spec = t.get("spec") or {}
+        if any("prometheus" in ((m or {}).get("provider") or {}) for m in spec.get("metrics") or []):
+            name = str(t["metadata"]["name"])
+            unknown = [a.get("name") for a in spec.get("args") or [] if a.get("name") not in PROMETHEUS_ARGS]
+            if unknown:
+                raise ConfigError(
+                    f"AnalysisTemplate {name} in {manifests.folder} takes arguments the drill cannot give: "
+                    + ", ".join(map(str, unknown)),
+                    field="spec.args",
+                    hint=f"a release judged through Prometheus passes {', '.join(PROMETHEUS_ARGS)}",
+                )
+            return name
+    raise ConfigError(
+        f"{manifests.folder} holds no AnalysisTemplate with a prometheus provider",
+        field="rollout.analysis",
+        hint="keep payment-gateway-canary-prometheus (clusters/manifests/rollouts/analysistemplates.yaml), "
+        "or judge the release with `analysis: web`",
+    )
 
 
 def require_kubernetes(platform: Platform) -> None:
@@ -274,10 +303,12 @@ def rollout_object(
     fail_pct: float = 0.0,
     *,
     mesh: str,
+    prometheus_url: str | None = None,
 ) -> dict[str, Any]:
     """The repo's Rollout for one region on the fleet's mesh (for_mesh): its pods told their
     region, version and failure share, its analysis told where the drill's SLIs are and which
-    region and version to judge."""
+    region and version to judge. With prometheus_url its analysis steps name the prometheus
+    template instead, told that Prometheus' address."""
     found = [o for o in manifests.objects if o.get("kind") == ro.ROLLOUT]
     if len(found) != 1:
         raise ConfigError(
@@ -292,6 +323,13 @@ def rollout_object(
                 e["value"] = values[e["name"]]
     args = {"sli-url": sli_url, "region": region, "version": version}
     for step in obj["spec"]["strategy"].get("canary", {}).get("steps") or []:
+        if prometheus_url is not None and "analysis" in step:
+            values = {"prometheus-url": prometheus_url, "region": region, "version": version}
+            step["analysis"] = {
+                "templates": [{"templateName": prometheus_template(manifests)}],
+                "args": [{"name": k, "value": v} for k, v in values.items()],
+            }
+            continue
         for arg in (step.get("analysis") or {}).get("args") or []:
             if arg.get("name") in args:
                 arg["value"] = args[arg["name"]]
@@ -370,6 +408,7 @@ def start_release(
     stable: dict[str, dict[str, Any]],
     state_dir: Path,
     owner_pid: int,
+    prometheus_url: str | None = None,
 ) -> list[tuple[str, str]]:
     """The new version applied in each region of `stable` (region, what was done). What to go back to is written down first, so
     that the drill's end, or `recover` if the drill dies, can restore the stable version."""
@@ -381,7 +420,17 @@ def start_release(
     with _kubes_in(platform, list(stable)) as kubes:
         for region, kube in kubes.items():
             kube.apply(
-                [rollout_object(manifests, region, sli_url, release.version, release.fail_pct, mesh=platform.mesh())]
+                [
+                    rollout_object(
+                        manifests,
+                        region,
+                        sli_url,
+                        release.version,
+                        release.fail_pct,
+                        mesh=platform.mesh(),
+                        prometheus_url=prometheus_url,
+                    )
+                ]
             )
             out.append((region, f"released payment-gateway {release.version}"))
     return out
@@ -560,8 +609,10 @@ class ReleaseRun:
         say: Callable[[str], None],
         regions: list[str],
         stable: dict[str, dict[str, Any]] | None = None,
+        prometheus_url: str | None = None,
     ) -> None:
         self.regions = regions
+        self.prometheus_url = prometheus_url
         self.platform, self.manifests, self.release = platform, manifests, release
         self.sli_url, self.state_dir, self.owner_pid = sli_url, state_dir, owner_pid
         self.journal, self.now, self.say = journal, now, say
@@ -584,10 +635,19 @@ class ReleaseRun:
         if not self.stable:
             self.prepare()
         lines = start_release(
-            self.platform, self.manifests, rel, self.sli_url, self.stable, self.state_dir, self.owner_pid
+            self.platform,
+            self.manifests,
+            rel,
+            self.sli_url,
+            self.stable,
+            self.state_dir,
+            self.owner_pid,
+            self.prometheus_url,
         )
         at = round(self.now(), 3)
-        self.journal.write(journal_records.ReleaseRecord(at, rel.version, rel.fail_pct, rel.promote).to_json())
+        self.journal.write(
+            journal_records.ReleaseRecord(at, rel.version, rel.fail_pct, rel.promote, rel.analysis).to_json()
+        )
         for region, line in lines:
             self._event("release", region, f"{rel.label()}: {line}")
         self.say(f"{rel.label()} started")

@@ -28,6 +28,7 @@ from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault
 from failover_drill.measure.live_sli import LiveSli, SliServer
 from failover_drill.measure.payments import Reconciliation, reconcile
+from failover_drill.measure.prometheus import scraping
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import Platform
 from failover_drill.recovery import revert_open_faults
@@ -106,6 +107,7 @@ class Session:
         self.sli = LiveSli(slo=scenario.slo.ratio)
         self.release_run: rollouts.ReleaseRun | None = None
         self._sli_server: SliServer | None = None
+        self._prometheus = contextlib.ExitStack()  # the release's Prometheus (rollout.analysis)
         self._release_stop = threading.Event()
         self._release_thread: threading.Thread | None = None
 
@@ -245,6 +247,15 @@ class Session:
             self.start()
         assert self.jr is not None
         self._sli_server = SliServer(self.sli).start()
+        prometheus_url = None
+        if rel.analysis == "prometheus":
+            home = self.state_dir / f"prometheus-{os.getpid()}"
+            try:
+                prometheus_url = self._prometheus.enter_context(scraping(self._sli_server.url, home)).url
+            except BaseException:
+                self._sli_server.stop()
+                self._sli_server = None
+                raise
         run = rollouts.ReleaseRun(
             self.platform,
             manifests,
@@ -256,6 +267,7 @@ class Session:
             now=self.now,
             say=lambda msg: log.info("release", detail=msg),
             regions=rel.where(self.scenario.region),
+            prometheus_url=prometheus_url,
         )
         self.release_run = run
         run.start()
@@ -292,6 +304,7 @@ class Session:
                 log.info("release rolled back", detail=line)
         finally:
             self.release_run = None
+            self._prometheus.close()
             if self._sli_server is not None:
                 self._sli_server.stop()
                 self._sli_server = None

@@ -97,6 +97,10 @@ class Release(Strict):
     at_s: float = 0.0
     # Promote fully once analysis has passed and the canary waits at its pause step.
     promote: bool = False
+    # How the controllers' analysis reads the drill's SLIs: `web` asks its /analysis endpoint;
+    # `prometheus` asks a Prometheus server the drill starts to scrape its /metrics every second
+    # (the repo's prometheus AnalysisTemplate, as a team whose analysis queries Prometheus has it).
+    analysis: Literal["web", "prometheus"] = "web"
 
     def expected(self) -> Literal["aborted", "promoted", "not aborted"]:
         """What the controllers should make of this release: the verdict's check, and plan's words."""
@@ -119,7 +123,8 @@ class Release(Strict):
 
     def label(self) -> str:
         share = f", failing {self.fail_pct:g}%" if self.fail_pct else ""
-        return f"release {self.version}{share}" + (", promoted once analysis passes" if self.promote else "")
+        judged = ", judged through Prometheus" if self.analysis == "prometheus" else ""
+        return f"release {self.version}{share}{judged}" + (", promoted once analysis passes" if self.promote else "")
 
 
 # `--rollout NAME`: the issue's scenarios. bad-canary: does analysis abort it, and how fast?

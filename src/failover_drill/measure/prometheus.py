@@ -15,10 +15,13 @@ binary before entering a rootless fleet's namespace: it has no network.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +194,17 @@ class PrometheusServer:
                 hint=f"{self.url}/targets shows why; its log: {self.home / 'prometheus.log'}",
             ),
         )
+
+
+@contextlib.contextmanager
+def scraping(sli_url: str, home: Path) -> Iterator[PrometheusServer]:
+    """A drill's own Prometheus for its release's analysis: listening where its SLI endpoint
+    listens (so whatever reaches one reaches the other), yielded once it has scraped /metrics,
+    stopped and its data removed afterwards."""
+    host = urllib.parse.urlsplit(sli_url).hostname or "127.0.0.1"
+    try:
+        with PrometheusServer(home, [sli_url], host=host) as prom:
+            prom.wait_scraped()
+            yield prom
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -167,9 +167,8 @@ def rollout_parts(r: dict[str, Any]) -> tuple[str, list[tuple[str, str, str, str
         ]
         outcomes = ", ".join(f"{x['region']} {x['outcome']}" for x in rel["regions"]) or "never started"
         said.append(
-            f"Release {rel['version']} (fails {rel['fail_pct']:g}%) expected {rel['expected']}: {outcomes}"
-            + (f"; {'; '.join(timing)}" if timing else "")
-            + "."
+            f"Release {rel['version']} (fails {rel['fail_pct']:g}%, judged by the {rel.get('analysis', 'web')} "
+            f"template) expected {rel['expected']}: {outcomes}" + (f"; {'; '.join(timing)}" if timing else "") + "."
         )
     rows = [
         ("—" if ev["at"] is None else f"{ev['at']:.1f}", ev.get("region") or "", ev["reason"], ev["detail"])

@@ -314,10 +314,13 @@ class ReleaseRecord:
     version: str
     fail_pct: float
     promote: bool
+    analysis: str = "web"  # journals written before rollout.analysis existed judged with web
 
     def to_json(self) -> dict[str, Any]:
         return {"t": "release", **{k: getattr(self, k) for k in self.__slots__}}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ReleaseRecord:
-        return cls(float(d["at"]), str(d["version"]), float(d["fail_pct"]), bool(d["promote"]))
+        return cls(
+            float(d["at"]), str(d["version"]), float(d["fail_pct"]), bool(d["promote"]), str(d.get("analysis", "web"))
+        )

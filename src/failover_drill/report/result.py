@@ -425,7 +425,8 @@ def _release_spec(rp: Replay) -> Release | None:
     r = rp.release
     if r is None:
         return rp.scenario.rollout
-    return Release(version=r.version, fail_pct=r.fail_pct, promote=r.promote)
+    analysis = "prometheus" if r.analysis == "prometheus" else "web"
+    return Release(version=r.version, fail_pct=r.fail_pct, promote=r.promote, analysis=analysis)
 
 
 def _release(rel: Release | None, mine: list[records.PlatformEventRecord]) -> ReleaseOut | None:
@@ -474,6 +475,7 @@ def _release(rel: Release | None, mine: list[records.PlatformEventRecord]) -> Re
         version=rel.version,
         fail_pct=rel.fail_pct,
         promote=rel.promote,
+        analysis=rel.analysis,
         started_at_s=started,
         expected=expected,
         met=met,

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-SCHEMA_VERSION: Literal[7] = 7
+SCHEMA_VERSION: Literal[8] = 8
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 
 # A measured figure exactly as computed: an int stays an int in the JSON (pydantic would make 5
@@ -311,6 +311,7 @@ class ReleaseOut(_Model):
     version: str
     fail_pct: Number = Field(description="the share of payments the new version fails")
     promote: bool = Field(description="asked to promote fully once analysis passed")
+    analysis: str = Field(description="web (the drill's /analysis) or prometheus (a Prometheus scraping its /metrics)")
     started_at_s: Number | None = Field(description="when the drill applied it; null if it never started")
     expected: str = Field(description="aborted (a failing version), promoted, or not aborted")
     met: bool = Field(description="every region's outcome is the expected one")
@@ -333,8 +334,8 @@ class Result(_Model):
 
     model_config = ConfigDict(title="failover-drill result.json")
 
-    schema_: Literal[7] = Field(7, alias="schema", description="the same as schema_version, kept for older readers")
-    schema_version: Literal[7] = Field(
+    schema_: Literal[8] = Field(8, alias="schema", description="the same as schema_version, kept for older readers")
+    schema_version: Literal[8] = Field(
         SCHEMA_VERSION,
         description="2: adds `measurement` (the stopwatch's own health) and verdict.inconclusive; "
         "3: latency_ms percentiles are of successful requests, failed ones under latency_ms.<phase>.failed; "
