@@ -32,6 +32,7 @@ class MemoryPlatform:
         self.on_inject: Callable[[Fault], None] | None = None
         self._server: http.server.ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
+        self.controllers_reach = "127.0.0.1"  # analysis_host(): loopback's other addresses serve too
 
     # -- lifecycle ------------------------------------------------------------------------------
     def up(self, progress: Progress | None = None, owner_pid: int | None = None) -> None:
@@ -146,6 +147,9 @@ class MemoryPlatform:
         self, *, region: str, spec_json: str, duration_s: float, workers: int, key_prefix: str
     ) -> RemoteWorkers:
         raise NotImplementedError
+
+    def analysis_host(self) -> str:
+        return self.controllers_reach
 
     def region_kubes(self) -> dict[str, Any]:
         raise NotImplementedError

@@ -145,3 +145,40 @@ def test_the_live_line_names_the_fault_phase_as_soon_as_the_fault_is_injected(tm
     t_said = seen[said][0]
     t_fault = next(t for t, phase, _ in seen[said:] if phase == "fault")
     assert t_fault - t_said < 0.05, seen[said : said + 3]
+
+
+def test_a_late_sli_endpoint_listens_where_the_platform_says_the_controllers_reach(tmp_path: Path) -> None:
+    """--sli-port without --sli-host on kind: the drill serves its SLIs once the fleet is up, on
+    the address the platform names (kind's: the host on the kind network; here 127.0.0.2, a
+    loopback address that is not 127.0.0.1), on the port asked for; a real HTTP client reads them."""
+    import socket
+    import urllib.request
+
+    from failover_drill.measure.live_sli import LiveSli
+
+    platform = MemoryPlatform()
+    platform.controllers_reach = "127.0.0.2"
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        port = s.getsockname()[1]
+    seen: dict[str, object] = {}
+
+    def look(_: Fault) -> None:
+        with urllib.request.urlopen(f"http://127.0.0.2:{port}/metrics", timeout=5) as resp:
+            seen["status"], seen["body"] = resp.status, resp.read().decode()
+
+    platform.on_inject = look
+    sc = scenario([{"kind": "region-loss", "target": "us-east1"}])
+    drill = Drill(
+        sc,
+        load_topology(TOPOLOGY),
+        state_dir=tmp_path / "state",
+        runs_dir=tmp_path / "runs",
+        platform=platform,
+        plot=False,
+        sli=LiveSli(slo=sc.slo.ratio),
+    )
+    drill.sli_port = port
+    drill.run()
+    assert drill.sli_url == f"http://127.0.0.2:{port}"
+    assert seen["status"] == 200 and "failover_drill_success_ratio" in str(seen["body"]), seen

@@ -1235,6 +1235,31 @@ def test_kind_zone_loss_drill_end_to_end(tmp_path: Path) -> None:
         run_cli("down", "--platform", "kind", state=tmp_path, timeout=900)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_DOCKER_AND_KIND, reason="needs docker and kind on PATH (not on this machine)")
+def test_kind_bad_canary_judged_through_prometheus_end_to_end(tmp_path: Path) -> None:
+    """Real clusters with Istio and Argo Rollouts from its install.yaml: a drill's bad canary,
+    routed by the VirtualService and judged through the drill's own Prometheus, which listens on
+    the host's address on the kind network (analysis_host) so the controllers' pods reach it,
+    is aborted by the controller. Never run on this project's machines (no Docker): kept for those
+    with it, as issue 14 asks."""
+    info = subprocess.run(["docker", "info"], check=False, capture_output=True, text=True)
+    if info.returncode != 0:
+        pytest.skip("docker is installed but its engine is not running")
+    try:
+        out = run_cli(
+            "drill", "--platform", "kind", "--region", "us-east1", "--rollout", "bad-canary",
+            "--set", "rollout.analysis=prometheus", "--set", "phases.fault_s=60", "--rate", "50",
+            state=tmp_path, runs=tmp_path / "runs", timeout=3600,
+        )  # fmt: skip
+        assert out.returncode in (0, 1), out.stderr
+        result = json.loads((tmp_path / "runs" / "latest" / "result.json").read_text())
+        rel = result["rollouts"]["release"]
+        assert rel["analysis"] == "prometheus" and [r["outcome"] for r in rel["regions"]] == ["aborted"], rel
+    finally:
+        run_cli("down", "--platform", "kind", state=tmp_path, timeout=900)
+
+
 def test_dockerfile_runs_the_sandbox_replica() -> None:
     text = (ROOT / "clusters" / "kind" / "payment-gateway.Dockerfile").read_text()
     assert "failover_drill.platforms.service.replica" in text
@@ -1593,3 +1618,18 @@ def test_recover_reads_each_band_of_a_node_against_the_topologys_baseline() -> N
         "no band for front-door"
     ]
     assert node_states("fd-a running\nfd-b paused\n\ngarbage\n") == {"fd-a": "running", "fd-b": "paused"}
+
+
+def test_the_analysis_host_on_kind_is_the_hosts_address_on_the_kind_network(tmp_path: Path) -> None:
+    """A release's SLI endpoint and Prometheus must listen where the controllers' pods reach this
+    machine: the kind network's gateway, when it is an address of this machine. Docker is behind a
+    process boundary this machine cannot cross: its answer is recorded (RecordingRunner); whether
+    the address is this machine's is asked of the real socket layer. A gateway that is not ours
+    (Docker in a VM) is a clear error naming --sli-host, not 127.0.0.1, which in a pod is the pod."""
+    topo = topology("istio")
+    ours = KindPlatform(tmp_path / "a", topo, runner=RecordingRunner(answers={".Gateway}}": "127.0.0.1 fc00:f853::1"}))
+    assert ours.analysis_host() == "127.0.0.1"
+    vm = KindPlatform(tmp_path / "b", topo, runner=RecordingRunner(answers={".Gateway}}": "192.0.2.1"}))
+    with pytest.raises(PlatformError, match="kind network's gateway is not an address of this machine") as err:
+        vm.analysis_host()
+    assert "--sli-host" in (err.value.hint or "")

@@ -329,8 +329,12 @@ def drill(
         ),
     ] = None,
     sli_host: Annotated[
-        str, typer.Option("--sli-host", help="address the SLI endpoint listens on (where analysis runs can reach it)")
-    ] = "127.0.0.1",
+        str | None,
+        typer.Option(
+            "--sli-host",
+            help="address the SLI endpoint listens on, where analysis runs reach it (default: 127.0.0.1; on kind the host's address on the kind network)",
+        ),
+    ] = None,
     freeze_deploys: Annotated[
         bool,
         typer.Option(
@@ -397,9 +401,14 @@ def drill(
         plot=not no_plot,
         freeze_deploys=freeze_deploys,
     )
+    # On kind the address the clusters reach is the kind network's, known once the fleet is up:
+    # the drill serves the endpoint then (still before any fault).
+    host = sli_host or (None if platform == "kind" else "127.0.0.1")
+    if sli is not None and sli_port is not None and host is None:
+        runner.sli_port = sli_port
     with contextlib.ExitStack() as stack:
-        if sli is not None and sli_port is not None:
-            server = stack.enter_context(_sli_server(sli, sli_host, sli_port))
+        if sli is not None and sli_port is not None and host is not None:
+            server = stack.enter_context(_sli_server(sli, host, sli_port))
             runner.sli_url = server.url
             _say(f"live SLIs: {server.url}/metrics and {server.url}/analysis?region={sc.region}&window=1m")
         if interactive:

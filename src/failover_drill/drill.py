@@ -36,6 +36,7 @@ from failover_drill.errors import (
     DrillError,
     Interrupted,
     PlatformError,
+    PortInUse,
 )
 from failover_drill.fault_runner import FaultRunner
 from failover_drill.faults.catalogue import check_schedule, resolve
@@ -210,6 +211,8 @@ class Drill:
         # with a release and no such server serves its own on 127.0.0.1 (kwok: the controllers run
         # on this host).
         self.sli_url = sli_url
+        # --sli-port without --sli-host on kind: served once the fleet is up (_serve_sli)
+        self.sli_port: int | None = None
         self.prometheus_url: str | None = None
         self._stable: dict[str, dict[str, Any]] = {}
         self._manifests: RolloutManifests | None = None
@@ -283,6 +286,8 @@ class Drill:
                 self.platform.wait_steady(self.scenario.region)
                 self._check_reachable()
                 self._warn_near_capacity()
+                if self.sli_port is not None:
+                    self._serve_sli(stack)
                 if manifests is not None:
                     self._prepare_release(manifests, stack)
                 run_dir = self.run_dir = new_run_dir(self.runs_dir, self._run_id(faults))
@@ -330,16 +335,33 @@ class Drill:
                     hint="send from the host (traffic.origin: host) to drill the loss of the users' own region",
                 )
 
+    def _serve_sli(self, stack: contextlib.ExitStack) -> None:
+        """The live SLI endpoint, if not served already: where the fleet's controllers reach it
+        (on kind the host's address on the kind network, known once the fleet is up), on the port
+        asked for (--sli-port without --sli-host), else any."""
+        if self.sli is None or self.sli_url is not None:
+            return
+        host = self.platform.analysis_host()
+        port = self.sli_port or 0
+        try:
+            server = stack.enter_context(SliServer(self.sli, host=host, port=port))
+        except OSError as exc:
+            raise PortInUse(
+                f"cannot serve live SLIs on {host}:{port}: {exc.strerror or exc}",
+                hint="choose another --sli-port (0 picks a free one) or stop what listens there",
+            ) from None
+        self.sli_url = server.url
+        self._say(f"live SLIs: {server.url}/metrics and {server.url}/analysis")
+
     def _prepare_release(self, manifests: RolloutManifests, stack: contextlib.ExitStack) -> None:
         assert self.sli is not None
-        if self.sli_url is None:
-            server = stack.enter_context(SliServer(self.sli))
-            self.sli_url = server.url
+        self._serve_sli(stack)
         self._manifests = manifests
         rel = self.scenario.rollout
         assert rel is not None
         if rel.analysis == "prometheus":
             self.prometheus_url = self._start_prometheus(stack)
+        assert self.sli_url is not None
         self._stable = rollouts.prepare_release(
             self.platform, manifests, self.sli_url, self._say, rel.where(self.scenario.region)
         )

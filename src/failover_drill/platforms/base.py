@@ -138,6 +138,12 @@ class Platform(Protocol):
         the platform has none (check_in_region_traffic)."""
         ...
 
+    def analysis_host(self) -> str:
+        """An address of this machine that the fleet's Argo Rollouts controllers reach: where a
+        drill's SLI endpoint and Prometheus listen for a release's analysis. PlatformError when
+        there is none to be found (the user names one with --sli-host)."""
+        ...
+
     def region_kubes(self) -> dict[str, Kube]:
         """region -> the Kubernetes API of its cluster, for Argo Rollouts (rollouts.py). ConfigError
         where the platform has no Kubernetes API, PlatformError when its fleet is down."""

@@ -456,6 +456,18 @@ class KindPlatform:
         """Every kind fleet can run a Job in a region; whether the front door is reachable from
         the pods is known once the fleet is up (traffic_workers)."""
 
+    def analysis_host(self) -> str:
+        """The host's address on the kind network: the controllers' pods reach it; 127.0.0.1
+        would be each pod's own loopback, and every AnalysisRun would error."""
+        ip = self._kind_gateway_address()
+        if ip is None:
+            raise PlatformError(
+                "the kind network's gateway is not an address of this machine (Docker in a VM, or no kind network): "
+                "the Argo Rollouts controllers could not reach the drill's SLI endpoint",
+                hint="name an address of this machine the clusters reach with --sli-host",
+            )
+        return ip
+
     def region_kubes(self) -> dict[str, Kube]:
         if self._load() is None:
             raise PlatformError("the kind fleet is down", hint="bring it up: failover-drill up --platform kind")

@@ -315,6 +315,11 @@ class KwokPlatform:
         self.check_in_region_traffic()
         raise AssertionError("unreachable")
 
+    def analysis_host(self) -> str:
+        # The controllers run as processes in the tool's own network namespace (or the rootless
+        # fleet's, which the tool enters first): loopback reaches them.
+        return "127.0.0.1"
+
     def region_kubes(self) -> dict[str, Kube]:
         data = self._load()
         if data is None:

@@ -108,6 +108,9 @@ class SandboxPlatform:
     ) -> RemoteWorkers:
         raise _no_in_region_traffic()
 
+    def analysis_host(self) -> str:
+        return "127.0.0.1"  # no controllers; the endpoints still serve whoever asks on this machine
+
     def region_kubes(self) -> dict[str, Kube]:
         raise ConfigError(
             "Argo Rollouts needs a Kubernetes API, and the sandbox has none",
