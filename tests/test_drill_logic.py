@@ -18,6 +18,7 @@ from failover_drill.drill import Drill
 from failover_drill.errors import FaultError, Interrupted
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault
+from failover_drill.measure.live_sli import LiveSli
 from failover_drill.report.rundir import write_reports
 
 from .memory_platform import MemoryPlatform
@@ -42,7 +43,7 @@ def scenario(faults: list[dict[str, object]]) -> Scenario:
     return Scenario.model_validate(data)
 
 
-def run(tmp_path: Path, sc: Scenario, platform: MemoryPlatform) -> Drill:
+def run(tmp_path: Path, sc: Scenario, platform: MemoryPlatform, sli: LiveSli | None = None) -> Drill:
     # No plot: drawing it is report code (tests/test_drill.py draws real ones), not the drill's logic.
     return Drill(
         sc,
@@ -51,6 +52,7 @@ def run(tmp_path: Path, sc: Scenario, platform: MemoryPlatform) -> Drill:
         runs_dir=tmp_path / "runs",
         platform=platform,
         plot=False,
+        sli=sli,
     )
 
 
@@ -154,8 +156,6 @@ def test_a_late_sli_endpoint_listens_where_the_platform_says_the_controllers_rea
     import socket
     import urllib.request
 
-    from failover_drill.measure.live_sli import LiveSli
-
     platform = MemoryPlatform()
     platform.controllers_reach = "127.0.0.2"
     with socket.socket() as s:
@@ -169,15 +169,7 @@ def test_a_late_sli_endpoint_listens_where_the_platform_says_the_controllers_rea
 
     platform.on_inject = look
     sc = scenario([{"kind": "region-loss", "target": "us-east1"}])
-    drill = Drill(
-        sc,
-        load_topology(TOPOLOGY),
-        state_dir=tmp_path / "state",
-        runs_dir=tmp_path / "runs",
-        platform=platform,
-        plot=False,
-        sli=LiveSli(slo=sc.slo.ratio),
-    )
+    drill = run(tmp_path, sc, platform, sli=LiveSli(slo=sc.slo.ratio))
     drill.sli_port = port
     drill.run()
     assert drill.sli_url == f"http://127.0.0.2:{port}"

@@ -4,7 +4,6 @@ Argo Rollouts writes it into the gateway's weighted-clusters route; real Envoy a
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from failover_drill.platforms.envoy.dataplane import prepare_files
 from failover_drill.platforms.envoy.layout import plan_layout
 from failover_drill.platforms.kwok.mesh_agent import Split
 from tests.conftest import ROOT, topology
+from tests.test_envoy_config import assert_envoy_accepts
 
 
 def vs(*route: tuple[str, int]) -> dict[str, Any]:
@@ -59,14 +59,7 @@ def test_envoy_accepts_the_split_gateway(tmp_path: Path) -> None:
     policy = load_policy(ROOT / "clusters" / "manifests" / "payment-gateway", "istio")
     prepare_files(layout, policy, canary_split=True)
     for f in sorted(layout.envoy_dir().glob("gateway-*.json")):
-        out = subprocess.run(
-            [str(envoy), "--mode", "validate", "-c", str(f), "--disable-hot-restart"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert out.returncode == 0, out.stdout + out.stderr
+        assert_envoy_accepts(envoy, f)
     split = gateway_bootstrap(layout, "us-east1", policy, canary_split=True)
     plain = gateway_bootstrap(layout, "us-east1", policy)
     ingress = split["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]

@@ -22,12 +22,12 @@ from failover_drill.adapters.chaostoolkit.experiment_set import drill_experiment
 from failover_drill.config.scenario import RELEASES, Scenario, build_scenario, load_scenario
 from failover_drill.config.topology import Topology, load_topology
 from failover_drill.drill import Drill, LiveView, resolve_faults
-from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_PLATFORM, ConfigError, DrillError, PortInUse
+from failover_drill.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_PLATFORM, ConfigError, DrillError
 from failover_drill.faults.model import Fault
 from failover_drill.gameday.model import GameDayDrill, GameDayFile, load_gameday, slug
 from failover_drill.gameday.room import AutoRoom, TerminalRoom
 from failover_drill.gameday.runner import GameDayRunner, day_topology, plan_day
-from failover_drill.measure.live_sli import LiveSli, SliServer
+from failover_drill.measure.live_sli import LiveSli, bound_server
 from failover_drill.ownership import FleetOwnership
 from failover_drill.platforms.base import FleetStatus
 from failover_drill.platforms.doctor import render as render_checks
@@ -408,7 +408,7 @@ def drill(
         runner.sli_port = sli_port
     with contextlib.ExitStack() as stack:
         if sli is not None and sli_port is not None and host is not None:
-            server = stack.enter_context(_sli_server(sli, host, sli_port))
+            server = stack.enter_context(bound_server(sli, host, sli_port))
             runner.sli_url = server.url
             _say(f"live SLIs: {server.url}/metrics and {server.url}/analysis?region={sc.region}&window=1m")
         if interactive:
@@ -419,17 +419,6 @@ def drill(
             outcome = runner.run()
     _print_scorecard(outcome.result, outcome.run_dir)
     raise typer.Exit(outcome.exit_code)
-
-
-def _sli_server(sli: LiveSli, host: str, port: int) -> SliServer:
-    """Bound before the drill starts, so a taken port fails before any fleet or fault."""
-    try:
-        return SliServer(sli, host=host, port=port)
-    except OSError as exc:
-        raise PortInUse(
-            f"cannot serve live SLIs on {host}:{port}: {exc.strerror or exc}",
-            hint="choose another --sli-port (0 picks a free one) or stop what listens there",
-        ) from None
 
 
 def _timing_line(t: dict[str, Any] | None) -> str | None:

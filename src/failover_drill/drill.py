@@ -36,13 +36,12 @@ from failover_drill.errors import (
     DrillError,
     Interrupted,
     PlatformError,
-    PortInUse,
 )
 from failover_drill.fault_runner import FaultRunner
 from failover_drill.faults.catalogue import check_schedule, resolve
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault, dump_fault
-from failover_drill.measure.live_sli import ALL, LiveSli, SliServer
+from failover_drill.measure.live_sli import ALL, LiveSli, bound_server
 from failover_drill.measure.payments import reconcile
 from failover_drill.measure.prometheus import scraping
 from failover_drill.measure.timeline import pct
@@ -343,13 +342,7 @@ class Drill:
             return
         host = self.platform.analysis_host()
         port = self.sli_port or 0
-        try:
-            server = stack.enter_context(SliServer(self.sli, host=host, port=port))
-        except OSError as exc:
-            raise PortInUse(
-                f"cannot serve live SLIs on {host}:{port}: {exc.strerror or exc}",
-                hint="choose another --sli-port (0 picks a free one) or stop what listens there",
-            ) from None
+        server = stack.enter_context(bound_server(self.sli, host, port))
         self.sli_url = server.url
         self._say(f"live SLIs: {server.url}/metrics and {server.url}/analysis")
 

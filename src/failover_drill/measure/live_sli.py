@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from failover_drill.errors import PortInUse
 from failover_drill.traffic.samples import DROPPED, Sample
 
 ALL = "all"
@@ -314,3 +315,15 @@ class SliServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def bound_server(sli: LiveSli, host: str, port: int) -> SliServer:
+    """An SliServer bound now, so a taken port fails before any fleet or fault: PortInUse says
+    which address and what to do."""
+    try:
+        return SliServer(sli, host=host, port=port)
+    except OSError as exc:
+        raise PortInUse(
+            f"cannot serve live SLIs on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another --sli-port (0 picks a free one) or stop what listens there",
+        ) from None
