@@ -10,18 +10,24 @@ import contextlib
 import copy
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from failover_drill.config.analysis_templates import RolloutManifests, for_mesh, load_rollout_manifests, rollouts_dir
+from failover_drill.config.analysis_templates import (
+    RolloutManifests,
+    for_mesh,
+    load_rollout_manifests,
+    rollouts_dir,
+    without_traffic_routing,
+)
 from failover_drill.config.scenario import Release
 from failover_drill.config.topology import Topology
 from failover_drill.errors import ConfigError, DrillError, PlatformError
 from failover_drill.platforms.base import Platform
 from failover_drill.platforms.kube import rollouts as ro
+from failover_drill.platforms.polling import wait_until
 from failover_drill.report import records as journal_records
 from failover_drill.report.journal import JournalWriter
 
@@ -359,13 +365,13 @@ def prepare_release(
     stable: dict[str, dict[str, Any]] = {}
     with _kubes_in(platform, regions) as kubes:
         routing = manifests.routing(mesh)
+        services = [o for o in routing if o["kind"] == "Service"]
         later: list[str] = []
         for region, kube in kubes.items():
             stable[region] = rollout_object(manifests, region, sli_url, mesh=mesh)
-            services = [o for o in routing if o["kind"] == "Service"]
             if routing and not all(kube.get(o["apiVersion"], o["kind"], *_ref(o)) for o in routing):
                 later.append(region)
-                kube.apply(manifests.templates() + services + [for_mesh(copy.deepcopy(stable[region]), "none")])
+                kube.apply(manifests.templates() + services + [without_traffic_routing(copy.deepcopy(stable[region]))])
             else:
                 kube.apply(manifests.templates() + routing + [stable[region]])
         say(f"waiting for the payment-gateway Rollout to be Healthy on its stable version in {len(kubes)} region(s)")
@@ -381,19 +387,20 @@ def prepare_release(
 
 
 def _wait_healthy(kubes: dict[str, Kube], stable: dict[str, dict[str, Any]], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def not_yet() -> str | None:
         states = {r: ro.rollout(kube, *_ref(stable[r])) for r, kube in kubes.items()}
         waiting = {r: s for r, s in states.items() if s is None or not s.observed or s.phase != "Healthy" or s.aborted}
-        if not waiting:
-            return
-        if time.monotonic() > deadline:
-            raise PlatformError(
-                "the payment-gateway Rollout did not become Healthy within "
-                f"{timeout_s:g} s: " + "; ".join(f"{r}: {s.phase if s else 'absent'}" for r, s in waiting.items()),
-                hint="`failover-drill rollouts status` shows each region's; the controller's log is in the state dir",
-            )
-        time.sleep(1.0)
+        return "; ".join(f"{r}: {s.phase if s else 'absent'}" for r, s in waiting.items()) or None
+
+    wait_until(
+        not_yet,
+        timeout_s,
+        1.0,
+        lambda seen: PlatformError(
+            f"the payment-gateway Rollout did not become Healthy within {timeout_s:g} s: {seen}",
+            hint="`failover-drill rollouts status` shows each region's; the controller's log is in the state dir",
+        ),
+    )
 
 
 def _release_path(state_dir: Path, owner_pid: int) -> Path:

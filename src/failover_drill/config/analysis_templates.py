@@ -53,12 +53,16 @@ def traffic_routed(mesh: str) -> bool:
 
 
 def for_mesh(rollout: dict[str, Any], mesh: str) -> dict[str, Any]:
-    """The Rollout as it can run on the mesh: without Istio, no trafficRouting nor the Services it
-    names (the canary's weight is then its share of the pods). Changed in place, and returned."""
-    if not traffic_routed(mesh):
-        canary = ((rollout.get("spec") or {}).get("strategy") or {}).get("canary") or {}
-        for key in ("trafficRouting", "canaryService", "stableService"):
-            canary.pop(key, None)
+    """The Rollout as it can run on the mesh: without Istio, without traffic routing (the
+    canary's weight is then its share of the pods). Changed in place, and returned."""
+    return rollout if traffic_routed(mesh) else without_traffic_routing(rollout)
+
+
+def without_traffic_routing(rollout: dict[str, Any]) -> dict[str, Any]:
+    """No trafficRouting nor the Services it names. Changed in place, and returned."""
+    canary = ((rollout.get("spec") or {}).get("strategy") or {}).get("canary") or {}
+    for key in ("trafficRouting", "canaryService", "stableService"):
+        canary.pop(key, None)
     return rollout
 
 
