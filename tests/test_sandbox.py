@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from failover_drill.faults.model import parse_fault
 from tests.conftest import MANIFESTS_DIR, Fleet, processes_under, run_cli
 
 
@@ -55,6 +56,28 @@ def test_status_from_another_process(fleet: Fleet) -> None:
     table = run_cli("status", state=fleet.state, env={"COLUMNS": "200"})
     assert "admin port" in table.stdout and "Envoy Prometheus stats:" in table.stdout
     assert envoys[0]["metrics"] in table.stdout
+
+
+def test_a_revert_right_behind_a_kill_restarts_every_process(fleet: Fleet) -> None:
+    """A SIGKILL takes effect when the kernel next runs the process. A revert straight behind the
+    kill must find every process dead and restart it, never SIGCONT a dying one and call the
+    fault reverted: CI once saw two replicas left stopped under a closed ledger that way."""
+    platform = fleet.platform
+    platform.wait_steady("us-east1")
+    for _ in range(3):
+        for fault in (
+            parse_fault({"kind": "region-loss", "target": "us-east1"}),
+            parse_fault({"kind": "zone-loss", "target": "eu-west1-b"}),
+        ):
+            plan = platform.plan_fault(fault)
+            platform.inject(fault, plan)
+            states = {c["name"]: c["state"] for c in platform.status().components}
+            assert all(states[name] == "stopped" for name in plan["processes"]), states
+            platform.revert(fault, plan)
+            # At once, not eventually: the revert returned, so every process must be up now.
+            states = {c["name"]: c["state"] for c in platform.status().components}
+            assert all(state == "running" for state in states.values()), states
+    platform.wait_steady("us-east1")
 
 
 def test_internal_fault_endpoint_is_not_routed_from_outside(fleet: Fleet) -> None:

@@ -163,6 +163,24 @@ def marked(fleet: str | Path) -> list[psutil.Process]:
     return found
 
 
+def kill_and_wait(pids: list[int], timeout_s: float = 5.0) -> list[int]:
+    """SIGKILL each pid and return once each is gone (exited, or a zombie): the pids that survived.
+
+    A SIGKILL is sent at once but takes effect only when the kernel next runs the process; on a
+    busy machine a revert right behind the kill can still find it alive, take it for a frozen
+    one, SIGCONT it and restart nothing, and the process dies a moment later with its fault
+    already marked reverted. Waiting here makes "injected" mean "dead"."""
+    found: list[psutil.Process] = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(pid))
+    for proc in found:
+        # psutil checks the pid still names the process it found (its start time) first.
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    return [p.pid for p in _wait_gone(found, timeout_s)]
+
+
 def stop_marked(fleet: str | Path, grace_s: float = 3.0) -> tuple[int, list[int]]:
     """Stop every process carrying fleet's mark. Returns (how many were found, pids that survived)."""
     found = marked(fleet)

@@ -166,17 +166,24 @@ class _KwokProcessLoss(Handler[Any, ProcessPlan]):
         return ProcessPlan(processes=names, control_plane=cp, pods=pods, mode=mode)
 
     def inject(self, fault: Any, plan: ProcessPlan) -> dict[str, Any]:
-        sig = signal.SIGSTOP if plan.mode == "freeze" else signal.SIGKILL
-        for name in plan.processes:
-            procs.signal_proc(self.fleet.specs[name], sig)
+        pids = [s.pid for s in (self.fleet.specs[n] for n in plan.processes) if s.pid is not None and procs.alive(s)]
         for region, component in plan.control_plane:
-            cp = self.fleet.control_plane(region)
-            with contextlib.suppress(ProcessLookupError, KeyError):
-                os.kill(cp.process(component).pid, sig)
-        for pid, ticks in plan.pods:
-            if procs.start_ticks(pid) == ticks:
+            with contextlib.suppress(KeyError):
+                pids.append(self.fleet.control_plane(region).process(component).pid)
+        pids += [pid for pid, ticks in plan.pods if procs.start_ticks(pid) == ticks]
+        if plan.mode == "freeze":
+            for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
+                    os.kill(pid, signal.SIGSTOP)
+        else:
+            # "Injected" means dead: a revert right behind must not find a dying process alive.
+            survivors = procs.kill_and_wait(pids)
+            if survivors:
+                raise FaultError(
+                    f"could not inject {fault.label()}: pids {', '.join(map(str, survivors))} still run "
+                    "5 s after SIGKILL (stuck in the kernel)",
+                    hint="check `failover-drill status`; `failover-drill recover` restarts what did die",
+                )
         return plan.model_dump(mode="json")
 
     def revert(self, fault: Any, plan: ProcessPlan) -> None:

@@ -79,13 +79,19 @@ class _ProcessLoss(Handler[Any, ProcessPlan]):
         return ProcessPlan(processes=names, mode=fault.mode)
 
     def inject(self, fault: Any, plan: ProcessPlan) -> dict[str, Any]:
-        sig = signal.SIGSTOP if plan.mode == "freeze" else signal.SIGKILL
+        specs = [self.fleet.specs[name] for name in plan.processes]
         try:
-            for name in plan.processes:
-                spec = self.fleet.specs[name]
-                procs.signal_proc(spec, sig)
-                if sig == signal.SIGKILL and spec.pid is not None:
-                    procs.reap(spec.pid)  # our own child becomes a zombie otherwise
+            if plan.mode == "freeze":
+                for spec in specs:
+                    procs.signal_proc(spec, signal.SIGSTOP)
+            else:
+                survivors = procs.kill_and_wait([s.pid for s in specs if s.pid is not None and procs.alive(s)])
+                if survivors:
+                    raise FaultError(
+                        f"could not inject {fault.label()}: pids {', '.join(map(str, survivors))} still run "
+                        "5 s after SIGKILL (stuck in the kernel)",
+                        hint="check `failover-drill status`; `failover-drill recover` restarts what did die",
+                    )
         except OSError as exc:
             raise FaultError(f"could not inject {fault.label()}: {exc}", hint="check `failover-drill status`") from None
         return plan.model_dump(mode="json")
@@ -102,11 +108,14 @@ class _ProcessLoss(Handler[Any, ProcessPlan]):
                 procs.spawn(spec, fleet=self.fleet.layout.state_dir)
                 self.fleet.on_respawn(spec)
                 restarted.append(spec)
-        # A restart that dies at once (a port still held, a bad config) must not pass for a revert.
+        # A restart that dies at once (a port still held, a bad config) must not pass for a revert,
+        # nor may any process of the plan that is not running now, whatever the reason.
         time.sleep(0.3 if restarted else 0)
         errors = [
             f"{spec.name} exited after restart: {procs.log_tail(spec.log, 3)}"
-            for spec in restarted
+            if spec in restarted
+            else f"{spec.name} is not running"
+            for spec in (self.fleet.specs[n] for n in plan.processes if n in self.fleet.specs)
             if not procs.alive(spec)
         ]
         raise_if(errors, fault)
