@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -251,6 +253,109 @@ def test_up_whose_build_fails_exits_3_with_gos_words_and_leaves_nothing(tmp_path
     assert "Traceback" not in out.stderr
     assert not (state / "kwok" / "fleet.json").exists()
     assert processes_under(state) == []
+
+
+def _module_proxy(tmp_path: Path, module: str, version: str) -> tuple[Path, dict[str, bytes]]:
+    """The three files the GOPROXY protocol serves for one tiny module."""
+    import io
+    import zipfile
+
+    go_mod = f"module {module}\n\ngo 1.22\n".encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(f"{module}@{version}/go.mod", go_mod)
+        z.writestr(f"{module}@{version}/hello.go", b"package tiny\n")
+    base = f"/{module}/@v/{version}"
+    files = {
+        f"{base}.info": json.dumps({"Version": version, "Time": "2026-01-02T03:04:05Z"}).encode(),
+        f"{base}.mod": go_mod,
+        f"{base}.zip": buf.getvalue(),
+    }
+    return tmp_path / "gomod", files
+
+
+@needs_go
+def test_a_module_proxy_that_refuses_at_first_is_tried_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The real go command against a real local GOPROXY that is not listening yet on the first
+    try (connection refused, as when DNS or the proxy blinks) and is a moment later: the download
+    succeeds on a later try instead of failing the whole bring-up."""
+    import http.server
+    import socket
+    import threading
+
+    from failover_drill.toolchain import gocmd
+
+    module, version = "example.test/tiny", "v0.1.0"
+    modcache, files = _module_proxy(tmp_path, module, version)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    served: list[str] = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(self.path)
+            body = files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.end_headers()
+            self.wfile.write(body or b"not found")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server: list[http.server.ThreadingHTTPServer] = []
+
+    def listen_later() -> None:
+        time.sleep(1.0)  # after the first attempt was refused, before the retry 2 s later
+        server.append(http.server.ThreadingHTTPServer(("127.0.0.1", port), Proxy))
+        server[0].serve_forever()
+
+    threading.Thread(target=listen_later, daemon=True).start()
+    monkeypatch.setenv("GOPROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("GOSUMDB", "off")
+    monkeypatch.setenv("GOMODCACHE", str(modcache))
+    monkeypatch.setenv("GOFLAGS", "-modcacherw")
+    try:
+        src = gocmd.mod_download(module, version, timeout_s=60)
+    finally:
+        if server:
+            server[0].shutdown()
+    assert (src.dir / "hello.go").read_text() == "package tiny\n"
+    assert src.time == "2026-01-02T03:04:05Z"
+    assert f"/{module}/@v/{version}.zip" in served
+
+
+@needs_go
+def test_a_module_the_proxy_does_not_have_is_not_tried_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A pin the proxy answers 404 for is the pin's fault: one try, and the error names it."""
+    import http.server
+    import threading
+
+    from failover_drill.toolchain import gocmd
+
+    hits: list[str] = []
+
+    class Empty(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Empty)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("GOPROXY", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("GOSUMDB", "off")
+    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "gomod"))
+    monkeypatch.setenv("GOFLAGS", "-modcacherw")
+    try:
+        with pytest.raises(gocmd.ToolchainError, match=re.escape("cannot download example.test/absent@v9.9.9")):
+            gocmd.mod_download("example.test/absent", "v9.9.9", timeout_s=60)
+    finally:
+        server.shutdown()
+    assert len([h for h in hits if h.endswith(".info")]) == 1, hits
 
 
 # -- binaries from Debian packages (Prometheus) -------------------------------------------------

@@ -7,11 +7,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from failover_drill import obs
 from failover_drill.errors import PlatformError
+
+log = obs.get(__name__)
 
 
 class ToolchainError(PlatformError):
@@ -68,8 +72,38 @@ def tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+# What the go command says when the network, not the pin, failed: worth another try. A CI run
+# once lost a kwok test to one refused DNS answer on the way to the proxy.
+TRANSIENT = (
+    "dial tcp",
+    "connection refused",
+    "connection reset",
+    "i/o timeout",
+    "TLS handshake timeout",
+    "unexpected EOF",
+    "429 Too Many Requests",
+    "502 Bad Gateway",
+    "503 Service Unavailable",
+    "504 Gateway Timeout",
+)
+RETRY_DELAYS_S = (2.0, 6.0)
+
+
 def mod_download(module: str, version: str, *, timeout_s: float = 900.0) -> ModuleSource:
-    """`go mod download -json module@version`: the module's source directory in the module cache."""
+    """`go mod download -json module@version`: the module's source directory in the module cache.
+    A network failure is tried again twice (after 2 s, then 6 s) before it is an error."""
+    for delay in RETRY_DELAYS_S:
+        try:
+            return _mod_download(module, version, timeout_s)
+        except ToolchainError as exc:
+            if not any(sign in exc.message for sign in TRANSIENT):
+                raise
+            log.warning("go mod download failed, trying again", module=module, error=exc.message, in_s=delay)
+            time.sleep(delay)
+    return _mod_download(module, version, timeout_s)
+
+
+def _mod_download(module: str, version: str, timeout_s: float) -> ModuleSource:
     go = go_binary()
     # Outside any module: a go.mod in the caller's working directory must not matter.
     with tempfile.TemporaryDirectory(prefix="failover-drill-go-") as cwd:
