@@ -26,7 +26,7 @@ from failover_drill.fault_runner import FaultRunner
 from failover_drill.faults.catalogue import resolve
 from failover_drill.faults.ledger import FaultLedger, ledger_path
 from failover_drill.faults.model import Fault
-from failover_drill.measure.live_sli import LiveSli, SliServer
+from failover_drill.measure.live_sli import LiveSli, SliServer, bound_server
 from failover_drill.measure.payments import Reconciliation, reconcile
 from failover_drill.measure.prometheus import scraping
 from failover_drill.ownership import FleetOwnership
@@ -246,7 +246,8 @@ class Session:
         if self.runner is None:
             self.start()
         assert self.jr is not None
-        self._sli_server = SliServer(self.sli).start()
+        # Where the fleet's controllers reach it: on kind the host's address on the kind network.
+        self._sli_server = bound_server(self.sli, self.platform.analysis_host(), 0).start()
         prometheus_url = None
         if rel.analysis == "prometheus":
             home = self.state_dir / f"prometheus-{os.getpid()}"
