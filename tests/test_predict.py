@@ -79,6 +79,31 @@ def test_kwok_zone_loss_is_bounded_by_the_node_monitor_grace_period() -> None:
     assert p.ttr_s.hi == k.node_monitor_grace_period_s + k.node_monitor_period_s + 2.0 + 1.0
 
 
+def test_a_fault_reverted_before_its_predicted_failover_is_warned_with_the_room_it_needs() -> None:
+    """A kwok zone loss with the default 25 s fault phase: upstream's 40 s grace period means the
+    drill reverts before Kubernetes notices, and reports "not recovered" for a fleet that does
+    recover. The drill says so before it starts, with the fault phase that would see it."""
+    from failover_drill.predict.scenario import unseen_failover
+
+    p = _predict("istio", platform="kwok", kind="zone-loss")
+    fault = resolve(parse_fault({"kind": "zone-loss"}), topology("istio"), "us-east1")
+    default_phase = build_scenario(None).phases.fault_s
+    assert p.ttr_s.hi > default_phase  # the premise: the grace period outlasts the default phase
+    warning = unseen_failover(p, fault, default_phase)
+    assert warning is not None and "zone-loss us-east1-a is predicted to fail over in" in warning, warning
+    need = float(warning.rsplit("phases.fault_s=", 1)[1].split()[0])
+    assert need >= p.ttr_s.hi + 10
+    assert unseen_failover(p, fault, need) is None
+    # A fault with its own duration is told to lengthen that, from when it starts.
+    timed = resolve(parse_fault({"kind": "zone-loss", "at_s": 5, "duration_s": 20}), topology("istio"), "us-east1")
+    told = str(unseen_failover(p, timed, 200.0))
+    assert "reverted after 20 s" in told and "duration_s of" in told, told
+    # The sandbox's readiness-bound zone loss fits the default phase: no warning.
+    assert unseen_failover(_predict("istio", kind="zone-loss"), fault, default_phase) is None
+    # Nothing to recover from, nothing to warn about.
+    assert unseen_failover(_predict("istio", kind="zone-loss", target="us-east1-b"), fault, 1.0) is None
+
+
 def test_faults_off_the_users_path_predict_no_outage() -> None:
     assert _predict("istio", kind="zone-loss", target="us-east1-b").expect == "no-outage"  # priority 1
     assert _predict("cilium", kind="zone-loss", target="us-east1-b").expect == "failover"  # shares traffic
@@ -313,6 +338,10 @@ def test_the_verdict_on_a_prediction() -> None:
     early = judge(p, {"ttr_s": 2.0, "outage_s": 2.0, "recovered": True})
     assert early["verdict"] == "off" and "sooner than predicted" in early["detail"]
     assert judge(p, {"ttr_s": None, "outage_s": 30, "recovered": False})["verdict"] == "off"
+    assert judge(p, {"ttr_s": None, "outage_s": 25, "recovered": False, "fault_on_s": 25.0})["verdict"] == "off"
+    # Reverted at 8 s, before the predicted 10-16.2 s: no recovery says nothing about the model.
+    short = judge(p, {"ttr_s": None, "outage_s": 8, "recovered": False, "fault_on_s": 8.0})
+    assert short["verdict"] == "not judged" and "on for 8 s" in short["detail"], short
     assert judge(p, {"ttr_s": 12.0, "recovered": True}, valid=False)["verdict"] == "not judged"
     calm = _predict("istio", kind="control-plane-loss").to_json()
     assert judge(calm, {"ttr_s": 0.0, "outage_s": 0.0, "recovered": True})["verdict"] == "confirmed"

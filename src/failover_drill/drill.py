@@ -480,10 +480,15 @@ class Drill:
         the report can judge it; a prediction that cannot be made never stops a drill."""
         try:
             ctx = predictions.context(self.scenario, self.topology, self.platform.name)
-            return [p.to_json() for p in predictions.for_faults(faults, ctx)]
+            found = predictions.for_faults(faults, ctx)
         except (DrillError, KeyError, ValueError) as exc:
             log.warning("no prediction for this drill", error=str(exc))
             return None
+        for p, fault in zip(found, faults, strict=True):
+            warning = predictions.unseen_failover(p, fault, self.scenario.phases.fault_s)
+            if warning:
+                self._say(warning)
+        return [p.to_json() for p in found]
 
     def _run_id(self, faults: list[Fault]) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -53,6 +53,15 @@ def _judge_ttr(prediction: dict[str, Any], failover: dict[str, Any]) -> dict[str
             "detail": f"predicted no recovery while on, measured recovery at {ttr} s: something masked {decided}",
         }
     lo, hi = prediction["ttr_s"]
+    on = failover.get("fault_on_s")
+    if (not recovered or ttr is None) and on is not None and on < hi:
+        # Reverted before the predicted failover could be over: no recovery is what the model
+        # expects of so short a fault, and says nothing about the model.
+        return {
+            "verdict": "not judged",
+            "detail": f"the fault was on for {on:.3g} s, less than the predicted failover ({lo:g}-{hi:g} s) "
+            "needs: a longer fault phase would see it",
+        }
     if not recovered or ttr is None:
         return {
             "verdict": "off",

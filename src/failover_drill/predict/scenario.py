@@ -3,6 +3,8 @@ every kind in the catalogue, against the mesh profile's manifests."""
 
 from __future__ import annotations
 
+import math
+
 from failover_drill.config.manifests import MeshPolicy, load_policy
 from failover_drill.config.scenario import Scenario
 from failover_drill.config.topology import Topology
@@ -46,3 +48,25 @@ def infrastructure_kinds() -> list[str]:
     default): not the ones that by design leave nothing to fail over to (a blackout, answers
     lost, a share of gray failures no health check sees)."""
     return [k for k, m in KIND_MODELS.items() if m.model_validate({"kind": k}).recovers_while_on()]
+
+
+def unseen_failover(p: Prediction, fault: Fault, fault_phase_s: float) -> str | None:
+    """A warning for a drill whose fault is reverted before its predicted failover can be over: it
+    would report "not recovered" for a fleet that does recover, only later than the drill looked
+    (a kwok zone loss waits out the upstream 40 s node-monitor grace period; the fault phase is 25 s)."""
+    if p.ttr_s is None:
+        return None
+    active_s = fault.duration_s if fault.duration_s is not None else fault_phase_s - fault.at_s
+    if p.ttr_s.hi <= active_s:
+        return None
+    # Room for the slowest predicted failover and a stretch of recovered traffic after it.
+    need_s = math.ceil((p.ttr_s.hi + 10.0) / 5.0) * 5.0
+    fix = (
+        f"give the fault a duration_s of {need_s:g} or more"
+        if fault.duration_s is not None
+        else f"--set phases.fault_s={need_s + fault.at_s:g} gives it room"
+    )
+    return (
+        f"warning: {p.fault} is predicted to fail over in {p.ttr_s.text()} ({p.decided_by}), but it is "
+        f"reverted after {active_s:g} s: this drill will likely see no recovery; {fix}"
+    )

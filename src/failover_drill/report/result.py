@@ -411,7 +411,7 @@ def build_result_model(path: Path, replay: Replay | None = None) -> Result:
         ),
         journal=JournalSummary(samples=rp.samples, skipped_lines=rp.problems.skipped[:50]),
         timing=timing_out(rp.timing),
-        prediction=_prediction(meta.predictions, fo, validity.valid and complete),
+        prediction=_prediction(meta.predictions, fo, tr - t0, validity.valid and complete),
         rollouts=rollouts_out,
     )
 
@@ -517,12 +517,14 @@ def _rollouts(events: list[records.PlatformEventRecord], rel: Release | None = N
     return RolloutsOut(events=out, aborted=aborted, freeze=freeze, release=_release(rel, mine))
 
 
-def _prediction(preds: list[dict[str, Any]] | None, fo: Any, valid: bool) -> PredictionOut | None:
-    """The drill's own prediction, judged on its failover figures. A compound schedule has one set
-    of figures for several faults: each fault's prediction is shown, none is judged."""
+def _prediction(preds: list[dict[str, Any]] | None, fo: Any, fault_on_s: float, valid: bool) -> PredictionOut | None:
+    """The drill's own prediction, judged on its failover figures and on how long the fault was on.
+    A compound schedule has one set of figures for several faults: each fault's prediction is
+    shown, none is judged."""
     if not preds:
         return None
     figures = {
+        "fault_on_s": fault_on_s,
         "ttr_s": fo.ttr_s,
         "outage_s": fo.outage_s,
         "recovered": fo.recovered,
