@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from failover_drill.errors import FaultError
 from failover_drill.faults.model import Fault
+from failover_drill.platforms import processes as procs
 
 F = TypeVar("F")
 P = TypeVar("P", bound="Plan")
@@ -83,3 +84,17 @@ class FaultTable:
     def revert(self, fault: Fault, plan: Mapping[str, Any]) -> None:
         h = self.handler(fault)
         h.revert(fault, self._parse(h, fault, plan))
+
+
+def kill_or_raise(pids: list[int], fault: Fault, timeout_s: float = 5.0) -> None:
+    """A process-loss inject's kill, returning only once every process is dead. A revert right
+    behind the kill (a control that interrupts after inject) would otherwise find a dying process
+    alive, take it for a frozen one, SIGCONT it and restart nothing, and the process would die a
+    moment later with its fault already marked reverted."""
+    survivors = procs.kill_and_wait(pids, timeout_s)
+    if survivors:
+        raise FaultError(
+            f"could not inject {fault.label()}: pids {', '.join(map(str, survivors))} still run "
+            f"{timeout_s:g} s after SIGKILL (stuck in the kernel)",
+            hint="check `failover-drill status`; `failover-drill recover` restarts what did die",
+        )

@@ -165,15 +165,15 @@ def marked(fleet: str | Path) -> list[psutil.Process]:
 
 def kill_and_wait(pids: list[int], timeout_s: float = 5.0) -> list[int]:
     """SIGKILL each pid and return once each is gone (exited, or a zombie): the pids that survived.
-
-    A SIGKILL is sent at once but takes effect only when the kernel next runs the process; on a
-    busy machine a revert right behind the kill can still find it alive, take it for a frozen
-    one, SIGCONT it and restart nothing, and the process dies a moment later with its fault
-    already marked reverted. Waiting here makes "injected" mean "dead"."""
+    A SIGKILL takes effect only when the kernel next runs the process, not when it is sent."""
     found: list[psutil.Process] = []
     for pid in pids:
         with contextlib.suppress(psutil.Error):
             found.append(psutil.Process(pid))
+    return _kill_all(found, timeout_s)
+
+
+def _kill_all(found: list[psutil.Process], timeout_s: float) -> list[int]:
     for proc in found:
         # psutil checks the pid still names the process it found (its start time) first.
         with contextlib.suppress(psutil.Error):
@@ -195,11 +195,7 @@ def stop_procs(found: list[psutil.Process], grace_s: float = 3.0) -> list[int]:
             # psutil checks the pid still names the same process (its start time) before signalling.
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(sig)
-    live = _wait_gone(found, grace_s)
-    for proc in live:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    return [p.pid for p in _wait_gone(live, 1.0)]
+    return _kill_all(_wait_gone(found, grace_s), 1.0)
 
 
 def _wait_gone(found: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:

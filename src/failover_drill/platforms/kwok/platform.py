@@ -57,7 +57,7 @@ from failover_drill.platforms.envoy.faults import (
     raise_if,
 )
 from failover_drill.platforms.envoy.layout import Layout, ReplicaInfo, gateway_layout
-from failover_drill.platforms.fault_table import FaultTable, Handler, Plan
+from failover_drill.platforms.fault_table import FaultTable, Handler, Plan, kill_or_raise
 from failover_drill.platforms.kube import rollouts as ro
 from failover_drill.platforms.kube.client import Kube
 from failover_drill.platforms.kube.workload import APP, NAMESPACE, region_objects
@@ -176,14 +176,7 @@ class _KwokProcessLoss(Handler[Any, ProcessPlan]):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGSTOP)
         else:
-            # "Injected" means dead: a revert right behind must not find a dying process alive.
-            survivors = procs.kill_and_wait(pids)
-            if survivors:
-                raise FaultError(
-                    f"could not inject {fault.label()}: pids {', '.join(map(str, survivors))} still run "
-                    "5 s after SIGKILL (stuck in the kernel)",
-                    hint="check `failover-drill status`; `failover-drill recover` restarts what did die",
-                )
+            kill_or_raise(pids, fault)
         return plan.model_dump(mode="json")
 
     def revert(self, fault: Any, plan: ProcessPlan) -> None:

@@ -34,7 +34,7 @@ from failover_drill.platforms.envoy.faults import (
     raise_if,
 )
 from failover_drill.platforms.envoy.layout import Layout
-from failover_drill.platforms.fault_table import FaultTable, Handler, Plan
+from failover_drill.platforms.fault_table import FaultTable, Handler, Plan, kill_or_raise
 
 
 @dataclass
@@ -85,39 +85,29 @@ class _ProcessLoss(Handler[Any, ProcessPlan]):
                 for spec in specs:
                     procs.signal_proc(spec, signal.SIGSTOP)
             else:
-                survivors = procs.kill_and_wait([s.pid for s in specs if s.pid is not None and procs.alive(s)])
-                if survivors:
-                    raise FaultError(
-                        f"could not inject {fault.label()}: pids {', '.join(map(str, survivors))} still run "
-                        "5 s after SIGKILL (stuck in the kernel)",
-                        hint="check `failover-drill status`; `failover-drill recover` restarts what did die",
-                    )
+                kill_or_raise([s.pid for s in specs if s.pid is not None and procs.alive(s)], fault)
         except OSError as exc:
             raise FaultError(f"could not inject {fault.label()}: {exc}", hint="check `failover-drill status`") from None
         return plan.model_dump(mode="json")
 
     def revert(self, fault: Any, plan: ProcessPlan) -> None:
+        specs = [self.fleet.specs[n] for n in plan.processes if n in self.fleet.specs]
         restarted: list[procs.ProcSpec] = []
-        for name in plan.processes:
-            spec = self.fleet.specs.get(name)
-            if spec is None:
-                continue
+        for spec in specs:
             if procs.alive(spec):
                 procs.signal_proc(spec, signal.SIGCONT)
             else:
                 procs.spawn(spec, fleet=self.fleet.layout.state_dir)
                 self.fleet.on_respawn(spec)
                 restarted.append(spec)
-        # A restart that dies at once (a port still held, a bad config) must not pass for a revert,
-        # nor may any process of the plan that is not running now, whatever the reason.
+        # A restart that dies at once (a port still held, a bad config) must not pass for a revert;
+        # nor, as on kwok, may a process of the plan that is not running for any other reason.
         time.sleep(0.3 if restarted else 0)
-        errors = [
-            f"{spec.name} exited after restart: {procs.log_tail(spec.log, 3)}"
-            if spec in restarted
-            else f"{spec.name} is not running"
-            for spec in (self.fleet.specs[n] for n in plan.processes if n in self.fleet.specs)
-            if not procs.alive(spec)
-        ]
+        errors = []
+        for spec in specs:
+            if not procs.alive(spec):
+                why = f"exited after restart: {procs.log_tail(spec.log, 3)}" if spec in restarted else "is not running"
+                errors.append(f"{spec.name} {why}")
         raise_if(errors, fault)
 
 
