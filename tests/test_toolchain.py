@@ -255,7 +255,15 @@ def test_up_whose_build_fails_exits_3_with_gos_words_and_leaves_nothing(tmp_path
     assert processes_under(state) == []
 
 
-def _module_proxy(tmp_path: Path, module: str, version: str) -> tuple[Path, dict[str, bytes]]:
+def _use_go_proxy(monkeypatch: pytest.MonkeyPatch, url: str, modcache: Path) -> None:
+    """The go command against url alone, with an empty module cache it may clean up."""
+    monkeypatch.setenv("GOPROXY", url)
+    monkeypatch.setenv("GOSUMDB", "off")
+    monkeypatch.setenv("GOMODCACHE", str(modcache))
+    monkeypatch.setenv("GOFLAGS", "-modcacherw")
+
+
+def _module_proxy(module: str, version: str) -> dict[str, bytes]:
     """The three files the GOPROXY protocol serves for one tiny module."""
     import io
     import zipfile
@@ -271,7 +279,7 @@ def _module_proxy(tmp_path: Path, module: str, version: str) -> tuple[Path, dict
         f"{base}.mod": go_mod,
         f"{base}.zip": buf.getvalue(),
     }
-    return tmp_path / "gomod", files
+    return files
 
 
 @needs_go
@@ -286,7 +294,7 @@ def test_a_module_proxy_that_refuses_at_first_is_tried_again(monkeypatch: pytest
     from failover_drill.toolchain import gocmd
 
     module, version = "example.test/tiny", "v0.1.0"
-    modcache, files = _module_proxy(tmp_path, module, version)
+    files = _module_proxy(module, version)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -311,10 +319,7 @@ def test_a_module_proxy_that_refuses_at_first_is_tried_again(monkeypatch: pytest
         server[0].serve_forever()
 
     threading.Thread(target=listen_later, daemon=True).start()
-    monkeypatch.setenv("GOPROXY", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("GOSUMDB", "off")
-    monkeypatch.setenv("GOMODCACHE", str(modcache))
-    monkeypatch.setenv("GOFLAGS", "-modcacherw")
+    _use_go_proxy(monkeypatch, f"http://127.0.0.1:{port}", tmp_path / "gomod")
     try:
         src = gocmd.mod_download(module, version, timeout_s=60)
     finally:
@@ -346,10 +351,7 @@ def test_a_module_the_proxy_does_not_have_is_not_tried_again(monkeypatch: pytest
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Empty)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("GOPROXY", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setenv("GOSUMDB", "off")
-    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "gomod"))
-    monkeypatch.setenv("GOFLAGS", "-modcacherw")
+    _use_go_proxy(monkeypatch, f"http://127.0.0.1:{server.server_address[1]}", tmp_path / "gomod")
     try:
         with pytest.raises(gocmd.ToolchainError, match=re.escape("cannot download example.test/absent@v9.9.9")):
             gocmd.mod_download("example.test/absent", "v9.9.9", timeout_s=60)

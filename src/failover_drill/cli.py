@@ -404,13 +404,14 @@ def drill(
     # On kind the address the clusters reach is the kind network's, known once the fleet is up:
     # the drill serves the endpoint then (still before any fault).
     host = sli_host or (None if platform == "kind" else "127.0.0.1")
-    if sli is not None and sli_port is not None and host is None:
-        runner.sli_port = sli_port
     with contextlib.ExitStack() as stack:
-        if sli is not None and sli_port is not None and host is not None:
-            server = stack.enter_context(bound_server(sli, host, sli_port))
-            runner.sli_url = server.url
-            _say(f"live SLIs: {server.url}/metrics and {server.url}/analysis?region={sc.region}&window=1m")
+        if sli is not None and sli_port is not None:
+            if host is None:
+                runner.sli_port = sli_port
+            else:
+                server = stack.enter_context(bound_server(sli, host, sli_port))
+                runner.sli_url = server.url
+                _say(f"live SLIs: {server.url}/metrics and {server.url}/analysis?region={sc.region}&window=1m")
         if interactive:
             with Live("", console=err, refresh_per_second=5, transient=True) as lv:
                 live = lv

@@ -207,8 +207,8 @@ class Drill:
     ) -> None:
         self.scenario = scenario
         # Where the rollout controllers reach this drill's live SLIs (the CLI's --sli-port); a drill
-        # with a release and no such server serves its own on 127.0.0.1 (kwok: the controllers run
-        # on this host).
+        # with a release and no such server serves its own where the platform says they reach it
+        # (analysis_host: loopback on kwok, the host's kind-network address on kind).
         self.sli_url = sli_url
         # --sli-port without --sli-host on kind: served once the fleet is up (_serve_sli)
         self.sli_port: int | None = None
