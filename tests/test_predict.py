@@ -104,6 +104,32 @@ def test_a_fault_reverted_before_its_predicted_failover_is_warned_with_the_room_
     assert unseen_failover(_predict("istio", kind="zone-loss", target="us-east1-b"), fault, 1.0) is None
 
 
+def test_a_default_fault_phase_is_lengthened_to_see_the_predicted_failover(tmp_path: Path) -> None:
+    """`drill --platform kwok --fault zone-loss`, the phases left as they are: the fault phase grows
+    to outlast the predicted failover and says so; a phase the user chose, or a sandbox fault that
+    fits, is left alone (plan prints what the drill would run, without a fleet)."""
+    from failover_drill.predict.scenario import sized_fault_phase
+
+    topo = topology("istio")
+    sc = build_scenario(None, fault="zone-loss")
+    fault = resolve(parse_fault({"kind": "zone-loss"}), topo, "us-east1")
+    ctx = context(sc, topo, "kwok")
+    p = predict(fault, ctx)
+    longer, said = sized_fault_phase(sc, [fault], ctx)
+    assert longer.phases.fault_s >= p.ttr_s.hi + 10 and longer.phases.fault_s > sc.phases.fault_s
+    assert said is not None and f"fault phase lengthened to {longer.phases.fault_s:g} s" in said, said
+    assert longer.model_copy(update={"phases": sc.phases}) == sc  # nothing else changed
+    same, nothing = sized_fault_phase(sc, [fault], context(sc, topo, "sandbox"))
+    assert same is sc and nothing is None
+
+    out = run_cli("plan", "--platform", "kwok", "--fault", "zone-loss", state=tmp_path / "state")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"fault {longer.phases.fault_s:g}s" in out.stdout and "fault phase lengthened" in out.stderr, out
+    chosen = run_cli("plan", "--platform", "kwok", "--fault", "zone-loss", "--set", "phases.fault_s=25",
+                     state=tmp_path / "state")  # fmt: skip
+    assert chosen.returncode == 0 and "fault 25s" in chosen.stdout and "lengthened" not in chosen.stderr, chosen
+
+
 def test_faults_off_the_users_path_predict_no_outage() -> None:
     assert _predict("istio", kind="zone-loss", target="us-east1-b").expect == "no-outage"  # priority 1
     assert _predict("cilium", kind="zone-loss", target="us-east1-b").expect == "failover"  # shares traffic

@@ -33,6 +33,7 @@ from failover_drill.platforms.base import FleetStatus
 from failover_drill.platforms.doctor import render as render_checks
 from failover_drill.platforms.kwok import userns
 from failover_drill.platforms.registry import PLATFORMS, check_platform, host_checks, open_platform, platform_dir
+from failover_drill.predict import scenario as predictions
 from failover_drill.recovery import recover as run_recover
 from failover_drill.report.history import History
 from failover_drill.report.markdown import check_rows, scorecard_rows, verdict_word
@@ -281,6 +282,24 @@ def _build(
     return sc, topo, resolve_faults(sc, topo)
 
 
+def _fault_phase_for(
+    sc: Scenario, topo: Topology, platform: str, faults: list[Fault], scenario: Path | None, sets: list[str] | None
+) -> Scenario:
+    """sc with a fault phase that outlasts each fault's predicted failover (a kwok zone loss waits
+    out upstream's 40 s node-monitor grace period; the default phase is 25 s), where the user did
+    not choose the phase: no scenario file, no --set phases.fault_s. A prediction that cannot be
+    made leaves it as it is (the drill says why)."""
+    if scenario is not None or any(item.split("=", 1)[0].strip() == "phases.fault_s" for item in sets or []):
+        return sc
+    try:
+        longer, said = predictions.sized_fault_phase(sc, faults, predictions.context(sc, topo, platform))
+    except (DrillError, KeyError, ValueError):
+        return sc
+    if said:
+        _say(said)
+    return longer
+
+
 RolloutScenarioOpt = Annotated[
     str | None,
     typer.Option(
@@ -346,7 +365,7 @@ def drill(
 ) -> None:
     """Run a drill: bring up if needed, baseline, inject, observe, revert, recover, verdict."""
     _platform_check(platform)
-    sc, topo, _ = _build(
+    sc, topo, faults = _build(
         region=region,
         fault=fault,
         mode=mode,
@@ -388,6 +407,7 @@ def drill(
                 f"ok {ratio}  p99 {p99}  served by {served}"
             )
 
+    sc = _fault_phase_for(sc, topo, platform, faults, scenario, sets)
     sli = LiveSli(slo=sc.slo.ratio) if sli_port is not None else None
     runner = Drill(
         sc,
@@ -523,6 +543,7 @@ def plan(
         mesh=mesh,
         topology=topology,
     )
+    sc = _fault_phase_for(sc, topo, platform, faults, scenario, sets)
     chosen = open_platform(platform, state_dir, topo)
     if sc.rollout is not None:
         rollout_ops.check_release(sc.rollout, sc.region, topo)

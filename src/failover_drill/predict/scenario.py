@@ -59,8 +59,7 @@ def unseen_failover(p: Prediction, fault: Fault, fault_phase_s: float) -> str | 
     active_s = fault.duration_s if fault.duration_s is not None else fault_phase_s - fault.at_s
     if p.ttr_s.hi <= active_s:
         return None
-    # Room for the slowest predicted failover and a stretch of recovered traffic after it.
-    need_s = math.ceil((p.ttr_s.hi + 10.0) / 5.0) * 5.0
+    need_s = _room(p.ttr_s.hi)
     fix = (
         f"give the fault a duration_s of {need_s:g} or more"
         if fault.duration_s is not None
@@ -70,3 +69,26 @@ def unseen_failover(p: Prediction, fault: Fault, fault_phase_s: float) -> str | 
         f"warning: {p.fault} is predicted to fail over in {p.ttr_s.text()} ({p.decided_by}), but it is "
         f"reverted after {active_s:g} s: this drill will likely see no recovery; {fix}"
     )
+
+
+def _room(ttr_hi_s: float) -> float:
+    """Time for the slowest predicted failover and a stretch of recovered traffic after it."""
+    return math.ceil((ttr_hi_s + 10.0) / 5.0) * 5.0
+
+
+def sized_fault_phase(sc: Scenario, faults: list[Fault], ctx: Context) -> tuple[Scenario, str | None]:
+    """sc with a fault phase long enough to see each fault's slowest predicted failover (faults
+    that last as long as the phase only), and a line saying so when it had to be lengthened: for a
+    drill whose user left the fault phase at its default."""
+    need = sc.phases.fault_s
+    why = ""
+    for p, fault in zip(for_faults(faults, ctx), faults, strict=True):
+        if p.ttr_s is None or fault.duration_s is not None:
+            continue
+        room = fault.at_s + _room(p.ttr_s.hi)
+        if p.ttr_s.hi > sc.phases.fault_s - fault.at_s and room > need:
+            need, why = room, f"{p.fault} is predicted to fail over in {p.ttr_s.text()} ({p.decided_by})"
+    if not why:
+        return sc, None
+    longer = sc.model_copy(update={"phases": sc.phases.model_copy(update={"fault_s": need})})
+    return longer, f"fault phase lengthened to {need:g} s: {why}; --set phases.fault_s=N chooses it"
