@@ -80,7 +80,7 @@ def test_kwok_zone_loss_is_bounded_by_the_node_monitor_grace_period() -> None:
 
 
 def test_a_fault_reverted_before_its_predicted_failover_is_warned_with_the_room_it_needs() -> None:
-    """A kwok zone loss with the default 25 s fault phase: upstream's 40 s grace period means the
+    """A kwok zone loss with the default 25 s fault phase: the 50 s grace period (v1.36's default) means the
     drill reverts before Kubernetes notices, and reports "not recovered" for a fleet that does
     recover. The drill says so before it starts, with the fault phase that would see it."""
     from failover_drill.predict.scenario import unseen_failover

@@ -286,7 +286,7 @@ def _fault_phase_for(
     sc: Scenario, topo: Topology, platform: str, faults: list[Fault], scenario: Path | None, sets: list[str] | None
 ) -> Scenario:
     """sc with a fault phase that outlasts each fault's predicted failover (a kwok zone loss waits
-    out upstream's 40 s node-monitor grace period; the default phase is 25 s), where the user did
+    out the 50 s node-monitor grace period, v1.36's default; the default phase is 25 s), where the user did
     not choose the phase: no scenario file, no --set phases.fault_s. A prediction that cannot be
     made leaves it as it is (the drill says why)."""
     if scenario is not None or any(item.split("=", 1)[0].strip() == "phases.fault_s" for item in sets or []):

@@ -53,7 +53,7 @@ def infrastructure_kinds() -> list[str]:
 def unseen_failover(p: Prediction, fault: Fault, fault_phase_s: float) -> str | None:
     """A warning for a drill whose fault is reverted before its predicted failover can be over: it
     would report "not recovered" for a fleet that does recover, only later than the drill looked
-    (a kwok zone loss waits out the upstream 40 s node-monitor grace period; the fault phase is 25 s)."""
+    (a kwok zone loss waits out the 50 s node-monitor grace period, v1.36's default; the fault phase is 25 s)."""
     if p.ttr_s is None:
         return None
     active_s = fault.duration_s if fault.duration_s is not None else fault_phase_s - fault.at_s
